@@ -1,0 +1,720 @@
+//! `config.json`: the serde types, their defaults and the validation that
+//! turns what a user wrote into a [`Config`] the node can trust.
+//!
+//! Everything has a default, so `{}` is a valid file. Unknown fields are
+//! rejected with their path, line and column; values out of range are
+//! rejected naming the field and the allowed range. Nothing here opens a
+//! socket or starts a thread: a config is checked completely before anything
+//! runs.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Which of the two peers a node is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Holds the whole workload, sends half at bootstrap, verifies at the end.
+    Master,
+    /// Receives half the workload and returns every result to the master.
+    Slave,
+}
+
+impl Role {
+    /// The other role.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Master => Role::Slave,
+            Role::Slave => Role::Master,
+        }
+    }
+
+    /// The lower-case name used in config keys, logs and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Slave => "slave",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The default master address.
+pub const DEFAULT_MASTER_ADDRESS: &str = "127.0.0.1:7001";
+/// The default slave address.
+pub const DEFAULT_SLAVE_ADDRESS: &str = "127.0.0.1:7002";
+
+/// One node's section as written in the file (`master` or `slave`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeFile {
+    /// `IP:PORT` or `host:PORT`; absent means the role's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Share of each 100 ms period the workers compute, 0.0 to 1.0.
+    #[serde(default = "default_throttle")]
+    pub throttle: f64,
+    /// Worker threads; 0 means one per logical CPU.
+    #[serde(default = "default_workers")]
+    pub workers: u32,
+}
+
+fn default_throttle() -> f64 {
+    1.0
+}
+fn default_workers() -> u32 {
+    1
+}
+
+impl NodeFile {
+    fn with_address(address: &str) -> Self {
+        NodeFile {
+            address: Some(address.to_owned()),
+            throttle: default_throttle(),
+            workers: default_workers(),
+        }
+    }
+}
+
+/// The workload: `jobs * elements_per_job` doubles, each `initial`, each
+/// receiving `addend` exactly `iterations` times.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkloadConfig {
+    /// Number of jobs (contiguous slices of the vector).
+    pub jobs: u32,
+    /// Doubles in each job.
+    pub elements_per_job: u32,
+    /// Additions applied to every element.
+    pub iterations: u32,
+    /// The value every element starts at.
+    pub initial: f64,
+    /// The value added at each iteration.
+    pub addend: f64,
+}
+
+impl Default for WorkloadConfig {
+    fn default() -> Self {
+        WorkloadConfig {
+            jobs: 1024,
+            elements_per_job: 32768,
+            iterations: 1000,
+            initial: 1.111111,
+            addend: 1.111111,
+        }
+    }
+}
+
+/// The transfer policy section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// The policy's name: `"sender"` (sender-initiated threshold).
+    pub transfer: String,
+    /// Queue difference, in jobs, above which jobs move.
+    pub threshold: u32,
+    /// How often each node sends its state to the peer.
+    pub state_interval_ms: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            transfer: "sender".to_owned(),
+            threshold: 30,
+            state_interval_ms: 500,
+        }
+    }
+}
+
+/// Transport settings (loadbal's own addition to the contract's schema).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Largest UDP payload a node sends. The default fits one Ethernet
+    /// frame (1500 bytes less 28 of IP and UDP headers); loopback and
+    /// jumbo-frame links can take up to 65507.
+    pub datagram_bytes: u32,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            datagram_bytes: 1472,
+        }
+    }
+}
+
+/// `config.json` exactly as written (before validation).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    /// The master node.
+    pub master: NodeFile,
+    /// The slave node.
+    pub slave: NodeFile,
+    /// The batch job.
+    pub workload: WorkloadConfig,
+    /// The transfer policy.
+    pub policy: PolicyConfig,
+    /// Transport settings.
+    pub network: NetworkConfig,
+    /// A peer silent this long during a run is declared lost.
+    pub peer_timeout_ms: u64,
+}
+
+impl Default for ConfigFile {
+    fn default() -> Self {
+        ConfigFile {
+            master: NodeFile::with_address(DEFAULT_MASTER_ADDRESS),
+            slave: NodeFile::with_address(DEFAULT_SLAVE_ADDRESS),
+            workload: WorkloadConfig::default(),
+            policy: PolicyConfig::default(),
+            network: NetworkConfig::default(),
+            peer_timeout_ms: 3000,
+        }
+    }
+}
+
+/// One node's validated settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeConfig {
+    /// The resolved socket address.
+    pub address: SocketAddr,
+    /// 0.0 to 1.0.
+    pub throttle: f64,
+    /// Worker threads, at least 1 (0 in the file was resolved to the CPU count).
+    pub workers: usize,
+}
+
+/// A validated configuration: every value in range, addresses resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The master node.
+    pub master: NodeConfig,
+    /// The slave node.
+    pub slave: NodeConfig,
+    /// The batch job.
+    pub workload: WorkloadConfig,
+    /// The transfer policy.
+    pub policy: PolicyConfig,
+    /// Transport settings.
+    pub network: NetworkConfig,
+    /// A peer silent this long during a run is declared lost.
+    pub peer_timeout_ms: u64,
+}
+
+impl Config {
+    /// One role's node settings.
+    pub fn node(&self, role: Role) -> &NodeConfig {
+        match role {
+            Role::Master => &self.master,
+            Role::Slave => &self.slave,
+        }
+    }
+
+    /// One role's node settings, mutable.
+    pub fn node_mut(&mut self, role: Role) -> &mut NodeConfig {
+        match role {
+            Role::Master => &mut self.master,
+            Role::Slave => &mut self.slave,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The JSON is malformed, has an unknown field or a value of the wrong type.
+    #[error("{origin}: {message} (at line {line}, column {column})")]
+    Parse {
+        /// The file name, or "config".
+        origin: String,
+        /// What is wrong, naming the field's path.
+        message: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+    /// A value is out of its range or otherwise invalid.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field's dotted path, e.g. `master.throttle`.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Bounds shared by validation and by the window's field editors.
+pub mod limits {
+    /// Most worker threads per node.
+    pub const MAX_WORKERS: u32 = 256;
+    /// Most jobs in a workload.
+    pub const MAX_JOBS: u32 = 1 << 20;
+    /// Most doubles in one job (64 MiB of data).
+    pub const MAX_ELEMENTS_PER_JOB: u32 = 8 << 20;
+    /// Most doubles in the whole vector (32 GiB).
+    pub const MAX_TOTAL_ELEMENTS: u64 = 4 << 30;
+    /// Most additions per element.
+    pub const MAX_ITERATIONS: u32 = 100_000_000;
+    /// Largest threshold, in jobs.
+    pub const MAX_THRESHOLD: u32 = 1 << 20;
+    /// State interval range, milliseconds.
+    pub const STATE_INTERVAL_MS: (u64, u64) = (10, 60_000);
+    /// Peer time-out range, milliseconds.
+    pub const PEER_TIMEOUT_MS: (u64, u64) = (100, 3_600_000);
+    /// Datagram size range, bytes (576 is the smallest datagram every IPv4
+    /// host must accept; 65507 the largest UDP payload over IPv4).
+    pub const DATAGRAM_BYTES: (u32, u32) = (576, 65507);
+}
+
+/// The transfer policies this build knows.
+pub const POLICIES: &[&str] = &["sender"];
+
+/// Reads and validates a config file. `None` means `config.json` in the
+/// current directory, or the built-in defaults when that file is absent.
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+    let file = match path {
+        Some(path) => read_file(path)?,
+        None => {
+            let default = Path::new("config.json");
+            if default.exists() {
+                read_file(default)?
+            } else {
+                ConfigFile::default()
+            }
+        }
+    };
+    file.validate()
+}
+
+fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses JSON text into a [`ConfigFile`] (not yet validated). `origin`
+/// names the text in errors.
+pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let result: Result<ConfigFile, _> = serde_path_to_error::deserialize(de);
+    result.map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let (line, column) = (inner.line(), inner.column());
+        // serde_json appends its own " at line L column C"; we report the
+        // position in our own words.
+        let mut message = inner.to_string();
+        if let Some(cut) = message.rfind(" at line ") {
+            message.truncate(cut);
+        }
+        let message = if path == "." || path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        };
+        ConfigError::Parse {
+            origin: origin.to_owned(),
+            message,
+            line,
+            column,
+        }
+    })
+}
+
+fn check_range<T: PartialOrd + fmt::Display + Copy>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{value} is out of range: must be from {min} to {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_finite(field: &str, value: f64) -> Result<(), ConfigError> {
+    if !value.is_finite() {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{value} is not a finite number"),
+        ));
+    }
+    Ok(())
+}
+
+/// Resolves `IP:PORT` or `host:PORT` once, preferring IPv4.
+pub fn resolve_address(field: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return check_port(field, addr);
+    }
+    if !text.contains(':') {
+        return Err(ConfigError::invalid(
+            field,
+            format!("\"{text}\" is not an address: expected IP:PORT, e.g. 127.0.0.1:7001"),
+        ));
+    }
+    let addrs: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .map_err(|err| ConfigError::invalid(field, format!("cannot resolve \"{text}\": {err}")))?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| ConfigError::invalid(field, format!("\"{text}\" resolves to no address")))?;
+    check_port(field, addr)
+}
+
+fn check_port(field: &str, addr: SocketAddr) -> Result<SocketAddr, ConfigError> {
+    if addr.port() == 0 {
+        return Err(ConfigError::invalid(
+            field,
+            format!("{addr}: port must be from 1 to 65535"),
+        ));
+    }
+    Ok(addr)
+}
+
+fn logical_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl NodeFile {
+    fn validate(&self, role: Role) -> Result<NodeConfig, ConfigError> {
+        let name = role.name();
+        let default = match role {
+            Role::Master => DEFAULT_MASTER_ADDRESS,
+            Role::Slave => DEFAULT_SLAVE_ADDRESS,
+        };
+        let address = resolve_address(
+            &format!("{name}.address"),
+            self.address.as_deref().unwrap_or(default),
+        )?;
+        let field = format!("{name}.throttle");
+        check_finite(&field, self.throttle)?;
+        check_range(&field, self.throttle, 0.0, 1.0)?;
+        check_range(
+            &format!("{name}.workers"),
+            self.workers,
+            0,
+            limits::MAX_WORKERS,
+        )?;
+        let workers = if self.workers == 0 {
+            logical_cpus()
+        } else {
+            self.workers as usize
+        };
+        Ok(NodeConfig {
+            address,
+            throttle: self.throttle,
+            workers,
+        })
+    }
+}
+
+impl WorkloadConfig {
+    /// Checks every field's range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("workload.jobs", self.jobs, 1, limits::MAX_JOBS)?;
+        check_range(
+            "workload.elements_per_job",
+            self.elements_per_job,
+            1,
+            limits::MAX_ELEMENTS_PER_JOB,
+        )?;
+        let total = u64::from(self.jobs) * u64::from(self.elements_per_job);
+        if total > limits::MAX_TOTAL_ELEMENTS {
+            return Err(ConfigError::invalid(
+                "workload",
+                format!(
+                    "jobs * elements_per_job = {total} doubles is too large: at most {}",
+                    limits::MAX_TOTAL_ELEMENTS
+                ),
+            ));
+        }
+        check_range(
+            "workload.iterations",
+            self.iterations,
+            0,
+            limits::MAX_ITERATIONS,
+        )?;
+        check_finite("workload.initial", self.initial)?;
+        check_finite("workload.addend", self.addend)?;
+        Ok(())
+    }
+}
+
+impl PolicyConfig {
+    /// Checks every field's range and the policy's name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !POLICIES.contains(&self.transfer.as_str()) {
+            return Err(ConfigError::invalid(
+                "policy.transfer",
+                format!(
+                    "unknown policy \"{}\": expected one of {}",
+                    self.transfer,
+                    POLICIES
+                        .iter()
+                        .map(|p| format!("\"{p}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        check_range("policy.threshold", self.threshold, 0, limits::MAX_THRESHOLD)?;
+        let (lo, hi) = limits::STATE_INTERVAL_MS;
+        check_range("policy.state_interval_ms", self.state_interval_ms, lo, hi)?;
+        Ok(())
+    }
+}
+
+impl ConfigFile {
+    /// Checks every value and resolves the addresses.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let master = self.master.validate(Role::Master)?;
+        let slave = self.slave.validate(Role::Slave)?;
+        if master.address == slave.address {
+            return Err(ConfigError::invalid(
+                "slave.address",
+                format!(
+                    "{} is also the master's address: the two nodes need different addresses \
+                     (on one machine, different ports)",
+                    slave.address
+                ),
+            ));
+        }
+        self.workload.validate()?;
+        self.policy.validate()?;
+        let (lo, hi) = limits::DATAGRAM_BYTES;
+        check_range(
+            "network.datagram_bytes",
+            self.network.datagram_bytes,
+            lo,
+            hi,
+        )?;
+        let (lo, hi) = limits::PEER_TIMEOUT_MS;
+        check_range("peer_timeout_ms", self.peer_timeout_ms, lo, hi)?;
+        if self.peer_timeout_ms < 2 * self.policy.state_interval_ms {
+            return Err(ConfigError::invalid(
+                "peer_timeout_ms",
+                format!(
+                    "{} must be at least twice policy.state_interval_ms ({}), or a healthy peer \
+                     would be declared lost between two state messages",
+                    self.peer_timeout_ms, self.policy.state_interval_ms
+                ),
+            ));
+        }
+        Ok(Config {
+            master,
+            slave,
+            workload: self.workload,
+            policy: self.policy.clone(),
+            network: self.network,
+            peer_timeout_ms: self.peer_timeout_ms,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, ConfigError> {
+        parse(text, "test.json")?.validate()
+    }
+
+    fn err(text: &str) -> String {
+        check(text).expect_err(text).to_string()
+    }
+
+    #[test]
+    fn empty_object_is_the_defaults() {
+        let config = check("{}").unwrap();
+        assert_eq!(config.master.address, "127.0.0.1:7001".parse().unwrap());
+        assert_eq!(config.slave.address, "127.0.0.1:7002".parse().unwrap());
+        assert_eq!(config.master.throttle, 1.0);
+        assert_eq!(config.master.workers, 1);
+        assert_eq!(config.workload, WorkloadConfig::default());
+        assert_eq!(config.workload.jobs, 1024);
+        assert_eq!(config.workload.elements_per_job, 32768);
+        assert_eq!(config.policy.transfer, "sender");
+        assert_eq!(config.policy.threshold, 30);
+        assert_eq!(config.policy.state_interval_ms, 500);
+        assert_eq!(config.peer_timeout_ms, 3000);
+        assert_eq!(config.network.datagram_bytes, 1472);
+    }
+
+    #[test]
+    fn the_shipped_config_json_is_the_defaults() {
+        let text = include_str!("../config.json");
+        let shipped = parse(text, "config.json").unwrap();
+        assert_eq!(shipped, ConfigFile::default());
+    }
+
+    #[test]
+    fn a_partial_node_keeps_its_roles_default_address() {
+        let config = check(r#"{"slave": {"throttle": 0.5}}"#).unwrap();
+        assert_eq!(config.slave.address, "127.0.0.1:7002".parse().unwrap());
+        assert_eq!(config.slave.throttle, 0.5);
+    }
+
+    #[test]
+    fn host_names_resolve() {
+        let config = check(r#"{"master": {"address": "localhost:7101"}}"#).unwrap();
+        assert_eq!(config.master.address.port(), 7101);
+        assert!(config.master.address.ip().is_loopback());
+    }
+
+    #[test]
+    fn workers_zero_means_one_per_cpu() {
+        let config = check(r#"{"master": {"workers": 0}}"#).unwrap();
+        assert_eq!(config.master.workers, logical_cpus());
+    }
+
+    #[test]
+    fn unknown_fields_name_field_line_and_column() {
+        assert_eq!(
+            err("{\n  \"master\": {\"adress\": \"1.2.3.4:5\"}\n}"),
+            "test.json: master.adress: unknown field `adress`, expected one of `address`, \
+             `throttle`, `workers` (at line 2, column 21)"
+        );
+        assert_eq!(
+            err("{\"colour\": 1}"),
+            "test.json: colour: unknown field `colour`, expected one of `master`, `slave`, `workload`, \
+             `policy`, `network`, `peer_timeout_ms` (at line 1, column 9)"
+        );
+    }
+
+    #[test]
+    fn wrong_types_and_broken_json_are_parse_errors() {
+        assert_eq!(
+            err(r#"{"workload": {"jobs": "many"}}"#),
+            "test.json: workload.jobs: invalid type: string \"many\", expected u32 \
+             (at line 1, column 28)"
+        );
+        assert_eq!(
+            err(r#"{"workload": {"jobs": -1}}"#),
+            "test.json: workload.jobs: invalid value: integer `-1`, expected u32 \
+             (at line 1, column 24)"
+        );
+        assert!(err("{\"master\": ").contains("EOF while parsing"));
+    }
+
+    #[test]
+    fn out_of_range_values_name_field_and_range() {
+        assert_eq!(
+            err(r#"{"master": {"throttle": 1.5}}"#),
+            "master.throttle: 1.5 is out of range: must be from 0 to 1"
+        );
+        assert_eq!(
+            err(r#"{"slave": {"throttle": -0.1}}"#),
+            "slave.throttle: -0.1 is out of range: must be from 0 to 1"
+        );
+        assert_eq!(
+            err(r#"{"workload": {"jobs": 0}}"#),
+            "workload.jobs: 0 is out of range: must be from 1 to 1048576"
+        );
+        assert_eq!(
+            err(r#"{"workload": {"elements_per_job": 0}}"#),
+            "workload.elements_per_job: 0 is out of range: must be from 1 to 8388608"
+        );
+        assert_eq!(
+            err(r#"{"policy": {"state_interval_ms": 5}}"#),
+            "policy.state_interval_ms: 5 is out of range: must be from 10 to 60000"
+        );
+        assert_eq!(
+            err(r#"{"network": {"datagram_bytes": 70000}}"#),
+            "network.datagram_bytes: 70000 is out of range: must be from 576 to 65507"
+        );
+        assert_eq!(
+            err(r#"{"master": {"workers": 1000}}"#),
+            "master.workers: 1000 is out of range: must be from 0 to 256"
+        );
+        assert!(
+            err(r#"{"workload": {"jobs": 1048576, "elements_per_job": 8388608}}"#).starts_with(
+                "workload: jobs * elements_per_job = 8796093022208 doubles is too large"
+            )
+        );
+        assert_eq!(
+            err(r#"{"peer_timeout_ms": 600}"#),
+            "peer_timeout_ms: 600 must be at least twice policy.state_interval_ms (500), or a \
+             healthy peer would be declared lost between two state messages"
+        );
+    }
+
+    #[test]
+    fn addresses_are_checked() {
+        assert_eq!(
+            err(r#"{"slave": {"address": "127.0.0.1:7001"}}"#),
+            "slave.address: 127.0.0.1:7001 is also the master's address: the two nodes need \
+             different addresses (on one machine, different ports)"
+        );
+        assert_eq!(
+            err(r#"{"master": {"address": "nonsense"}}"#),
+            "master.address: \"nonsense\" is not an address: expected IP:PORT, e.g. 127.0.0.1:7001"
+        );
+        assert_eq!(
+            err(r#"{"master": {"address": "127.0.0.1:0"}}"#),
+            "master.address: 127.0.0.1:0: port must be from 1 to 65535"
+        );
+        assert!(
+            err(r#"{"master": {"address": "no-such-host.invalid:7001"}}"#)
+                .starts_with("master.address: cannot resolve \"no-such-host.invalid:7001\"")
+        );
+    }
+
+    #[test]
+    fn unknown_policy_is_named() {
+        assert_eq!(
+            err(r#"{"policy": {"transfer": "random"}}"#),
+            "policy.transfer: unknown policy \"random\": expected one of \"sender\""
+        );
+    }
+
+    #[test]
+    fn a_missing_named_file_is_an_error() {
+        let e = load(Some(Path::new("/nonexistent/loadbal.json"))).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("cannot read config file /nonexistent/loadbal.json:"),
+            "{e}"
+        );
+    }
+}

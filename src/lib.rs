@@ -1,0 +1,25 @@
+//! loadbal: balances a CPU-heavy batch job between two peer nodes over UDP.
+//!
+//! A map of the crate, from the pure core outwards:
+//!
+//! - [`config`]: `config.json`, its defaults and validation.
+//! - [`workload`]: jobs, the kernel, the expected value, verification. Pure.
+//! - [`throttle`]: the worker's compute/sleep schedule. Pure.
+//! - [`protocol`]: the wire format and the batch payload. Sans-IO.
+//! - [`transfer`]: reliable chunked batches with selective acks,
+//!   retransmission and receiver flow control. Sans-IO.
+//! - [`policy`]: the transfer policies behind one trait. Pure.
+//! - [`transport`]: the one file that owns the UDP socket.
+//! - [`node`]: the threads of a node (worker, hardware monitor, state
+//!   manager, transfer manager, adaptor, socket reader) and the run's
+//!   phases, around the sans-IO core.
+//! - [`report`]: the run report.
+//!
+//! The binary (`src/main.rs`) parses arguments and runs nodes headless.
+
+pub mod config;
+pub mod policy;
+pub mod protocol;
+pub mod throttle;
+pub mod transfer;
+pub mod workload;

@@ -1,0 +1,534 @@
+//! The wire format: every datagram is a fixed 24-byte header followed by one
+//! message body. Sans-IO: bytes in, typed messages out, and back.
+//!
+//! ```text
+//!  0      4   5    6       8             16            24
+//!  | magic | v | kind | flags | session id | sequence no | body...
+//!  "LDBL"   1                  u64 LE       u64 LE
+//! ```
+//!
+//! Decoding never trusts a length it has not checked, never allocates from a
+//! length in the datagram and never panics: a datagram is either a complete,
+//! well-formed message or a [`DecodeError`] saying whether it was cut short
+//! (`Truncated`) or is wrong (`Invalid`). Sequence numbers are 64-bit and
+//! start at 1 per run and direction, so they do not wrap within any run.
+
+pub mod batch;
+mod codec;
+
+use codec::{Reader, Writer};
+
+/// The first four bytes of every loadbal datagram.
+pub const MAGIC: [u8; 4] = *b"LDBL";
+/// The wire format's version; a datagram of another version is rejected.
+pub const VERSION: u8 = 1;
+/// Bytes in the fixed header.
+pub const HEADER_BYTES: usize = 24;
+/// Bytes in a chunk message before its payload (header included).
+pub const CHUNK_OVERHEAD: usize = HEADER_BYTES + 21;
+/// Most bytes of selective-ack bitmap in one ack (1024 chunks).
+pub const MAX_SACK_BYTES: usize = 128;
+/// Most bytes of text in an abort message.
+pub const MAX_REASON_BYTES: usize = 200;
+
+/// The header every datagram starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Identifies the run; 0 from a slave that has not yet learnt it.
+    pub session: u64,
+    /// Per-direction datagram counter, starting at 1.
+    pub seq: u64,
+}
+
+/// What a batch carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BatchKind {
+    /// Jobs still to be computed (their initial data).
+    Jobs = 1,
+    /// Computed jobs returning to the master.
+    Results = 2,
+}
+
+impl BatchKind {
+    fn from_u8(v: u8) -> Result<Self, DecodeError> {
+        match v {
+            1 => Ok(BatchKind::Jobs),
+            2 => Ok(BatchKind::Results),
+            _ => Err(DecodeError::Invalid("unknown batch kind")),
+        }
+    }
+}
+
+/// A run's phase, as shown to the user and exchanged in state messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Not started, or waiting for the peer.
+    Idle = 0,
+    /// The master sends half the workload to the slave.
+    Bootstrap = 1,
+    /// Both nodes compute; the adaptors move jobs.
+    Processing = 2,
+    /// The last results return to the master.
+    Aggregation = 3,
+    /// The master has verified the result.
+    Done = 4,
+}
+
+impl Phase {
+    /// Decodes a phase byte.
+    pub fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Phase::Idle,
+            1 => Phase::Bootstrap,
+            2 => Phase::Processing,
+            3 => Phase::Aggregation,
+            4 => Phase::Done,
+            _ => return None,
+        })
+    }
+
+    /// The lower-case name used in logs and the window.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Idle => "idle",
+            Phase::Bootstrap => "bootstrap",
+            Phase::Processing => "processing",
+            Phase::Aggregation => "aggregation",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// The parameters of a run, fixed by the master and adopted by the slave.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RunParams {
+    /// Jobs in the workload.
+    pub jobs: u32,
+    /// Doubles per job.
+    pub elements_per_job: u32,
+    /// Additions per element.
+    pub iterations: u32,
+    /// Initial value of every element.
+    pub initial: f64,
+    /// The value added.
+    pub addend: f64,
+    /// The policy's threshold, in jobs.
+    pub threshold: u32,
+}
+
+/// Opens and keeps a session: sent by both nodes until each has heard the other.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hello {
+    /// The sender's role: true for the master.
+    pub from_master: bool,
+    /// Chunks the sender can take in flight (its receive window).
+    pub window_chunks: u32,
+    /// The largest datagram the sender will send.
+    pub datagram_bytes: u32,
+    /// The run's parameters (authoritative from the master).
+    pub params: RunParams,
+}
+
+/// A node's state, sent periodically and on every phase or throttle change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct State {
+    /// The sender's phase.
+    pub phase: Phase,
+    /// Jobs waiting in the sender's queue (not started).
+    pub queue: u32,
+    /// Jobs the sender has computed.
+    pub jobs_done: u32,
+    /// Jobs the sender has received from the peer (bootstrap and transfers).
+    pub jobs_received: u32,
+    /// Jobs in the sender's unacknowledged outbound job batches.
+    pub in_flight: u32,
+    /// Jobs being computed right now.
+    pub busy: u16,
+    /// Worker threads.
+    pub workers: u16,
+    /// The sender's throttle, 0 to 1.
+    pub throttle: f32,
+    /// Whole-system CPU use, percent of all cores.
+    pub cpu_system: f32,
+    /// The sender process's CPU use, percent of one core.
+    pub cpu_process: f32,
+    /// Measured jobs per second.
+    pub rate: f32,
+}
+
+/// An acknowledgement of a batch's chunks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack<'a> {
+    /// The batch.
+    pub transfer: u32,
+    /// Every chunk below this index has arrived.
+    pub next: u32,
+    /// Chunks the receiver can take in flight from now on.
+    pub window: u32,
+    /// The whole batch has arrived (and was delivered once).
+    pub complete: bool,
+    /// Bit `i` set: chunk `next + 1 + i` has arrived.
+    pub sack: &'a [u8],
+}
+
+/// One piece of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk<'a> {
+    /// The batch.
+    pub transfer: u32,
+    /// What the batch carries.
+    pub kind: BatchKind,
+    /// This chunk's index.
+    pub index: u32,
+    /// Chunks in the batch.
+    pub count: u32,
+    /// Payload bytes of every chunk but possibly the last.
+    pub chunk_bytes: u32,
+    /// Bytes in the whole batch.
+    pub total_bytes: u32,
+    /// This chunk's bytes.
+    pub payload: &'a [u8],
+}
+
+impl Chunk<'_> {
+    /// Where this chunk's payload starts in the batch.
+    pub fn offset(&self) -> usize {
+        self.index as usize * self.chunk_bytes as usize
+    }
+}
+
+/// Every message loadbal sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Message<'a> {
+    /// Session opening.
+    Hello(Hello),
+    /// A node's state.
+    State(State),
+    /// A piece of a batch.
+    Chunk(Chunk<'a>),
+    /// Acknowledgement of chunks.
+    Ack(Ack<'a>),
+    /// Master to slave: every result is in; the slave may exit.
+    Finish {
+        /// The master's verification outcome.
+        verified: bool,
+    },
+    /// Slave to master: the finish was received.
+    FinishAck,
+    /// The sender is stopping the run, with a reason.
+    Abort {
+        /// Why, in words for the log.
+        reason: &'a str,
+    },
+}
+
+impl Message<'_> {
+    fn kind(&self) -> u8 {
+        match self {
+            Message::Hello(_) => 1,
+            Message::State(_) => 2,
+            Message::Chunk(_) => 3,
+            Message::Ack(_) => 4,
+            Message::Finish { .. } => 5,
+            Message::FinishAck => 6,
+            Message::Abort { .. } => 7,
+        }
+    }
+
+    /// A short name for logs and counters.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::State(_) => "state",
+            Message::Chunk(_) => "chunk",
+            Message::Ack(_) => "ack",
+            Message::Finish { .. } => "finish",
+            Message::FinishAck => "finish-ack",
+            Message::Abort { .. } => "abort",
+        }
+    }
+}
+
+/// Why a datagram was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The datagram ended before the message did.
+    #[error("truncated: needed {needed} bytes, got {got}")]
+    Truncated {
+        /// Bytes the message needs.
+        needed: usize,
+        /// Bytes present.
+        got: usize,
+    },
+    /// Not a loadbal datagram.
+    #[error("bad magic")]
+    BadMagic,
+    /// Another version of the wire format.
+    #[error("unsupported version {0}")]
+    BadVersion(u8),
+    /// An unknown message kind.
+    #[error("unknown message kind {0}")]
+    UnknownKind(u8),
+    /// A field holds a value that cannot be right.
+    #[error("invalid: {0}")]
+    Invalid(&'static str),
+    /// Bytes left over after the message.
+    #[error("{0} trailing bytes")]
+    Trailing(usize),
+}
+
+/// Appends the encoded datagram to `out` (which is cleared first).
+pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
+    out.clear();
+    let mut w = Writer(out);
+    w.bytes(&MAGIC);
+    w.u8(VERSION);
+    w.u8(message.kind());
+    w.u16(0);
+    w.u64(header.session);
+    w.u64(header.seq);
+    match message {
+        Message::Hello(h) => {
+            w.u8(u8::from(h.from_master));
+            w.u32(h.window_chunks);
+            w.u32(h.datagram_bytes);
+            let p = &h.params;
+            w.u32(p.jobs);
+            w.u32(p.elements_per_job);
+            w.u32(p.iterations);
+            w.f64(p.initial);
+            w.f64(p.addend);
+            w.u32(p.threshold);
+        }
+        Message::State(s) => {
+            w.u8(s.phase as u8);
+            w.u32(s.queue);
+            w.u32(s.jobs_done);
+            w.u32(s.jobs_received);
+            w.u32(s.in_flight);
+            w.u16(s.busy);
+            w.u16(s.workers);
+            w.f32(s.throttle);
+            w.f32(s.cpu_system);
+            w.f32(s.cpu_process);
+            w.f32(s.rate);
+        }
+        Message::Chunk(c) => {
+            w.u32(c.transfer);
+            w.u8(c.kind as u8);
+            w.u32(c.index);
+            w.u32(c.count);
+            w.u32(c.chunk_bytes);
+            w.u32(c.total_bytes);
+            w.bytes(c.payload);
+        }
+        Message::Ack(a) => {
+            w.u32(a.transfer);
+            w.u32(a.next);
+            w.u32(a.window);
+            w.u8(u8::from(a.complete));
+            debug_assert!(a.sack.len() <= MAX_SACK_BYTES);
+            let len = a.sack.len().min(MAX_SACK_BYTES);
+            w.u8(len as u8);
+            w.bytes(&a.sack[..len]);
+        }
+        Message::Finish { verified } => w.u8(u8::from(*verified)),
+        Message::FinishAck => {}
+        Message::Abort { reason } => {
+            let text = truncate_utf8(reason, MAX_REASON_BYTES);
+            w.u8(text.len() as u8);
+            w.bytes(text.as_bytes());
+        }
+    }
+}
+
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Decodes only the header, checking magic, version and flags.
+pub fn decode_header(bytes: &[u8]) -> Result<(Header, u8), DecodeError> {
+    let mut r = Reader::new(bytes);
+    if r.take(4)? != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    let version = r.u8()?;
+    let kind = r.u8()?;
+    let flags = r.u16()?;
+    let session = r.u64()?;
+    let seq = r.u64()?;
+    if version != VERSION {
+        return Err(DecodeError::BadVersion(version));
+    }
+    if flags != 0 {
+        return Err(DecodeError::Invalid("reserved flags set"));
+    }
+    if seq == 0 {
+        return Err(DecodeError::Invalid("sequence number 0"));
+    }
+    Ok((Header { session, seq }, kind))
+}
+
+fn bool_from(v: u8) -> Result<bool, DecodeError> {
+    match v {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(DecodeError::Invalid("boolean not 0 or 1")),
+    }
+}
+
+fn finite32(v: f32) -> Result<f32, DecodeError> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(DecodeError::Invalid("non-finite number"))
+    }
+}
+
+/// Decodes a whole datagram. The message borrows its payloads from `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
+    let (header, kind) = decode_header(bytes)?;
+    let mut r = Reader::new(&bytes[HEADER_BYTES..]);
+    r.base = HEADER_BYTES;
+    let message = match kind {
+        1 => {
+            let from_master = bool_from(r.u8()?)?;
+            let window_chunks = r.u32()?;
+            let datagram_bytes = r.u32()?;
+            let params = RunParams {
+                jobs: r.u32()?,
+                elements_per_job: r.u32()?,
+                iterations: r.u32()?,
+                initial: r.f64()?,
+                addend: r.f64()?,
+                threshold: r.u32()?,
+            };
+            if !params.initial.is_finite() || !params.addend.is_finite() {
+                return Err(DecodeError::Invalid("non-finite number"));
+            }
+            if window_chunks == 0 {
+                return Err(DecodeError::Invalid("zero window"));
+            }
+            Message::Hello(Hello {
+                from_master,
+                window_chunks,
+                datagram_bytes,
+                params,
+            })
+        }
+        2 => {
+            let phase = Phase::from_u8(r.u8()?).ok_or(DecodeError::Invalid("unknown phase"))?;
+            let state = State {
+                phase,
+                queue: r.u32()?,
+                jobs_done: r.u32()?,
+                jobs_received: r.u32()?,
+                in_flight: r.u32()?,
+                busy: r.u16()?,
+                workers: r.u16()?,
+                throttle: finite32(r.f32()?)?,
+                cpu_system: finite32(r.f32()?)?,
+                cpu_process: finite32(r.f32()?)?,
+                rate: finite32(r.f32()?)?,
+            };
+            if !(0.0..=1.0).contains(&state.throttle) {
+                return Err(DecodeError::Invalid("throttle outside 0..=1"));
+            }
+            Message::State(state)
+        }
+        3 => {
+            let transfer = r.u32()?;
+            let kind = BatchKind::from_u8(r.u8()?)?;
+            let index = r.u32()?;
+            let count = r.u32()?;
+            let chunk_bytes = r.u32()?;
+            let total_bytes = r.u32()?;
+            let payload = r.rest();
+            let chunk = Chunk {
+                transfer,
+                kind,
+                index,
+                count,
+                chunk_bytes,
+                total_bytes,
+                payload,
+            };
+            check_chunk_geometry(&chunk)?;
+            return Ok((header, Message::Chunk(chunk)));
+        }
+        4 => {
+            let transfer = r.u32()?;
+            let next = r.u32()?;
+            let window = r.u32()?;
+            let complete = bool_from(r.u8()?)?;
+            let len = r.u8()? as usize;
+            if len > MAX_SACK_BYTES {
+                return Err(DecodeError::Invalid("selective-ack bitmap too long"));
+            }
+            let sack = r.take(len)?;
+            Message::Ack(Ack {
+                transfer,
+                next,
+                window,
+                complete,
+                sack,
+            })
+        }
+        5 => Message::Finish {
+            verified: bool_from(r.u8()?)?,
+        },
+        6 => Message::FinishAck,
+        7 => {
+            let len = r.u8()? as usize;
+            if len > MAX_REASON_BYTES {
+                return Err(DecodeError::Invalid("abort reason too long"));
+            }
+            let text = r.take(len)?;
+            let reason =
+                std::str::from_utf8(text).map_err(|_| DecodeError::Invalid("reason not UTF-8"))?;
+            Message::Abort { reason }
+        }
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    r.finish()?;
+    Ok((header, message))
+}
+
+/// Checks that a chunk's numbers describe one consistent slice of its batch.
+fn check_chunk_geometry(c: &Chunk<'_>) -> Result<(), DecodeError> {
+    if c.chunk_bytes == 0 || c.count == 0 || c.total_bytes == 0 {
+        return Err(DecodeError::Invalid("empty batch geometry"));
+    }
+    let total = u64::from(c.total_bytes);
+    let expected_count = total.div_ceil(u64::from(c.chunk_bytes));
+    if expected_count != u64::from(c.count) {
+        return Err(DecodeError::Invalid("chunk count does not match sizes"));
+    }
+    if c.index >= c.count {
+        return Err(DecodeError::Invalid("chunk index beyond count"));
+    }
+    let offset = u64::from(c.index) * u64::from(c.chunk_bytes);
+    let expected_len = (total - offset).min(u64::from(c.chunk_bytes));
+    if c.payload.len() as u64 != expected_len {
+        if (c.payload.len() as u64) < expected_len {
+            return Err(DecodeError::Truncated {
+                needed: CHUNK_OVERHEAD + expected_len as usize,
+                got: CHUNK_OVERHEAD + c.payload.len(),
+            });
+        }
+        return Err(DecodeError::Trailing(
+            c.payload.len() - expected_len as usize,
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,427 @@
+//! Reliable, chunked batch transfer over an unreliable datagram service.
+//! Sans-IO, in the manner of quinn-proto: no socket, no clock, no thread.
+//! The caller feeds it what arrived (`handle_chunk`, `handle_ack`) and the
+//! time (`handle_timeout`), and drains what it must do (`poll_transmit`,
+//! `poll_timeout`, `poll_event`).
+//!
+//! - A batch is split into chunks that each fit one datagram.
+//! - The receiver acknowledges cumulatively plus a selective-ack bitmap,
+//!   every few chunks, at once on a gap or duplicate, and after a short delay
+//!   otherwise.
+//! - The sender retransmits on a time-out derived from the measured RTT
+//!   (with exponential back-off) and on selective-ack evidence of loss.
+//! - Flow control is the receiver's: it advertises how many chunks it can
+//!   take in flight (sized to its socket's receive buffer), and the sender
+//!   never has more than that outstanding.
+//! - A batch stays the sender's until every chunk is acknowledged
+//!   ([`Event::Delivered`]); the receiver delivers each batch exactly once
+//!   ([`Event::Received`]), however many duplicates arrive.
+//!
+//! Mechanism only: which jobs go and when is the policy's business.
+
+mod recv;
+mod rtt;
+mod send;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{Ack, BatchKind, Chunk, Message};
+use recv::{Arrival, Delivered, InBatch};
+pub use rtt::RttEstimator;
+use send::OutBatch;
+
+/// Tunables of an endpoint.
+#[derive(Debug, Clone)]
+pub struct TransferConfig {
+    /// Payload bytes per chunk (the datagram size less the chunk overhead).
+    pub chunk_bytes: usize,
+    /// Chunks this endpoint can take in flight from its peer (advertised).
+    pub local_window: u32,
+    /// Outbound batches that may have chunks on the wire at once.
+    pub max_open_batches: usize,
+    /// Inbound batches reassembled at once; chunks of further ones are dropped
+    /// (unacknowledged, so their sender retries later).
+    pub max_inbound_batches: usize,
+    /// Largest inbound batch accepted, in bytes.
+    pub max_batch_bytes: usize,
+    /// Acknowledge after this many new chunks of a batch.
+    pub ack_every: u32,
+    /// Acknowledge at the latest this long after a chunk arrived.
+    pub ack_delay: Duration,
+    /// Retransmission time-out before any RTT sample.
+    pub initial_rto: Duration,
+    /// Floor of the retransmission time-out.
+    pub min_rto: Duration,
+    /// Ceiling of the retransmission time-out (after back-off).
+    pub max_rto: Duration,
+}
+
+impl TransferConfig {
+    /// Defaults for a given chunk payload size and receive window.
+    pub fn new(chunk_bytes: usize, local_window: u32) -> Self {
+        TransferConfig {
+            chunk_bytes,
+            local_window,
+            max_open_batches: 4,
+            max_inbound_batches: 16,
+            max_batch_bytes: 256 << 20,
+            ack_every: (local_window / 8).clamp(1, 64),
+            ack_delay: Duration::from_millis(2),
+            initial_rto: Duration::from_millis(200),
+            min_rto: Duration::from_millis(10),
+            max_rto: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Something the caller must act on.
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    /// A whole batch arrived from the peer (delivered once).
+    Received {
+        /// The peer's transfer id.
+        transfer: u32,
+        /// What it carries.
+        kind: BatchKind,
+        /// The reassembled bytes.
+        payload: Vec<u8>,
+    },
+    /// The peer acknowledged every chunk of one of our batches: it is theirs now.
+    Delivered {
+        /// Our transfer id.
+        transfer: u32,
+    },
+}
+
+/// Counters of what the endpoint did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransferStats {
+    /// Chunks transmitted for the first time.
+    pub chunks_sent: u64,
+    /// Chunks transmitted again.
+    pub retransmitted: u64,
+    /// Acknowledgements sent.
+    pub acks_sent: u64,
+    /// New chunks received.
+    pub chunks_received: u64,
+    /// Chunks received that were already held or delivered.
+    pub duplicate_chunks: u64,
+    /// Chunks dropped: inconsistent with their batch, or over a limit.
+    pub refused_chunks: u64,
+    /// Retransmission time-outs that fired.
+    pub timeouts: u64,
+}
+
+/// One side of the reliable transfer: sends our batches, receives the peer's.
+#[derive(Debug)]
+pub struct Endpoint {
+    cfg: TransferConfig,
+    // Sending.
+    next_transfer: u32,
+    outbound: VecDeque<OutBatch>,
+    peer_window: u32,
+    in_flight: u32,
+    rtt: RttEstimator,
+    /// Transmissions in time order: (sent at, transfer, chunk). An entry is
+    /// stale once its chunk was acknowledged or sent again.
+    sent_log: VecDeque<(Instant, u32, u32)>,
+    // Receiving.
+    inbound: HashMap<u32, InBatch>,
+    inbound_bytes: usize,
+    delivered: Delivered,
+    /// Transfers to acknowledge right away, oldest first.
+    ack_now: VecDeque<u32>,
+    ack_deadline: Option<Instant>,
+    sack: Vec<u8>,
+    events: VecDeque<Event>,
+    stats: TransferStats,
+}
+
+impl Endpoint {
+    /// A new endpoint. Until the peer advertises its window, `peer_window`
+    /// chunks may be in flight.
+    pub fn new(cfg: TransferConfig, peer_window: u32) -> Self {
+        let rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        Endpoint {
+            cfg,
+            next_transfer: 0,
+            outbound: VecDeque::new(),
+            peer_window: peer_window.max(1),
+            in_flight: 0,
+            rtt,
+            sent_log: VecDeque::new(),
+            inbound: HashMap::new(),
+            inbound_bytes: 0,
+            delivered: Delivered::default(),
+            ack_now: VecDeque::new(),
+            ack_deadline: None,
+            sack: Vec::with_capacity(crate::protocol::MAX_SACK_BYTES),
+            events: VecDeque::new(),
+            stats: TransferStats::default(),
+        }
+    }
+
+    /// Queues a batch for sending and returns its transfer id.
+    pub fn send_batch(&mut self, kind: BatchKind, payload: Vec<u8>) -> u32 {
+        let id = self.next_transfer;
+        self.next_transfer = self.next_transfer.wrapping_add(1);
+        self.outbound
+            .push_back(OutBatch::new(id, kind, payload, self.cfg.chunk_bytes));
+        id
+    }
+
+    /// Batches of ours not yet fully acknowledged.
+    pub fn outbound_batches(&self) -> usize {
+        self.outbound.len()
+    }
+
+    /// Chunks of ours on the wire and unacknowledged.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    /// The peer's advertised window, in chunks.
+    pub fn peer_window(&self) -> u32 {
+        self.peer_window
+    }
+
+    /// Sets the peer's window (from its hello, before any ack).
+    pub fn set_peer_window(&mut self, window: u32) {
+        self.peer_window = window.max(1);
+    }
+
+    /// The RTT estimator.
+    pub fn rtt(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// What the endpoint has done so far.
+    pub fn stats(&self) -> TransferStats {
+        self.stats
+    }
+
+    /// True when nothing of ours is unacknowledged and no acknowledgement is owed.
+    pub fn is_idle(&self) -> bool {
+        self.outbound.is_empty() && self.ack_now.is_empty() && self.ack_deadline.is_none()
+    }
+
+    /// Handles a chunk of one of the peer's batches.
+    pub fn handle_chunk(&mut self, now: Instant, chunk: &Chunk<'_>) {
+        let id = chunk.transfer;
+        if self.delivered.contains(id) {
+            // The sender missed our final ack: repeat it.
+            self.stats.duplicate_chunks += 1;
+            self.queue_ack_now(id);
+            return;
+        }
+        if !self.inbound.contains_key(&id) {
+            let size = chunk.total_bytes as usize;
+            if size > self.cfg.max_batch_bytes
+                || self.inbound.len() >= self.cfg.max_inbound_batches
+                || self.inbound_bytes + size > self.cfg.max_batch_bytes * 2
+            {
+                self.stats.refused_chunks += 1;
+                return;
+            }
+            self.inbound_bytes += size;
+            self.inbound.insert(id, InBatch::new(chunk));
+        }
+        let Some(batch) = self.inbound.get_mut(&id) else {
+            return;
+        };
+        if !batch.matches(chunk) {
+            self.stats.refused_chunks += 1;
+            return;
+        }
+        match batch.insert(chunk) {
+            Arrival::Duplicate => {
+                self.stats.duplicate_chunks += 1;
+                self.queue_ack_now(id);
+            }
+            Arrival::New { in_order } => {
+                self.stats.chunks_received += 1;
+                if batch.is_complete() {
+                    let batch = self.inbound.remove(&id);
+                    if let Some(batch) = batch {
+                        self.inbound_bytes -= batch.total_bytes as usize;
+                        self.delivered.insert(id);
+                        self.events.push_back(Event::Received {
+                            transfer: id,
+                            kind: batch.kind,
+                            payload: batch.data,
+                        });
+                    }
+                    self.queue_ack_now(id);
+                } else if !in_order || batch.unacked >= self.cfg.ack_every {
+                    self.queue_ack_now(id);
+                } else if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + self.cfg.ack_delay);
+                }
+            }
+        }
+    }
+
+    fn queue_ack_now(&mut self, id: u32) {
+        if !self.ack_now.contains(&id) {
+            self.ack_now.push_back(id);
+        }
+    }
+
+    /// Handles an acknowledgement of one of our batches.
+    pub fn handle_ack(&mut self, now: Instant, ack: &Ack<'_>) {
+        self.peer_window = ack.window.max(1);
+        let Some(pos) = self.outbound.iter().position(|b| b.id == ack.transfer) else {
+            // Late ack of a batch already delivered, or of none of ours.
+            return;
+        };
+        let batch = &mut self.outbound[pos];
+        let effect = batch.handle_ack(ack.next, ack.sack, ack.complete);
+        self.in_flight -= effect.left_flight + effect.declared_lost;
+        if let Some(sent_at) = effect.rtt_sample_sent_at {
+            self.rtt.sample(now.saturating_duration_since(sent_at));
+        }
+        if batch.is_delivered() {
+            let id = batch.id;
+            self.outbound.remove(pos);
+            self.events.push_back(Event::Delivered { transfer: id });
+        }
+    }
+
+    /// Handles the passage of time: fires the delayed ack and retransmission
+    /// time-outs that are due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.ack_deadline.is_some_and(|d| d <= now) {
+            self.ack_deadline = None;
+            let mut due: Vec<u32> = self
+                .inbound
+                .iter()
+                .filter(|(_, b)| b.unacked > 0)
+                .map(|(&id, _)| id)
+                .collect();
+            due.sort_unstable();
+            for id in due {
+                self.queue_ack_now(id);
+            }
+        }
+        let rto = self.rtt.rto();
+        let mut fired = false;
+        while let Some(&(sent_at, transfer, index)) = self.sent_log.front() {
+            let Some(batch) = self.outbound.iter_mut().find(|b| b.id == transfer) else {
+                self.sent_log.pop_front();
+                continue;
+            };
+            let live = matches!(
+                batch.states.get(index as usize),
+                Some(send::ChunkState::InFlight { sent_at: t, .. }) if *t == sent_at
+            );
+            if !live {
+                self.sent_log.pop_front();
+                continue;
+            }
+            if sent_at + rto > now {
+                break;
+            }
+            self.sent_log.pop_front();
+            if batch.expire(index, sent_at) {
+                self.in_flight -= 1;
+                fired = true;
+            }
+        }
+        if fired {
+            self.stats.timeouts += 1;
+            self.rtt.back_off();
+        }
+    }
+
+    /// When `handle_timeout` must next be called, if ever.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        // Drop stale log entries so the front is the oldest live transmission.
+        while let Some(&(sent_at, transfer, index)) = self.sent_log.front() {
+            let live = self.outbound.iter().any(|b| {
+                b.id == transfer
+                    && matches!(
+                        b.states.get(index as usize),
+                        Some(send::ChunkState::InFlight { sent_at: t, .. }) if *t == sent_at
+                    )
+            });
+            if live {
+                break;
+            }
+            self.sent_log.pop_front();
+        }
+        let retransmit = self
+            .sent_log
+            .front()
+            .map(|&(sent_at, _, _)| sent_at + self.rtt.rto());
+        match (retransmit, self.ack_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The next message to send, if any: acknowledgements first, then
+    /// retransmissions and new chunks while the peer's window allows.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Message<'_>> {
+        if let Some(id) = self.ack_now.pop_front() {
+            self.stats.acks_sent += 1;
+            let window = self.cfg.local_window;
+            return Some(match self.inbound.get_mut(&id) {
+                Some(batch) => {
+                    batch.unacked = 0;
+                    batch.sack(&mut self.sack);
+                    Message::Ack(Ack {
+                        transfer: id,
+                        next: batch.next,
+                        window,
+                        complete: false,
+                        sack: &self.sack,
+                    })
+                }
+                None => Message::Ack(Ack {
+                    transfer: id,
+                    next: 0,
+                    window,
+                    complete: true,
+                    sack: &[],
+                }),
+            });
+        }
+        if self.in_flight >= self.peer_window {
+            return None;
+        }
+        let open = self.cfg.max_open_batches.min(self.outbound.len());
+        let pos = self
+            .outbound
+            .iter()
+            .take(open)
+            .position(|b| b.has_pending())?;
+        let batch = &mut self.outbound[pos];
+        let (index, again) = batch.take_next(now)?;
+        self.in_flight += 1;
+        if again {
+            self.stats.retransmitted += 1;
+        } else {
+            self.stats.chunks_sent += 1;
+        }
+        self.sent_log.push_back((now, batch.id, index));
+        let batch = &self.outbound[pos];
+        Some(Message::Chunk(Chunk {
+            transfer: batch.id,
+            kind: batch.kind,
+            index,
+            count: batch.count(),
+            chunk_bytes: batch.chunk_bytes as u32,
+            total_bytes: batch.payload.len() as u32,
+            payload: batch.chunk(index),
+        }))
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests;

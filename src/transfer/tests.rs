@@ -1,0 +1,352 @@
+//! Two endpoints joined by an in-memory network with virtual time, latency
+//! and seeded loss, duplication and reordering (after quinn-proto's `Pair`).
+//! Every message goes through the real wire codec.
+
+use super::*;
+use crate::protocol::{self, Header};
+
+/// A small deterministic generator (xorshift64*), so a failing seed replays.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Link {
+    latency: Duration,
+    loss: f64,
+    duplicate: f64,
+    reorder: f64,
+}
+
+const PERFECT: Link = Link {
+    latency: Duration::from_micros(200),
+    loss: 0.0,
+    duplicate: 0.0,
+    reorder: 0.0,
+};
+
+struct Pair {
+    now: Instant,
+    ends: [Endpoint; 2],
+    link: Link,
+    rng: Rng,
+    /// (deliver at, to side, datagram)
+    wire: Vec<(Instant, usize, Vec<u8>)>,
+    seq: [u64; 2],
+    /// A hook that may drop a datagram: (from side, decoded message) -> drop?
+    filter: Option<Box<dyn FnMut(usize, &Message<'_>) -> bool>>,
+    received: [Vec<Event>; 2],
+    sent_datagrams: u64,
+}
+
+impl Pair {
+    fn new(cfg: TransferConfig, link: Link, seed: u64) -> Self {
+        let window = cfg.local_window;
+        Pair {
+            now: Instant::now(),
+            ends: [
+                Endpoint::new(cfg.clone(), window),
+                Endpoint::new(cfg, window),
+            ],
+            link,
+            rng: Rng(seed.max(1)),
+            wire: Vec::new(),
+            seq: [0, 0],
+            filter: None,
+            received: [Vec::new(), Vec::new()],
+            sent_datagrams: 0,
+        }
+    }
+
+    fn transmit(&mut self) {
+        let mut buf = Vec::new();
+        for side in 0..2 {
+            loop {
+                let peer_window = self.ends[side].peer_window();
+                let Some(message) = self.ends[side].poll_transmit(self.now) else {
+                    break;
+                };
+                self.seq[side] += 1;
+                let drop = self.filter.as_mut().is_some_and(|f| f(side, &message));
+                protocol::encode(
+                    &Header {
+                        session: 7,
+                        seq: self.seq[side],
+                    },
+                    &message,
+                    &mut buf,
+                );
+                assert!(
+                    self.ends[side].in_flight() <= peer_window,
+                    "flow control: {} chunks in flight, window {peer_window}",
+                    self.ends[side].in_flight()
+                );
+                self.sent_datagrams += 1;
+                if drop || self.rng.chance(self.link.loss) {
+                    continue;
+                }
+                let copies = if self.rng.chance(self.link.duplicate) {
+                    2
+                } else {
+                    1
+                };
+                for _ in 0..copies {
+                    let mut delay = self.link.latency;
+                    if self.rng.chance(self.link.reorder) {
+                        delay += self.link.latency * (1 + self.rng.below(4) as u32);
+                    }
+                    self.wire.push((self.now + delay, 1 - side, buf.clone()));
+                }
+            }
+        }
+    }
+
+    /// Advances to the next delivery or timer and handles it. Returns false
+    /// when nothing remains to happen.
+    fn step(&mut self) -> bool {
+        self.transmit();
+        let next_wire = self.wire.iter().map(|w| w.0).min();
+        let next_timer = self.ends.iter_mut().filter_map(|e| e.poll_timeout()).min();
+        let Some(next) = [next_wire, next_timer].into_iter().flatten().min() else {
+            return false;
+        };
+        self.now = self.now.max(next);
+        let (due, rest): (Vec<_>, Vec<_>) = self.wire.drain(..).partition(|w| w.0 <= self.now);
+        self.wire = rest;
+        for (_, to, bytes) in due {
+            let (_, message) = protocol::decode(&bytes).expect("the codec reads what it wrote");
+            match message {
+                Message::Chunk(c) => self.ends[to].handle_chunk(self.now, &c),
+                Message::Ack(a) => self.ends[to].handle_ack(self.now, &a),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        for side in 0..2 {
+            self.ends[side].handle_timeout(self.now);
+            while let Some(e) = self.ends[side].poll_event() {
+                self.received[side].push(e);
+            }
+        }
+        true
+    }
+
+    fn run_until_idle(&mut self, limit: Duration) {
+        let start = self.now;
+        while self.step() {
+            assert!(
+                self.now - start < limit,
+                "transfer did not finish in {limit:?}"
+            );
+        }
+        assert!(self.ends.iter().all(Endpoint::is_idle));
+    }
+
+    fn received_payloads(&self, side: usize) -> Vec<(u32, BatchKind, Vec<u8>)> {
+        self.received[side]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Received {
+                    transfer,
+                    kind,
+                    payload,
+                } => Some((*transfer, *kind, payload.clone())),
+                Event::Delivered { .. } => None,
+            })
+            .collect()
+    }
+
+    fn delivered(&self, side: usize) -> Vec<u32> {
+        self.received[side]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Delivered { transfer } => Some(*transfer),
+                Event::Received { .. } => None,
+            })
+            .collect()
+    }
+}
+
+fn payload(len: usize, salt: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt) ^ (i >> 8) as u8)
+        .collect()
+}
+
+fn config() -> TransferConfig {
+    TransferConfig::new(1000, 64)
+}
+
+#[test]
+fn a_batch_arrives_byte_for_byte_on_a_perfect_link() {
+    let mut pair = Pair::new(config(), PERFECT, 1);
+    let data = payload(100_500, 3);
+    let id = pair.ends[0].send_batch(BatchKind::Jobs, data.clone());
+    pair.run_until_idle(Duration::from_secs(5));
+    assert_eq!(pair.received_payloads(1), vec![(id, BatchKind::Jobs, data)]);
+    assert_eq!(pair.delivered(0), vec![id]);
+    let stats = pair.ends[0].stats();
+    assert_eq!(stats.chunks_sent, 101);
+    assert_eq!(stats.retransmitted, 0);
+    assert_eq!(pair.ends[1].stats().duplicate_chunks, 0);
+}
+
+#[test]
+fn dropping_chunk_3_still_delivers_the_batch() {
+    let mut pair = Pair::new(config(), PERFECT, 1);
+    let mut dropped = 0;
+    pair.filter = Some(Box::new(move |from, m| {
+        if from == 0
+            && let Message::Chunk(c) = m
+            && c.index == 3
+            && dropped == 0
+        {
+            dropped += 1;
+            return true;
+        }
+        false
+    }));
+    let data = payload(20_000, 9);
+    pair.ends[0].send_batch(BatchKind::Results, data.clone());
+    pair.run_until_idle(Duration::from_secs(5));
+    assert_eq!(
+        pair.received_payloads(1),
+        vec![(0, BatchKind::Results, data)]
+    );
+    assert_eq!(pair.ends[0].stats().retransmitted, 1);
+}
+
+#[test]
+fn a_lost_final_ack_is_repeated_and_the_batch_delivered_once() {
+    let mut pair = Pair::new(config(), PERFECT, 1);
+    let mut complete_acks_dropped = 0;
+    pair.filter = Some(Box::new(move |from, m| {
+        if from == 1
+            && let Message::Ack(a) = m
+            && complete_acks_dropped < 3
+        {
+            complete_acks_dropped += 1;
+            let _ = a;
+            return true;
+        }
+        false
+    }));
+    let data = payload(2_500, 1);
+    pair.ends[0].send_batch(BatchKind::Jobs, data.clone());
+    pair.run_until_idle(Duration::from_secs(10));
+    assert_eq!(pair.received_payloads(1).len(), 1);
+    assert_eq!(pair.delivered(0), vec![0]);
+    assert!(pair.ends[1].stats().duplicate_chunks > 0);
+}
+
+#[test]
+fn loss_duplication_and_reordering_deliver_every_batch_exactly_once() {
+    let link = Link {
+        latency: Duration::from_millis(2),
+        loss: 0.2,
+        duplicate: 0.2,
+        reorder: 0.2,
+    };
+    for seed in 1..=12u64 {
+        let mut pair = Pair::new(config(), link, seed * 7919);
+        let mut sent = [Vec::new(), Vec::new()];
+        for i in 0..5u8 {
+            let len = 1 + (i as usize * 13_331) % 40_000;
+            for (side, batches) in sent.iter_mut().enumerate() {
+                let data = payload(len + side, i ^ side as u8);
+                let kind = if side == 0 {
+                    BatchKind::Jobs
+                } else {
+                    BatchKind::Results
+                };
+                let id = pair.ends[side].send_batch(kind, data.clone());
+                batches.push((id, kind, data));
+            }
+        }
+        pair.run_until_idle(Duration::from_secs(600));
+        for side in 0..2 {
+            let mut got = pair.received_payloads(1 - side);
+            got.sort_by_key(|g| g.0);
+            assert_eq!(got, sent[side], "seed {seed}, from side {side}");
+            let mut delivered = pair.delivered(side);
+            delivered.sort_unstable();
+            assert_eq!(delivered, vec![0, 1, 2, 3, 4], "seed {seed}");
+        }
+        assert!(pair.ends[0].stats().retransmitted > 0);
+        assert!(pair.ends[1].stats().duplicate_chunks > 0);
+    }
+}
+
+#[test]
+fn the_sender_never_exceeds_a_small_advertised_window() {
+    // The receiver advertises 4 chunks; transmit() asserts the limit.
+    let mut cfg = config();
+    cfg.local_window = 4;
+    let mut pair = Pair::new(cfg, PERFECT, 5);
+    pair.ends[0].send_batch(BatchKind::Jobs, payload(50_000, 2));
+    pair.run_until_idle(Duration::from_secs(5));
+    assert_eq!(pair.received_payloads(1).len(), 1);
+}
+
+#[test]
+fn retransmission_backs_off_while_the_peer_is_silent_and_recovers() {
+    let mut pair = Pair::new(config(), PERFECT, 5);
+    // Everything from side 0 is lost for the first 30 transmissions.
+    let mut lost = 0;
+    pair.filter = Some(Box::new(move |from, _| {
+        if from == 0 && lost < 30 {
+            lost += 1;
+            return true;
+        }
+        false
+    }));
+    pair.ends[0].send_batch(BatchKind::Jobs, payload(3_000, 4));
+    let first_rto = pair.ends[0].rtt().rto();
+    for _ in 0..4 {
+        pair.step();
+    }
+    assert!(pair.ends[0].rtt().rto() > first_rto);
+    pair.run_until_idle(Duration::from_secs(60));
+    assert_eq!(pair.received_payloads(1).len(), 1);
+    assert!(pair.ends[0].stats().timeouts >= 2);
+}
+
+#[test]
+fn inbound_limits_refuse_oversized_and_excess_batches() {
+    let mut cfg = config();
+    cfg.max_batch_bytes = 10_000;
+    cfg.max_inbound_batches = 1;
+    let mut rx = Endpoint::new(cfg, 64);
+    let now = Instant::now();
+    let big = [0u8; 1000];
+    let chunk = |transfer, total_bytes| Chunk {
+        transfer,
+        kind: BatchKind::Jobs,
+        index: 0,
+        count: (total_bytes as u32).div_ceil(1000),
+        chunk_bytes: 1000,
+        total_bytes,
+        payload: &big,
+    };
+    rx.handle_chunk(now, &chunk(0, 20_000));
+    assert_eq!(rx.stats().refused_chunks, 1);
+    rx.handle_chunk(now, &chunk(1, 5_000));
+    rx.handle_chunk(now, &chunk(2, 5_000));
+    assert_eq!(rx.stats().refused_chunks, 2);
+    assert_eq!(rx.stats().chunks_received, 1);
+    // A chunk that contradicts its batch's geometry is refused too.
+    rx.handle_chunk(now, &chunk(1, 6_000));
+    assert_eq!(rx.stats().refused_chunks, 3);
+}

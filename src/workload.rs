@@ -1,0 +1,342 @@
+//! The batch job: jobs, the kernel that computes them, the expected value and
+//! the verification of an assembled vector. Pure: no I/O, no threads, no clock.
+//!
+//! The contract fixes the arithmetic: every element receives `addend` exactly
+//! `iterations` times, in order, by repeated addition. The kernel keeps that
+//! per-element order (so its result is bit-identical to the plain loop) but
+//! processes a block of elements held in registers through all iterations
+//! before touching memory again, which is several times faster than sweeping
+//! the whole job once per iteration.
+
+use crate::config::WorkloadConfig;
+
+/// A job's identifier: its index in the vector, `0..jobs`.
+pub type JobId = u32;
+
+/// A contiguous slice of the vector and how far its computation has got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Index of the slice in the vector.
+    pub id: JobId,
+    /// The slice's values.
+    pub data: Vec<f64>,
+    /// Elements `0..done` have received all their additions; the rest none.
+    pub done: usize,
+}
+
+impl Job {
+    /// True when every element has received all its additions.
+    pub fn is_complete(&self) -> bool {
+        self.done == self.data.len()
+    }
+}
+
+/// Elements processed together in registers. Sixteen doubles are eight SSE2
+/// or four AVX registers: enough independent additions to hide the adder's
+/// latency, few enough that nothing spills.
+pub const BLOCK: usize = 16;
+
+/// Applies `iterations` additions of `addend` to every element of `data`,
+/// bit-identically to `for _ in 0..iterations { for x in data { *x += addend } }`.
+pub fn add_repeated(data: &mut [f64], iterations: u32, addend: f64) {
+    let mut blocks = data.chunks_exact_mut(BLOCK);
+    for block in &mut blocks {
+        let mut acc = [0.0f64; BLOCK];
+        acc.copy_from_slice(block);
+        for _ in 0..iterations {
+            for a in &mut acc {
+                *a += addend;
+            }
+        }
+        block.copy_from_slice(&acc);
+    }
+    for x in blocks.into_remainder() {
+        let mut v = *x;
+        for _ in 0..iterations {
+            v += addend;
+        }
+        *x = v;
+    }
+}
+
+/// The plain reference loop the contract describes, kept for tests and the
+/// benchmark: one sweep of the whole slice per iteration.
+pub fn add_repeated_plain(data: &mut [f64], iterations: u32, addend: f64) {
+    for _ in 0..iterations {
+        for x in data.iter_mut() {
+            *x += addend;
+        }
+    }
+}
+
+/// The value every element must hold at the end.
+pub fn expected_value(workload: &WorkloadConfig) -> f64 {
+    let mut v = workload.initial;
+    for _ in 0..workload.iterations {
+        v += workload.addend;
+    }
+    v
+}
+
+/// How many elements one slice of work covers: about a million additions,
+/// a fraction of a millisecond optimised, so a worker checks its throttle
+/// budget often even when one job takes far longer than a period.
+pub fn slice_elements(iterations: u32) -> usize {
+    let per = (1usize << 20) / (iterations.max(1) as usize);
+    (per / BLOCK).max(1) * BLOCK
+}
+
+/// Computes the next slice of `job`: at most `max_elements` elements from
+/// `job.done`. Returns the number of elements computed.
+pub fn compute_slice(job: &mut Job, max_elements: usize, workload: &WorkloadConfig) -> usize {
+    let start = job.done;
+    let end = (start + max_elements).min(job.data.len());
+    add_repeated(
+        &mut job.data[start..end],
+        workload.iterations,
+        workload.addend,
+    );
+    job.done = end;
+    end - start
+}
+
+/// Makes job `id` with its initial data.
+pub fn make_job(workload: &WorkloadConfig, id: JobId) -> Job {
+    Job {
+        id,
+        data: vec![workload.initial; workload.elements_per_job as usize],
+        done: 0,
+    }
+}
+
+/// Formats job ids as compact ranges: `0-511, 600, 602-603`.
+pub fn format_id_ranges(ids: &[JobId]) -> String {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let start = sorted[i];
+        let mut end = start;
+        while i + 1 < sorted.len() && sorted[i + 1] == end + 1 {
+            i += 1;
+            end = sorted[i];
+        }
+        if !out.is_empty() {
+            out.push_str(", ");
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}-{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The outcome of checking the assembled vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verification {
+    /// Every job present once and every element equal to the expected value.
+    pub verified: bool,
+    /// Job ids with no result.
+    pub missing: Vec<JobId>,
+    /// Job ids whose result arrived more than once.
+    pub duplicated: Vec<JobId>,
+    /// Elements (over all jobs) not bit-equal to the expected value.
+    pub wrong_elements: u64,
+    /// The value every element should hold.
+    pub expected: f64,
+}
+
+/// Collects the results of a run on the master, indexed by job id, and
+/// verifies them at the end.
+#[derive(Debug)]
+pub struct ResultStore {
+    slots: Vec<Option<Vec<f64>>>,
+    present: usize,
+    duplicated: Vec<JobId>,
+    out_of_range: u64,
+}
+
+impl ResultStore {
+    /// An empty store for `jobs` jobs.
+    pub fn new(jobs: u32) -> Self {
+        ResultStore {
+            slots: vec![None; jobs as usize],
+            present: 0,
+            duplicated: Vec::new(),
+            out_of_range: 0,
+        }
+    }
+
+    /// Stores a job's result. A second result for the same id is recorded as a
+    /// duplicate (it would be computed into the vector twice) and dropped.
+    /// Returns false if the result was not stored.
+    pub fn insert(&mut self, id: JobId, data: Vec<f64>) -> bool {
+        match self.slots.get_mut(id as usize) {
+            None => {
+                self.out_of_range += 1;
+                false
+            }
+            Some(Some(_)) => {
+                self.duplicated.push(id);
+                false
+            }
+            Some(slot) => {
+                *slot = Some(data);
+                self.present += 1;
+                true
+            }
+        }
+    }
+
+    /// Results held.
+    pub fn len(&self) -> usize {
+        self.present
+    }
+
+    /// True when no result is held.
+    pub fn is_empty(&self) -> bool {
+        self.present == 0
+    }
+
+    /// True when every job has a result.
+    pub fn is_complete(&self) -> bool {
+        self.present == self.slots.len()
+    }
+
+    /// Checks every job present once and every element bit-equal to the
+    /// expected value.
+    pub fn verify(&self, workload: &WorkloadConfig) -> Verification {
+        let expected = expected_value(workload);
+        let bits = expected.to_bits();
+        let mut missing = Vec::new();
+        let mut wrong_elements = 0u64;
+        for (id, slot) in self.slots.iter().enumerate() {
+            match slot {
+                None => missing.push(id as JobId),
+                Some(data) => {
+                    if data.len() != workload.elements_per_job as usize {
+                        wrong_elements += workload.elements_per_job as u64;
+                    }
+                    wrong_elements += data.iter().filter(|v| v.to_bits() != bits).count() as u64;
+                }
+            }
+        }
+        let verified = missing.is_empty()
+            && self.duplicated.is_empty()
+            && self.out_of_range == 0
+            && wrong_elements == 0;
+        Verification {
+            verified,
+            missing,
+            duplicated: self.duplicated.clone(),
+            wrong_elements,
+            expected,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> WorkloadConfig {
+        WorkloadConfig {
+            jobs: 4,
+            elements_per_job: 100,
+            iterations: 1000,
+            initial: 1.111111,
+            addend: 1.111111,
+        }
+    }
+
+    #[test]
+    fn blocked_kernel_is_bit_identical_to_the_plain_loop() {
+        // Values that round differently at each step, and lengths that leave
+        // remainders after the blocks.
+        for len in [0, 1, 15, 16, 17, 100, 1000] {
+            let data: Vec<f64> = (0..len).map(|i| 0.1 * i as f64 + 1e-7).collect();
+            let mut fast = data.clone();
+            let mut plain = data;
+            add_repeated(&mut fast, 997, 1.111111);
+            add_repeated_plain(&mut plain, 997, 1.111111);
+            let fast: Vec<u64> = fast.iter().map(|v| v.to_bits()).collect();
+            let plain: Vec<u64> = plain.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(fast, plain, "length {len}");
+        }
+    }
+
+    #[test]
+    fn expected_value_is_repeated_addition_not_multiplication() {
+        let w = WorkloadConfig::default();
+        let e = expected_value(&w);
+        // The reference figure: 1.111111 plus a thousand additions of it.
+        assert_eq!(format!("{e:.9}"), "1112.222111000");
+        // Repeated addition accumulates rounding that multiplication does not.
+        assert_ne!(e.to_bits(), (1001.0 * 1.111111f64).to_bits());
+    }
+
+    #[test]
+    fn slices_add_up_to_the_whole_job() {
+        let w = small();
+        let mut job = make_job(&w, 2);
+        let mut slices = 0;
+        while !job.is_complete() {
+            assert_eq!(compute_slice(&mut job, 32, &w), 32.min(100 - 32 * slices));
+            slices += 1;
+        }
+        assert_eq!(slices, 4);
+        let e = expected_value(&w).to_bits();
+        assert!(job.data.iter().all(|v| v.to_bits() == e));
+    }
+
+    #[test]
+    fn slice_size_is_about_a_million_additions() {
+        assert_eq!(slice_elements(1000), 1040);
+        assert_eq!(slice_elements(0), 1 << 20);
+        assert_eq!(slice_elements(u32::MAX), BLOCK);
+    }
+
+    #[test]
+    fn id_ranges_are_compact() {
+        assert_eq!(format_id_ranges(&[5, 0, 1, 2, 7, 8, 10]), "0-2, 5, 7-8, 10");
+        assert_eq!(format_id_ranges(&[]), "");
+    }
+
+    #[test]
+    fn verification_finds_missing_duplicated_and_wrong() {
+        let w = small();
+        let mut store = ResultStore::new(w.jobs);
+        for id in 0..w.jobs {
+            let mut job = make_job(&w, id);
+            compute_slice(&mut job, usize::MAX, &w);
+            assert!(store.insert(id, job.data));
+        }
+        assert!(store.is_complete());
+        let v = store.verify(&w);
+        assert!(v.verified, "{v:?}");
+
+        let mut job = make_job(&w, 1);
+        compute_slice(&mut job, usize::MAX, &w);
+        assert!(!store.insert(1, job.data));
+        assert!(!store.insert(99, vec![]));
+        let v = store.verify(&w);
+        assert!(!v.verified);
+        assert_eq!(v.duplicated, vec![1]);
+
+        let mut store = ResultStore::new(w.jobs);
+        let mut job = make_job(&w, 0);
+        compute_slice(&mut job, usize::MAX, &w);
+        job.data[7] += f64::EPSILON * 1024.0;
+        store.insert(0, job.data);
+        let uncomputed = make_job(&w, 3);
+        store.insert(3, uncomputed.data);
+        let v = store.verify(&w);
+        assert!(!v.verified);
+        assert_eq!(v.missing, vec![1, 2]);
+        assert_eq!(v.wrong_elements, 1 + 100);
+    }
+}
