@@ -18,8 +18,11 @@
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
 
 pub mod config;
+pub mod node;
 pub mod policy;
 pub mod protocol;
+pub mod report;
 pub mod throttle;
 pub mod transfer;
+pub mod transport;
 pub mod workload;

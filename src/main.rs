@@ -1,1 +1,256 @@
-fn main() {}
+//! The `loadbal` command: parses arguments, loads the config and runs a
+//! node (or both, for the demo) headless. Exit codes follow the contract:
+//! 0 verified, 1 finished but not verified, 2 bad arguments or config,
+//! 3 runtime failure.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use loadbal::config::{self, Config, Role};
+use loadbal::node::{self, Command, NodeOptions, Outcome};
+
+/// Balances a CPU-heavy batch job between two machines over UDP.
+///
+/// Run `loadbal --role slave` on one machine and `loadbal --role master` on
+/// the other (addresses in config.json), or `loadbal demo` to run both on
+/// this one.
+#[derive(Debug, Parser)]
+#[command(name = "loadbal", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Sub>,
+
+    /// This node's role: the master holds the workload and verifies the
+    /// result; the slave receives half and returns its results.
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+
+    #[command(flatten)]
+    common: Common,
+
+    /// Override this node's throttle from the config: the share of each
+    /// 100 ms period its workers compute, from 0.0 (paused) to 1.0.
+    #[arg(long, value_name = "F", value_parser = parse_throttle)]
+    throttle: Option<f64>,
+}
+
+#[derive(Debug, clap::Args)]
+struct Common {
+    /// Config file [default: config.json in the current directory, or the
+    /// built-in defaults if there is none].
+    #[arg(long, value_name = "PATH", global = true)]
+    config: Option<PathBuf>,
+
+    /// Run without a window: start at once, print progress to stderr and exit
+    /// when this node's part is over.
+    #[arg(long, global = true)]
+    headless: bool,
+
+    /// Write the run report as JSON to PATH when the run ends (master and demo).
+    #[arg(long, value_name = "PATH", global = true)]
+    report: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Run a master and a slave in this process on the config's addresses.
+    Demo,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Master,
+    Slave,
+}
+
+fn parse_throttle(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("\"{text}\" is not a number"))?;
+    if !(0.0..=1.0).contains(&value) {
+        return Err(format!("{value} is out of range: must be from 0.0 to 1.0"));
+    }
+    Ok(value)
+}
+
+/// A failure with its exit code.
+struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+fn usage(error: anyhow::Error) -> Failure {
+    Failure { code: 2, error }
+}
+
+fn runtime(error: anyhow::Error) -> Failure {
+    Failure { code: 3, error }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("loadbal: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8, Failure> {
+    let common = &cli.common;
+    let role = match (&cli.command, cli.role) {
+        (Some(Sub::Demo), Some(_)) => {
+            return Err(usage(anyhow::anyhow!(
+                "--role does not go with demo: the demo runs both roles"
+            )));
+        }
+        (Some(Sub::Demo), None) if cli.throttle.is_some() => {
+            return Err(usage(anyhow::anyhow!(
+                "--throttle does not go with demo: set each node's throttle in the config"
+            )));
+        }
+        (Some(Sub::Demo), None) => None,
+        (None, Some(RoleArg::Master)) => Some(Role::Master),
+        (None, Some(RoleArg::Slave)) => Some(Role::Slave),
+        (None, None) => {
+            return Err(usage(anyhow::anyhow!(
+                "say what to run: `loadbal --role master`, `loadbal --role slave` or \
+                 `loadbal demo` (see --help)"
+            )));
+        }
+    };
+    if role == Some(Role::Slave) && common.report.is_some() {
+        return Err(usage(anyhow::anyhow!(
+            "--report is for the master and the demo: the slave has no report to write"
+        )));
+    }
+    if let Some(path) = &common.report {
+        check_report_path(path).map_err(usage)?;
+    }
+    let mut config =
+        config::load(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
+    if let (Some(role), Some(t)) = (role, cli.throttle) {
+        config.node_mut(role).throttle = t;
+    }
+    if !common.headless {
+        return Err(usage(anyhow::anyhow!(
+            "the window is not in this version yet: run with --headless \
+             (e.g. `loadbal {} --headless`)",
+            match role {
+                Some(role) => format!("--role {role}"),
+                None => "demo".to_owned(),
+            }
+        )));
+    }
+    match role {
+        Some(role) => run_node(role, &config, common.report.as_deref()),
+        None => run_demo(&config, common.report.as_deref()),
+    }
+}
+
+/// The report's directory must exist before hours of work are spent.
+fn check_report_path(path: &Path) -> anyhow::Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("--report {}: is a directory", path.display());
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "--report {}: directory {} does not exist",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
+    let me = config.node(role);
+    eprintln!(
+        "loadbal {role} on {} (peer {}), throttle {:.0} %, {} worker{}",
+        me.address,
+        config.node(role.peer()).address,
+        me.throttle * 100.0,
+        me.workers,
+        if me.workers == 1 { "" } else { "s" }
+    );
+    let handle = node::start(role, config, NodeOptions::headless())
+        .with_context(|| format!("cannot start the {role}"))
+        .map_err(runtime)?;
+    handle.command(Command::Start);
+    let outcome = handle.wait();
+    finish(&outcome, report)
+}
+
+fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
+    eprintln!(
+        "loadbal demo: master on {}, slave on {}, {} jobs",
+        config.master.address, config.slave.address, config.workload.jobs
+    );
+    let slave = node::start(Role::Slave, config, NodeOptions::headless())
+        .context("cannot start the slave")
+        .map_err(runtime)?;
+    let master = node::start(Role::Master, config, NodeOptions::headless())
+        .context("cannot start the master")
+        .map_err(runtime)?;
+    slave.command(Command::Start);
+    master.command(Command::Start);
+    let master_outcome = master.wait();
+    let slave_outcome = slave.wait();
+    if let Outcome::Failed(why) = &slave_outcome {
+        eprintln!("loadbal: the slave failed: {why}");
+    }
+    let code = finish(&master_outcome, report)?;
+    Ok(code.max(slave_outcome.exit_code()))
+}
+
+fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> {
+    match outcome {
+        Outcome::Finished { verified, report } => {
+            if let Some(report) = report {
+                print_summary(report);
+                if let Some(path) = report_path {
+                    report
+                        .write(path)
+                        .with_context(|| format!("cannot write the report to {}", path.display()))
+                        .map_err(runtime)?;
+                    eprintln!("report written to {}", path.display());
+                }
+            }
+            Ok(if *verified { 0 } else { 1 })
+        }
+        Outcome::Failed(why) => Err(runtime(anyhow::anyhow!("{why}"))),
+        Outcome::Stopped => Err(runtime(anyhow::anyhow!("stopped before the run finished"))),
+    }
+}
+
+fn print_summary(r: &loadbal::report::Report) {
+    eprintln!(
+        "{}: {} jobs, every element {} {:.9}; master computed {}, slave {}; \
+         moved {} to the slave and {} to the master",
+        if r.verified {
+            "VERIFIED"
+        } else {
+            "NOT VERIFIED"
+        },
+        r.jobs_total,
+        if r.verified { "equals" } else { "should equal" },
+        r.expected_value,
+        r.jobs_done.master,
+        r.jobs_done.slave,
+        r.jobs_moved.to_slave,
+        r.jobs_moved.to_master
+    );
+    eprintln!(
+        "time: {:.3} s total (bootstrap {:.3} s, processing {:.3} s, aggregation {:.3} s)",
+        r.elapsed_s.total, r.elapsed_s.bootstrap, r.elapsed_s.processing, r.elapsed_s.aggregation
+    );
+}

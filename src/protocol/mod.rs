@@ -43,10 +43,12 @@ pub struct Header {
 /// What a batch carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BatchKind {
-    /// Jobs still to be computed (their initial data).
+    /// Jobs moved by the transfer policy, not yet started.
     Jobs = 1,
     /// Computed jobs returning to the master.
     Results = 2,
+    /// The master's bootstrap share for the slave, not yet started.
+    Bootstrap = 3,
 }
 
 impl BatchKind {
@@ -54,6 +56,7 @@ impl BatchKind {
         match v {
             1 => Ok(BatchKind::Jobs),
             2 => Ok(BatchKind::Results),
+            3 => Ok(BatchKind::Bootstrap),
             _ => Err(DecodeError::Invalid("unknown batch kind")),
         }
     }
@@ -114,6 +117,19 @@ pub struct RunParams {
     pub addend: f64,
     /// The policy's threshold, in jobs.
     pub threshold: u32,
+}
+
+impl RunParams {
+    /// The workload these parameters describe.
+    pub fn workload(&self) -> crate::config::WorkloadConfig {
+        crate::config::WorkloadConfig {
+            jobs: self.jobs,
+            elements_per_job: self.elements_per_job,
+            iterations: self.iterations,
+            initial: self.initial,
+            addend: self.addend,
+        }
+    }
 }
 
 /// Opens and keeps a session: sent by both nodes until each has heard the other.

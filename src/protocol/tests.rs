@@ -140,7 +140,7 @@ fn corrupted_datagrams_are_rejected() {
     );
     // Chunk: kind byte, an index beyond the count, a count that does not match.
     assert_eq!(
-        corrupt(&s[2], HEADER_BYTES + 4, 3),
+        corrupt(&s[2], HEADER_BYTES + 4, 4),
         Err(DecodeError::Invalid("unknown batch kind"))
     );
     assert_eq!(

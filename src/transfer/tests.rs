@@ -38,6 +38,9 @@ const PERFECT: Link = Link {
     reorder: 0.0,
 };
 
+/// Decides whether to drop a datagram: (from side, decoded message) -> drop?
+type Filter = Box<dyn FnMut(usize, &Message<'_>) -> bool>;
+
 struct Pair {
     now: Instant,
     ends: [Endpoint; 2],
@@ -46,8 +49,7 @@ struct Pair {
     /// (deliver at, to side, datagram)
     wire: Vec<(Instant, usize, Vec<u8>)>,
     seq: [u64; 2],
-    /// A hook that may drop a datagram: (from side, decoded message) -> drop?
-    filter: Option<Box<dyn FnMut(usize, &Message<'_>) -> bool>>,
+    filter: Option<Filter>,
     received: [Vec<Event>; 2],
     sent_datagrams: u64,
 }
@@ -276,10 +278,10 @@ fn loss_duplication_and_reordering_deliver_every_batch_exactly_once() {
             }
         }
         pair.run_until_idle(Duration::from_secs(600));
-        for side in 0..2 {
+        for (side, batches) in sent.iter().enumerate() {
             let mut got = pair.received_payloads(1 - side);
             got.sort_by_key(|g| g.0);
-            assert_eq!(got, sent[side], "seed {seed}, from side {side}");
+            assert_eq!(&got, batches, "seed {seed}, from side {side}");
             let mut delivered = pair.delivered(side);
             delivered.sort_unstable();
             assert_eq!(delivered, vec![0, 1, 2, 3, 4], "seed {seed}");
@@ -331,11 +333,11 @@ fn inbound_limits_refuse_oversized_and_excess_batches() {
     let mut rx = Endpoint::new(cfg, 64);
     let now = Instant::now();
     let big = [0u8; 1000];
-    let chunk = |transfer, total_bytes| Chunk {
+    let chunk = |transfer, total_bytes: u32| Chunk {
         transfer,
         kind: BatchKind::Jobs,
         index: 0,
-        count: (total_bytes as u32).div_ceil(1000),
+        count: total_bytes.div_ceil(1000),
         chunk_bytes: 1000,
         total_bytes,
         payload: &big,

@@ -1,0 +1,609 @@
+//! The control thread: a node's session and phases. It opens the session
+//! (the hello handshake, retried until the peer answers), runs the master's
+//! bootstrap, decides when processing gives way to aggregation, verifies the
+//! result, closes the run reliably (finish / finish-ack) and watches the
+//! peer's liveness. At the end it stops every other thread, joins them and
+//! returns the node's [`Outcome`].
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+use super::shared::Shared;
+use super::transfer::{JobsOrigin, TransferMsg};
+use super::{Command, Outcome, Senders, StateMsg};
+use crate::config::{Config, Role};
+use crate::protocol::{self, Header, Hello, Message, Phase, RunParams};
+use crate::report::Report;
+use crate::workload::{self, ResultStore, format_id_ranges};
+
+/// How often the control loop wakes without a message.
+const TICK: Duration = Duration::from_millis(100);
+/// How often a hello is repeated until the peer answers.
+const HELLO_INTERVAL: Duration = Duration::from_millis(500);
+/// How often "waiting for peer" is repeated in the log.
+const WAIT_NOTICE_INTERVAL: Duration = Duration::from_secs(5);
+/// How long a headless master waits for its slave.
+pub const HEADLESS_PEER_WAIT: Duration = Duration::from_secs(60);
+/// How often the master repeats its finish until the slave acknowledges.
+const FINISH_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the master keeps repeating its finish.
+const FINISH_PATIENCE: Duration = Duration::from_secs(3);
+/// How long the slave stays to re-acknowledge a repeated finish.
+const SLAVE_LINGER: Duration = Duration::from_millis(500);
+
+/// The control thread's inbox.
+#[derive(Debug)]
+pub enum ControlMsg {
+    /// From the user (window or headless start).
+    Command(Command),
+    /// The peer's hello, with the session its header carried.
+    Hello {
+        /// The header's session id.
+        session: u64,
+        /// The hello.
+        hello: Hello,
+    },
+    /// The master's finish (slave side).
+    Finish {
+        /// The master's verification outcome.
+        verified: bool,
+    },
+    /// The slave acknowledged the finish (master side).
+    FinishAck,
+    /// The peer stopped the run.
+    PeerAborted(String),
+    /// A new peer state arrived.
+    PeerState,
+    /// A job finished, results arrived or a batch was delivered.
+    Progress,
+    /// Bootstrap jobs were delivered to the slave.
+    BootstrapDelivered(u32),
+}
+
+/// Where the run's end stands.
+enum Ending {
+    /// Not ending.
+    No,
+    /// Master: verified (or not), repeating finish until acknowledged.
+    Finishing {
+        verified: bool,
+        since: Instant,
+        last_sent: Instant,
+    },
+    /// Slave: acknowledged the finish; lingers to answer repeats.
+    Lingering { verified: bool, until: Instant },
+}
+
+pub(super) struct Control {
+    shared: Arc<Shared>,
+    config: Config,
+    role: Role,
+    headless: bool,
+    senders: Senders,
+    inbox: Receiver<ControlMsg>,
+    started: Option<Instant>,
+    connected: bool,
+    last_hello: Option<Instant>,
+    last_wait_notice: Option<Instant>,
+    bootstrap_pending: u32,
+    ending: Ending,
+    outcome: Option<Outcome>,
+    progress: super::progress::Progress,
+    buf: Vec<u8>,
+}
+
+impl Control {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        config: Config,
+        headless: bool,
+        senders: Senders,
+        inbox: Receiver<ControlMsg>,
+    ) -> Self {
+        let role = shared.role;
+        Control {
+            shared,
+            config,
+            role,
+            headless,
+            senders,
+            inbox,
+            started: None,
+            connected: false,
+            last_hello: None,
+            last_wait_notice: None,
+            bootstrap_pending: 0,
+            ending: Ending::No,
+            outcome: None,
+            progress: super::progress::Progress::new(headless),
+            buf: Vec::with_capacity(256),
+        }
+    }
+
+    /// Runs until the node's part is over; returns the outcome.
+    pub(super) fn run(mut self) -> Outcome {
+        while self.outcome.is_none() {
+            match self.inbox.recv_timeout(TICK) {
+                Ok(msg) => self.handle(msg),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.fail("the node's inbox closed unexpectedly".to_owned());
+                }
+            }
+            self.tick(Instant::now());
+        }
+        self.progress.finish();
+        self.outcome.take().unwrap_or(Outcome::Stopped)
+    }
+
+    fn handle(&mut self, msg: ControlMsg) {
+        match msg {
+            ControlMsg::Command(Command::Start) => self.start(),
+            ControlMsg::Command(Command::SetThrottle(t)) => {
+                let _ = self.senders.monitor.send(super::MonitorMsg::SetThrottle(t));
+            }
+            ControlMsg::Command(Command::Stop) => {
+                self.send(&Message::Abort {
+                    reason: "stopped by the user",
+                });
+                self.shared.log.push("stopped by the user");
+                self.outcome = Some(Outcome::Stopped);
+            }
+            ControlMsg::Hello { session, hello } => self.on_hello(session, hello),
+            ControlMsg::Finish { verified } => self.on_finish(verified),
+            ControlMsg::FinishAck => {
+                if let Ending::Finishing { verified, .. } = self.ending {
+                    self.shared.log.push("the slave acknowledged the finish");
+                    self.outcome = Some(self.finished(verified));
+                }
+            }
+            ControlMsg::PeerAborted(reason) => {
+                self.fail(format!(
+                    "the {} stopped the run: {reason}",
+                    self.role.peer()
+                ));
+            }
+            ControlMsg::PeerState => {
+                if self.role == Role::Slave {
+                    self.follow_master_phase();
+                }
+                self.check_progress();
+            }
+            ControlMsg::Progress => self.check_progress(),
+            ControlMsg::BootstrapDelivered(n) => {
+                self.bootstrap_pending = self.bootstrap_pending.saturating_sub(n);
+                if self.bootstrap_pending == 0 && self.shared.phase() == Phase::Bootstrap {
+                    let elapsed = self.phase_elapsed(Phase::Bootstrap);
+                    let params = self.config.workload;
+                    let bytes = f64::from(params.jobs / 2)
+                        * protocol::batch::job_bytes(params.elements_per_job) as f64;
+                    self.shared.log.push(format!(
+                        "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s)",
+                        params.jobs / 2,
+                        bytes / 1e6,
+                        elapsed.as_secs_f64(),
+                        bytes / 1e6 / elapsed.as_secs_f64().max(1e-9)
+                    ));
+                    self.set_phase(Phase::Processing);
+                }
+                self.check_progress();
+            }
+        }
+    }
+
+    fn fail(&mut self, why: String) {
+        self.shared.log.push(why.clone());
+        self.outcome = Some(Outcome::Failed(why));
+    }
+
+    fn send(&mut self, message: &Message<'_>) {
+        let header = Header {
+            session: self.shared.session.load(Ordering::Relaxed),
+            seq: self.shared.next_seq(),
+        };
+        protocol::encode(&header, message, &mut self.buf);
+        self.shared.transport.send(&self.buf);
+    }
+
+    fn peer_address(&self) -> std::net::SocketAddr {
+        self.shared.transport.peer()
+    }
+
+    fn start(&mut self) {
+        if self.started.is_some() {
+            return;
+        }
+        let now = Instant::now();
+        self.started = Some(now);
+        if self.role == Role::Master {
+            // Any nonzero value: a session id only has to differ between runs.
+            let session = getrandom::u64().unwrap_or_else(|_| {
+                u64::from(std::process::id()) << 32 | u64::from(now.elapsed().subsec_nanos())
+            });
+            self.shared.session.store(session.max(1), Ordering::Relaxed);
+            let w = self.config.workload;
+            *self.shared.params.lock() = Some(RunParams {
+                jobs: w.jobs,
+                elements_per_job: w.elements_per_job,
+                iterations: w.iterations,
+                initial: w.initial,
+                addend: w.addend,
+                threshold: self.config.policy.threshold,
+            });
+            *self.shared.results.lock() = Some(ResultStore::new(w.jobs));
+            self.shared.log.push(format!(
+                "started: {} jobs of {} doubles, {} iterations; waiting for the slave at {}",
+                w.jobs,
+                w.elements_per_job,
+                w.iterations,
+                self.peer_address()
+            ));
+        } else {
+            self.shared.log.push(format!(
+                "ready to receive; waiting for the master at {}",
+                self.peer_address()
+            ));
+        }
+        self.last_wait_notice = Some(now);
+        self.send_hello();
+        self.shared.wake();
+    }
+
+    fn send_hello(&mut self) {
+        let params = self.shared.params().unwrap_or(RunParams {
+            jobs: 0,
+            elements_per_job: 0,
+            iterations: 0,
+            initial: 0.0,
+            addend: 0.0,
+            threshold: 0,
+        });
+        let datagram_bytes = self.config.network.datagram_bytes;
+        let hello = Hello {
+            from_master: self.role == Role::Master,
+            window_chunks: self.shared.transport.window_chunks(datagram_bytes as usize),
+            datagram_bytes,
+            params,
+        };
+        self.send(&Message::Hello(hello));
+        self.last_hello = Some(Instant::now());
+    }
+
+    fn on_hello(&mut self, session: u64, hello: Hello) {
+        if self.started.is_none() {
+            // Not started yet: the peer keeps retrying until we are.
+            return;
+        }
+        if hello.from_master == (self.role == Role::Master) {
+            self.shared.log.push(format!(
+                "ignored a hello from another {} at the peer's address",
+                self.role
+            ));
+            return;
+        }
+        let ours = self.shared.session.load(Ordering::Relaxed);
+        match self.role {
+            Role::Master => {
+                if session == ours {
+                    if !self.connected {
+                        self.connect(hello.window_chunks);
+                        self.begin_bootstrap();
+                    }
+                } else if session == 0 && !self.connected {
+                    // The slave has not heard us yet: answer at once.
+                    self.send_hello();
+                } else {
+                    self.shared.log.push(format!(
+                        "ignored a hello from the slave for another session ({session:#x})"
+                    ));
+                }
+            }
+            Role::Slave => {
+                if ours == 0 {
+                    if session == 0 || !valid_params(&hello.params) {
+                        self.shared.log.push(
+                            "ignored a hello from the master with no session or bad parameters",
+                        );
+                        return;
+                    }
+                    self.shared.session.store(session, Ordering::Relaxed);
+                    *self.shared.params.lock() = Some(hello.params);
+                    let p = hello.params;
+                    self.shared.log.push(format!(
+                        "joined the master's run {session:#018x}: {} jobs of {} doubles, {} iterations",
+                        p.jobs, p.elements_per_job, p.iterations
+                    ));
+                    self.connect(hello.window_chunks);
+                    self.send_hello();
+                } else if session == ours {
+                    // Our answer was lost: repeat it.
+                    self.send_hello();
+                } else {
+                    self.shared.log.push(format!(
+                        "ignored a hello from the master for another session ({session:#x})"
+                    ));
+                }
+            }
+        }
+    }
+
+    fn connect(&mut self, peer_window: u32) {
+        self.connected = true;
+        self.shared.mark_heard();
+        let _ = self
+            .senders
+            .transfer
+            .send(TransferMsg::PeerWindow(peer_window));
+        let _ = self.senders.state.send(StateMsg::LocalChanged);
+        self.shared.log.push(format!(
+            "connected to the {} at {} (its window: {peer_window} datagrams)",
+            self.role.peer(),
+            self.peer_address()
+        ));
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        let old = self.shared.phase();
+        if phase <= old {
+            return;
+        }
+        let now = Instant::now();
+        {
+            let mut run = self.shared.run.lock();
+            if phase == Phase::Bootstrap {
+                run.started = Some(now);
+            }
+            // A phase skipped over (the slave may learn of two at once)
+            // starts and ends at the same moment.
+            for p in (old as usize + 1)..=(phase as usize) {
+                run.phase_started[p].get_or_insert(now);
+            }
+        }
+        self.shared.phase.store(phase as u8, Ordering::Relaxed);
+        self.shared.log.push(format!("phase: {}", phase.name()));
+        let _ = self.senders.state.send(StateMsg::LocalChanged);
+        if phase == Phase::Aggregation && self.role == Role::Slave {
+            let _ = self.senders.transfer.send(TransferMsg::Flush);
+        }
+        self.shared.wake();
+    }
+
+    fn phase_elapsed(&self, phase: Phase) -> Duration {
+        self.shared.run.lock().phase_started[phase as usize].map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    /// The master's bootstrap: keep the first half of the jobs, send the
+    /// second half to the slave.
+    fn begin_bootstrap(&mut self) {
+        self.set_phase(Phase::Bootstrap);
+        let w = self.config.workload;
+        let send = w.jobs / 2;
+        let keep = w.jobs - send;
+        let local: Vec<_> = (0..keep).map(|id| workload::make_job(&w, id)).collect();
+        self.shared.push_jobs(local, false);
+        self.shared.run.lock().bootstrap_jobs = send;
+        self.bootstrap_pending = send;
+        let sent_ids: Vec<u32> = (keep..w.jobs).collect();
+        self.shared.log.push(format!(
+            "bootstrap: keeping jobs [{}], sending jobs [{}] to the slave",
+            format_id_ranges(&(0..keep).collect::<Vec<_>>()),
+            format_id_ranges(&sent_ids)
+        ));
+        if send == 0 {
+            self.set_phase(Phase::Processing);
+            return;
+        }
+        self.shared
+            .in_flight_jobs
+            .fetch_add(send, Ordering::Relaxed);
+        let batch = self.senders.batch_jobs.max(1) as u32;
+        let mut id = keep;
+        while id < w.jobs {
+            let end = (id + batch).min(w.jobs);
+            let jobs = (id..end).map(|i| workload::make_job(&w, i)).collect();
+            let _ = self.senders.transfer.send(TransferMsg::SendJobs {
+                jobs,
+                origin: JobsOrigin::Bootstrap,
+            });
+            id = end;
+        }
+    }
+
+    /// Slave: the master's phase is the run's phase.
+    fn follow_master_phase(&mut self) {
+        let peer = *self.shared.peer.lock();
+        if let Some(peer) = peer
+            && peer.state.phase > self.shared.phase()
+            && peer.state.phase < Phase::Done
+        {
+            self.set_phase(peer.state.phase);
+        }
+    }
+
+    /// Master: moves to aggregation when no job waits anywhere, and finishes
+    /// when every result is in.
+    fn check_progress(&mut self) {
+        if self.role != Role::Master || !matches!(self.ending, Ending::No) {
+            return;
+        }
+        let phase = self.shared.phase();
+        if phase == Phase::Processing && self.nothing_left_to_start() {
+            self.set_phase(Phase::Aggregation);
+        }
+        let complete = self
+            .shared
+            .results
+            .lock()
+            .as_ref()
+            .is_some_and(ResultStore::is_complete);
+        if complete && phase >= Phase::Bootstrap {
+            self.set_phase(Phase::Aggregation);
+            self.verify_and_finish();
+        }
+    }
+
+    fn nothing_left_to_start(&self) -> bool {
+        let local_queue = self.shared.queue.lock().jobs.len();
+        if local_queue > 0 || self.shared.in_flight_jobs.load(Ordering::Relaxed) > 0 {
+            return false;
+        }
+        let Some(peer) = *self.shared.peer.lock() else {
+            return false;
+        };
+        let delivered = self.shared.delivered_to_peer.load(Ordering::Relaxed);
+        peer.state.queue == 0 && peer.state.in_flight == 0 && peer.state.jobs_received >= delivered
+    }
+
+    fn verify_and_finish(&mut self) {
+        let workload = self.config.workload;
+        let verification = match self.shared.results.lock().as_ref() {
+            Some(store) => store.verify(&workload),
+            None => return,
+        };
+        self.set_phase(Phase::Done);
+        if verification.verified {
+            self.shared.log.push(format!(
+                "verified: all {} jobs present once, every element equals {:.9}",
+                workload.jobs, verification.expected
+            ));
+        } else {
+            self.shared.log.push(format!(
+                "verification FAILED: {} missing, {} duplicated, {} wrong elements",
+                verification.missing.len(),
+                verification.duplicated.len(),
+                verification.wrong_elements
+            ));
+        }
+        let now = Instant::now();
+        self.ending = Ending::Finishing {
+            verified: verification.verified,
+            since: now,
+            last_sent: now,
+        };
+        self.send(&Message::Finish {
+            verified: verification.verified,
+        });
+    }
+
+    fn on_finish(&mut self, verified: bool) {
+        if self.role != Role::Slave || self.shared.session.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        self.send(&Message::FinishAck);
+        if matches!(self.ending, Ending::No) {
+            self.set_phase(Phase::Done);
+            self.shared.log.push(format!(
+                "the master has every result ({}); exiting",
+                if verified {
+                    "verified"
+                } else {
+                    "verification failed"
+                }
+            ));
+            self.ending = Ending::Lingering {
+                verified,
+                until: Instant::now() + SLAVE_LINGER,
+            };
+        }
+    }
+
+    fn finished(&self, verified: bool) -> Outcome {
+        let report = (self.role == Role::Master)
+            .then(|| Box::new(Report::build(&self.shared, &self.config)));
+        Outcome::Finished { verified, report }
+    }
+
+    fn tick(&mut self, now: Instant) {
+        if self.outcome.is_some() {
+            return;
+        }
+        match self.ending {
+            Ending::Finishing {
+                verified,
+                since,
+                last_sent,
+            } => {
+                if now.duration_since(since) >= FINISH_PATIENCE {
+                    self.shared.log.push(
+                        "the slave did not acknowledge the finish; it will notice the master is gone",
+                    );
+                    self.outcome = Some(self.finished(verified));
+                } else if now.duration_since(last_sent) >= FINISH_INTERVAL {
+                    self.send(&Message::Finish { verified });
+                    self.ending = Ending::Finishing {
+                        verified,
+                        since,
+                        last_sent: now,
+                    };
+                }
+                return;
+            }
+            Ending::Lingering { verified, until } => {
+                if now >= until {
+                    self.outcome = Some(self.finished(verified));
+                }
+                return;
+            }
+            Ending::No => {}
+        }
+        let Some(started) = self.started else {
+            return;
+        };
+        if !self.connected {
+            self.tick_waiting(now, started);
+        } else if let Some(silence) = self.shared.silence() {
+            let limit = Duration::from_millis(self.config.peer_timeout_ms);
+            if silence > limit {
+                self.fail(format!(
+                    "peer lost: nothing heard from the {} at {} for {:.1} s",
+                    self.role.peer(),
+                    self.peer_address(),
+                    silence.as_secs_f64()
+                ));
+                return;
+            }
+        }
+        if self.role == Role::Master {
+            self.check_progress();
+        }
+        self.progress.tick(&self.shared, now);
+    }
+
+    fn tick_waiting(&mut self, now: Instant, started: Instant) {
+        if self
+            .last_hello
+            .is_none_or(|t| now.duration_since(t) >= HELLO_INTERVAL)
+        {
+            self.send_hello();
+        }
+        let waited = now.duration_since(started);
+        if self.role == Role::Master && self.headless && waited >= HEADLESS_PEER_WAIT {
+            self.fail(format!(
+                "no slave answered at {} within {} s; start it with `loadbal --role slave`",
+                self.peer_address(),
+                HEADLESS_PEER_WAIT.as_secs()
+            ));
+            return;
+        }
+        if self
+            .last_wait_notice
+            .is_none_or(|t| now.duration_since(t) >= WAIT_NOTICE_INTERVAL)
+        {
+            self.last_wait_notice = Some(now);
+            self.shared.log.push(format!(
+                "waiting for the {} at {} ({} s so far)",
+                self.role.peer(),
+                self.peer_address(),
+                waited.as_secs()
+            ));
+        }
+    }
+}
+
+/// The master's parameters must describe a workload this node could check.
+fn valid_params(p: &RunParams) -> bool {
+    p.workload().validate().is_ok()
+}

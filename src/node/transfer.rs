@@ -1,0 +1,385 @@
+//! The transfer manager thread: the shell around the sans-IO
+//! [`Endpoint`](crate::transfer::Endpoint). It encodes jobs and results into
+//! batches, feeds the endpoint the chunks and acks the reader routes to it,
+//! sends what the endpoint asks for, and acts on its events: jobs received
+//! go into the queue, results into the master's store, and a batch
+//! delivered changes the ownership of its jobs. Every job id sent or
+//! received is logged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::StateMsg;
+use super::adaptor::AdaptorMsg;
+use super::control::ControlMsg;
+use super::shared::{Shared, TransferRecord};
+use crate::config::Role;
+use crate::protocol::{self, BatchKind, Header, Message, batch};
+use crate::transfer::{Endpoint, Event, TransferConfig};
+use crate::workload::{Job, JobId, format_id_ranges};
+
+/// Why jobs are being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobsOrigin {
+    /// The master's initial split.
+    Bootstrap,
+    /// A decision of the transfer policy.
+    Policy,
+}
+
+/// The transfer manager's inbox.
+#[derive(Debug)]
+pub enum TransferMsg {
+    /// A chunk or ack datagram from the peer (already validated by the reader).
+    Datagram(Vec<u8>),
+    /// Send these jobs to the peer. They stay this node's until delivered.
+    SendJobs {
+        /// The jobs, with their data.
+        jobs: Vec<Job>,
+        /// Why.
+        origin: JobsOrigin,
+    },
+    /// A worker finished a job (slave): consider sending results.
+    ResultsReady,
+    /// Aggregation began (slave): send every ready result now.
+    Flush,
+    /// The peer's receive window, from its hello.
+    PeerWindow(u32),
+    /// Stop the thread.
+    Shutdown,
+}
+
+/// Settings of the transfer manager.
+#[derive(Debug, Clone)]
+pub struct TransferSettings {
+    /// The endpoint's tunables.
+    pub endpoint: TransferConfig,
+    /// Most jobs in one batch (about 2 MiB of data).
+    pub batch_jobs: usize,
+}
+
+/// Most datagrams handled from the inbox before the thread transmits.
+const INBOX_BURST: usize = 256;
+
+/// Longest a computed result waits on the slave for its batch to fill.
+const RESULTS_MAX_WAIT: Duration = Duration::from_millis(250);
+
+struct Pending {
+    kind: BatchKind,
+    ids: Vec<JobId>,
+}
+
+struct Manager {
+    shared: Arc<Shared>,
+    endpoint: Endpoint,
+    settings: TransferSettings,
+    pending: HashMap<u32, Pending>,
+    /// When the oldest result waiting to be sent was first seen.
+    results_waiting_since: Option<Instant>,
+    flush_all: bool,
+    buf: Vec<u8>,
+    state: Sender<StateMsg>,
+    adaptor: Sender<AdaptorMsg>,
+    control: Sender<ControlMsg>,
+}
+
+/// Runs the transfer manager until told to stop.
+pub fn run(
+    shared: Arc<Shared>,
+    inbox: Receiver<TransferMsg>,
+    settings: TransferSettings,
+    state: Sender<StateMsg>,
+    adaptor: Sender<AdaptorMsg>,
+    control: Sender<ControlMsg>,
+) {
+    // Until the peer's hello says otherwise, a window that fits any socket.
+    let endpoint = Endpoint::new(settings.endpoint.clone(), 32);
+    let mut m = Manager {
+        shared,
+        endpoint,
+        settings,
+        pending: HashMap::new(),
+        results_waiting_since: None,
+        flush_all: false,
+        buf: Vec::with_capacity(65536),
+        state,
+        adaptor,
+        control,
+    };
+    loop {
+        let results_due = m.results_waiting_since.map(|t| t + RESULTS_MAX_WAIT);
+        let deadline = match (m.endpoint.poll_timeout(), results_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let first = match deadline {
+            Some(deadline) => inbox.recv_deadline(deadline),
+            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let mut msg = match first {
+            Ok(msg) => Some(msg),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut handled = 0;
+        while let Some(current) = msg.take() {
+            if !m.handle(current) {
+                return;
+            }
+            handled += 1;
+            if handled < INBOX_BURST {
+                msg = inbox.try_recv().ok();
+            }
+        }
+        let now = Instant::now();
+        m.endpoint.handle_timeout(now);
+        m.drain_events();
+        m.send_ready_results(now);
+        m.transmit(now);
+        m.publish_stats();
+    }
+}
+
+impl Manager {
+    /// Handles one inbox message; false means stop.
+    fn handle(&mut self, msg: TransferMsg) -> bool {
+        match msg {
+            TransferMsg::Datagram(bytes) => {
+                let now = Instant::now();
+                match protocol::decode(&bytes) {
+                    Ok((_, Message::Chunk(c))) => self.endpoint.handle_chunk(now, &c),
+                    Ok((_, Message::Ack(a))) => self.endpoint.handle_ack(now, &a),
+                    _ => {
+                        self.shared
+                            .transport
+                            .stats
+                            .rejected_malformed
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            TransferMsg::SendJobs { jobs, origin } => self.send_jobs(jobs, origin),
+            TransferMsg::ResultsReady => {}
+            TransferMsg::Flush => self.flush_all = true,
+            TransferMsg::PeerWindow(w) => self.endpoint.set_peer_window(w),
+            TransferMsg::Shutdown => return false,
+        }
+        true
+    }
+
+    fn send_jobs(&mut self, jobs: Vec<Job>, origin: JobsOrigin) {
+        let kind = match origin {
+            JobsOrigin::Bootstrap => BatchKind::Bootstrap,
+            JobsOrigin::Policy => BatchKind::Jobs,
+        };
+        let mut jobs = jobs;
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(jobs.len().min(self.settings.batch_jobs));
+            self.send_batch(kind, &jobs);
+            jobs = rest;
+        }
+    }
+
+    fn send_batch(&mut self, kind: BatchKind, jobs: &[Job]) {
+        let payload = batch::encode(jobs);
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        let id = self.endpoint.send_batch(kind, payload);
+        let what = match kind {
+            BatchKind::Bootstrap => "bootstrap jobs",
+            BatchKind::Jobs => "jobs",
+            BatchKind::Results => "results",
+        };
+        self.shared.log.push(format!(
+            "sending {} {what} [{}] to {} (batch {id})",
+            ids.len(),
+            format_id_ranges(&ids),
+            self.shared.role.peer()
+        ));
+        self.pending.insert(id, Pending { kind, ids });
+    }
+
+    /// Sends the slave's computed jobs to the master: full batches at once;
+    /// a partial batch when its oldest result has waited long enough, when
+    /// no more results are coming (queue empty, no job running) or once
+    /// aggregation has begun.
+    fn send_ready_results(&mut self, now: Instant) {
+        if self.shared.role != Role::Slave {
+            return;
+        }
+        let tail = {
+            let q = self.shared.queue.lock();
+            q.jobs.is_empty() && q.busy == 0
+        };
+        loop {
+            let mut ready = self.shared.ready_results.lock();
+            if ready.is_empty() {
+                self.results_waiting_since = None;
+                return;
+            }
+            let since = *self.results_waiting_since.get_or_insert(now);
+            let full = ready.len() >= self.settings.batch_jobs;
+            let waited = now.saturating_duration_since(since) >= RESULTS_MAX_WAIT;
+            if !(full || waited || tail || self.flush_all) {
+                return;
+            }
+            let n = ready.len().min(self.settings.batch_jobs);
+            let jobs: Vec<Job> = ready.drain(..n).collect();
+            drop(ready);
+            self.results_waiting_since = None;
+            self.send_batch(BatchKind::Results, &jobs);
+        }
+    }
+
+    fn transmit(&mut self, now: Instant) {
+        let session = self.shared.session.load(Ordering::Relaxed);
+        if session == 0 {
+            return;
+        }
+        while let Some(message) = self.endpoint.poll_transmit(now) {
+            let header = Header {
+                session,
+                seq: self.shared.next_seq(),
+            };
+            protocol::encode(&header, &message, &mut self.buf);
+            self.shared.transport.send(&self.buf);
+        }
+    }
+
+    fn drain_events(&mut self) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                Event::Received {
+                    transfer,
+                    kind,
+                    payload,
+                } => self.received(transfer, kind, &payload),
+                Event::Delivered { transfer } => self.delivered(transfer),
+            }
+        }
+    }
+
+    fn received(&mut self, transfer: u32, kind: BatchKind, payload: &[u8]) {
+        let shared = &self.shared;
+        let peer = shared.role.peer();
+        let Some(params) = shared.params() else {
+            shared.log.push(format!(
+                "batch {transfer} from {peer} dropped: the run's parameters are not known yet"
+            ));
+            return;
+        };
+        let is_results = kind == BatchKind::Results;
+        let jobs = match batch::decode(payload, &params, is_results) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                shared.log.push(format!(
+                    "batch {transfer} from {peer} is malformed ({e}); dropped"
+                ));
+                shared
+                    .transport
+                    .stats
+                    .rejected_malformed
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        let n = jobs.len() as u32;
+        let ranges = format_id_ranges(&ids);
+        match kind {
+            BatchKind::Results => {
+                if shared.role != Role::Master {
+                    shared
+                        .log
+                        .push(format!("results batch {transfer} from {peer} ignored: only the master collects results"));
+                    return;
+                }
+                let mut stored = 0;
+                if let Some(store) = shared.results.lock().as_mut() {
+                    for job in jobs {
+                        if store.insert(job.id, job.data) {
+                            stored += 1;
+                        }
+                    }
+                }
+                shared.run.lock().results_received += stored;
+                shared
+                    .log
+                    .push(format!("received {n} results [{ranges}] from {peer}"));
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs => {
+                shared.push_jobs(jobs, true);
+                if kind == BatchKind::Jobs {
+                    let at_s = shared.run_seconds();
+                    shared.run.lock().transfers.push(TransferRecord {
+                        at_s,
+                        from: peer,
+                        jobs: n,
+                    });
+                }
+                let what = if kind == BatchKind::Bootstrap {
+                    "bootstrap jobs"
+                } else {
+                    "jobs"
+                };
+                shared
+                    .log
+                    .push(format!("received {n} {what} [{ranges}] from {peer}"));
+                let _ = self.state.send(StateMsg::LocalChanged);
+            }
+        }
+        let _ = self.control.send(ControlMsg::Progress);
+        shared.wake();
+    }
+
+    fn delivered(&mut self, transfer: u32) {
+        let Some(p) = self.pending.remove(&transfer) else {
+            return;
+        };
+        let shared = &self.shared;
+        let n = p.ids.len() as u32;
+        let peer = shared.role.peer();
+        match p.kind {
+            BatchKind::Results => {
+                shared.log.push(format!(
+                    "{peer} acknowledged {n} results [{}]",
+                    format_id_ranges(&p.ids)
+                ));
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs => {
+                shared.in_flight_jobs.fetch_sub(n, Ordering::Relaxed);
+                shared.delivered_to_peer.fetch_add(n, Ordering::Relaxed);
+                if p.kind == BatchKind::Jobs {
+                    let at_s = shared.run_seconds();
+                    shared.run.lock().transfers.push(TransferRecord {
+                        at_s,
+                        from: shared.role,
+                        jobs: n,
+                    });
+                }
+                shared.log.push(format!(
+                    "{peer} acknowledged {n} jobs [{}]: they are its own now",
+                    format_id_ranges(&p.ids)
+                ));
+                if p.kind == BatchKind::Bootstrap {
+                    let _ = self.control.send(ControlMsg::BootstrapDelivered(n));
+                }
+                let _ = self.adaptor.send(AdaptorMsg::Evaluate);
+                let _ = self.state.send(StateMsg::LocalChanged);
+            }
+        }
+        let _ = self.control.send(ControlMsg::Progress);
+        shared.wake();
+    }
+
+    fn publish_stats(&self) {
+        let s = self.endpoint.stats();
+        let net = &self.shared.transport.stats;
+        net.retransmitted.store(s.retransmitted, Ordering::Relaxed);
+        net.duplicates.store(s.duplicate_chunks, Ordering::Relaxed);
+        net.refused.store(s.refused_chunks, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,241 @@
+//! The run report (`--report PATH`): one JSON object with the fields the
+//! contract names, built by the master from what its node recorded, and
+//! written atomically (a temporary file, then a rename).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::config::{Config, PolicyConfig, Role};
+use crate::node::Shared;
+use crate::protocol::Phase;
+use crate::workload::ResultStore;
+
+/// Jobs per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PerNode {
+    /// The master's figure.
+    pub master: u32,
+    /// The slave's figure.
+    pub slave: u32,
+}
+
+/// Jobs moved by the policy, each way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct JobsMoved {
+    /// From the master to the slave.
+    pub to_slave: u32,
+    /// From the slave to the master.
+    pub to_master: u32,
+}
+
+/// One policy transfer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transfer {
+    /// Seconds since the run started, when the jobs changed owner.
+    pub at_s: f64,
+    /// The sending role.
+    pub from: Role,
+    /// The receiving role.
+    pub to: Role,
+    /// Jobs moved.
+    pub jobs: u32,
+}
+
+/// Seconds spent in each phase.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Elapsed {
+    /// Bootstrap start to done.
+    pub total: f64,
+    /// The bootstrap.
+    pub bootstrap: f64,
+    /// Processing.
+    pub processing: f64,
+    /// Aggregation.
+    pub aggregation: f64,
+}
+
+/// Throttles at the end of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Throttles {
+    /// The master's.
+    pub master: f64,
+    /// The slave's (from its last state).
+    pub slave: f64,
+}
+
+/// The master socket's datagram counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Network {
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Datagrams received and accepted.
+    pub datagrams_received: u64,
+    /// Chunks sent again.
+    pub retransmitted: u64,
+    /// Datagrams dropped: malformed, stale, duplicate or from an unknown source.
+    pub rejected: u64,
+    /// Bytes sent.
+    pub bytes_sent: u64,
+}
+
+/// What verification found beyond the yes or no.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerificationDetail {
+    /// Job ids with no result.
+    pub missing_jobs: Vec<u32>,
+    /// Job ids whose result arrived twice.
+    pub duplicated_jobs: Vec<u32>,
+    /// Elements not bit-equal to the expected value.
+    pub wrong_elements: u64,
+}
+
+/// The run report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Every job came back once and every element equals the expected value.
+    pub verified: bool,
+    /// The value every element must hold.
+    pub expected_value: f64,
+    /// Jobs in the workload.
+    pub jobs_total: u32,
+    /// Which node computed how many jobs.
+    pub jobs_done: PerNode,
+    /// Jobs the master sent to the slave at bootstrap.
+    pub bootstrap_jobs: u32,
+    /// Jobs moved by the policy.
+    pub jobs_moved: JobsMoved,
+    /// Every policy transfer.
+    pub transfers: Vec<Transfer>,
+    /// Time per phase.
+    pub elapsed_s: Elapsed,
+    /// Throttles at the end.
+    pub throttle: Throttles,
+    /// The policy.
+    pub policy: PolicyConfig,
+    /// The master's socket.
+    pub network: Network,
+    /// Details of the verification.
+    pub verification: VerificationDetail,
+}
+
+impl Report {
+    /// Builds the report from the master's node at the end of a run.
+    pub fn build(shared: &Shared, config: &Config) -> Report {
+        let workload = config.workload;
+        let verification = shared
+            .results
+            .lock()
+            .as_ref()
+            .map(|store| store.verify(&workload))
+            .unwrap_or_else(|| ResultStore::new(workload.jobs).verify(&workload));
+        let run = shared.run.lock();
+        let seconds = |from: Phase, to: Phase| -> f64 {
+            match (
+                run.phase_started[from as usize],
+                run.phase_started[to as usize],
+            ) {
+                (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+                _ => 0.0,
+            }
+        };
+        let elapsed = Elapsed {
+            total: seconds(Phase::Bootstrap, Phase::Done),
+            bootstrap: seconds(Phase::Bootstrap, Phase::Processing),
+            processing: seconds(Phase::Processing, Phase::Aggregation),
+            aggregation: seconds(Phase::Aggregation, Phase::Done),
+        };
+        let transfers: Vec<Transfer> = run
+            .transfers
+            .iter()
+            .map(|t| Transfer {
+                at_s: (t.at_s * 1000.0).round() / 1000.0,
+                from: t.from,
+                to: t.from.peer(),
+                jobs: t.jobs,
+            })
+            .collect();
+        let moved = |from: Role| -> u32 {
+            transfers
+                .iter()
+                .filter(|t| t.from == from)
+                .map(|t| t.jobs)
+                .sum()
+        };
+        let net = &shared.transport.stats;
+        let slave_throttle = shared
+            .peer
+            .lock()
+            .map_or(config.slave.throttle, |p| f64::from(p.state.throttle));
+        Report {
+            verified: verification.verified,
+            expected_value: verification.expected,
+            jobs_total: workload.jobs,
+            jobs_done: PerNode {
+                master: shared.queue.lock().done,
+                slave: run.results_received,
+            },
+            bootstrap_jobs: run.bootstrap_jobs,
+            jobs_moved: JobsMoved {
+                to_slave: moved(Role::Master),
+                to_master: moved(Role::Slave),
+            },
+            transfers,
+            elapsed_s: elapsed,
+            throttle: Throttles {
+                master: shared.throttle.get(),
+                slave: slave_throttle,
+            },
+            policy: config.policy.clone(),
+            network: Network {
+                datagrams_sent: net.datagrams_sent.load(Ordering::Relaxed),
+                datagrams_received: net.datagrams_received.load(Ordering::Relaxed),
+                retransmitted: net.retransmitted.load(Ordering::Relaxed),
+                rejected: net.rejected(),
+                bytes_sent: net.bytes_sent.load(Ordering::Relaxed),
+            },
+            verification: VerificationDetail {
+                missing_jobs: verification.missing,
+                duplicated_jobs: verification.duplicated,
+                wrong_elements: verification.wrong_elements,
+            },
+        }
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain structs of numbers, strings and vectors cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Writes the report to `path` atomically.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        write_atomically(path, self.to_json().as_bytes())
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over
+/// `path`, so a reader never sees a half-written file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}

@@ -1,0 +1,234 @@
+//! The one file that owns the UDP socket: binding with explicit buffer sizes,
+//! sending to the peer and receiving with a time-out, and the datagram
+//! counters of the run report. Everything above it deals in byte slices.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+/// Socket buffer size requested for each direction. The kernel may grant
+/// less (Linux caps it at `net.core.rmem_max`); the flow-control window is
+/// sized from what was actually granted, never from this request.
+pub const REQUESTED_BUFFER_BYTES: usize = 8 << 20;
+
+/// How long a receive waits before returning, so the reader thread can
+/// notice a shutdown.
+pub const RECV_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Datagram counters of one socket (the report's `network` object).
+#[derive(Debug, Default)]
+pub struct NetStats {
+    /// Datagrams sent.
+    pub datagrams_sent: AtomicU64,
+    /// Bytes sent (UDP payload).
+    pub bytes_sent: AtomicU64,
+    /// Datagrams received and accepted for processing.
+    pub datagrams_received: AtomicU64,
+    /// Bytes received (UDP payload).
+    pub bytes_received: AtomicU64,
+    /// Chunks sent again.
+    pub retransmitted: AtomicU64,
+    /// Datagrams dropped as malformed.
+    pub rejected_malformed: AtomicU64,
+    /// Datagrams dropped because they came from an address other than the peer.
+    pub rejected_unknown_source: AtomicU64,
+    /// Datagrams dropped because they belong to another session.
+    pub rejected_stale: AtomicU64,
+    /// Chunks dropped as duplicates of data already held or delivered.
+    pub duplicates: AtomicU64,
+    /// Chunks refused by the reassembly limits or inconsistent with their batch.
+    pub refused: AtomicU64,
+    /// Sends that failed (counted as losses; retransmission recovers them).
+    pub send_errors: AtomicU64,
+}
+
+impl NetStats {
+    /// All datagrams rejected, for the report's `rejected`.
+    pub fn rejected(&self) -> u64 {
+        self.rejected_malformed.load(Ordering::Relaxed)
+            + self.rejected_unknown_source.load(Ordering::Relaxed)
+            + self.rejected_stale.load(Ordering::Relaxed)
+            + self.duplicates.load(Ordering::Relaxed)
+            + self.refused.load(Ordering::Relaxed)
+    }
+}
+
+/// A bound UDP socket talking to one peer.
+#[derive(Debug)]
+pub struct Transport {
+    socket: UdpSocket,
+    local: SocketAddr,
+    peer: SocketAddr,
+    recv_buffer_bytes: usize,
+    send_buffer_bytes: usize,
+    /// The counters.
+    pub stats: NetStats,
+}
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open UDP socket on {address}: {source}{hint}")]
+pub struct BindError {
+    address: SocketAddr,
+    #[source]
+    source: io::Error,
+    hint: &'static str,
+}
+
+impl Transport {
+    /// Binds `local` and sets buffer sizes and the receive time-out.
+    pub fn bind(local: SocketAddr, peer: SocketAddr) -> Result<Transport, BindError> {
+        let wrap = |source: io::Error| {
+            let hint = match source.kind() {
+                io::ErrorKind::AddrInUse => {
+                    " (is another loadbal node, or another program, using this port?)"
+                }
+                io::ErrorKind::AddrNotAvailable => {
+                    " (this address does not belong to this machine: check the config)"
+                }
+                _ => "",
+            };
+            BindError {
+                address: local,
+                source,
+                hint,
+            }
+        };
+        let socket = Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))
+            .map_err(wrap)?;
+        // A refused request is not fatal: the window adapts to what we get.
+        let _ = socket.set_recv_buffer_size(REQUESTED_BUFFER_BYTES);
+        let _ = socket.set_send_buffer_size(REQUESTED_BUFFER_BYTES);
+        socket.bind(&SockAddr::from(local)).map_err(wrap)?;
+        socket.set_read_timeout(Some(RECV_TIMEOUT)).map_err(wrap)?;
+        let recv_buffer_bytes = socket.recv_buffer_size().map_err(wrap)?;
+        let send_buffer_bytes = socket.send_buffer_size().map_err(wrap)?;
+        let socket: UdpSocket = socket.into();
+        // With port 0 the kernel picked one: report the real address.
+        let local = socket.local_addr().unwrap_or(local);
+        Ok(Transport {
+            socket,
+            local,
+            peer,
+            recv_buffer_bytes,
+            send_buffer_bytes,
+            stats: NetStats::default(),
+        })
+    }
+
+    /// The bound address.
+    pub fn local(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The receive buffer the kernel granted, in bytes of its own accounting.
+    pub fn recv_buffer_bytes(&self) -> usize {
+        self.recv_buffer_bytes
+    }
+
+    /// The send buffer the kernel granted.
+    pub fn send_buffer_bytes(&self) -> usize {
+        self.send_buffer_bytes
+    }
+
+    /// How many datagrams of `datagram_bytes` the receive buffer holds with
+    /// room to spare: the chunks this node lets its peer have in flight.
+    /// The kernel charges each datagram its buffer's true size (payload
+    /// rounded up to a power of two plus bookkeeping), and a quarter of the
+    /// buffer is kept for state messages and acknowledgements.
+    pub fn window_chunks(&self, datagram_bytes: usize) -> u32 {
+        window_for(self.recv_buffer_bytes, datagram_bytes)
+    }
+
+    /// Sends one datagram to the peer. A failed send is counted and treated
+    /// as a loss.
+    pub fn send(&self, bytes: &[u8]) {
+        match self.socket.send_to(bytes, self.peer) {
+            Ok(_) => {
+                self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_sent
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Receives one datagram into `buf`; `Ok(None)` when the time-out passed.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        match self.socket.recv_from(buf) {
+            Ok((n, from)) => Ok(Some((n, from))),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// The flow-control window for a receive buffer and datagram size.
+pub fn window_for(recv_buffer_bytes: usize, datagram_bytes: usize) -> u32 {
+    let per_datagram = datagram_bytes.next_power_of_two() + 512;
+    let usable = recv_buffer_bytes / 4 * 3;
+    (usable / per_datagram).clamp(8, 4096) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_follows_the_granted_buffer() {
+        // Linux's common default (208 KiB, doubled): a small window.
+        assert_eq!(window_for(425_984, 1472), 124);
+        assert_eq!(window_for(16 << 20, 1472), 4096);
+        assert_eq!(window_for(16 << 20, 65507), 190);
+        assert_eq!(window_for(1000, 1472), 8);
+    }
+
+    #[test]
+    fn binds_sends_and_receives_on_loopback() {
+        let a_addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = Transport::bind(a_addr, b.local_addr().unwrap()).unwrap();
+        assert!(a.recv_buffer_bytes() > 0);
+        a.send(b"hello");
+        let mut buf = [0u8; 16];
+        let (n, from) = b.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hello");
+        b.send_to(b"back", from).unwrap();
+        let got = a.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..got.0], b"back");
+        assert_eq!(a.stats.datagrams_sent.load(Ordering::Relaxed), 1);
+        assert_eq!(a.stats.bytes_sent.load(Ordering::Relaxed), 5);
+    }
+
+    #[test]
+    fn a_taken_port_is_a_clear_error() {
+        let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let err = Transport::bind(addr, addr).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot open UDP socket on {addr}: ")),
+            "{err}"
+        );
+        assert!(err.ends_with("(is another loadbal node, or another program, using this port?)"));
+    }
+}
