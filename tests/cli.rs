@@ -404,3 +404,79 @@ fn a_taken_port_is_a_runtime_failure() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_headless_master_gives_up_after_60_s_without_its_slave() {
+    let dir = test_dir("no-slave");
+    let config = write_config(&dir, serde_json::json!({}));
+    let started = Instant::now();
+    let out = wait(
+        spawn(
+            &[
+                "--role",
+                "master",
+                "--headless",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &dir,
+        ),
+        Duration::from_secs(90),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(60));
+    let err = stderr(&out);
+    let slave = config_address(&config, "slave");
+    assert!(
+        err.contains(&format!("waiting for the slave at {slave}")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "loadbal: no slave answered at {slave} within 60 s; start it with `loadbal --role slave`"
+        )),
+        "{err}"
+    );
+}
+
+fn config_address(config: &Path, role: &str) -> String {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    v[role]["address"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_slave_whose_master_dies_stops_with_exit_3() {
+    let dir = test_dir("master-dies");
+    // Slow enough that the run is still going when the master is killed.
+    let config = write_config(
+        &dir,
+        serde_json::json!({
+            "workload": { "jobs": 64, "elements_per_job": 4096, "iterations": 100000 },
+            "peer_timeout_ms": 1000
+        }),
+    );
+    let config = config.to_str().unwrap();
+    let slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
+    let mut master = spawn(
+        &["--role", "master", "--config", config, "--headless"],
+        &dir,
+    );
+    // Wait until the slave has its bootstrap jobs, then kill the master.
+    std::thread::sleep(Duration::from_secs(2));
+    master.kill().unwrap();
+    let _ = master.wait();
+    let out = wait(slave, Duration::from_secs(30));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("received 32 bootstrap jobs [32-63] from master"),
+        "{err}"
+    );
+    let master_address = config_address(Path::new(config), "master");
+    assert!(
+        err.contains(&format!(
+            "loadbal: peer lost: nothing heard from the master at {master_address} for"
+        )),
+        "{err}"
+    );
+}
