@@ -224,6 +224,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     let settings = TransferSettings {
         endpoint: TransferConfig::new(datagram_bytes - protocol::CHUNK_OVERHEAD, window),
         batch_jobs,
+        transfer_jobs: (transfer::MAX_TRANSFER_BYTES / job_bytes).max(1),
     };
 
     let (state_tx, state_rx) = unbounded();

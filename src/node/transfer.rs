@@ -58,9 +58,15 @@ pub enum TransferMsg {
 pub struct TransferSettings {
     /// The endpoint's tunables.
     pub endpoint: TransferConfig,
-    /// Most jobs in one batch (about 2 MiB of data).
+    /// Most jobs in one bootstrap or results batch (about 2 MiB of data).
     pub batch_jobs: usize,
+    /// Most jobs in one policy transfer batch (at most [`MAX_TRANSFER_BYTES`]).
+    pub transfer_jobs: usize,
 }
+
+/// The largest batch a policy transfer makes; the receiver reassembles a
+/// batch in one buffer, so this bounds its memory per transfer.
+pub const MAX_TRANSFER_BYTES: usize = 64 << 20;
 
 /// Most datagrams handled from the inbox before the thread transmits.
 const INBOX_BURST: usize = 256;
@@ -171,14 +177,18 @@ impl Manager {
         true
     }
 
+    /// Sends jobs to the peer. The bootstrap goes in batches of about 2 MiB,
+    /// so the slave starts computing after the first; a policy transfer goes
+    /// as one batch (one transfer in the report), split only past
+    /// [`MAX_TRANSFER_BYTES`].
     fn send_jobs(&mut self, jobs: Vec<Job>, origin: JobsOrigin) {
-        let kind = match origin {
-            JobsOrigin::Bootstrap => BatchKind::Bootstrap,
-            JobsOrigin::Policy => BatchKind::Jobs,
+        let (kind, per_batch) = match origin {
+            JobsOrigin::Bootstrap => (BatchKind::Bootstrap, self.settings.batch_jobs),
+            JobsOrigin::Policy => (BatchKind::Jobs, self.settings.transfer_jobs),
         };
         let mut jobs = jobs;
         while !jobs.is_empty() {
-            let rest = jobs.split_off(jobs.len().min(self.settings.batch_jobs));
+            let rest = jobs.split_off(jobs.len().min(per_batch.max(1)));
             self.send_batch(kind, &jobs);
             jobs = rest;
         }

@@ -13,6 +13,10 @@
 //! - Flow control is the receiver's: it advertises how many chunks it can
 //!   take in flight (sized to its socket's receive buffer), and the sender
 //!   never has more than that outstanding.
+//! - Congestion control is the sender's: a window that grows as chunks are
+//!   acknowledged (slow start, then one chunk per window), halves when
+//!   selective acks show a loss, and drops to a few chunks after a time-out,
+//!   so a stalled receiver or a lossy link never gets a burst of resends.
 //! - A batch stays the sender's until every chunk is acknowledged
 //!   ([`Event::Delivered`]); the receiver delivers each batch exactly once
 //!   ([`Event::Received`]), however many duplicates arrive.
@@ -30,6 +34,11 @@ use crate::protocol::{Ack, BatchKind, Chunk, Message};
 use recv::{Arrival, Delivered, InBatch};
 pub use rtt::RttEstimator;
 use send::OutBatch;
+
+/// The congestion window a sender starts with, in chunks.
+pub const INITIAL_CWND: u32 = 32;
+/// The smallest congestion window, in chunks (after a time-out).
+pub const MIN_CWND: u32 = 8;
 
 /// Tunables of an endpoint.
 #[derive(Debug, Clone)]
@@ -69,7 +78,10 @@ impl TransferConfig {
             ack_every: (local_window / 8).clamp(1, 64),
             ack_delay: Duration::from_millis(2),
             initial_rto: Duration::from_millis(200),
-            min_rto: Duration::from_millis(10),
+            // Far above a loopback RTT, but a receiver thread on a busy
+            // machine can be descheduled for tens of milliseconds, and a
+            // spurious time-out costs a collapsed congestion window.
+            min_rto: Duration::from_millis(50),
             max_rto: Duration::from_secs(2),
         }
     }
@@ -122,6 +134,14 @@ pub struct Endpoint {
     outbound: VecDeque<OutBatch>,
     peer_window: u32,
     in_flight: u32,
+    /// Congestion window, chunks.
+    cwnd: u32,
+    /// Slow-start threshold, chunks.
+    ssthresh: u32,
+    /// Chunks acknowledged towards the next one-chunk growth above ssthresh.
+    cwnd_credit: u32,
+    /// When the window was last reduced: one reduction per round trip.
+    last_reduction: Option<Instant>,
     rtt: RttEstimator,
     /// Transmissions in time order: (sent at, transfer, chunk). An entry is
     /// stale once its chunk was acknowledged or sent again.
@@ -149,6 +169,10 @@ impl Endpoint {
             outbound: VecDeque::new(),
             peer_window: peer_window.max(1),
             in_flight: 0,
+            cwnd: INITIAL_CWND,
+            ssthresh: u32::MAX,
+            cwnd_credit: 0,
+            last_reduction: None,
             rtt,
             sent_log: VecDeque::new(),
             inbound: HashMap::new(),
@@ -184,6 +208,11 @@ impl Endpoint {
     /// The peer's advertised window, in chunks.
     pub fn peer_window(&self) -> u32 {
         self.peer_window
+    }
+
+    /// The congestion window, in chunks.
+    pub fn congestion_window(&self) -> u32 {
+        self.cwnd
     }
 
     /// Sets the peer's window (from its hello, before any ack).
@@ -277,12 +306,16 @@ impl Endpoint {
         };
         let batch = &mut self.outbound[pos];
         let effect = batch.handle_ack(ack.next, ack.sack, ack.complete);
+        let delivered = batch.is_delivered().then_some(batch.id);
         self.in_flight -= effect.left_flight + effect.declared_lost;
         if let Some(sent_at) = effect.rtt_sample_sent_at {
             self.rtt.sample(now.saturating_duration_since(sent_at));
         }
-        if batch.is_delivered() {
-            let id = batch.id;
+        self.grow_window(effect.newly_acked);
+        if effect.declared_lost > 0 {
+            self.reduce_window(now, false);
+        }
+        if let Some(id) = delivered {
             self.outbound.remove(pos);
             self.events.push_back(Event::Delivered { transfer: id });
         }
@@ -331,7 +364,39 @@ impl Endpoint {
         if fired {
             self.stats.timeouts += 1;
             self.rtt.back_off();
+            self.reduce_window(now, true);
         }
+    }
+
+    /// Slow start below the threshold, one chunk per window above it, never
+    /// beyond what the peer lets us have in flight.
+    fn grow_window(&mut self, acked: u32) {
+        if self.cwnd < self.ssthresh {
+            self.cwnd = self.cwnd.saturating_add(acked);
+        } else {
+            self.cwnd_credit += acked;
+            while self.cwnd_credit >= self.cwnd {
+                self.cwnd_credit -= self.cwnd;
+                self.cwnd += 1;
+            }
+        }
+        self.cwnd = self.cwnd.min(self.peer_window.max(MIN_CWND));
+    }
+
+    /// Halves the window on a loss (once per round trip) or drops it to the
+    /// minimum after a time-out.
+    fn reduce_window(&mut self, now: Instant, timeout: bool) {
+        let round_trip = self.rtt.srtt().unwrap_or(self.cfg.initial_rto);
+        let recent = self
+            .last_reduction
+            .is_some_and(|t| now.saturating_duration_since(t) < round_trip);
+        if recent && !timeout {
+            return;
+        }
+        self.ssthresh = (self.cwnd / 2).max(MIN_CWND);
+        self.cwnd = if timeout { MIN_CWND } else { self.ssthresh };
+        self.cwnd_credit = 0;
+        self.last_reduction = Some(now);
     }
 
     /// When `handle_timeout` must next be called, if ever.
@@ -387,7 +452,7 @@ impl Endpoint {
                 }),
             });
         }
-        if self.in_flight >= self.peer_window {
+        if self.in_flight >= self.peer_window.min(self.cwnd) {
             return None;
         }
         let open = self.cfg.max_open_batches.min(self.outbound.len());

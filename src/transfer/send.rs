@@ -40,6 +40,8 @@ pub(crate) struct OutBatch {
 /// What an acknowledgement did to a batch.
 #[derive(Debug, Default)]
 pub(crate) struct AckEffect {
+    /// Chunks newly acknowledged (in flight, lost or unsent before).
+    pub newly_acked: u32,
     /// Chunks that were in flight and are now acknowledged.
     pub left_flight: u32,
     /// The RTT sample from the latest-sent chunk newly acknowledged that was
@@ -142,6 +144,7 @@ impl OutBatch {
         }
         *state = ChunkState::Acked;
         self.acked += 1;
+        effect.newly_acked += 1;
     }
 
     /// Applies an acknowledgement: everything below `next`, the bits of

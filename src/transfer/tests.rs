@@ -52,6 +52,8 @@ struct Pair {
     filter: Option<Filter>,
     received: [Vec<Event>; 2],
     sent_datagrams: u64,
+    /// Datagrams to a side are held until this instant (a descheduled receiver).
+    stall_until: [Option<Instant>; 2],
 }
 
 impl Pair {
@@ -70,6 +72,7 @@ impl Pair {
             filter: None,
             received: [Vec::new(), Vec::new()],
             sent_datagrams: 0,
+            stall_until: [None, None],
         }
     }
 
@@ -110,7 +113,11 @@ impl Pair {
                     if self.rng.chance(self.link.reorder) {
                         delay += self.link.latency * (1 + self.rng.below(4) as u32);
                     }
-                    self.wire.push((self.now + delay, 1 - side, buf.clone()));
+                    let mut at = self.now + delay;
+                    if let Some(until) = self.stall_until[1 - side] {
+                        at = at.max(until);
+                    }
+                    self.wire.push((at, 1 - side, buf.clone()));
                 }
             }
         }
@@ -323,6 +330,68 @@ fn retransmission_backs_off_while_the_peer_is_silent_and_recovers() {
     pair.run_until_idle(Duration::from_secs(60));
     assert_eq!(pair.received_payloads(1).len(), 1);
     assert!(pair.ends[0].stats().timeouts >= 2);
+}
+
+// Regression (issue 2): a receiver descheduled for longer than the
+// retransmission time-out made the sender resend its whole flight (up to
+// thousands of chunks) at once; the burst overran the receive buffer and
+// turned spurious time-outs into real losses. After a time-out the sender
+// now resends within a small congestion window, and the originals' acks,
+// arriving when the receiver wakes, make the rest unnecessary.
+#[test]
+fn a_stalled_receiver_does_not_trigger_a_retransmission_burst() {
+    let mut cfg = config();
+    cfg.local_window = 1000;
+    let mut pair = Pair::new(cfg, PERFECT, 3);
+    // Warm the congestion window up with a first batch.
+    pair.ends[0].send_batch(BatchKind::Jobs, payload(400_000, 1));
+    pair.run_until_idle(Duration::from_secs(5));
+    assert_eq!(pair.ends[0].stats().retransmitted, 0);
+    // The receiver sleeps for 700 ms while a 500-chunk batch is sent.
+    pair.stall_until[1] = Some(pair.now + Duration::from_millis(700));
+    let data = payload(500_000, 2);
+    pair.ends[0].send_batch(BatchKind::Jobs, data.clone());
+    pair.run_until_idle(Duration::from_secs(10));
+    let stats = pair.ends[0].stats();
+    assert!(stats.timeouts >= 1, "{stats:?}");
+    // Each time-out during the stall resends at most the minimum window,
+    // never the 500 chunks in flight.
+    assert!(
+        stats.retransmitted <= stats.timeouts * u64::from(MIN_CWND) && stats.retransmitted < 50,
+        "a stall caused {} retransmissions: {stats:?}",
+        stats.retransmitted
+    );
+    assert_eq!(pair.received_payloads(1)[1].2, data);
+}
+
+#[test]
+fn the_congestion_window_grows_to_the_peer_window_and_halves_on_loss() {
+    let mut cfg = config();
+    cfg.local_window = 512;
+    let mut pair = Pair::new(cfg, PERFECT, 9);
+    assert_eq!(pair.ends[0].congestion_window(), INITIAL_CWND);
+    pair.ends[0].send_batch(BatchKind::Jobs, payload(1_000_000, 5));
+    pair.run_until_idle(Duration::from_secs(5));
+    assert_eq!(pair.ends[0].congestion_window(), 512);
+    // One chunk lost: selective acks reveal it and the window halves.
+    let mut dropped = false;
+    pair.filter = Some(Box::new(move |from, m| {
+        if from == 0
+            && let Message::Chunk(c) = m
+            && c.index == 100
+            && !dropped
+        {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    pair.ends[0].send_batch(BatchKind::Jobs, payload(300_000, 6));
+    pair.run_until_idle(Duration::from_secs(5));
+    let stats = pair.ends[0].stats();
+    assert_eq!(stats.retransmitted, 1, "{stats:?}");
+    assert_eq!(stats.timeouts, 0, "{stats:?}");
+    assert!(pair.ends[0].congestion_window() < 512);
 }
 
 #[test]
