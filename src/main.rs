@@ -195,7 +195,12 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
         "loadbal demo: master on {}, slave on {}, {} jobs",
         config.master.address, config.slave.address, config.workload.jobs
     );
-    let slave = node::start(Role::Slave, config, NodeOptions::headless())
+    // One progress display for the demo: the master's counts the whole run.
+    let quiet = NodeOptions {
+        progress: false,
+        ..NodeOptions::headless()
+    };
+    let slave = node::start(Role::Slave, config, quiet)
         .context("cannot start the slave")
         .map_err(runtime)?;
     let master = node::start(Role::Master, config, NodeOptions::headless())

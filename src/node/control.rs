@@ -100,6 +100,7 @@ impl Control {
         shared: Arc<Shared>,
         config: Config,
         headless: bool,
+        progress: bool,
         senders: Senders,
         inbox: Receiver<ControlMsg>,
     ) -> Self {
@@ -118,7 +119,7 @@ impl Control {
             bootstrap_pending: 0,
             ending: Ending::No,
             outcome: None,
-            progress: super::progress::Progress::new(headless),
+            progress: super::progress::Progress::new(progress),
             buf: Vec::with_capacity(256),
         }
     }

@@ -117,6 +117,8 @@ pub struct NodeOptions {
     /// Echo the event log and progress to stderr, and give up waiting for the
     /// peer after [`HEADLESS_PEER_WAIT`] (master).
     pub headless: bool,
+    /// Print a progress line or bar on stderr (headless only).
+    pub progress: bool,
     /// Called whenever something worth redrawing happened.
     pub waker: Arc<dyn Fn() + Send + Sync>,
 }
@@ -126,6 +128,7 @@ impl NodeOptions {
     pub fn headless() -> Self {
         NodeOptions {
             headless: true,
+            progress: true,
             waker: Arc::new(|| {}),
         }
     }
@@ -305,6 +308,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         shared.clone(),
         config.clone(),
         options.headless,
+        options.headless && options.progress,
         senders.clone(),
         control_rx,
     );

@@ -67,6 +67,8 @@ pub const LOG_CAPACITY: usize = 5000;
 pub struct EventLog {
     entries: Mutex<VecDeque<LogEntry>>,
     echo: bool,
+    /// Stderr is a terminal: clear a progress bar's line before a log line.
+    terminal: bool,
     prefix: String,
     epoch: Instant,
 }
@@ -76,6 +78,7 @@ impl EventLog {
         EventLog {
             entries: Mutex::new(VecDeque::new()),
             echo,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             prefix: role.name().to_owned(),
             epoch,
         }
@@ -89,7 +92,8 @@ impl EventLog {
         };
         if self.echo {
             eprintln!(
-                "[{:<6} {:>8.3}s] {}",
+                "{}[{:<6} {:>8.3}s] {}",
+                if self.terminal { "\r\x1b[K" } else { "" },
                 self.prefix,
                 entry.at.as_secs_f64(),
                 entry.text
