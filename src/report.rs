@@ -137,7 +137,7 @@ impl Report {
                 run.phase_started[from as usize],
                 run.phase_started[to as usize],
             ) {
-                (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+                (Some(a), Some(b)) => round_micros(b.saturating_duration_since(a).as_secs_f64()),
                 _ => 0.0,
             }
         };
@@ -214,6 +214,10 @@ impl Report {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         write_atomically(path, self.to_json().as_bytes())
     }
+}
+
+fn round_micros(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e6
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over
