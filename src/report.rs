@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::{Config, PolicyConfig, Role};
 use crate::node::Shared;
 use crate::protocol::Phase;
-use crate::workload::ResultStore;
+use crate::workload::Verification;
 
 /// Jobs per node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -122,15 +122,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// Builds the report from the master's node at the end of a run.
-    pub fn build(shared: &Shared, config: &Config) -> Report {
+    /// Builds the report from the master's node at the end of a run, with
+    /// the verification the master already made.
+    pub fn build(shared: &Shared, config: &Config, verification: &Verification) -> Report {
         let workload = config.workload;
-        let verification = shared
-            .results
-            .lock()
-            .as_ref()
-            .map(|store| store.verify(&workload))
-            .unwrap_or_else(|| ResultStore::new(workload.jobs).verify(&workload));
         let run = shared.run.lock();
         let seconds = |from: Phase, to: Phase| -> f64 {
             match (
@@ -197,8 +192,8 @@ impl Report {
                 bytes_sent: net.bytes_sent.load(Ordering::Relaxed),
             },
             verification: VerificationDetail {
-                missing_jobs: verification.missing,
-                duplicated_jobs: verification.duplicated,
+                missing_jobs: verification.missing.clone(),
+                duplicated_jobs: verification.duplicated.clone(),
                 wrong_elements: verification.wrong_elements,
             },
         }

@@ -204,33 +204,37 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
     );
 }
 
+/// Runs `demo --headless` on a config with `extra` merged in; expects exit 0
+/// and returns the report and stderr.
+fn run_demo_report(dir: &Path, extra: Value) -> (Value, String) {
+    let config = write_config(dir, extra);
+    let args = [
+        "demo",
+        "--headless",
+        "--config",
+        config.to_str().unwrap(),
+        "--report",
+        "r.json",
+    ];
+    let out = run(&args, dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    (read_report(&dir.join("r.json")), stderr(&out))
+}
+
 #[test]
 fn demo_headless_finishes_verified() {
     let dir = test_dir("demo");
-    let config = write_config(&dir, serde_json::json!({}));
-    let out = run(
-        &[
-            "demo",
-            "--headless",
-            "--config",
-            config.to_str().unwrap(),
-            "--report",
-            "r.json",
-        ],
-        &dir,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = read_report(&dir.join("r.json"));
+    let (r, err) = run_demo_report(&dir, serde_json::json!({}));
     check_verified_report(&r, 64);
     assert_eq!(r["expected_value"], expected(1.111111, 1.111111, 200));
     assert_eq!(r["policy"]["transfer"], "sender");
-    assert!(stderr(&out).contains("VERIFIED: 64 jobs"));
+    assert!(err.contains("VERIFIED: 64 jobs"), "{err}");
 }
 
 #[test]
 fn a_demo_with_an_odd_job_count_and_large_datagrams_is_verified() {
     let dir = test_dir("odd");
-    let config = write_config(
+    let (r, _) = run_demo_report(
         &dir,
         serde_json::json!({
             "workload": { "jobs": 37, "elements_per_job": 1000, "iterations": 7,
@@ -240,19 +244,6 @@ fn a_demo_with_an_odd_job_count_and_large_datagrams_is_verified() {
             "slave": { "workers": 2 }
         }),
     );
-    let out = run(
-        &[
-            "demo",
-            "--headless",
-            "--config",
-            config.to_str().unwrap(),
-            "--report",
-            "r.json",
-        ],
-        &dir,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let r = read_report(&dir.join("r.json"));
     check_verified_report(&r, 37);
     assert_eq!(r["bootstrap_jobs"], 18);
     assert_eq!(r["expected_value"], expected(-3.25, 0.1, 7));

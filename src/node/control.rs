@@ -17,7 +17,7 @@ use super::{Command, Outcome, Senders, StateMsg};
 use crate::config::{Config, Role};
 use crate::protocol::{self, Header, Hello, Message, Phase, RunParams};
 use crate::report::Report;
-use crate::workload::{self, ResultStore, format_id_ranges};
+use crate::workload::{self, ResultStore, Verification, format_id_ranges};
 
 /// How often the control loop wakes without a message.
 const TICK: Duration = Duration::from_millis(100);
@@ -89,6 +89,8 @@ pub(super) struct Control {
     last_hello: Option<Instant>,
     last_wait_notice: Option<Instant>,
     bootstrap_pending: u32,
+    /// The master's verification, once made.
+    verification: Option<Verification>,
     ending: Ending,
     outcome: Option<Outcome>,
     progress: super::progress::Progress,
@@ -117,6 +119,7 @@ impl Control {
             last_hello: None,
             last_wait_notice: None,
             bootstrap_pending: 0,
+            verification: None,
             ending: Ending::No,
             outcome: None,
             progress: super::progress::Progress::new(progress),
@@ -222,7 +225,10 @@ impl Control {
         if self.role == Role::Master {
             // Any nonzero value: a session id only has to differ between runs.
             let session = getrandom::u64().unwrap_or_else(|_| {
-                u64::from(std::process::id()) << 32 | u64::from(now.elapsed().subsec_nanos())
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                nanos ^ u64::from(std::process::id()) << 32
             });
             self.shared.session.store(session.max(1), Ordering::Relaxed);
             let w = self.config.workload;
@@ -478,15 +484,15 @@ impl Control {
                 verification.wrong_elements
             ));
         }
+        let verified = verification.verified;
+        self.verification = Some(verification);
         let now = Instant::now();
         self.ending = Ending::Finishing {
-            verified: verification.verified,
+            verified,
             since: now,
             last_sent: now,
         };
-        self.send(&Message::Finish {
-            verified: verification.verified,
-        });
+        self.send(&Message::Finish { verified });
     }
 
     fn on_finish(&mut self, verified: bool) {
@@ -512,8 +518,10 @@ impl Control {
     }
 
     fn finished(&self, verified: bool) -> Outcome {
-        let report = (self.role == Role::Master)
-            .then(|| Box::new(Report::build(&self.shared, &self.config)));
+        let report = self
+            .verification
+            .as_ref()
+            .map(|v| Box::new(Report::build(&self.shared, &self.config, v)));
         Outcome::Finished { verified, report }
     }
 

@@ -253,11 +253,12 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             threads.push(spawn(format!("{name}-worker-{i}"), move || {
                 worker::run(s, || {
                     // The slave's results go to the master; the master's
-                    // progress check wants to know a result is in.
-                    let _ = match role {
-                        Role::Master => control.send(ControlMsg::Progress).is_ok(),
-                        Role::Slave => transfer.send(TransferMsg::ResultsReady).is_ok(),
-                    };
+                    // progress check wants to know a result is in. A closed
+                    // inbox means the node is stopping: nothing to tell.
+                    match role {
+                        Role::Master => drop(control.send(ControlMsg::Progress)),
+                        Role::Slave => drop(transfer.send(TransferMsg::ResultsReady)),
+                    }
                 })
             })?);
         }

@@ -74,7 +74,7 @@ impl Progress {
 pub fn status_line(shared: &Shared) -> String {
     let total = shared.params().map_or(0, |p| p.jobs);
     let q = shared.queue.lock();
-    let (queue, busy, done) = (q.jobs.len(), q.busy, q.done);
+    let (queue, busy, done, received) = (q.jobs.len(), q.busy, q.done, q.received);
     drop(q);
     let peer = *shared.peer.lock();
     let peer_queue = peer.map_or(0, |p| p.state.queue);
@@ -83,7 +83,7 @@ pub fn status_line(shared: &Shared) -> String {
             let results = shared.results.lock().as_ref().map_or(0, |r| r.len());
             (results as u32, total)
         }
-        Role::Slave => (done, shared.queue.lock().received),
+        Role::Slave => (done, received),
     };
     let fraction = if of == 0 {
         0.0

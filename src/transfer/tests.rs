@@ -188,6 +188,18 @@ impl Pair {
     }
 }
 
+/// A filter that drops the first transmission of chunk `index` from side 0.
+fn drop_chunk_once(index: u32) -> Filter {
+    let mut dropped = false;
+    Box::new(move |from, m| {
+        if from == 0 && !dropped && matches!(m, Message::Chunk(c) if c.index == index) {
+            dropped = true;
+            return true;
+        }
+        false
+    })
+}
+
 fn payload(len: usize, salt: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt) ^ (i >> 8) as u8)
@@ -215,18 +227,7 @@ fn a_batch_arrives_byte_for_byte_on_a_perfect_link() {
 #[test]
 fn dropping_chunk_3_still_delivers_the_batch() {
     let mut pair = Pair::new(config(), PERFECT, 1);
-    let mut dropped = 0;
-    pair.filter = Some(Box::new(move |from, m| {
-        if from == 0
-            && let Message::Chunk(c) = m
-            && c.index == 3
-            && dropped == 0
-        {
-            dropped += 1;
-            return true;
-        }
-        false
-    }));
+    pair.filter = Some(drop_chunk_once(3));
     let data = payload(20_000, 9);
     pair.ends[0].send_batch(BatchKind::Results, data.clone());
     pair.run_until_idle(Duration::from_secs(5));
@@ -240,14 +241,12 @@ fn dropping_chunk_3_still_delivers_the_batch() {
 #[test]
 fn a_lost_final_ack_is_repeated_and_the_batch_delivered_once() {
     let mut pair = Pair::new(config(), PERFECT, 1);
-    let mut complete_acks_dropped = 0;
+    // The batch is 3 chunks: its first ack is the final one. Drop it and the
+    // next two, which answer the sender's retransmissions.
+    let mut acks_dropped = 0;
     pair.filter = Some(Box::new(move |from, m| {
-        if from == 1
-            && let Message::Ack(a) = m
-            && complete_acks_dropped < 3
-        {
-            complete_acks_dropped += 1;
-            let _ = a;
+        if from == 1 && matches!(m, Message::Ack(_)) && acks_dropped < 3 {
+            acks_dropped += 1;
             return true;
         }
         false
@@ -374,18 +373,7 @@ fn the_congestion_window_grows_to_the_peer_window_and_halves_on_loss() {
     pair.run_until_idle(Duration::from_secs(5));
     assert_eq!(pair.ends[0].congestion_window(), 512);
     // One chunk lost: selective acks reveal it and the window halves.
-    let mut dropped = false;
-    pair.filter = Some(Box::new(move |from, m| {
-        if from == 0
-            && let Message::Chunk(c) = m
-            && c.index == 100
-            && !dropped
-        {
-            dropped = true;
-            return true;
-        }
-        false
-    }));
+    pair.filter = Some(drop_chunk_once(100));
     pair.ends[0].send_batch(BatchKind::Jobs, payload(300_000, 6));
     pair.run_until_idle(Duration::from_secs(5));
     let stats = pair.ends[0].stats();
