@@ -136,11 +136,16 @@ impl Report {
                 _ => 0.0,
             }
         };
+        let bootstrap = seconds(Phase::Bootstrap, Phase::Processing);
+        let processing = seconds(Phase::Processing, Phase::Aggregation);
+        let aggregation = seconds(Phase::Aggregation, Phase::Done);
+        // The phases are contiguous: the total is their sum, so the report's
+        // figures add up exactly whatever the rounding.
         let elapsed = Elapsed {
-            total: seconds(Phase::Bootstrap, Phase::Done),
-            bootstrap: seconds(Phase::Bootstrap, Phase::Processing),
-            processing: seconds(Phase::Processing, Phase::Aggregation),
-            aggregation: seconds(Phase::Aggregation, Phase::Done),
+            total: round_micros(bootstrap + processing + aggregation),
+            bootstrap,
+            processing,
+            aggregation,
         };
         let transfers: Vec<Transfer> = run
             .transfers

@@ -120,7 +120,7 @@ fn check_verified_report(r: &Value, jobs: u64) {
     let parts = e["bootstrap"].as_f64().unwrap()
         + e["processing"].as_f64().unwrap()
         + e["aggregation"].as_f64().unwrap();
-    assert!((parts - e["total"].as_f64().unwrap()).abs() < 1e-6, "{e}");
+    assert!((parts - e["total"].as_f64().unwrap()).abs() < 1e-9, "{e}");
     assert!(r["network"]["datagrams_sent"].as_u64().unwrap() > 0);
     assert!(r["network"]["bytes_sent"].as_u64().unwrap() > 0);
 }
