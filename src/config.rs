@@ -302,7 +302,13 @@ pub const POLICIES: &[&str] = &["sender"];
 /// Reads and validates a config file. `None` means `config.json` in the
 /// current directory, or the built-in defaults when that file is absent.
 pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-    let file = match path {
+    load_file(path)?.validate()
+}
+
+/// Reads a config file as written, without validating it (the window edits
+/// this form). `None` behaves as in [`load`].
+pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
+    Ok(match path {
         Some(path) => read_file(path)?,
         None => {
             let default = Path::new("config.json");
@@ -312,8 +318,15 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
                 ConfigFile::default()
             }
         }
-    };
-    file.validate()
+    })
+}
+
+impl ConfigFile {
+    /// The file as pretty JSON, as the window saves it.
+    pub fn to_json(&self) -> String {
+        // Plain structs of numbers and strings always serialise.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
 }
 
 fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {

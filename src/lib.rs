@@ -18,6 +18,7 @@
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
 
 pub mod config;
+pub mod gui;
 pub mod node;
 pub mod policy;
 pub mod protocol;

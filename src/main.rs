@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use loadbal::config::{self, Config, Role};
+use loadbal::gui;
 use loadbal::node::{self, Command, NodeOptions, Outcome};
 
 /// Balances a CPU-heavy batch job between two machines over UDP.
@@ -45,7 +46,8 @@ struct Common {
     config: Option<PathBuf>,
 
     /// Run without a window: start at once, print progress to stderr and exit
-    /// when this node's part is over.
+    /// when this node's part is over. Without it, a window opens and the run
+    /// begins with its Start button.
     #[arg(long, global = true)]
     headless: bool,
 
@@ -132,20 +134,27 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(path) = &common.report {
         check_report_path(path).map_err(usage)?;
     }
-    let mut config =
-        config::load(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
+    let mut file =
+        config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
     if let (Some(role), Some(t)) = (role, cli.throttle) {
-        config.node_mut(role).throttle = t;
+        match role {
+            Role::Master => file.master.throttle = t,
+            Role::Slave => file.slave.throttle = t,
+        }
     }
+    // Checked in full before anything starts, window or not.
+    let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
     if !common.headless {
-        return Err(usage(anyhow::anyhow!(
-            "the window is not in this version yet: run with --headless \
-             (e.g. `loadbal {} --headless`)",
-            match role {
-                Some(role) => format!("--role {role}"),
-                None => "demo".to_owned(),
-            }
-        )));
+        let mode = match role {
+            Some(role) => gui::Mode::Node(role),
+            None => gui::Mode::Demo,
+        };
+        let path = common
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("config.json"));
+        gui::run(mode, path, file).map_err(|e| runtime(anyhow::anyhow!(e)))?;
+        return Ok(0);
     }
     match role {
         Some(role) => run_node(role, &config, common.report.as_deref()),

@@ -328,10 +328,6 @@ fn bad_arguments_exit_2_with_a_clear_message() {
             "--report is for the master and the demo",
         ),
         (
-            &["--role", "master"],
-            "the window is not in this version yet: run with --headless",
-        ),
-        (
             &["--role", "master", "--headless", "--config", "missing.json"],
             "loadbal: cannot read config file missing.json",
         ),

@@ -339,6 +339,7 @@ impl Control {
 
     fn connect(&mut self, peer_window: u32) {
         self.connected = true;
+        self.shared.connected.store(true, Ordering::Relaxed);
         self.shared.mark_heard();
         let _ = self
             .senders

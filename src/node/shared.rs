@@ -65,7 +65,8 @@ pub const LOG_CAPACITY: usize = 5000;
 /// running headless.
 #[derive(Debug)]
 pub struct EventLog {
-    entries: Mutex<VecDeque<LogEntry>>,
+    /// The kept entries, and how many were ever pushed.
+    entries: Mutex<(VecDeque<LogEntry>, u64)>,
     echo: bool,
     /// Stderr is a terminal: clear a progress bar's line before a log line.
     terminal: bool,
@@ -76,7 +77,7 @@ pub struct EventLog {
 impl EventLog {
     fn new(role: Role, echo: bool, epoch: Instant) -> Self {
         EventLog {
-            entries: Mutex::new(VecDeque::new()),
+            entries: Mutex::new((VecDeque::new(), 0)),
             echo,
             terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             prefix: role.name().to_owned(),
@@ -99,16 +100,28 @@ impl EventLog {
                 entry.text
             );
         }
-        let mut entries = self.entries.lock();
+        let mut guard = self.entries.lock();
+        let (entries, total) = &mut *guard;
         if entries.len() == LOG_CAPACITY {
             entries.pop_front();
         }
         entries.push_back(entry);
+        *total += 1;
     }
 
     /// A copy of the entries, oldest first.
     pub fn entries(&self) -> Vec<LogEntry> {
-        self.entries.lock().iter().cloned().collect()
+        self.entries.lock().0.iter().cloned().collect()
+    }
+
+    /// The entries pushed after the first `seen` ones (those still kept),
+    /// and the new count to pass next time: a viewer copies only what is new.
+    pub fn since(&self, seen: u64) -> (Vec<LogEntry>, u64) {
+        let guard = self.entries.lock();
+        let (entries, total) = &*guard;
+        let first_kept = total - entries.len() as u64;
+        let skip = seen.saturating_sub(first_kept) as usize;
+        (entries.iter().skip(skip).cloned().collect(), *total)
     }
 }
 
@@ -171,6 +184,8 @@ pub struct Shared {
     pub rate: AtomicF64,
     /// The phase (`Phase as u8`).
     pub phase: AtomicU8,
+    /// True once the peer has answered the handshake.
+    pub connected: AtomicBool,
     /// The run's session id; 0 before it is known.
     pub session: AtomicU64,
     /// The last sequence number used on this node's socket.
@@ -220,6 +235,7 @@ impl Shared {
             cpu_process: AtomicF64::new(0.0),
             rate: AtomicF64::new(0.0),
             phase: AtomicU8::new(Phase::Idle as u8),
+            connected: AtomicBool::new(false),
             session: AtomicU64::new(0),
             seq: AtomicU64::new(0),
             last_heard_ns: AtomicU64::new(0),
@@ -372,5 +388,35 @@ impl Shared {
     /// Wakes whoever is viewing the node.
     pub fn wake(&self) {
         (self.waker)();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_hands_out_only_what_is_new_and_stays_bounded() {
+        let log = EventLog::new(Role::Master, false, Instant::now());
+        log.push("a");
+        log.push("b");
+        let (first, seen) = log.since(0);
+        assert_eq!(
+            first.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        log.push("c");
+        let (next, seen) = log.since(seen);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].text, "c");
+        for i in 0..LOG_CAPACITY + 10 {
+            log.push(format!("{i}"));
+        }
+        assert_eq!(log.entries().len(), LOG_CAPACITY);
+        // A viewer that fell behind gets what is still kept.
+        let (rest, total) = log.since(seen);
+        assert_eq!(rest.len(), LOG_CAPACITY);
+        assert_eq!(total, 3 + LOG_CAPACITY as u64 + 10);
+        assert_eq!(rest.last().unwrap().text, format!("{}", LOG_CAPACITY + 9));
     }
 }

@@ -1,0 +1,240 @@
+//! The window's top level: a node window (one panel) or the demo window
+//! (master and slave side by side, one Start for the run), the header, the
+//! config editor, and the eframe glue. `poll` collects what changed without
+//! blocking; `show` draws; both are plain methods so tests drive them
+//! without a display.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use eframe::egui;
+
+use super::editor::{ConfigEditor, EditorCommand};
+use super::panel::{NodePanel, PanelCommand};
+use crate::config::{ConfigFile, Role};
+
+/// Which window this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// One node's window.
+    Node(Role),
+    /// Both nodes in one window.
+    Demo,
+}
+
+/// Repaint interval while a run is going, when nothing else asked for one.
+const RUNNING_REPAINT: Duration = Duration::from_millis(250);
+/// Repaint interval when idle (the connection's "last heard" ticks).
+const IDLE_REPAINT: Duration = Duration::from_secs(1);
+
+/// The loadbal window.
+pub struct LoadbalApp {
+    mode: Mode,
+    panels: Vec<NodePanel>,
+    editor: ConfigEditor,
+    show_config: bool,
+    notice: Option<String>,
+}
+
+impl LoadbalApp {
+    /// A window for `mode`, editing the config at `path` (`file` as read).
+    pub fn new(mode: Mode, path: PathBuf, file: ConfigFile) -> Self {
+        let roles: &[Role] = match mode {
+            Mode::Node(Role::Master) => &[Role::Master],
+            Mode::Node(Role::Slave) => &[Role::Slave],
+            Mode::Demo => &[Role::Master, Role::Slave],
+        };
+        let panels = roles
+            .iter()
+            .map(|&role| {
+                let throttle = match role {
+                    Role::Master => file.master.throttle,
+                    Role::Slave => file.slave.throttle,
+                };
+                NodePanel::new(role, throttle)
+            })
+            .collect();
+        LoadbalApp {
+            mode,
+            panels,
+            editor: ConfigEditor::new(path, file),
+            show_config: false,
+            notice: None,
+        }
+    }
+
+    /// The panel of `role`, if this window shows it.
+    pub fn panel(&self, role: Role) -> Option<&NodePanel> {
+        self.panels.iter().find(|p| p.role() == role)
+    }
+
+    /// The config editor.
+    pub fn editor(&self) -> &ConfigEditor {
+        &self.editor
+    }
+
+    /// True while any node of this window runs.
+    pub fn is_running(&self) -> bool {
+        self.panels.iter().any(NodePanel::is_running)
+    }
+
+    /// Collects what changed in the nodes. Never blocks.
+    pub fn poll(&mut self) {
+        for p in &mut self.panels {
+            p.poll();
+        }
+    }
+
+    fn start(&mut self, ctx: &egui::Context) {
+        let Some(config) = self.editor.config().cloned() else {
+            self.notice = Some("The configuration has errors: fix them to start.".to_owned());
+            self.show_config = true;
+            return;
+        };
+        self.notice = None;
+        let ctx = ctx.clone();
+        let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+        // The demo starts the slave first, so the master finds it at once.
+        for p in self.panels.iter_mut().rev() {
+            p.start(&config, waker.clone());
+        }
+    }
+
+    /// Draws the window.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
+        let running = self.is_running();
+        let mut start = false;
+        egui::Panel::top("header").show(ui, |ui| {
+            ui.add_space(4.0);
+            ui.horizontal(|ui| {
+                ui.heading(match self.mode {
+                    Mode::Node(role) => format!("loadbal {role}"),
+                    Mode::Demo => "loadbal demo".to_owned(),
+                });
+                if self.mode == Mode::Demo {
+                    let (text, enabled) = self.panels[0].start_button();
+                    if ui.add_enabled(enabled, egui::Button::new(text)).clicked() {
+                        start = true;
+                    }
+                }
+                let phase = self.panels[0].phase();
+                ui.label(format!("phase: {}", phase.name()));
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    ui.toggle_value(&mut self.show_config, "Configuration");
+                });
+            });
+            if let Some(n) = &self.notice {
+                ui.colored_label(ui.visuals().warn_fg_color, n);
+            }
+            if self.mode == Mode::Demo {
+                self.panels[0].show_run_progress(ui);
+            }
+            ui.add_space(4.0);
+        });
+        if self.show_config {
+            egui::Panel::right("config")
+                .resizable(true)
+                .default_size(420.0)
+                .show(ui, |ui| {
+                    ui.heading("Configuration");
+                    ui.label(format!("File: {}", self.editor.path().display()));
+                    if running {
+                        ui.label(
+                            "A run is going: only the addresses can be edited, and they apply \
+                             when a node is next started.",
+                        );
+                    }
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        if self.editor.show(ui, running) == EditorCommand::Saved {
+                            self.notice = Some(
+                                "Configuration saved; address changes take effect when a node \
+                                 is next started."
+                                    .to_owned(),
+                            );
+                        }
+                    });
+                });
+        }
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| match self.mode {
+                Mode::Node(_) => start |= self.show_node(ui),
+                Mode::Demo => self.show_demo(ui),
+            });
+        });
+        if start {
+            let ctx = ui.ctx().clone();
+            self.start(&ctx);
+        }
+    }
+
+    /// One node: header, controls, statistics, progress, plots, log, result.
+    fn show_node(&mut self, ui: &mut egui::Ui) -> bool {
+        let p = &mut self.panels[0];
+        node_header(ui, p);
+        let before = p.throttle();
+        let command = p.show_controls(ui, true);
+        if p.throttle() != before {
+            self.editor.set_throttle(p.role(), p.throttle());
+        }
+        let p = &mut self.panels[0];
+        ui.separator();
+        p.show_stats(ui);
+        p.show_progress(ui, true);
+        ui.separator();
+        p.show_result(ui);
+        p.show_plots(ui, 170.0);
+        ui.separator();
+        p.show_log(ui, 200.0);
+        command == PanelCommand::Start
+    }
+
+    /// Both nodes side by side, then the master's plots and the result.
+    fn show_demo(&mut self, ui: &mut egui::Ui) {
+        let mut changed = Vec::new();
+        ui.columns(2, |columns| {
+            for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
+                node_header(ui, p);
+                let before = p.throttle();
+                let _ = p.show_controls(ui, false);
+                if p.throttle() != before {
+                    changed.push((p.role(), p.throttle()));
+                }
+                p.show_stats(ui);
+                p.show_progress(ui, false);
+                p.show_log(ui, 140.0);
+            }
+        });
+        for (role, t) in changed {
+            self.editor.set_throttle(role, t);
+        }
+        ui.separator();
+        let master = &mut self.panels[0];
+        master.show_result(ui);
+        master.show_plots(ui, 220.0);
+    }
+}
+
+fn node_header(ui: &mut egui::Ui, p: &NodePanel) {
+    ui.horizontal_wrapped(|ui| {
+        ui.strong(p.role().name());
+        ui.label(p.connection_text());
+        ui.label(format!("· phase: {}", p.phase().name()));
+    });
+}
+
+impl eframe::App for LoadbalApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        self.poll();
+        // Nodes wake the window on every event; this is the floor.
+        ctx.request_repaint_after(if self.is_running() {
+            RUNNING_REPAINT
+        } else {
+            IDLE_REPAINT
+        });
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}

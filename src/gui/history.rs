@@ -1,0 +1,118 @@
+//! The time series the window plots: both nodes' queues, CPU use and jobs
+//! done, sampled from the node a few times a second for the whole run, and
+//! the transfers to mark on the time axis.
+
+use std::sync::atomic::Ordering;
+
+use egui_plot::PlotPoint;
+
+use crate::config::Role;
+use crate::node::Shared;
+
+/// How often a sample is taken, seconds.
+pub const SAMPLE_INTERVAL_S: f64 = 0.25;
+
+/// One series: points of (seconds since the run started, value), drawn
+/// borrowed (never copied) by the plots.
+pub type Series = Vec<PlotPoint>;
+
+/// Both nodes' figures over time, as seen from one node.
+#[derive(Debug, Default, Clone)]
+pub struct History {
+    /// Queue length of this node.
+    pub queue_local: Series,
+    /// Queue length of the peer (from its state messages).
+    pub queue_peer: Series,
+    /// This process's CPU use, percent of one core.
+    pub cpu_local: Series,
+    /// The peer's process CPU use.
+    pub cpu_peer: Series,
+    /// Jobs computed on this node.
+    pub done_local: Series,
+    /// Jobs computed on the peer.
+    pub done_peer: Series,
+    last_t: Option<f64>,
+}
+
+impl History {
+    /// Takes a sample if the last one is old enough. Returns true if it did.
+    pub fn sample(&mut self, shared: &Shared) -> bool {
+        let Some(started) = shared.run.lock().started else {
+            return false;
+        };
+        let t = started.elapsed().as_secs_f64();
+        if self.last_t.is_some_and(|last| t - last < SAMPLE_INTERVAL_S) {
+            return false;
+        }
+        self.last_t = Some(t);
+        let (queue, done) = {
+            let q = shared.queue.lock();
+            (q.jobs.len() as f64, f64::from(q.done))
+        };
+        self.queue_local.push(PlotPoint { x: t, y: queue });
+        self.cpu_local.push(PlotPoint {
+            x: t,
+            y: shared.cpu_process.get(),
+        });
+        self.done_local.push(PlotPoint { x: t, y: done });
+        if let Some(peer) = *shared.peer.lock() {
+            self.queue_peer.push(PlotPoint {
+                x: t,
+                y: f64::from(peer.state.queue),
+            });
+            self.cpu_peer.push(PlotPoint {
+                x: t,
+                y: f64::from(peer.state.cpu_process),
+            });
+            self.done_peer.push(PlotPoint {
+                x: t,
+                y: f64::from(peer.state.jobs_done),
+            });
+        }
+        true
+    }
+
+    /// Samples taken.
+    pub fn len(&self) -> usize {
+        self.queue_local.len()
+    }
+
+    /// True before the first sample.
+    pub fn is_empty(&self) -> bool {
+        self.queue_local.is_empty()
+    }
+}
+
+/// A transfer to mark on the plots.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mark {
+    /// Seconds since the run started.
+    pub at_s: f64,
+    /// The sending role.
+    pub from: Role,
+    /// Jobs moved.
+    pub jobs: u32,
+}
+
+/// Every policy transfer of the run so far.
+pub fn transfer_marks(shared: &Shared) -> Vec<Mark> {
+    shared
+        .run
+        .lock()
+        .transfers
+        .iter()
+        .map(|t| Mark {
+            at_s: t.at_s,
+            from: t.from,
+            jobs: t.jobs,
+        })
+        .collect()
+}
+
+/// Jobs in the peer's unacknowledged outbound batches plus ours, for the
+/// header's "in flight" figure.
+pub fn in_flight(shared: &Shared) -> u32 {
+    let ours = shared.in_flight_jobs.load(Ordering::Relaxed);
+    let theirs = shared.peer.lock().map_or(0, |p| p.state.in_flight);
+    ours + theirs
+}

@@ -1,0 +1,507 @@
+//! One node in the window: its life (started on Start, a new node for each
+//! run, so an address change applies at the next start), its throttle
+//! slider, both nodes' statistics side by side, progress, plots, the message
+//! log and the result of the run. It reads the node's shared state and never
+//! blocks on it; what the user asks for comes back as a [`PanelCommand`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use eframe::egui;
+use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
+
+use super::history::{self, History};
+use crate::config::{Config, Role};
+use crate::node::{self, Command, LogEntry, NodeHandle, NodeOptions, Outcome, Shared};
+use crate::protocol::Phase;
+
+/// Marker colour of transfers from the master.
+const MASTER_TO_SLAVE: egui::Color32 = egui::Color32::from_rgb(230, 160, 40);
+/// Marker colour of transfers from the slave.
+const SLAVE_TO_MASTER: egui::Color32 = egui::Color32::from_rgb(190, 90, 220);
+
+/// Most log lines a panel keeps.
+const LOG_LINES: usize = 5000;
+
+/// What a panel asks the window to do.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelCommand {
+    /// Nothing.
+    None,
+    /// Start a run (the Start button).
+    Start,
+}
+
+/// One node's part of the window.
+pub struct NodePanel {
+    role: Role,
+    node: Option<NodeHandle>,
+    /// The current or last run's node state (kept after the run ends).
+    shared: Option<Arc<Shared>>,
+    outcome: Option<Outcome>,
+    history: History,
+    log: Vec<LogEntry>,
+    log_seen: u64,
+    throttle: f64,
+    addresses: Option<(SocketAddr, SocketAddr)>,
+    start_error: Option<String>,
+    report_path: String,
+    report_status: Option<String>,
+}
+
+impl NodePanel {
+    /// A panel for `role` with the throttle from the config.
+    pub fn new(role: Role, throttle: f64) -> Self {
+        NodePanel {
+            role,
+            node: None,
+            shared: None,
+            outcome: None,
+            history: History::default(),
+            log: Vec::new(),
+            log_seen: 0,
+            throttle,
+            addresses: None,
+            start_error: None,
+            report_path: "loadbal-report.json".to_owned(),
+            report_status: None,
+        }
+    }
+
+    /// This panel's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// True while a node is running.
+    pub fn is_running(&self) -> bool {
+        self.node.is_some()
+    }
+
+    /// The throttle shown on the slider.
+    pub fn throttle(&self) -> f64 {
+        self.throttle
+    }
+
+    /// The current or last run's node state.
+    pub fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
+    /// How the last run ended, once it has.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.outcome.as_ref()
+    }
+
+    /// Starts a node for a new run with `config` (and this panel's throttle).
+    pub fn start(&mut self, config: &Config, waker: Arc<dyn Fn() + Send + Sync>) {
+        if self.node.is_some() {
+            return;
+        }
+        let mut config = config.clone();
+        config.node_mut(self.role).throttle = self.throttle;
+        let options = NodeOptions {
+            headless: false,
+            progress: false,
+            waker,
+        };
+        self.start_error = None;
+        self.outcome = None;
+        self.report_status = None;
+        match node::start(self.role, &config, options) {
+            Ok(handle) => {
+                handle.command(Command::Start);
+                self.addresses = Some((
+                    config.node(self.role).address,
+                    config.node(self.role.peer()).address,
+                ));
+                self.shared = Some(handle.shared().clone());
+                self.node = Some(handle);
+                self.history = History::default();
+                self.log.clear();
+                self.log_seen = 0;
+            }
+            Err(e) => self.start_error = Some(format!("cannot start the {}: {e}", self.role)),
+        }
+    }
+
+    /// Sets the throttle (the slider), live if a node runs.
+    pub fn set_throttle(&mut self, throttle: f64) {
+        self.throttle = throttle.clamp(0.0, 1.0);
+        if let Some(node) = &self.node {
+            node.command(Command::SetThrottle(self.throttle));
+        }
+    }
+
+    /// Collects what changed: the node's end, plot samples, new log lines.
+    /// Never blocks.
+    pub fn poll(&mut self) {
+        if self.node.as_ref().is_some_and(NodeHandle::is_finished)
+            && let Some(node) = self.node.take()
+        {
+            // The control thread has ended: this join returns at once.
+            self.outcome = Some(node.wait());
+        }
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        self.history.sample(shared);
+        let (new, seen) = shared.log.since(self.log_seen);
+        self.log_seen = seen;
+        self.log.extend(new);
+        if self.log.len() > LOG_LINES {
+            let excess = self.log.len() - LOG_LINES;
+            self.log.drain(..excess);
+        }
+    }
+
+    /// The run's phase as this node sees it.
+    pub fn phase(&self) -> Phase {
+        self.shared.as_ref().map_or(Phase::Idle, |s| s.phase())
+    }
+
+    /// One line on the connection: waiting, connected and last heard, lost.
+    pub fn connection_text(&self) -> String {
+        let peer = self.role.peer();
+        let peer_address = self
+            .addresses
+            .map_or_else(String::new, |(_, p)| format!(" at {p}"));
+        if let Some(Outcome::Failed(why)) = &self.outcome {
+            return why.clone();
+        }
+        let Some(shared) = &self.shared else {
+            return "not started".to_owned();
+        };
+        if self.outcome.is_some() {
+            return "run over".to_owned();
+        }
+        if !shared.connected.load(Ordering::Relaxed) {
+            return format!("waiting for the {peer}{peer_address}");
+        }
+        let heard = shared.silence().unwrap_or(Duration::ZERO);
+        format!(
+            "connected to the {peer}{peer_address}, last heard {} ms ago",
+            heard.as_millis()
+        )
+    }
+
+    /// The Start button's text and whether it can be pressed.
+    pub fn start_button(&self) -> (String, bool) {
+        match &self.shared {
+            Some(shared) if self.node.is_some() => {
+                if shared.connected.load(Ordering::Relaxed) {
+                    ("Running…".to_owned(), false)
+                } else {
+                    let peer = self
+                        .addresses
+                        .map_or_else(String::new, |(_, p)| format!(" at {p}"));
+                    (
+                        format!("Waiting for the {}{peer}…", self.role.peer()),
+                        false,
+                    )
+                }
+            }
+            _ => ("Start".to_owned(), true),
+        }
+    }
+
+    /// Draws the Start button and the throttle slider.
+    pub fn show_controls(&mut self, ui: &mut egui::Ui, with_start: bool) -> PanelCommand {
+        let mut command = PanelCommand::None;
+        ui.horizontal(|ui| {
+            if with_start {
+                let (text, enabled) = self.start_button();
+                if ui.add_enabled(enabled, egui::Button::new(text)).clicked() {
+                    command = PanelCommand::Start;
+                }
+            }
+            let mut percent = self.throttle * 100.0;
+            let slider = egui::Slider::new(&mut percent, 0.0..=100.0)
+                .suffix(" %")
+                .text(format!("{} throttle", self.role));
+            if ui.add(slider).changed() {
+                self.set_throttle(percent / 100.0);
+            }
+        });
+        if let Some(e) = &self.start_error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        command
+    }
+
+    /// This node's and its peer's figures side by side.
+    pub fn show_stats(&self, ui: &mut egui::Ui) {
+        let Some(shared) = &self.shared else {
+            ui.label("Press Start to begin.");
+            return;
+        };
+        let local = shared.local_state();
+        let peer = shared.peer.lock().map(|p| p.state);
+        let received = local.jobs_received;
+        let sent = shared.delivered_to_peer.load(Ordering::Relaxed);
+        let me = self.role.name();
+        let other = self.role.peer().name();
+        egui::Grid::new(("stats", me))
+            .num_columns(3)
+            .striped(true)
+            .spacing([24.0, 4.0])
+            .show(ui, |ui| {
+                ui.strong("");
+                ui.strong(format!("{me} (this node)"));
+                ui.strong(other);
+                ui.end_row();
+                let peer_or = |f: &dyn Fn(&crate::protocol::State) -> String| {
+                    peer.as_ref().map_or_else(|| "–".to_owned(), f)
+                };
+                let rows: [(&str, String, String); 7] = [
+                    (
+                        "Queue",
+                        local.queue.to_string(),
+                        peer_or(&|p| p.queue.to_string()),
+                    ),
+                    (
+                        "Jobs done",
+                        local.jobs_done.to_string(),
+                        peer_or(&|p| p.jobs_done.to_string()),
+                    ),
+                    (
+                        "Throttle",
+                        format!("{:.0} %", local.throttle * 100.0),
+                        peer_or(&|p| format!("{:.0} %", p.throttle * 100.0)),
+                    ),
+                    (
+                        "CPU (process / system)",
+                        format!("{:.0} % / {:.0} %", local.cpu_process, local.cpu_system),
+                        peer_or(&|p| format!("{:.0} % / {:.0} %", p.cpu_process, p.cpu_system)),
+                    ),
+                    (
+                        "Jobs per second",
+                        format!("{:.1}", local.rate),
+                        peer_or(&|p| format!("{:.1}", p.rate)),
+                    ),
+                    ("Jobs sent", sent.to_string(), received.to_string()),
+                    ("Jobs received", received.to_string(), sent.to_string()),
+                ];
+                for (name, mine, theirs) in rows {
+                    ui.label(name);
+                    ui.label(mine);
+                    ui.label(theirs);
+                    ui.end_row();
+                }
+            });
+    }
+
+    /// Progress of the whole run: jobs computed on both nodes.
+    pub fn show_run_progress(&self, ui: &mut egui::Ui) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let total = shared.params().map_or(0, |p| p.jobs);
+        if total == 0 {
+            return;
+        }
+        let local = shared.local_state();
+        let peer_done = shared.peer.lock().map_or(0, |p| p.state.jobs_done);
+        let done = (local.jobs_done + peer_done).min(total);
+        ui.add(
+            egui::ProgressBar::new(done as f32 / total as f32)
+                .text(format!("run: {done} / {total} jobs computed")),
+        );
+    }
+
+    /// Progress of this node (and, with `whole_run`, of the run).
+    pub fn show_progress(&self, ui: &mut egui::Ui, whole_run: bool) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        if whole_run {
+            self.show_run_progress(ui);
+        }
+        let local = shared.local_state();
+        let mine = local.jobs_done + local.queue + u32::from(local.busy);
+        let fraction = if mine == 0 {
+            0.0
+        } else {
+            local.jobs_done as f32 / mine as f32
+        };
+        ui.add(egui::ProgressBar::new(fraction).text(format!(
+            "{}: {} / {} of its jobs",
+            self.role, local.jobs_done, mine
+        )));
+    }
+
+    /// The live plots: queues, CPU and cumulative jobs done, with every
+    /// transfer marked.
+    pub fn show_plots(&self, ui: &mut egui::Ui, height: f32) {
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let marks = history::transfer_marks(shared);
+        let h = &self.history;
+        let (me, other) = (self.role.name(), self.role.peer().name());
+        let plots: [(&str, &str, &Vec<_>, &Vec<_>); 3] = [
+            (
+                "Queue length (jobs)",
+                "queue",
+                &h.queue_local,
+                &h.queue_peer,
+            ),
+            ("CPU use (% of a core)", "cpu", &h.cpu_local, &h.cpu_peer),
+            (
+                "Jobs done (cumulative)",
+                "done",
+                &h.done_local,
+                &h.done_peer,
+            ),
+        ];
+        let width = (ui.available_width() / 3.0 - 8.0).max(120.0);
+        ui.horizontal(|ui| {
+            for (title, id, local, peer) in plots {
+                ui.vertical(|ui| {
+                    ui.set_width(width);
+                    ui.label(title);
+                    Plot::new((id, me))
+                        .height(height)
+                        .width(width)
+                        .legend(Legend::default())
+                        .x_axis_label("seconds")
+                        .allow_scroll(false)
+                        .show(ui, |p| {
+                            p.line(Line::new(me, PlotPoints::Borrowed(local)));
+                            p.line(Line::new(other, PlotPoints::Borrowed(peer)));
+                            // One legend entry and colour per direction; the
+                            // job count is written on each marker.
+                            let top = local
+                                .iter()
+                                .chain(peer.iter())
+                                .map(|q| q.y)
+                                .fold(1.0, f64::max);
+                            for m in &marks {
+                                let (name, color) = match m.from {
+                                    Role::Master => ("transfer master to slave", MASTER_TO_SLAVE),
+                                    Role::Slave => ("transfer slave to master", SLAVE_TO_MASTER),
+                                };
+                                p.vline(VLine::new(name, m.at_s).color(color));
+                                p.text(
+                                    Text::new(
+                                        name,
+                                        PlotPoint::new(m.at_s, top),
+                                        format!("{}", m.jobs),
+                                    )
+                                    .color(color),
+                                );
+                            }
+                        });
+                });
+            }
+        });
+    }
+
+    /// The message log, newest at the bottom, with a copy button.
+    pub fn show_log(&self, ui: &mut egui::Ui, height: f32) {
+        ui.horizontal(|ui| {
+            ui.strong(format!("{} log", self.role));
+            if ui.button("Copy log").clicked() {
+                let text: String = self
+                    .log
+                    .iter()
+                    .map(|e| format!("{:9.3} s  {}\n", e.at.as_secs_f64(), e.text))
+                    .collect();
+                ui.ctx().copy_text(text);
+            }
+        });
+        let row = ui.text_style_height(&egui::TextStyle::Monospace);
+        // One row per entry, never wrapped, so only the visible rows are laid out.
+        egui::ScrollArea::both()
+            .id_salt(("log", self.role.name()))
+            .max_height(height)
+            .stick_to_bottom(true)
+            .auto_shrink([false, true])
+            .show_rows(ui, row, self.log.len(), |ui, rows| {
+                ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
+                    for e in &self.log[rows] {
+                        let line = format!("{:9.3} s  {}", e.at.as_secs_f64(), e.text);
+                        ui.add(egui::Label::new(egui::RichText::new(line).monospace()).extend());
+                    }
+                });
+            });
+    }
+
+    /// The result of the run, once over: verified or not, times, jobs per
+    /// node, moves each way, and saving the report.
+    pub fn show_result(&mut self, ui: &mut egui::Ui) {
+        let Some(outcome) = &self.outcome else {
+            return;
+        };
+        match outcome {
+            Outcome::Finished { verified, report } => {
+                let (text, color) = if *verified {
+                    ("Result: verified", egui::Color32::from_rgb(40, 160, 70))
+                } else {
+                    ("Result: NOT verified", ui.visuals().error_fg_color)
+                };
+                ui.colored_label(color, egui::RichText::new(text).strong().size(18.0));
+                let Some(r) = report else {
+                    ui.label("The master verified every result.");
+                    return;
+                };
+                egui::Grid::new(("result", self.role.name())).num_columns(2).show(ui, |ui| {
+                    let e = &r.elapsed_s;
+                    let rows = [
+                        ("Expected value", format!("{:.9}", r.expected_value)),
+                        (
+                            "Time",
+                            format!(
+                                "{:.3} s (bootstrap {:.3} s, processing {:.3} s, aggregation {:.3} s)",
+                                e.total, e.bootstrap, e.processing, e.aggregation
+                            ),
+                        ),
+                        (
+                            "Jobs computed",
+                            format!("master {}, slave {}", r.jobs_done.master, r.jobs_done.slave),
+                        ),
+                        (
+                            "Jobs moved",
+                            format!(
+                                "{} to the slave, {} to the master, in {} transfers",
+                                r.jobs_moved.to_slave,
+                                r.jobs_moved.to_master,
+                                r.transfers.len()
+                            ),
+                        ),
+                    ];
+                    for (k, v) in rows {
+                        ui.label(k);
+                        ui.label(v);
+                        ui.end_row();
+                    }
+                });
+                let report = r.clone();
+                ui.horizontal(|ui| {
+                    let label = ui.label("Report file");
+                    ui.add(egui::TextEdit::singleline(&mut self.report_path).desired_width(220.0))
+                        .labelled_by(label.id);
+                    if ui.button("Save report").clicked() {
+                        let path = std::path::PathBuf::from(self.report_path.trim());
+                        self.report_status = Some(match report.write(&path) {
+                            Ok(()) => format!("saved {}", path.display()),
+                            Err(e) => format!("cannot save {}: {e}", path.display()),
+                        });
+                    }
+                });
+                if let Some(s) = &self.report_status {
+                    ui.label(s);
+                }
+            }
+            Outcome::Failed(why) => {
+                ui.colored_label(ui.visuals().error_fg_color, format!("Run failed: {why}"));
+            }
+            Outcome::Stopped => {
+                ui.label("Run stopped.");
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! GUI tests with egui_kittest: the real window code, driven by label, no
+//! display needed. Nodes are real (threads, UDP on loopback, kernel-chosen
+//! ports); every wait is bounded.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use eframe::egui::accesskit::Role as A11yRole;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+use loadbal::config::{self, Role};
+use loadbal::gui::{LoadbalApp, Mode};
+use loadbal::node::Outcome;
+use loadbal::protocol::Phase;
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A config file with fresh ports and a small workload, in its own directory.
+fn config_file(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gui-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("config.json");
+    let text = format!(
+        r#"{{
+  "master": {{ "address": "127.0.0.1:{}" }},
+  "slave": {{ "address": "127.0.0.1:{}" }},
+  "workload": {{ "jobs": 32, "elements_per_job": 2048, "iterations": 100 }},
+  "policy": {{ "state_interval_ms": 50 }}
+}}"#,
+        free_port(),
+        free_port()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn window(mode: Mode, path: &Path) -> Harness<'static, LoadbalApp> {
+    let file = config::load_file(Some(path)).unwrap();
+    let app = LoadbalApp::new(mode, path.to_owned(), file);
+    Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 800.0))
+        .build_ui_state(
+            |ui, app: &mut LoadbalApp| {
+                app.poll();
+                app.show(ui);
+            },
+            app,
+        )
+}
+
+/// Steps the harnesses (real time passing) until `done` holds.
+fn step_until(
+    harnesses: &mut [&mut Harness<'static, LoadbalApp>],
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&[&mut Harness<'static, LoadbalApp>]) -> bool,
+) {
+    let start = Instant::now();
+    loop {
+        for h in harnesses.iter_mut() {
+            h.step();
+        }
+        if done(harnesses) {
+            return;
+        }
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outcome> {
+    h.state().panel(role).and_then(|p| p.outcome())
+}
+
+#[test]
+fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
+    let path = config_file("demo");
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    assert!(h.query_by_label("Result: verified").is_none());
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the run to end",
+        |h| outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some(),
+    );
+    match outcome_of(&h, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(r),
+        }) => {
+            assert_eq!(r.jobs_done.master + r.jobs_done.slave, 32);
+            assert_eq!(r.bootstrap_jobs, 16);
+        }
+        other => panic!("the master ended with {other:?}"),
+    }
+    h.step();
+    h.get_by_label("Result: verified");
+    h.get_by_label_contains("Jobs computed");
+    // Start is offered again for another run.
+    h.get_by_label("Start");
+}
+
+#[test]
+fn pressing_start_on_a_connected_pair_of_windows_starts_the_run() {
+    let path = config_file("pair");
+    let mut slave = window(Mode::Node(Role::Slave), &path);
+    let mut master = window(Mode::Node(Role::Master), &path);
+    slave.step();
+    master.step();
+    slave.get_by_label("Start").click();
+    master.get_by_label("Start").click();
+    step_until(
+        &mut [&mut slave, &mut master],
+        Duration::from_secs(60),
+        "the master to leave idle",
+        |h| h[1].state().panel(Role::Master).unwrap().phase() >= Phase::Bootstrap,
+    );
+    step_until(
+        &mut [&mut slave, &mut master],
+        Duration::from_secs(60),
+        "both windows to show the result",
+        |h| outcome_of(h[0], Role::Slave).is_some() && outcome_of(h[1], Role::Master).is_some(),
+    );
+    master.step();
+    slave.step();
+    master.get_by_label("Result: verified");
+    slave.get_by_label("Result: verified");
+}
+
+#[test]
+fn moving_the_throttle_slider_changes_the_running_nodes_throttle() {
+    let path = config_file("throttle");
+    let mut h = window(Mode::Node(Role::Slave), &path);
+    h.step();
+    // A slave waits for its master: its node runs, so the change is live.
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(10),
+        "the slave to start",
+        |h| h[0].state().panel(Role::Slave).unwrap().is_running(),
+    );
+    h.get_by_role_and_label(A11yRole::Slider, "slave throttle")
+        .set_value_accesskit(25.0);
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(10),
+        "the throttle to apply",
+        |h| {
+            let shared = h[0].state().panel(Role::Slave).unwrap().shared().unwrap();
+            shared.throttle.get() == 0.25
+        },
+    );
+    let shared = h
+        .state()
+        .panel(Role::Slave)
+        .unwrap()
+        .shared()
+        .unwrap()
+        .clone();
+    let logged = shared.log.entries();
+    assert!(
+        logged
+            .iter()
+            .any(|e| e.text == "throttle changed from 100 % to 25 %"),
+        "{logged:?}"
+    );
+}
+
+#[test]
+fn an_invalid_address_shows_its_error_and_disables_save() {
+    let path = config_file("invalid");
+    let mut h = window(Mode::Node(Role::Master), &path);
+    h.step();
+    h.get_by_label("Configuration").click();
+    h.step();
+    assert!(!h.get_by_label("Save").accesskit_node().is_disabled());
+    let field = h.get_by_label("Master address");
+    field.focus();
+    field.set_text_value_accesskit("not an address");
+    h.run_steps(2);
+    h.get_by_label("\"not an address\" is not an address: expected IP:PORT, e.g. 127.0.0.1:7001");
+    assert!(h.get_by_label("Save").accesskit_node().is_disabled());
+    assert!(!h.state().editor().is_valid());
+    // The same address for both nodes is caught too, beside the slave's field.
+    let slave_address = config::load(Some(&path)).unwrap().slave.address.to_string();
+    let field = h.get_by_label("Master address");
+    field.set_text_value_accesskit(&slave_address);
+    h.run_steps(2);
+    assert_eq!(
+        h.state().editor().error("slave.address"),
+        Some(
+            format!(
+                "{slave_address} is also the master's address: the two nodes need different \
+                 addresses (on one machine, different ports)"
+            )
+            .as_str()
+        )
+    );
+    assert!(h.get_by_label("Save").accesskit_node().is_disabled());
+}
+
+#[test]
+fn save_writes_a_config_that_loads_back_equal() {
+    let path = config_file("save");
+    let before = std::fs::read_to_string(&path).unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Configuration").click();
+    h.step();
+    let jobs = h.get_by_label("Jobs");
+    jobs.focus();
+    jobs.set_text_value_accesskit("48");
+    h.run_steps(2);
+    h.get_by_role_and_label(A11yRole::Slider, "master throttle")
+        .set_value_accesskit(40.0);
+    h.run_steps(2);
+    h.get_by_label("Save").click();
+    h.run_steps(2);
+    let after = std::fs::read_to_string(&path).unwrap();
+    assert_ne!(before, after);
+    let saved = config::load(Some(&path)).unwrap();
+    assert_eq!(Some(&saved), h.state().editor().config());
+    assert_eq!(saved.workload.jobs, 48);
+    assert_eq!(saved.master.throttle, 0.4);
+    // No temporary file is left beside it.
+    let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["config.json".to_owned()]);
+}
