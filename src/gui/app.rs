@@ -171,7 +171,7 @@ impl LoadbalApp {
     /// One node: header, controls, statistics, progress, plots, log, result.
     fn show_node(&mut self, ui: &mut egui::Ui) -> bool {
         let p = &mut self.panels[0];
-        node_header(ui, p);
+        node_header(ui, p, self.editor.config());
         let before = p.throttle();
         let command = p.show_controls(ui, true);
         if p.throttle() != before {
@@ -193,8 +193,9 @@ impl LoadbalApp {
     fn show_demo(&mut self, ui: &mut egui::Ui) {
         let mut changed = Vec::new();
         ui.columns(2, |columns| {
+            let config = self.editor.config();
             for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
-                node_header(ui, p);
+                node_header(ui, p, config);
                 let before = p.throttle();
                 let _ = p.show_controls(ui, false);
                 if p.throttle() != before {
@@ -215,9 +216,16 @@ impl LoadbalApp {
     }
 }
 
-fn node_header(ui: &mut egui::Ui, p: &NodePanel) {
+fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::Config>) {
     ui.horizontal_wrapped(|ui| {
         ui.strong(p.role().name());
+        // The running node's address, or the one it will bind at Start.
+        let own = p
+            .own_address()
+            .or_else(|| config.map(|c| c.node(p.role()).address));
+        if let Some(own) = own {
+            ui.label(format!("on {own} ·"));
+        }
         ui.label(p.connection_text());
         ui.label(format!("· phase: {}", p.phase().name()));
     });

@@ -86,6 +86,11 @@ impl NodePanel {
         self.throttle
     }
 
+    /// The address of the current or last run's node.
+    pub fn own_address(&self) -> Option<SocketAddr> {
+        self.addresses.map(|(own, _)| own)
+    }
+
     /// The current or last run's node state.
     pub fn shared(&self) -> Option<&Arc<Shared>> {
         self.shared.as_ref()
