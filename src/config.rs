@@ -322,6 +322,22 @@ pub fn load_file(path: Option<&Path>) -> Result<ConfigFile, ConfigError> {
 }
 
 impl ConfigFile {
+    /// One role's section as written.
+    pub fn node(&self, role: Role) -> &NodeFile {
+        match role {
+            Role::Master => &self.master,
+            Role::Slave => &self.slave,
+        }
+    }
+
+    /// One role's section as written, mutable.
+    pub fn node_mut(&mut self, role: Role) -> &mut NodeFile {
+        match role {
+            Role::Master => &mut self.master,
+            Role::Slave => &mut self.slave,
+        }
+    }
+
     /// The file as pretty JSON, as the window saves it.
     pub fn to_json(&self) -> String {
         // Plain structs of numbers and strings always serialise.

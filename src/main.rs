@@ -137,10 +137,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let mut file =
         config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
     if let (Some(role), Some(t)) = (role, cli.throttle) {
-        match role {
-            Role::Master => file.master.throttle = t,
-            Role::Slave => file.slave.throttle = t,
-        }
+        file.node_mut(role).throttle = t;
     }
     // Checked in full before anything starts, window or not.
     let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;

@@ -47,13 +47,7 @@ impl LoadbalApp {
         };
         let panels = roles
             .iter()
-            .map(|&role| {
-                let throttle = match role {
-                    Role::Master => file.master.throttle,
-                    Role::Slave => file.slave.throttle,
-                };
-                NodePanel::new(role, throttle)
-            })
+            .map(|&role| NodePanel::new(role, file.node(role).throttle))
             .collect();
         LoadbalApp {
             mode,

@@ -118,10 +118,7 @@ impl ConfigEditor {
 
     /// Records a throttle set with a node's slider, so Save keeps it.
     pub fn set_throttle(&mut self, role: Role, throttle: f64) {
-        match role {
-            Role::Master => self.base.master.throttle = throttle,
-            Role::Slave => self.base.slave.throttle = throttle,
-        }
+        self.base.node_mut(role).throttle = throttle;
         self.dirty = true;
         self.revalidate();
     }
