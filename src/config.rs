@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::link::LinkConfig;
+
 /// Which of the two peers a node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -65,6 +67,9 @@ pub struct NodeFile {
     /// Worker threads; 0 means one per logical CPU.
     #[serde(default = "default_workers")]
     pub workers: u32,
+    /// The emulated link this node's datagrams go through; absent is plain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkConfig>,
 }
 
 fn default_throttle() -> f64 {
@@ -80,6 +85,7 @@ impl NodeFile {
             address: Some(address.to_owned()),
             throttle: default_throttle(),
             workers: default_workers(),
+            link: None,
         }
     }
 }
@@ -193,6 +199,8 @@ pub struct NodeConfig {
     pub throttle: f64,
     /// Worker threads, at least 1 (0 in the file was resolved to the CPU count).
     pub workers: usize,
+    /// The emulated link of this node's datagrams, if not plain.
+    pub link: Option<LinkConfig>,
 }
 
 /// A validated configuration: every value in range, addresses resolved.
@@ -470,11 +478,44 @@ impl NodeFile {
         } else {
             self.workers as usize
         };
+        let link = match &self.link {
+            Some(link) => {
+                link.validate(&format!("{name}.link"))?;
+                Some(*link).filter(|l| !l.is_plain())
+            }
+            None => None,
+        };
         Ok(NodeConfig {
             address,
             throttle: self.throttle,
             workers,
+            link,
         })
+    }
+}
+
+impl LinkConfig {
+    /// Checks every field's range; `field` is the object's path.
+    pub fn validate(&self, field: &str) -> Result<(), ConfigError> {
+        for (name, p) in [
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+        ] {
+            let f = format!("{field}.{name}");
+            check_finite(&f, p)?;
+            check_range(&f, p, 0.0, 1.0)?;
+        }
+        for (name, v, max) in [
+            ("delay_ms", self.delay_ms, 60_000.0),
+            ("jitter_ms", self.jitter_ms, 60_000.0),
+            ("bandwidth_mbit", self.bandwidth_mbit, 1_000_000.0),
+        ] {
+            let f = format!("{field}.{name}");
+            check_finite(&f, v)?;
+            check_range(&f, v, 0.0, max)?;
+        }
+        Ok(())
     }
 }
 
@@ -642,7 +683,7 @@ mod tests {
         assert_eq!(
             err("{\n  \"master\": {\"adress\": \"1.2.3.4:5\"}\n}"),
             "test.json: master.adress: unknown field `adress`, expected one of `address`, \
-             `throttle`, `workers` (at line 2, column 21)"
+             `throttle`, `workers`, `link` (at line 2, column 21)"
         );
         assert_eq!(
             err("{\"colour\": 1}"),
@@ -726,6 +767,34 @@ mod tests {
         assert!(
             err(r#"{"master": {"address": "no-such-host.invalid:7001"}}"#)
                 .starts_with("master.address: cannot resolve \"no-such-host.invalid:7001\"")
+        );
+    }
+
+    #[test]
+    fn links_are_checked_and_a_plain_link_is_none() {
+        let config = check(
+            r#"{"slave": {"link": {"loss": 0.002, "delay_ms": 54, "jitter_ms": 32,
+                                    "bandwidth_mbit": 10, "seed": 1}}}"#,
+        )
+        .unwrap();
+        let link = config.slave.link.unwrap();
+        assert_eq!((link.loss, link.delay_ms, link.seed), (0.002, 54.0, 1));
+        assert_eq!(config.master.link, None);
+        assert_eq!(
+            check(r#"{"master": {"link": {}}}"#).unwrap().master.link,
+            None
+        );
+        assert_eq!(
+            err(r#"{"master": {"link": {"loss": 1.5}}}"#),
+            "master.link.loss: 1.5 is out of range: must be from 0 to 1"
+        );
+        assert_eq!(
+            err(r#"{"slave": {"link": {"jitter_ms": -1}}}"#),
+            "slave.link.jitter_ms: -1 is out of range: must be from 0 to 60000"
+        );
+        assert!(
+            err(r#"{"slave": {"link": {"drop": 0.1}}}"#)
+                .starts_with("test.json: slave.link.drop: unknown field `drop`")
         );
     }
 

@@ -9,6 +9,7 @@
 //! - [`transfer`]: reliable chunked batches with selective acks,
 //!   retransmission and receiver flow control. Sans-IO.
 //! - [`policy`]: the transfer policies behind one trait. Pure.
+//! - [`link`]: the link emulator's model (loss, delay, bandwidth). Pure.
 //! - [`transport`]: the one file that owns the UDP socket.
 //! - [`node`]: the threads of a node (worker, hardware monitor, state
 //!   manager, transfer manager, adaptor, socket reader) and the run's
@@ -19,6 +20,7 @@
 
 pub mod config;
 pub mod gui;
+pub mod link;
 pub mod node;
 pub mod policy;
 pub mod protocol;

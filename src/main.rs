@@ -188,6 +188,7 @@ fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Fa
         me.workers,
         if me.workers == 1 { "" } else { "s" }
     );
+    announce_links(config, &[role]);
     let handle = node::start(role, config, NodeOptions::headless())
         .with_context(|| format!("cannot start the {role}"))
         .map_err(runtime)?;
@@ -201,6 +202,7 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
         "loadbal demo: master on {}, slave on {}, {} jobs",
         config.master.address, config.slave.address, config.workload.jobs
     );
+    announce_links(config, &[Role::Master, Role::Slave]);
     // One progress display for the demo: the master's counts the whole run.
     let quiet = NodeOptions {
         progress: false,
@@ -221,6 +223,18 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
     }
     let code = finish(&master_outcome, report)?;
     Ok(code.max(slave_outcome.exit_code()))
+}
+
+/// Says which nodes send through an emulated link.
+fn announce_links(config: &Config, roles: &[Role]) {
+    for &role in roles {
+        if let Some(link) = config.node(role).link {
+            eprintln!(
+                "the {role}'s datagrams go through an emulated link: {}",
+                link.describe()
+            );
+        }
+    }
 }
 
 fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> {

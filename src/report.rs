@@ -92,6 +92,15 @@ pub struct VerificationDetail {
     pub wrong_elements: u64,
 }
 
+/// The emulated links of the run (null where plain).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Links {
+    /// The master's outgoing link.
+    pub master: Option<crate::link::LinkConfig>,
+    /// The slave's outgoing link.
+    pub slave: Option<crate::link::LinkConfig>,
+}
+
 /// The run report.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
@@ -119,6 +128,8 @@ pub struct Report {
     pub network: Network,
     /// Details of the verification.
     pub verification: VerificationDetail,
+    /// The emulated links, when the config sets any.
+    pub link: Links,
 }
 
 impl Report {
@@ -200,6 +211,10 @@ impl Report {
                 missing_jobs: verification.missing.clone(),
                 duplicated_jobs: verification.duplicated.clone(),
                 wrong_elements: verification.wrong_elements,
+            },
+            link: Links {
+                master: config.master.link,
+                slave: config.slave.link,
             },
         }
     }

@@ -1,11 +1,21 @@
 //! The one file that owns the UDP socket: binding with explicit buffer sizes,
-//! sending to the peer and receiving with a time-out, and the datagram
-//! counters of the run report. Everything above it deals in byte slices.
+//! sending to the peer and receiving with a time-out, the datagram counters
+//! of the run report, and the link emulator's shaping thread (which delays,
+//! drops and duplicates what this node sends, as [`crate::link`] decides).
+//! Everything above it deals in byte slices.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::link::{LinkConfig, LinkModel};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -43,6 +53,8 @@ pub struct NetStats {
     pub refused: AtomicU64,
     /// Sends that failed (counted as losses; retransmission recovers them).
     pub send_errors: AtomicU64,
+    /// Datagrams the emulated link dropped (random loss or a full queue).
+    pub link_dropped: Arc<AtomicU64>,
 }
 
 impl NetStats {
@@ -64,8 +76,31 @@ pub struct Transport {
     peer: SocketAddr,
     recv_buffer_bytes: usize,
     send_buffer_bytes: usize,
+    /// The emulated link's shaping thread, if the link is not plain.
+    shaper: Option<Shaper>,
     /// The counters.
     pub stats: NetStats,
+}
+
+/// The shaping thread and its inbox of datagrams to send.
+#[derive(Debug)]
+struct Shaper {
+    tx: Option<Sender<Vec<u8>>>,
+    join: Option<JoinHandle<()>>,
+    link: LinkConfig,
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        if let Some(shaper) = &mut self.shaper {
+            // Closing the inbox ends the thread; what it still holds is lost,
+            // as on a link that goes down.
+            shaper.tx.take();
+            if let Some(join) = shaper.join.take() {
+                let _ = join.join();
+            }
+        }
+    }
 }
 
 /// Why the socket could not be set up.
@@ -79,8 +114,13 @@ pub struct BindError {
 }
 
 impl Transport {
-    /// Binds `local` and sets buffer sizes and the receive time-out.
-    pub fn bind(local: SocketAddr, peer: SocketAddr) -> Result<Transport, BindError> {
+    /// Binds `local` and sets buffer sizes and the receive time-out. With a
+    /// `link`, what this node sends goes through the emulated link.
+    pub fn bind(
+        local: SocketAddr,
+        peer: SocketAddr,
+        link: Option<LinkConfig>,
+    ) -> Result<Transport, BindError> {
         let wrap = |source: io::Error| {
             let hint = match source.kind() {
                 io::ErrorKind::AddrInUse => {
@@ -109,14 +149,38 @@ impl Transport {
         let socket: UdpSocket = socket.into();
         // With port 0 the kernel picked one: report the real address.
         let local = socket.local_addr().unwrap_or(local);
+        let stats = NetStats::default();
+        let shaper = match link.filter(|l| !l.is_plain()) {
+            None => None,
+            Some(link) => {
+                let out = socket.try_clone().map_err(wrap)?;
+                let (tx, rx) = crossbeam_channel::unbounded();
+                let dropped = stats.link_dropped.clone();
+                let join = std::thread::Builder::new()
+                    .name(format!("link-{local}"))
+                    .spawn(move || shape(out, peer, link, rx, &dropped))
+                    .map_err(wrap)?;
+                Some(Shaper {
+                    tx: Some(tx),
+                    join: Some(join),
+                    link,
+                })
+            }
+        };
         Ok(Transport {
             socket,
             local,
             peer,
             recv_buffer_bytes,
             send_buffer_bytes,
-            stats: NetStats::default(),
+            shaper,
+            stats,
         })
+    }
+
+    /// The emulated link of this node's datagrams, if any.
+    pub fn link(&self) -> Option<LinkConfig> {
+        self.shaper.as_ref().map(|s| s.link)
     }
 
     /// The bound address.
@@ -151,6 +215,14 @@ impl Transport {
     /// Sends one datagram to the peer. A failed send is counted and treated
     /// as a loss.
     pub fn send(&self, bytes: &[u8]) {
+        if let Some(tx) = self.shaper.as_ref().and_then(|s| s.tx.as_ref()) {
+            self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .bytes_sent
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let _ = tx.send(bytes.to_vec());
+            return;
+        }
         match self.socket.send_to(bytes, self.peer) {
             Ok(_) => {
                 self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
@@ -183,6 +255,48 @@ impl Transport {
     }
 }
 
+/// The shaping thread: admits each datagram to the link model and sends
+/// every copy when the model says it arrives.
+fn shape(
+    socket: UdpSocket,
+    peer: SocketAddr,
+    link: LinkConfig,
+    inbox: Receiver<Vec<u8>>,
+    dropped: &AtomicU64,
+) {
+    let mut model = LinkModel::new(link);
+    // (arrival, order of admission, datagram): the earliest arrival first,
+    // and datagrams due at the same instant in the order they were sent.
+    let mut pending: BinaryHeap<Reverse<(Instant, u64, Vec<u8>)>> = BinaryHeap::new();
+    let mut order = 0u64;
+    loop {
+        let next = pending.peek().map(|Reverse((at, _, _))| *at);
+        let received = match next {
+            Some(at) => inbox.recv_deadline(at),
+            None => inbox.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match received {
+            Ok(bytes) => {
+                let arrivals = model.admit(Instant::now(), bytes.len());
+                dropped.store(model.dropped, Ordering::Relaxed);
+                for at in arrivals {
+                    order += 1;
+                    pending.push(Reverse((at, order, bytes.clone())));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let now = Instant::now();
+        while pending.peek().is_some_and(|Reverse((at, _, _))| *at <= now) {
+            if let Some(Reverse((_, _, bytes))) = pending.pop() {
+                // A failed send is one more loss on an emulated lossy link.
+                let _ = socket.send_to(&bytes, peer);
+            }
+        }
+    }
+}
+
 /// The flow-control window for a receive buffer and datagram size.
 pub fn window_for(recv_buffer_bytes: usize, datagram_bytes: usize) -> u32 {
     let per_datagram = datagram_bytes.next_power_of_two() + 512;
@@ -207,7 +321,7 @@ mod tests {
     fn binds_sends_and_receives_on_loopback() {
         let a_addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let a = Transport::bind(a_addr, b.local_addr().unwrap()).unwrap();
+        let a = Transport::bind(a_addr, b.local_addr().unwrap(), None).unwrap();
         assert!(a.recv_buffer_bytes() > 0);
         a.send(b"hello");
         let mut buf = [0u8; 16];
@@ -221,10 +335,53 @@ mod tests {
     }
 
     #[test]
+    fn an_emulated_link_delays_and_drops_what_it_sends() {
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let link = LinkConfig {
+            loss: 0.5,
+            delay_ms: 30.0,
+            seed: 11,
+            ..LinkConfig::default()
+        };
+        let a = Transport::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            b.local_addr().unwrap(),
+            Some(link),
+        )
+        .unwrap();
+        assert_eq!(a.link(), Some(link));
+        let sent_at = Instant::now();
+        for i in 0..200u8 {
+            a.send(&[i]);
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4];
+        b.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        while let Ok((1, _)) = b.recv_from(&mut buf) {
+            if got.is_empty() {
+                assert!(sent_at.elapsed() >= Duration::from_millis(30));
+            }
+            got.push(buf[0]);
+        }
+        let dropped = a.stats.link_dropped.load(Ordering::Relaxed);
+        assert_eq!(got.len() as u64 + dropped, 200);
+        assert!(
+            (70..130).contains(&got.len()),
+            "{} of 200 arrived",
+            got.len()
+        );
+        // No jitter, no reordering: what arrives keeps its order.
+        assert!(got.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(a.stats.datagrams_sent.load(Ordering::Relaxed), 200);
+    }
+
+    #[test]
     fn a_taken_port_is_a_clear_error() {
         let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
-        let err = Transport::bind(addr, addr).unwrap_err().to_string();
+        let err = Transport::bind(addr, addr, None).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!("cannot open UDP socket on {addr}: ")),
             "{err}"

@@ -467,3 +467,74 @@ fn a_slave_whose_master_dies_stops_with_exit_3() {
         "{err}"
     );
 }
+
+/// The report's network counters.
+fn network(r: &Value, key: &str) -> u64 {
+    r["network"][key].as_u64().unwrap()
+}
+
+#[test]
+fn a_lossy_duplicating_reordering_link_loses_nothing() {
+    let dir = test_dir("lossy");
+    let link = |seed: u64| serde_json::json!({ "loss": 0.2, "duplicate": 0.05, "reorder": 0.1, "seed": seed });
+    let config = write_config(
+        &dir,
+        serde_json::json!({
+            "master": { "link": link(1) },
+            "slave": { "link": link(2) },
+            "workload": { "jobs": 48, "elements_per_job": 8192, "iterations": 300 },
+            "policy": { "state_interval_ms": 100 }
+        }),
+    );
+    let config = config.to_str().unwrap();
+    let slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
+    let master = spawn(
+        &[
+            "--role",
+            "master",
+            "--config",
+            config,
+            "--headless",
+            "--report",
+            "r.json",
+        ],
+        &dir,
+    );
+    let master = wait(master, Duration::from_secs(120));
+    let slave = wait(slave, Duration::from_secs(30));
+    assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
+    assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
+    let r = read_report(&dir.join("r.json"));
+    check_verified_report(&r, 48);
+    // Losses were recovered by retransmission, duplicates dropped and counted.
+    assert!(network(&r, "retransmitted") > 0, "{r:#}");
+    assert!(network(&r, "rejected") > 0, "{r:#}");
+    assert_eq!(r["link"]["master"]["loss"], 0.2);
+    assert!(stderr(&master).contains(
+        "the master's datagrams go through an emulated link: 20 % loss, 5 % duplication, \
+         10 % reordering (seed 1)"
+    ));
+}
+
+#[test]
+fn the_assignments_wan_figures_finish_verified() {
+    let dir = test_dir("wan");
+    let link = |seed: u64| {
+        serde_json::json!({ "loss": 0.002, "delay_ms": 54, "jitter_ms": 32,
+                            "bandwidth_mbit": 10, "seed": seed })
+    };
+    let (r, err) = run_demo_report(
+        &dir,
+        serde_json::json!({
+            "master": { "link": link(1) },
+            "slave": { "link": link(2) },
+            "workload": { "jobs": 16, "elements_per_job": 4096, "iterations": 200 }
+        }),
+    );
+    check_verified_report(&r, 16);
+    assert_eq!(r["link"]["slave"]["bandwidth_mbit"], 10.0);
+    assert!(
+        err.contains("54 ± 32 ms, 10 Mbit/s, 0.2 % loss (seed 2)"),
+        "{err}"
+    );
+}

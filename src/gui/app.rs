@@ -221,6 +221,12 @@ fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::
             ui.label(format!("on {own} ·"));
         }
         ui.label(p.connection_text());
+        if let Some(link) = config.and_then(|c| c.node(p.role()).link) {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                format!("· sends through an emulated link: {}", link.describe()),
+            );
+        }
         ui.label(format!("· phase: {}", p.phase().name()));
     });
 }

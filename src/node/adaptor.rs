@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn a_shutdown_queued_behind_evaluations_stops_the_adaptor() {
         let any = "127.0.0.1:0".parse().unwrap();
-        let transport = Transport::bind(any, any).unwrap();
+        let transport = Transport::bind(any, any, None).unwrap();
         let shared = Arc::new(Shared::new(
             Role::Master,
             1.0,

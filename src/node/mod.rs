@@ -211,7 +211,7 @@ fn spawn<T: Send + 'static>(
 pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHandle, StartError> {
     let me = *config.node(role);
     let peer = *config.node(role.peer());
-    let transport = Transport::bind(me.address, peer.address)?;
+    let transport = Transport::bind(me.address, peer.address, me.link)?;
     let datagram_bytes = config.network.datagram_bytes as usize;
     let window = transport.window_chunks(datagram_bytes);
     let shared = Arc::new(Shared::new(

@@ -1,0 +1,276 @@
+//! The link emulator's model: what a lossy, slow, jittery link does to the
+//! datagrams a node sends. Pure and seeded: given the time and a datagram's
+//! size it says when each copy arrives (none if lost), so a run is
+//! repeatable and the model is tested without a clock. The transport's
+//! shaping thread carries out what it says.
+//!
+//! Like Linux's netem: a propagation delay with uniform jitter, a
+//! serialising bottleneck of `bandwidth_mbit` with a bounded queue (a full
+//! queue drops, as a router does), random loss and duplication, and a
+//! reorder probability that holds a datagram back so later ones overtake it.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// The `link` object of a node's config: how the datagrams that node sends
+/// are shaped. All zero (the default) is a plain link.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinkConfig {
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Probability that a datagram is delivered twice.
+    pub duplicate: f64,
+    /// Probability that a datagram is held back so later ones overtake it.
+    pub reorder: f64,
+    /// One-way delay, milliseconds.
+    pub delay_ms: f64,
+    /// Uniform jitter around the delay, milliseconds (never below zero delay).
+    pub jitter_ms: f64,
+    /// Bottleneck bandwidth, megabits per second; 0 is unlimited.
+    pub bandwidth_mbit: f64,
+    /// Seed of the link's random choices.
+    pub seed: u64,
+}
+
+impl LinkConfig {
+    /// True when the link changes nothing.
+    pub fn is_plain(&self) -> bool {
+        self.loss == 0.0
+            && self.duplicate == 0.0
+            && self.reorder == 0.0
+            && self.delay_ms == 0.0
+            && self.jitter_ms == 0.0
+            && self.bandwidth_mbit == 0.0
+    }
+
+    /// A short description for logs and the window.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if self.delay_ms > 0.0 || self.jitter_ms > 0.0 {
+            parts.push(format!("{} ± {} ms", self.delay_ms, self.jitter_ms));
+        }
+        if self.bandwidth_mbit > 0.0 {
+            parts.push(format!("{} Mbit/s", self.bandwidth_mbit));
+        }
+        for (name, p) in [
+            ("loss", self.loss),
+            ("duplication", self.duplicate),
+            ("reordering", self.reorder),
+        ] {
+            if p > 0.0 {
+                parts.push(format!("{} % {name}", p * 100.0));
+            }
+        }
+        if parts.is_empty() {
+            "plain".to_owned()
+        } else {
+            format!("{} (seed {})", parts.join(", "), self.seed)
+        }
+    }
+}
+
+/// Datagrams the bottleneck queues at most before it drops (netem's default).
+pub const QUEUE_LIMIT: usize = 1000;
+
+/// The link's state: its random generator and its bottleneck's queue.
+#[derive(Debug, Clone)]
+pub struct LinkModel {
+    cfg: LinkConfig,
+    rng: u64,
+    /// When the bottleneck finishes sending what it holds.
+    busy_until: Option<Instant>,
+    /// Departure times of queued datagrams, oldest first.
+    queue: std::collections::VecDeque<Instant>,
+    /// Datagrams dropped: lost at random or by a full queue.
+    pub dropped: u64,
+}
+
+impl LinkModel {
+    /// A link shaped by `cfg`.
+    pub fn new(cfg: LinkConfig) -> Self {
+        LinkModel {
+            cfg,
+            // SplitMix64's constant keeps seed 0 from being a stuck state.
+            rng: cfg.seed ^ 0x9e37_79b9_7f4a_7c15,
+            busy_until: None,
+            queue: std::collections::VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        // SplitMix64.
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A uniform number in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+
+    /// A datagram of `bytes` is sent at `now`: when does each copy arrive?
+    /// Empty if it is lost.
+    pub fn admit(&mut self, now: Instant, bytes: usize) -> Vec<Instant> {
+        if self.chance(self.cfg.loss) {
+            self.dropped += 1;
+            return Vec::new();
+        }
+        // The bottleneck: one datagram after another at the link's rate.
+        let departure = if self.cfg.bandwidth_mbit > 0.0 {
+            while self.queue.front().is_some_and(|&d| d <= now) {
+                self.queue.pop_front();
+            }
+            if self.queue.len() >= QUEUE_LIMIT {
+                self.dropped += 1;
+                return Vec::new();
+            }
+            let start = self.busy_until.map_or(now, |b| b.max(now));
+            let bits = bytes as f64 * 8.0;
+            let done = start + Duration::from_secs_f64(bits / (self.cfg.bandwidth_mbit * 1e6));
+            self.busy_until = Some(done);
+            self.queue.push_back(done);
+            done
+        } else {
+            now
+        };
+        let copies = if self.chance(self.cfg.duplicate) {
+            2
+        } else {
+            1
+        };
+        (0..copies)
+            .map(|_| {
+                let jitter = (self.unit() * 2.0 - 1.0) * self.cfg.jitter_ms;
+                let mut ms = (self.cfg.delay_ms + jitter).max(0.0);
+                if self.chance(self.cfg.reorder) {
+                    // Held back past the datagrams that follow it.
+                    ms += 2.0 * self.cfg.jitter_ms + 5.0;
+                }
+                departure + Duration::from_secs_f64(ms / 1000.0)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn a_plain_link_delivers_at_once() {
+        let cfg = LinkConfig::default();
+        assert!(cfg.is_plain());
+        let mut link = LinkModel::new(cfg);
+        let now = Instant::now();
+        assert_eq!(link.admit(now, 1000), vec![now]);
+    }
+
+    #[test]
+    fn loss_and_duplication_follow_their_probabilities() {
+        let mut link = LinkModel::new(LinkConfig {
+            loss: 0.2,
+            duplicate: 0.05,
+            seed: 7,
+            ..LinkConfig::default()
+        });
+        let now = Instant::now();
+        let (mut lost, mut doubled) = (0, 0);
+        for _ in 0..100_000 {
+            match link.admit(now, 100).len() {
+                0 => lost += 1,
+                2 => doubled += 1,
+                _ => {}
+            }
+        }
+        // 20 % lost; 5 % of the other 80 % doubled (4 % of all).
+        assert!((19_500..20_500).contains(&lost), "{lost}");
+        assert!((3_700..4_300).contains(&doubled), "{doubled}");
+        assert_eq!(link.dropped, lost);
+    }
+
+    #[test]
+    fn the_same_seed_repeats_the_same_choices() {
+        let cfg = LinkConfig {
+            loss: 0.3,
+            jitter_ms: 10.0,
+            delay_ms: 20.0,
+            seed: 42,
+            ..LinkConfig::default()
+        };
+        let now = Instant::now();
+        let run = |mut l: LinkModel| (0..50).map(|_| l.admit(now, 500)).collect::<Vec<_>>();
+        assert_eq!(run(LinkModel::new(cfg)), run(LinkModel::new(cfg)));
+    }
+
+    #[test]
+    fn delay_and_jitter_stay_in_their_range() {
+        let mut link = LinkModel::new(LinkConfig {
+            delay_ms: 54.0,
+            jitter_ms: 32.0,
+            seed: 1,
+            ..LinkConfig::default()
+        });
+        let now = Instant::now();
+        for _ in 0..10_000 {
+            let at = link.admit(now, 100)[0];
+            assert!(at >= now + MS * 22 && at <= now + MS * 86, "{:?}", at - now);
+        }
+    }
+
+    #[test]
+    fn the_bottleneck_serialises_and_drops_when_its_queue_is_full() {
+        // 10 Mbit/s: a 1250-byte datagram takes 1 ms.
+        let mut link = LinkModel::new(LinkConfig {
+            bandwidth_mbit: 10.0,
+            ..LinkConfig::default()
+        });
+        let now = Instant::now();
+        assert_eq!(link.admit(now, 1250), vec![now + MS]);
+        assert_eq!(link.admit(now, 1250), vec![now + MS * 2]);
+        for _ in 2..QUEUE_LIMIT {
+            assert_eq!(link.admit(now, 1250).len(), 1);
+        }
+        assert!(link.admit(now, 1250).is_empty());
+        assert_eq!(link.dropped, 1);
+        // Once the queue drains, datagrams pass again.
+        assert_eq!(link.admit(now + MS * 2000, 1250), vec![now + MS * 2001]);
+    }
+
+    #[test]
+    fn reordering_holds_a_datagram_behind_later_ones() {
+        let mut link = LinkModel::new(LinkConfig {
+            reorder: 1.0,
+            delay_ms: 10.0,
+            seed: 3,
+            ..LinkConfig::default()
+        });
+        let now = Instant::now();
+        assert_eq!(link.admit(now, 100), vec![now + MS * 15]);
+    }
+
+    #[test]
+    fn descriptions_name_what_is_emulated() {
+        let wan = LinkConfig {
+            loss: 0.002,
+            delay_ms: 54.0,
+            jitter_ms: 32.0,
+            bandwidth_mbit: 10.0,
+            seed: 1,
+            ..LinkConfig::default()
+        };
+        assert_eq!(wan.describe(), "54 ± 32 ms, 10 Mbit/s, 0.2 % loss (seed 1)");
+        assert_eq!(LinkConfig::default().describe(), "plain");
+    }
+}
