@@ -123,6 +123,8 @@ pub struct TransferStats {
     pub refused_chunks: u64,
     /// Retransmission time-outs that fired.
     pub timeouts: u64,
+    /// Chunks declared lost that were only late (each widens the reordering window).
+    pub spurious: u64,
 }
 
 /// One side of the reliable transfer: sends our batches, receives the peer's.
@@ -304,12 +306,17 @@ impl Endpoint {
             // Late ack of a batch already delivered, or of none of ours.
             return;
         };
+        let (loss_age, quick) = (self.rtt.loss_age(), self.rtt.quick_ack());
         let batch = &mut self.outbound[pos];
-        let effect = batch.handle_ack(ack.next, ack.sack, ack.complete);
+        let effect = batch.handle_ack(ack.next, ack.sack, ack.complete, now, loss_age, quick);
         let delivered = batch.is_delivered().then_some(batch.id);
         self.in_flight -= effect.left_flight + effect.declared_lost;
         if let Some(sent_at) = effect.rtt_sample_sent_at {
             self.rtt.sample(now.saturating_duration_since(sent_at));
+        }
+        if effect.spurious > 0 {
+            self.stats.spurious += u64::from(effect.spurious);
+            self.rtt.widen_reordering_window();
         }
         self.grow_window(effect.newly_acked);
         if effect.declared_lost > 0 {
@@ -336,6 +343,18 @@ impl Endpoint {
             for id in due {
                 self.queue_ack_now(id);
             }
+        }
+        // RACK's timer: suspects that have come of age are lost.
+        let loss_age = self.rtt.loss_age();
+        let mut declared = 0;
+        for batch in &mut self.outbound {
+            if batch.loss_deadline.is_some_and(|d| d <= now) {
+                declared += batch.detect_losses(now, loss_age);
+            }
+        }
+        if declared > 0 {
+            self.in_flight -= declared;
+            self.reduce_window(now, false);
         }
         let rto = self.rtt.rto();
         let mut fired = false;
@@ -419,10 +438,11 @@ impl Endpoint {
             .sent_log
             .front()
             .map(|&(sent_at, _, _)| sent_at + self.rtt.rto());
-        match (retransmit, self.ack_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let loss = self.outbound.iter().filter_map(|b| b.loss_deadline).min();
+        [retransmit, self.ack_deadline, loss]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next message to send, if any: acknowledgements first, then

@@ -10,6 +10,8 @@ pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
     backoff: u32,
+    /// The reordering window, in quarters of the smoothed RTT.
+    reorder_quarters: u32,
     min_rto: Duration,
     max_rto: Duration,
     initial_rto: Duration,
@@ -22,6 +24,7 @@ impl RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
             backoff: 0,
+            reorder_quarters: 1,
             min_rto,
             max_rto,
             initial_rto,
@@ -52,6 +55,27 @@ impl RttEstimator {
     /// The smoothed RTT, if any sample has arrived.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt
+    }
+
+    /// How old a chunk must be, once a later one was delivered, to count as
+    /// lost: the smoothed RTT plus a reordering window of a quarter RTT or
+    /// four deviations, whichever is larger (the time-out before a sample).
+    pub fn loss_age(&self) -> Duration {
+        match self.srtt {
+            None => self.initial_rto,
+            Some(srtt) => srtt + (srtt / 4 * self.reorder_quarters).max(self.rttvar * 4),
+        }
+    }
+
+    /// A chunk declared lost was only late: widen the reordering window by a
+    /// quarter RTT, up to two RTTs (RACK's reo_wnd_mult).
+    pub fn widen_reordering_window(&mut self) {
+        self.reorder_quarters = (self.reorder_quarters + 1).min(8);
+    }
+
+    /// How soon after a resend an ack must be the original's: half an RTT.
+    pub fn quick_ack(&self) -> Duration {
+        self.srtt.map_or(Duration::ZERO, |s| s / 2)
     }
 
     /// The current retransmission time-out.

@@ -2,7 +2,7 @@
 //! what an acknowledgement changes.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::protocol::BatchKind;
 
@@ -35,6 +35,13 @@ pub(crate) struct OutBatch {
     pub next_new: u32,
     /// Chunks declared lost, in the order to resend them.
     pub retransmit: VecDeque<u32>,
+    /// The latest transmission known delivered: (sent at, chunk).
+    delivered_latest: Option<(Instant, u32)>,
+    /// The highest chunk acknowledged.
+    highest_acked: Option<u32>,
+    /// When the oldest chunk that a later delivery makes suspect becomes old
+    /// enough to count as lost (RACK's timer).
+    pub loss_deadline: Option<Instant>,
 }
 
 /// What an acknowledgement did to a batch.
@@ -49,11 +56,10 @@ pub(crate) struct AckEffect {
     pub rtt_sample_sent_at: Option<Instant>,
     /// Chunks now declared lost by selective acknowledgement.
     pub declared_lost: u32,
+    /// Chunks declared lost whose original turned out to be only late: acked
+    /// before the resend went out, or too soon after it to be the resend's.
+    pub spurious: u32,
 }
-
-/// Chunks acknowledged after a gap that make the gap count as lost (as TCP's
-/// three duplicate acknowledgements).
-const REORDER_THRESHOLD: u32 = 3;
 
 impl OutBatch {
     pub fn new(id: u32, kind: BatchKind, payload: Vec<u8>, chunk_bytes: usize) -> Self {
@@ -68,6 +74,9 @@ impl OutBatch {
             cum_acked: 0,
             next_new: 0,
             retransmit: VecDeque::new(),
+            delivered_latest: None,
+            highest_acked: None,
+            loss_deadline: None,
         }
     }
 
@@ -127,38 +136,57 @@ impl OutBatch {
         }
     }
 
-    fn mark_acked(&mut self, index: u32, effect: &mut AckEffect, newest: &mut Option<Instant>) {
+    fn mark_acked(&mut self, index: u32, effect: &mut AckEffect, now: Instant, quick: Duration) {
         let state = &mut self.states[index as usize];
         match *state {
             ChunkState::Acked => return,
+            ChunkState::Lost { .. } => effect.spurious += 1,
             ChunkState::InFlight { sent_at, sends } => {
+                if sends > 1 && now.saturating_duration_since(sent_at) < quick {
+                    effect.spurious += 1;
+                }
                 effect.left_flight += 1;
-                if newest.is_none_or(|n| sent_at > n) {
-                    *newest = Some(sent_at);
+                if self
+                    .delivered_latest
+                    .is_none_or(|latest| (sent_at, index) > latest)
+                {
+                    self.delivered_latest = Some((sent_at, index));
                 }
                 if sends == 1 && effect.rtt_sample_sent_at.is_none_or(|prev| sent_at > prev) {
                     effect.rtt_sample_sent_at = Some(sent_at);
                 }
             }
-            ChunkState::Lost { .. } | ChunkState::Unsent => {}
+            ChunkState::Unsent => {}
         }
         *state = ChunkState::Acked;
         self.acked += 1;
         effect.newly_acked += 1;
+        self.highest_acked = Some(self.highest_acked.map_or(index, |h| h.max(index)));
     }
 
     /// Applies an acknowledgement: everything below `next`, the bits of
-    /// `sack` (bit i is chunk `next + 1 + i`), or the whole batch.
-    pub fn handle_ack(&mut self, next: u32, sack: &[u8], complete: bool) -> AckEffect {
+    /// `sack` (bit i is chunk `next + 1 + i`), or the whole batch; then
+    /// declares lost, in the manner of RACK (RFC 8985), every chunk in flight
+    /// that was sent before a chunk since delivered and is older than
+    /// `loss_age`. Time, not a count of later chunks, so a link that reorders
+    /// heavily (jitter) does not cause spurious resends. An ack within
+    /// `quick` of a resend answers the original, so that resend was spurious.
+    pub fn handle_ack(
+        &mut self,
+        next: u32,
+        sack: &[u8],
+        complete: bool,
+        now: Instant,
+        loss_age: Duration,
+        quick: Duration,
+    ) -> AckEffect {
         let mut effect = AckEffect::default();
-        let mut newest: Option<Instant> = None;
         let count = self.count();
         let cum_end = if complete { count } else { next.min(count) };
         for index in self.cum_acked..cum_end {
-            self.mark_acked(index, &mut effect, &mut newest);
+            self.mark_acked(index, &mut effect, now, quick);
         }
         self.cum_acked = self.cum_acked.max(cum_end);
-        let mut highest = cum_end.checked_sub(1);
         for (byte_index, &byte) in sack.iter().enumerate() {
             if byte == 0 {
                 continue;
@@ -171,29 +199,39 @@ impl OutBatch {
                 if index >= u64::from(count) {
                     break;
                 }
-                let index = index as u32;
-                self.mark_acked(index, &mut effect, &mut newest);
-                highest = Some(highest.map_or(index, |h| h.max(index)));
+                self.mark_acked(index as u32, &mut effect, now, quick);
             }
         }
         while self.cum_acked < count && self.states[self.cum_acked as usize] == ChunkState::Acked {
             self.cum_acked += 1;
         }
-        // Selective acknowledgement: a chunk still in flight, sent before a
-        // chunk that has since been acknowledged and at least three chunks
-        // below the highest acknowledged one, is lost.
-        if let (Some(highest), Some(newest)) = (highest, newest) {
-            let limit = highest.saturating_sub(REORDER_THRESHOLD - 1);
-            for index in self.cum_acked..limit {
-                if let ChunkState::InFlight { sent_at, sends } = self.states[index as usize]
-                    && sent_at <= newest
-                {
+        effect.declared_lost = self.detect_losses(now, loss_age);
+        effect
+    }
+
+    /// Declares lost every chunk in flight that was sent before a chunk since
+    /// delivered and is at least `loss_age` old; sets `loss_deadline` for the
+    /// next one to come of age. Returns how many were declared lost.
+    pub fn detect_losses(&mut self, now: Instant, loss_age: Duration) -> u32 {
+        self.loss_deadline = None;
+        let (Some(latest), Some(highest)) = (self.delivered_latest, self.highest_acked) else {
+            return 0;
+        };
+        let mut declared = 0;
+        for index in self.cum_acked..highest {
+            if let ChunkState::InFlight { sent_at, sends } = self.states[index as usize]
+                && (sent_at, index) < latest
+            {
+                if now.saturating_duration_since(sent_at) >= loss_age {
                     self.states[index as usize] = ChunkState::Lost { sends };
                     self.retransmit.push_back(index);
-                    effect.declared_lost += 1;
+                    declared += 1;
+                } else {
+                    let due = sent_at + loss_age;
+                    self.loss_deadline = Some(self.loss_deadline.map_or(due, |d| d.min(due)));
                 }
             }
         }
-        effect
+        declared
     }
 }

@@ -409,3 +409,40 @@ fn inbound_limits_refuse_oversized_and_excess_batches() {
     rx.handle_chunk(now, &chunk(1, 6_000));
     assert_eq!(rx.stats().refused_chunks, 3);
 }
+
+// Regression (issue 2): with the assignment's jitter (±32 ms) datagrams
+// arrive far out of order, and counting three later chunks as proof of loss
+// resent many that were only late, halving the window each time (a 1 MB
+// bootstrap over 10 Mbit/s took 8.6 s). Loss is now decided by time (RACK),
+// and each resend that proves spurious widens the reordering window: on a
+// link that reorders but loses nothing, the first batch teaches the sender
+// and the next one goes without resends.
+#[test]
+fn a_reordering_link_teaches_the_sender_to_wait_for_stragglers() {
+    let link = Link {
+        latency: Duration::from_millis(5),
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.3,
+    };
+    let mut pair = Pair::new(config(), link, 17);
+    let first = payload(300_000, 8);
+    pair.ends[0].send_batch(BatchKind::Jobs, first.clone());
+    pair.run_until_idle(Duration::from_secs(30));
+    let learned = pair.ends[0].stats();
+    // The old three-chunk rule resent 36 of these 300 chunks.
+    assert!(learned.retransmitted <= 15, "{learned:?}");
+    assert!(learned.spurious > 0, "{learned:?}");
+    let second = payload(300_000, 9);
+    pair.ends[0].send_batch(BatchKind::Jobs, second.clone());
+    pair.run_until_idle(Duration::from_secs(30));
+    let after = pair.ends[0].stats();
+    assert_eq!(
+        pair.received_payloads(1),
+        vec![(0, BatchKind::Jobs, first), (1, BatchKind::Jobs, second)]
+    );
+    assert!(
+        after.retransmitted - learned.retransmitted <= 2,
+        "first batch {learned:?}, both {after:?}"
+    );
+}
