@@ -9,7 +9,9 @@
 //!   every few chunks, at once on a gap or duplicate, and after a short delay
 //!   otherwise.
 //! - The sender retransmits on a time-out derived from the measured RTT
-//!   (with exponential back-off) and on selective-ack evidence of loss.
+//!   (with exponential back-off), and earlier when the acks show a chunk
+//!   overtaken by later ones for longer than the RTT plus a reordering
+//!   window (RACK, RFC 8985); a resend that proves spurious widens the window.
 //! - Flow control is the receiver's: it advertises how many chunks it can
 //!   take in flight (sized to its socket's receive buffer), and the sender
 //!   never has more than that outstanding.
