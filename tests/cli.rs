@@ -88,6 +88,18 @@ fn run(args: &[&str], dir: &Path) -> Output {
     wait(spawn(args, dir), Duration::from_secs(60))
 }
 
+/// Runs a slave and a master as two processes, expects both to exit 0, and
+/// returns their outputs (master, slave).
+fn run_pair(dir: &Path, slave_args: &[&str], master_args: &[&str]) -> (Output, Output) {
+    let slave = spawn(slave_args, dir);
+    let master = spawn(master_args, dir);
+    let master = wait(master, Duration::from_secs(120));
+    let slave = wait(slave, Duration::from_secs(30));
+    assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
+    assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
+    (master, slave)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -147,7 +159,8 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
         }),
     );
     let config = config.to_str().unwrap();
-    let slave = spawn(
+    let (master, slave) = run_pair(
+        &dir,
         &[
             "--role",
             "slave",
@@ -157,9 +170,6 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
             "0.5",
             "--headless",
         ],
-        &dir,
-    );
-    let master = spawn(
         &[
             "--role",
             "master",
@@ -171,12 +181,7 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
             "--report",
             "report.json",
         ],
-        &dir,
     );
-    let master = wait(master, Duration::from_secs(120));
-    let slave = wait(slave, Duration::from_secs(30));
-    assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
-    assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
     let r = read_report(&dir.join("report.json"));
     check_verified_report(&r, 96);
     assert_eq!(r["throttle"]["master"], 1.0);
@@ -487,8 +492,9 @@ fn a_lossy_duplicating_reordering_link_loses_nothing() {
         }),
     );
     let config = config.to_str().unwrap();
-    let slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
-    let master = spawn(
+    let (master, _) = run_pair(
+        &dir,
+        &["--role", "slave", "--config", config, "--headless"],
         &[
             "--role",
             "master",
@@ -498,12 +504,7 @@ fn a_lossy_duplicating_reordering_link_loses_nothing() {
             "--report",
             "r.json",
         ],
-        &dir,
     );
-    let master = wait(master, Duration::from_secs(120));
-    let slave = wait(slave, Duration::from_secs(30));
-    assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
-    assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
     let r = read_report(&dir.join("r.json"));
     check_verified_report(&r, 48);
     // Losses were recovered by retransmission, duplicates dropped and counted.
