@@ -166,12 +166,7 @@ impl LoadbalApp {
     fn show_node(&mut self, ui: &mut egui::Ui) -> bool {
         let p = &mut self.panels[0];
         node_header(ui, p, self.editor.config());
-        let before = p.throttle();
         let command = p.show_controls(ui, true);
-        if p.throttle() != before {
-            self.editor.set_throttle(p.role(), p.throttle());
-        }
-        let p = &mut self.panels[0];
         ui.separator();
         p.show_stats(ui);
         p.show_progress(ui, true);
@@ -180,28 +175,40 @@ impl LoadbalApp {
         p.show_plots(ui, 170.0);
         ui.separator();
         p.show_log(ui, 200.0);
-        command == PanelCommand::Start
+        self.carry_out(0, command)
+    }
+
+    /// Carries out what panel `index` asked for; true for Start.
+    fn carry_out(&mut self, index: usize, command: PanelCommand) -> bool {
+        match command {
+            PanelCommand::None => false,
+            PanelCommand::Start => true,
+            PanelCommand::Throttle(t) => {
+                let panel = &mut self.panels[index];
+                panel.set_throttle(t);
+                // Save keeps the throttle the user set.
+                self.editor.set_throttle(panel.role(), panel.throttle());
+                false
+            }
+        }
     }
 
     /// Both nodes side by side, then the master's plots and the result.
     fn show_demo(&mut self, ui: &mut egui::Ui) {
-        let mut changed = Vec::new();
+        let mut commands = Vec::new();
         ui.columns(2, |columns| {
             let config = self.editor.config();
             for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
                 node_header(ui, p, config);
-                let before = p.throttle();
-                let _ = p.show_controls(ui, false);
-                if p.throttle() != before {
-                    changed.push((p.role(), p.throttle()));
-                }
+                commands.push(p.show_controls(ui, false));
                 p.show_stats(ui);
                 p.show_progress(ui, false);
                 p.show_log(ui, 140.0);
             }
         });
-        for (role, t) in changed {
-            self.editor.set_throttle(role, t);
+        for (index, command) in commands.into_iter().enumerate() {
+            // The demo's Start is in the header, not in the columns.
+            let _ = self.carry_out(index, command);
         }
         ui.separator();
         let master = &mut self.panels[0];

@@ -2,8 +2,6 @@
 //! done, sampled from the node a few times a second for the whole run, and
 //! the transfers to mark on the time axis.
 
-use std::sync::atomic::Ordering;
-
 use egui_plot::PlotPoint;
 
 use crate::config::Role;
@@ -107,12 +105,4 @@ pub fn transfer_marks(shared: &Shared) -> Vec<Mark> {
             jobs: t.jobs,
         })
         .collect()
-}
-
-/// Jobs in the peer's unacknowledged outbound batches plus ours, for the
-/// header's "in flight" figure.
-pub fn in_flight(shared: &Shared) -> u32 {
-    let ours = shared.in_flight_jobs.load(Ordering::Relaxed);
-    let theirs = shared.peer.lock().map_or(0, |p| p.state.in_flight);
-    ours + theirs
 }

@@ -33,6 +33,8 @@ pub enum PanelCommand {
     None,
     /// Start a run (the Start button).
     Start,
+    /// The throttle slider moved to this value (0 to 1).
+    Throttle(f64),
 }
 
 /// One node's part of the window.
@@ -213,7 +215,8 @@ impl NodePanel {
         }
     }
 
-    /// Draws the Start button and the throttle slider.
+    /// Draws the Start button and the throttle slider; what the user did
+    /// comes back as a command for the window to carry out.
     pub fn show_controls(&mut self, ui: &mut egui::Ui, with_start: bool) -> PanelCommand {
         let mut command = PanelCommand::None;
         ui.horizontal(|ui| {
@@ -228,7 +231,7 @@ impl NodePanel {
                 .suffix(" %")
                 .text(format!("{} throttle", self.role));
             if ui.add(slider).changed() {
-                self.set_throttle(percent / 100.0);
+                command = PanelCommand::Throttle(percent / 100.0);
             }
         });
         if let Some(e) = &self.start_error {
@@ -438,7 +441,16 @@ impl NodePanel {
     /// The result of the run, once over: verified or not, times, jobs per
     /// node, moves each way, and saving the report.
     pub fn show_result(&mut self, ui: &mut egui::Ui) {
-        let Some(outcome) = &self.outcome else {
+        // Borrowed field by field: the report is read while the path and
+        // status are edited, without copying the report every frame.
+        let NodePanel {
+            role,
+            outcome,
+            report_path,
+            report_status,
+            ..
+        } = self;
+        let Some(outcome) = outcome.as_ref() else {
             return;
         };
         match outcome {
@@ -453,7 +465,7 @@ impl NodePanel {
                     ui.label("The master verified every result.");
                     return;
                 };
-                egui::Grid::new(("result", self.role.name())).num_columns(2).show(ui, |ui| {
+                egui::Grid::new(("result", role.name())).num_columns(2).show(ui, |ui| {
                     let e = &r.elapsed_s;
                     let rows = [
                         ("Expected value", format!("{:.9}", r.expected_value)),
@@ -484,21 +496,20 @@ impl NodePanel {
                         ui.end_row();
                     }
                 });
-                let report = r.clone();
                 ui.horizontal(|ui| {
                     let label = ui.label("Report file");
-                    ui.add(egui::TextEdit::singleline(&mut self.report_path).desired_width(220.0))
+                    ui.add(egui::TextEdit::singleline(report_path).desired_width(220.0))
                         .labelled_by(label.id);
                     if ui.button("Save report").clicked() {
-                        let path = std::path::PathBuf::from(self.report_path.trim());
-                        self.report_status = Some(match report.write(&path) {
+                        let path = std::path::PathBuf::from(report_path.trim());
+                        *report_status = Some(match r.write(&path) {
                             Ok(()) => format!("saved {}", path.display()),
                             Err(e) => format!("cannot save {}: {e}", path.display()),
                         });
                     }
                 });
-                if let Some(s) = &self.report_status {
-                    ui.label(s);
+                if let Some(s) = report_status {
+                    ui.label(s.as_str());
                 }
             }
             Outcome::Failed(why) => {
