@@ -279,9 +279,15 @@ fn shape(
             Ok(bytes) => {
                 let arrivals = model.admit(Instant::now(), bytes.len());
                 dropped.store(model.dropped, Ordering::Relaxed);
-                for at in arrivals {
+                // A duplicate needs a copy; the last (usually only) arrival
+                // takes the datagram itself.
+                if let Some((&last, extra)) = arrivals.split_last() {
+                    for &at in extra {
+                        order += 1;
+                        pending.push(Reverse((at, order, bytes.clone())));
+                    }
                     order += 1;
-                    pending.push(Reverse((at, order, bytes.clone())));
+                    pending.push(Reverse((last, order, bytes)));
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
