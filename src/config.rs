@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, Key};
 pub use crate::link::LinkConfig;
 
 /// Which of the two peers a node is.
@@ -175,6 +176,10 @@ pub struct ConfigFile {
     pub network: NetworkConfig,
     /// A peer silent this long during a run is declared lost.
     pub peer_timeout_ms: u64,
+    /// The shared secret both nodes' datagram key is derived from; absent
+    /// means the public demo key, allowed on loopback only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 impl Default for ConfigFile {
@@ -186,6 +191,7 @@ impl Default for ConfigFile {
             policy: PolicyConfig::default(),
             network: NetworkConfig::default(),
             peer_timeout_ms: 3000,
+            secret: None,
         }
     }
 }
@@ -218,6 +224,8 @@ pub struct Config {
     pub network: NetworkConfig,
     /// A peer silent this long during a run is declared lost.
     pub peer_timeout_ms: u64,
+    /// The datagram key: from `secret`, or the demo key on loopback.
+    pub key: Key,
 }
 
 impl Config {
@@ -611,6 +619,7 @@ impl ConfigFile {
                 ),
             ));
         }
+        let key = self.key(&master, &slave)?;
         Ok(Config {
             master,
             slave,
@@ -618,7 +627,56 @@ impl ConfigFile {
             policy: self.policy.clone(),
             network: self.network,
             peer_timeout_ms: self.peer_timeout_ms,
+            key,
         })
+    }
+
+    /// The datagram key: from the secret, or the demo key when both nodes
+    /// are on loopback and no secret is set.
+    fn key(&self, master: &NodeConfig, slave: &NodeConfig) -> Result<Key, ConfigError> {
+        match &self.secret {
+            Some(secret) => {
+                let chars = secret.chars().count();
+                if chars < auth::MIN_SECRET_CHARS {
+                    return Err(ConfigError::invalid(
+                        "secret",
+                        format!(
+                            "is {chars} characters long: it needs at least {} \
+                             (`loadbal keygen` prints a good one)",
+                            auth::MIN_SECRET_CHARS
+                        ),
+                    ));
+                }
+                if chars > auth::MAX_SECRET_CHARS {
+                    return Err(ConfigError::invalid(
+                        "secret",
+                        format!(
+                            "is {chars} characters long: at most {} are allowed",
+                            auth::MAX_SECRET_CHARS
+                        ),
+                    ));
+                }
+                Ok(Key::from_secret(secret))
+            }
+            None => {
+                for (role, node) in [(Role::Master, master), (Role::Slave, slave)] {
+                    if !node.address.ip().is_loopback() {
+                        return Err(ConfigError::invalid(
+                            "secret",
+                            format!(
+                                "not set, and the {role}'s address {} is not a loopback \
+                                 address: datagrams between machines must be authenticated \
+                                 with a shared secret. Run `loadbal keygen` and add \
+                                 \"secret\": \"<what it prints>\" to the config.json of both \
+                                 nodes",
+                                node.address
+                            ),
+                        ));
+                    }
+                }
+                Ok(Key::demo())
+            }
+        }
     }
 }
 
@@ -688,7 +746,7 @@ mod tests {
         assert_eq!(
             err("{\"colour\": 1}"),
             "test.json: colour: unknown field `colour`, expected one of `master`, `slave`, `workload`, \
-             `policy`, `network`, `peer_timeout_ms` (at line 1, column 9)"
+             `policy`, `network`, `peer_timeout_ms`, `secret` (at line 1, column 9)"
         );
     }
 

@@ -3,6 +3,7 @@
 //! A map of the crate, from the pure core outwards:
 //!
 //! - [`config`]: `config.json`, its defaults and validation.
+//! - [`auth`]: datagram tags (keyed BLAKE3) and the replay window. Pure.
 //! - [`workload`]: jobs, the kernel, the expected value, verification. Pure.
 //! - [`throttle`]: the worker's compute/sleep schedule. Pure.
 //! - [`protocol`]: the wire format and the batch payload. Sans-IO.
@@ -18,6 +19,7 @@
 //!
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
 
+pub mod auth;
 pub mod config;
 pub mod gui;
 pub mod link;

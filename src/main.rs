@@ -60,6 +60,9 @@ struct Common {
 enum Sub {
     /// Run a master and a slave in this process on the config's addresses.
     Demo,
+    /// Print a fresh random secret for the config's "secret" (the same on
+    /// both nodes).
+    Keygen,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -117,6 +120,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             )));
         }
         (Some(Sub::Demo), None) => None,
+        (Some(Sub::Keygen), _) => return keygen(&cli),
         (None, Some(RoleArg::Master)) => Some(Role::Master),
         (None, Some(RoleArg::Slave)) => Some(Role::Slave),
         (None, None) => {
@@ -157,6 +161,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(role) => run_node(role, &config, common.report.as_deref()),
         None => run_demo(&config, common.report.as_deref()),
     }
+}
+
+/// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
+fn keygen(cli: &Cli) -> Result<u8, Failure> {
+    let common = &cli.common;
+    if cli.role.is_some() || cli.throttle.is_some() || common.headless || common.report.is_some() {
+        return Err(usage(anyhow::anyhow!(
+            "keygen takes no other options: run `loadbal keygen`"
+        )));
+    }
+    let secret = loadbal::auth::generate_secret()
+        .context("cannot read the system's random number generator")
+        .map_err(runtime)?;
+    println!("{secret}");
+    eprintln!(
+        "put this line in the config.json of both nodes (top level):\n  \"secret\": \"{secret}\""
+    );
+    Ok(0)
 }
 
 /// The report's directory must exist before hours of work are spent.
@@ -225,8 +247,12 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
     Ok(code.max(slave_outcome.exit_code()))
 }
 
-/// Says which nodes send through an emulated link.
+/// Says which nodes send through an emulated link, and when the datagrams
+/// are sealed with the public demo key.
 fn announce_links(config: &Config, roles: &[Role]) {
+    if config.key.is_demo() {
+        eprintln!("{}", loadbal::auth::DEMO_KEY_NOTICE);
+    }
     for &role in roles {
         if let Some(link) = config.node(role).link {
             eprintln!(
@@ -278,4 +304,25 @@ fn print_summary(r: &loadbal::report::Report) {
         "time: {:.3} s total (bootstrap {:.3} s, processing {:.3} s, aggregation {:.3} s)",
         r.elapsed_s.total, r.elapsed_s.bootstrap, r.elapsed_s.processing, r.elapsed_s.aggregation
     );
+    if let Some(at) = r.peer_lost_at_s {
+        eprintln!(
+            "the slave was lost at {at:.3} s; the master reclaimed {} of its jobs",
+            r.jobs_reclaimed
+        );
+    }
+    let rejected = &r.network.rejected_by_reason;
+    if rejected.total() > 0 {
+        eprintln!(
+            "rejected datagrams: {} (malformed {}, unauthentic {}, replayed {}, unknown source {}, \
+             stale session {}, duplicate chunks {}, refused chunks {})",
+            rejected.total(),
+            rejected.malformed,
+            rejected.unauthentic,
+            rejected.replayed,
+            rejected.unknown_source,
+            rejected.stale_session,
+            rejected.duplicate_chunks,
+            rejected.refused_chunks
+        );
+    }
 }

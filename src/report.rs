@@ -79,6 +79,10 @@ pub struct Network {
     pub rejected: u64,
     /// Bytes sent.
     pub bytes_sent: u64,
+    /// `rejected`, broken down by reason.
+    pub rejected_by_reason: crate::transport::Rejected,
+    /// Datagrams the master's emulated link dropped (0 on a plain link).
+    pub link_dropped: u64,
 }
 
 /// What verification found beyond the yes or no.
@@ -90,6 +94,8 @@ pub struct VerificationDetail {
     pub duplicated_jobs: Vec<u32>,
     /// Elements not bit-equal to the expected value.
     pub wrong_elements: u64,
+    /// Second results for reclaimed jobs, dropped without fault.
+    pub late_results_dropped: u64,
 }
 
 /// The emulated links of the run (null where plain).
@@ -130,6 +136,10 @@ pub struct Report {
     pub verification: VerificationDetail,
     /// The emulated links, when the config sets any.
     pub link: Links,
+    /// Jobs the master took back from a lost slave and computed itself.
+    pub jobs_reclaimed: u32,
+    /// Seconds into the run when the slave was declared lost; null if never.
+    pub peer_lost_at_s: Option<f64>,
 }
 
 impl Report {
@@ -176,6 +186,12 @@ impl Report {
                 .sum()
         };
         let net = &shared.transport.stats;
+        let rejected = net.rejected_by_reason();
+        let late_results_dropped = shared
+            .results
+            .lock()
+            .as_ref()
+            .map_or(0, |store| store.late_results());
         let slave_throttle = shared
             .peer
             .lock()
@@ -204,18 +220,23 @@ impl Report {
                 datagrams_sent: net.datagrams_sent.load(Ordering::Relaxed),
                 datagrams_received: net.datagrams_received.load(Ordering::Relaxed),
                 retransmitted: net.retransmitted.load(Ordering::Relaxed),
-                rejected: net.rejected(),
+                rejected: rejected.total(),
                 bytes_sent: net.bytes_sent.load(Ordering::Relaxed),
+                rejected_by_reason: rejected,
+                link_dropped: net.link_dropped.load(Ordering::Relaxed),
             },
             verification: VerificationDetail {
                 missing_jobs: verification.missing.clone(),
                 duplicated_jobs: verification.duplicated.clone(),
                 wrong_elements: verification.wrong_elements,
+                late_results_dropped,
             },
             link: Links {
                 master: config.master.link,
                 slave: config.slave.link,
             },
+            jobs_reclaimed: run.jobs_reclaimed,
+            peer_lost_at_s: run.peer_lost_at_s,
         }
     }
 

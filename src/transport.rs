@@ -1,8 +1,10 @@
 //! The one file that owns the UDP socket: binding with explicit buffer sizes,
-//! sending to the peer and receiving with a time-out, the datagram counters
-//! of the run report, and the link emulator's shaping thread (which delays,
-//! drops and duplicates what this node sends, as [`crate::link`] decides).
-//! Everything above it deals in byte slices.
+//! sealing every datagram sent with the run's [`Key`] and checking the tag
+//! of every datagram received, sending to the peer and receiving with a
+//! time-out, the datagram counters of the run report, and the link
+//! emulator's shaping thread (which delays, drops and duplicates what this
+//! node sends, as [`crate::link`] decides). Everything above it deals in
+//! byte slices.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use crate::auth::Key;
 use crate::link::{LinkConfig, LinkModel};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -41,8 +44,13 @@ pub struct NetStats {
     pub bytes_received: AtomicU64,
     /// Chunks sent again.
     pub retransmitted: AtomicU64,
-    /// Datagrams dropped as malformed.
+    /// Datagrams dropped as malformed (after their tag checked out).
     pub rejected_malformed: AtomicU64,
+    /// Datagrams dropped because their tag was missing or wrong.
+    pub rejected_unauthentic: AtomicU64,
+    /// Authentic datagrams dropped because their sequence number was seen
+    /// before or is too old to judge.
+    pub rejected_replayed: AtomicU64,
     /// Datagrams dropped because they came from an address other than the peer.
     pub rejected_unknown_source: AtomicU64,
     /// Datagrams dropped because they belong to another session.
@@ -57,14 +65,56 @@ pub struct NetStats {
     pub link_dropped: Arc<AtomicU64>,
 }
 
+/// The rejected datagrams by reason, as the report and the window show them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Rejected {
+    /// Not a well-formed loadbal message, though correctly tagged.
+    pub malformed: u64,
+    /// A missing or wrong authentication tag.
+    pub unauthentic: u64,
+    /// A sequence number seen before, or too old to judge.
+    pub replayed: u64,
+    /// From an address other than the peer's.
+    pub unknown_source: u64,
+    /// Of another session (an earlier run, or a restarted peer).
+    pub stale_session: u64,
+    /// Chunks of data already held or delivered.
+    pub duplicate_chunks: u64,
+    /// Chunks refused by the reassembly limits or inconsistent with their batch.
+    pub refused_chunks: u64,
+}
+
+impl Rejected {
+    /// The sum over every reason.
+    pub fn total(&self) -> u64 {
+        self.malformed
+            + self.unauthentic
+            + self.replayed
+            + self.unknown_source
+            + self.stale_session
+            + self.duplicate_chunks
+            + self.refused_chunks
+    }
+}
+
 impl NetStats {
+    /// The rejected datagrams by reason.
+    pub fn rejected_by_reason(&self) -> Rejected {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Rejected {
+            malformed: get(&self.rejected_malformed),
+            unauthentic: get(&self.rejected_unauthentic),
+            replayed: get(&self.rejected_replayed),
+            unknown_source: get(&self.rejected_unknown_source),
+            stale_session: get(&self.rejected_stale),
+            duplicate_chunks: get(&self.duplicates),
+            refused_chunks: get(&self.refused),
+        }
+    }
+
     /// All datagrams rejected, for the report's `rejected`.
     pub fn rejected(&self) -> u64 {
-        self.rejected_malformed.load(Ordering::Relaxed)
-            + self.rejected_unknown_source.load(Ordering::Relaxed)
-            + self.rejected_stale.load(Ordering::Relaxed)
-            + self.duplicates.load(Ordering::Relaxed)
-            + self.refused.load(Ordering::Relaxed)
+        self.rejected_by_reason().total()
     }
 }
 
@@ -78,6 +128,8 @@ pub struct Transport {
     send_buffer_bytes: usize,
     /// The emulated link's shaping thread, if the link is not plain.
     shaper: Option<Shaper>,
+    /// Seals what is sent and checks what is received.
+    key: Key,
     /// The counters.
     pub stats: NetStats,
 }
@@ -115,11 +167,13 @@ pub struct BindError {
 
 impl Transport {
     /// Binds `local` and sets buffer sizes and the receive time-out. With a
-    /// `link`, what this node sends goes through the emulated link.
+    /// `link`, what this node sends goes through the emulated link. `key`
+    /// seals every datagram sent and checks every one received.
     pub fn bind(
         local: SocketAddr,
         peer: SocketAddr,
         link: Option<LinkConfig>,
+        key: Key,
     ) -> Result<Transport, BindError> {
         let wrap = |source: io::Error| {
             let hint = match source.kind() {
@@ -174,8 +228,26 @@ impl Transport {
             recv_buffer_bytes,
             send_buffer_bytes,
             shaper,
+            key,
             stats,
         })
+    }
+
+    /// True when datagrams are sealed with the public demo key.
+    pub fn demo_key(&self) -> bool {
+        self.key.is_demo()
+    }
+
+    /// Checks a received datagram's tag; returns the datagram without it, or
+    /// `None` (counted as unauthentic) if the tag is missing or wrong.
+    pub fn open<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
+        let opened = self.key.open(sealed);
+        if opened.is_none() {
+            self.stats
+                .rejected_unauthentic
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        opened
     }
 
     /// The emulated link of this node's datagrams, if any.
@@ -212,9 +284,11 @@ impl Transport {
         window_for(self.recv_buffer_bytes, datagram_bytes)
     }
 
-    /// Sends one datagram to the peer. A failed send is counted and treated
-    /// as a loss.
-    pub fn send(&self, bytes: &[u8]) {
+    /// Seals one datagram (appending its tag to `datagram`) and sends it to
+    /// the peer. A failed send is counted and treated as a loss.
+    pub fn send(&self, datagram: &mut Vec<u8>) {
+        self.key.seal(datagram);
+        let bytes = datagram.as_slice();
         if let Some(tx) = self.shaper.as_ref().and_then(|s| s.tx.as_ref()) {
             self.stats.datagrams_sent.fetch_add(1, Ordering::Relaxed);
             self.stats
@@ -324,20 +398,32 @@ mod tests {
     }
 
     #[test]
-    fn binds_sends_and_receives_on_loopback() {
+    fn binds_seals_sends_receives_and_checks_on_loopback() {
+        let key = Key::from_secret("a test secret of some length");
         let a_addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let a = Transport::bind(a_addr, b.local_addr().unwrap(), None).unwrap();
+        let a = Transport::bind(a_addr, b.local_addr().unwrap(), None, key.clone()).unwrap();
         assert!(a.recv_buffer_bytes() > 0);
-        a.send(b"hello");
-        let mut buf = [0u8; 16];
+        assert!(!a.demo_key());
+        a.send(&mut b"hello".to_vec());
+        let mut buf = [0u8; 64];
         let (n, from) = b.recv_from(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"hello");
-        b.send_to(b"back", from).unwrap();
-        let got = a.recv(&mut buf).unwrap().unwrap();
-        assert_eq!(&buf[..got.0], b"back");
+        assert_eq!(n, 5 + crate::auth::TAG_BYTES);
+        assert_eq!(key.open(&buf[..n]), Some(&b"hello"[..]));
+        let mut back = b"back".to_vec();
+        key.seal(&mut back);
+        b.send_to(&back, from).unwrap();
+        b.send_to(b"back, unsealed", from).unwrap();
+        let (n, _) = a.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(a.open(&buf[..n]), Some(&b"back"[..]));
+        let (n, _) = a.recv(&mut buf).unwrap().unwrap();
+        assert_eq!(a.open(&buf[..n]), None);
+        assert_eq!(a.stats.rejected_by_reason().unauthentic, 1);
         assert_eq!(a.stats.datagrams_sent.load(Ordering::Relaxed), 1);
-        assert_eq!(a.stats.bytes_sent.load(Ordering::Relaxed), 5);
+        assert_eq!(
+            a.stats.bytes_sent.load(Ordering::Relaxed),
+            5 + crate::auth::TAG_BYTES as u64
+        );
     }
 
     #[test]
@@ -354,18 +440,19 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             b.local_addr().unwrap(),
             Some(link),
+            Key::demo(),
         )
         .unwrap();
         assert_eq!(a.link(), Some(link));
         let sent_at = Instant::now();
         for i in 0..200u8 {
-            a.send(&[i]);
+            a.send(&mut vec![i]);
         }
         let mut got = Vec::new();
-        let mut buf = [0u8; 4];
+        let mut buf = [0u8; 64];
         b.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
-        while let Ok((1, _)) = b.recv_from(&mut buf) {
+        while let Ok((17, _)) = b.recv_from(&mut buf) {
             if got.is_empty() {
                 assert!(sent_at.elapsed() >= Duration::from_millis(30));
             }
@@ -387,7 +474,9 @@ mod tests {
     fn a_taken_port_is_a_clear_error() {
         let taken = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
-        let err = Transport::bind(addr, addr, None).unwrap_err().to_string();
+        let err = Transport::bind(addr, addr, None, Key::demo())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(&format!("cannot open UDP socket on {addr}: ")),
             "{err}"

@@ -158,6 +158,25 @@ pub struct ResultStore {
     present: usize,
     duplicated: Vec<JobId>,
     out_of_range: u64,
+    /// Jobs the master took back from a lost slave: a second result for one
+    /// of them is expected (the slave's, arriving late, or the master's own
+    /// after the slave's came first) and is dropped without fault.
+    reclaimed: Vec<bool>,
+    late: u64,
+}
+
+/// What [`ResultStore::insert`] did with a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    /// The first result for its job: kept.
+    Stored,
+    /// A second result for a reclaimed job: dropped, no fault.
+    Late,
+    /// A second result for a job never reclaimed: dropped, and the run
+    /// fails verification.
+    Duplicate,
+    /// A job id outside the workload.
+    OutOfRange,
 }
 
 impl ResultStore {
@@ -168,28 +187,60 @@ impl ResultStore {
             present: 0,
             duplicated: Vec::new(),
             out_of_range: 0,
+            reclaimed: vec![false; jobs as usize],
+            late: 0,
         }
     }
 
-    /// Stores a job's result. A second result for the same id is recorded as a
-    /// duplicate (it would be computed into the vector twice) and dropped.
-    /// Returns false if the result was not stored.
-    pub fn insert(&mut self, id: JobId, data: Vec<f64>) -> bool {
-        match self.slots.get_mut(id as usize) {
+    /// Stores a job's result. A second result for the same id is dropped:
+    /// expected for a reclaimed job, a duplicate (it would be computed into
+    /// the vector twice, and fails verification) for any other.
+    pub fn insert(&mut self, id: JobId, data: Vec<f64>) -> Insert {
+        let i = id as usize;
+        match self.slots.get_mut(i) {
             None => {
                 self.out_of_range += 1;
-                false
+                Insert::OutOfRange
+            }
+            Some(Some(_)) if self.reclaimed[i] => {
+                self.late += 1;
+                Insert::Late
             }
             Some(Some(_)) => {
                 self.duplicated.push(id);
-                false
+                Insert::Duplicate
             }
             Some(slot) => {
                 *slot = Some(data);
                 self.present += 1;
-                true
+                Insert::Stored
             }
         }
+    }
+
+    /// True when the job's result is held.
+    pub fn contains(&self, id: JobId) -> bool {
+        matches!(self.slots.get(id as usize), Some(Some(_)))
+    }
+
+    /// Marks jobs as reclaimed from a lost peer; returns those of them
+    /// whose result is not yet held (the ones to compute again).
+    pub fn reclaim(&mut self, ids: impl IntoIterator<Item = JobId>) -> Vec<JobId> {
+        let mut missing = Vec::new();
+        for id in ids {
+            if let Some(flag) = self.reclaimed.get_mut(id as usize) {
+                *flag = true;
+                if self.slots[id as usize].is_none() {
+                    missing.push(id);
+                }
+            }
+        }
+        missing
+    }
+
+    /// Second results dropped for reclaimed jobs.
+    pub fn late_results(&self) -> u64 {
+        self.late
     }
 
     /// Results held.
@@ -313,7 +364,7 @@ mod tests {
         for id in 0..w.jobs {
             let mut job = make_job(&w, id);
             compute_slice(&mut job, usize::MAX, &w);
-            assert!(store.insert(id, job.data));
+            assert_eq!(store.insert(id, job.data), Insert::Stored);
         }
         assert!(store.is_complete());
         let v = store.verify(&w);
@@ -321,8 +372,8 @@ mod tests {
 
         let mut job = make_job(&w, 1);
         compute_slice(&mut job, usize::MAX, &w);
-        assert!(!store.insert(1, job.data));
-        assert!(!store.insert(99, vec![]));
+        assert_eq!(store.insert(1, job.data), Insert::Duplicate);
+        assert_eq!(store.insert(99, vec![]), Insert::OutOfRange);
         let v = store.verify(&w);
         assert!(!v.verified);
         assert_eq!(v.duplicated, vec![1]);
@@ -338,5 +389,34 @@ mod tests {
         assert!(!v.verified);
         assert_eq!(v.missing, vec![1, 2]);
         assert_eq!(v.wrong_elements, 1 + 100);
+    }
+
+    #[test]
+    fn a_reclaimed_job_takes_its_first_result_and_drops_the_second_without_fault() {
+        let w = small();
+        let mut store = ResultStore::new(w.jobs);
+        let computed = |id| {
+            let mut job = make_job(&w, id);
+            compute_slice(&mut job, usize::MAX, &w);
+            job.data
+        };
+        assert_eq!(store.insert(0, computed(0)), Insert::Stored);
+        // Jobs 0 and 1 were lent to a slave that was lost; 0's result had
+        // already come back, so only 1 needs computing again.
+        assert_eq!(store.reclaim([0, 1, 77]), vec![1]);
+        assert!(!store.contains(1));
+        assert_eq!(store.insert(1, computed(1)), Insert::Stored);
+        // The slave's results, arriving late.
+        assert_eq!(store.insert(0, computed(0)), Insert::Late);
+        assert_eq!(store.insert(1, computed(1)), Insert::Late);
+        assert_eq!(store.late_results(), 2);
+        for id in 2..w.jobs {
+            assert_eq!(store.insert(id, computed(id)), Insert::Stored);
+        }
+        // A job never reclaimed is still a duplicate.
+        assert_eq!(store.insert(2, computed(2)), Insert::Duplicate);
+        let v = store.verify(&w);
+        assert_eq!(v.duplicated, vec![2]);
+        assert!(v.missing.is_empty());
     }
 }

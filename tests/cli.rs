@@ -1,141 +1,14 @@
-//! Integration tests: the real `loadbal` binary, as separate processes on
-//! loopback, each test on its own ports (chosen by the kernel) so tests run
-//! in parallel. Every wait is bounded.
+//! Integration tests of the command line: runs, configs, arguments and
+//! links, with the real `loadbal` binary as separate processes on loopback.
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_loadbal");
-
-/// Two loopback ports nobody is using right now.
-fn free_ports() -> (u16, u16) {
-    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
-}
-
-/// A fresh directory for one test.
-fn test_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Writes a config with fresh ports and the given sections merged in.
-fn write_config(dir: &Path, extra: Value) -> PathBuf {
-    let (m, s) = free_ports();
-    let mut config = serde_json::json!({
-        "master": { "address": format!("127.0.0.1:{m}") },
-        "slave": { "address": format!("127.0.0.1:{s}") },
-        "workload": { "jobs": 64, "elements_per_job": 4096, "iterations": 200 },
-        "policy": { "state_interval_ms": 50 },
-        "peer_timeout_ms": 10000
-    });
-    merge(&mut config, extra);
-    let path = dir.join("config.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-    path
-}
-
-fn merge(into: &mut Value, from: Value) {
-    match (into, from) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-fn spawn(args: &[&str], dir: &Path) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for a child, killing it after `limit`.
-fn wait(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "loadbal did not finish within {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn run(args: &[&str], dir: &Path) -> Output {
-    wait(spawn(args, dir), Duration::from_secs(60))
-}
-
-/// Runs a slave and a master as two processes, expects both to exit 0, and
-/// returns their outputs (master, slave).
-fn run_pair(dir: &Path, slave_args: &[&str], master_args: &[&str]) -> (Output, Output) {
-    let slave = spawn(slave_args, dir);
-    let master = spawn(master_args, dir);
-    let master = wait(master, Duration::from_secs(120));
-    let slave = wait(slave, Duration::from_secs(30));
-    assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
-    assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
-    (master, slave)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn read_report(path: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// The report's invariants for any verified run of `jobs` jobs.
-fn check_verified_report(r: &Value, jobs: u64) {
-    assert_eq!(r["verified"], true, "{r:#}");
-    assert_eq!(r["jobs_total"], jobs);
-    let master = r["jobs_done"]["master"].as_u64().unwrap();
-    let slave = r["jobs_done"]["slave"].as_u64().unwrap();
-    assert_eq!(master + slave, jobs, "{r:#}");
-    assert_eq!(r["bootstrap_jobs"], jobs / 2);
-    let to_slave = r["jobs_moved"]["to_slave"].as_u64().unwrap();
-    let to_master = r["jobs_moved"]["to_master"].as_u64().unwrap();
-    // Every job the master computed was kept at bootstrap or moved to it.
-    assert_eq!(master + to_slave, jobs - jobs / 2 + to_master, "{r:#}");
-    let listed: u64 = r["transfers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["jobs"].as_u64().unwrap())
-        .sum();
-    assert_eq!(listed, to_slave + to_master);
-    assert_eq!(r["verification"]["wrong_elements"], 0);
-    let e = &r["elapsed_s"];
-    let parts = e["bootstrap"].as_f64().unwrap()
-        + e["processing"].as_f64().unwrap()
-        + e["aggregation"].as_f64().unwrap();
-    assert!((parts - e["total"].as_f64().unwrap()).abs() < 1e-9, "{e}");
-    assert!(r["network"]["datagrams_sent"].as_u64().unwrap() > 0);
-    assert!(r["network"]["bytes_sent"].as_u64().unwrap() > 0);
-}
+mod common;
+use common::*;
 
 /// The expected value of a workload, by repeated addition.
 fn expected(initial: f64, addend: f64, iterations: u32) -> f64 {
@@ -431,11 +304,6 @@ fn a_headless_master_gives_up_after_60_s_without_its_slave() {
     );
 }
 
-fn config_address(config: &Path, role: &str) -> String {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
-    v[role]["address"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn a_slave_whose_master_dies_stops_with_exit_3() {
     let dir = test_dir("master-dies");
@@ -471,11 +339,6 @@ fn a_slave_whose_master_dies_stops_with_exit_3() {
         )),
         "{err}"
     );
-}
-
-/// The report's network counters.
-fn network(r: &Value, key: &str) -> u64 {
-    r["network"][key].as_u64().unwrap()
 }
 
 #[test]

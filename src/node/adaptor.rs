@@ -49,7 +49,7 @@ pub fn run(
 /// What the policy sees now, or `None` outside processing or before the
 /// peer's first state.
 pub fn policy_input(shared: &Shared) -> Option<PolicyInput> {
-    if shared.phase() != Phase::Processing {
+    if shared.phase() != Phase::Processing || shared.peer_lost.load(Ordering::Relaxed) {
         return None;
     }
     let peer = (*shared.peer.lock())?;
@@ -124,7 +124,7 @@ mod tests {
     #[test]
     fn a_shutdown_queued_behind_evaluations_stops_the_adaptor() {
         let any = "127.0.0.1:0".parse().unwrap();
-        let transport = Transport::bind(any, any, None).unwrap();
+        let transport = Transport::bind(any, any, None, crate::auth::Key::demo()).unwrap();
         let shared = Arc::new(Shared::new(
             Role::Master,
             1.0,

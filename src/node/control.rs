@@ -31,6 +31,8 @@ pub const HEADLESS_PEER_WAIT: Duration = Duration::from_secs(60);
 const FINISH_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the master keeps repeating its finish.
 const FINISH_PATIENCE: Duration = Duration::from_secs(3);
+/// Least time between two go-aways to a stray slave.
+const GO_AWAY_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the slave stays to re-acknowledge a repeated finish.
 const SLAVE_LINGER: Duration = Duration::from_millis(500);
 
@@ -53,6 +55,11 @@ pub enum ControlMsg {
     },
     /// The slave acknowledged the finish (master side).
     FinishAck,
+    /// The master says this slave is not in its run (slave side).
+    GoAway {
+        /// The hello nonce it answers.
+        nonce: u64,
+    },
     /// The peer stopped the run.
     PeerAborted(String),
     /// A new peer state arrived.
@@ -89,6 +96,13 @@ pub(super) struct Control {
     last_hello: Option<Instant>,
     last_wait_notice: Option<Instant>,
     bootstrap_pending: u32,
+    /// The slave's: its hello nonce for this run. The master's: the nonce of
+    /// the last slave hello heard before connecting, echoed in its hellos.
+    nonce: u64,
+    /// The master's: the nonce of the slave in its run, once connected.
+    slave_nonce: Option<u64>,
+    /// The master's: when it last told a stray slave to go away.
+    last_go_away: Option<Instant>,
     /// The master's verification, once made.
     verification: Option<Verification>,
     ending: Ending,
@@ -119,6 +133,9 @@ impl Control {
             last_hello: None,
             last_wait_notice: None,
             bootstrap_pending: 0,
+            nonce: 0,
+            slave_nonce: None,
+            last_go_away: None,
             verification: None,
             ending: Ending::No,
             outcome: None,
@@ -158,6 +175,7 @@ impl Control {
             }
             ControlMsg::Hello { session, hello } => self.on_hello(session, hello),
             ControlMsg::Finish { verified } => self.on_finish(verified),
+            ControlMsg::GoAway { nonce } => self.on_go_away(nonce),
             ControlMsg::FinishAck => {
                 if let Ending::Finishing { verified, .. } = self.ending {
                     self.shared.log.push("the slave acknowledged the finish");
@@ -209,7 +227,7 @@ impl Control {
             seq: self.shared.next_seq(),
         };
         protocol::encode(&header, message, &mut self.buf);
-        self.shared.transport.send(&self.buf);
+        self.shared.transport.send(&mut self.buf);
     }
 
     fn peer_address(&self) -> std::net::SocketAddr {
@@ -223,14 +241,9 @@ impl Control {
         let now = Instant::now();
         self.started = Some(now);
         if self.role == Role::Master {
-            // Any nonzero value: a session id only has to differ between runs.
-            let session = getrandom::u64().unwrap_or_else(|_| {
-                let nanos = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_nanos() as u64);
-                nanos ^ u64::from(std::process::id()) << 32
-            });
-            self.shared.session.store(session.max(1), Ordering::Relaxed);
+            self.shared
+                .session
+                .store(random_nonzero(), Ordering::Relaxed);
             let w = self.config.workload;
             *self.shared.params.lock() = Some(RunParams {
                 jobs: w.jobs,
@@ -249,6 +262,7 @@ impl Control {
                 self.peer_address()
             ));
         } else {
+            self.nonce = random_nonzero();
             self.shared.log.push(format!(
                 "ready to receive; waiting for the master at {}",
                 self.peer_address()
@@ -274,6 +288,7 @@ impl Control {
             window_chunks: self.shared.transport.window_chunks(datagram_bytes as usize),
             datagram_bytes,
             params,
+            nonce: self.nonce,
         };
         self.send(&Message::Hello(hello));
         self.last_hello = Some(Instant::now());
@@ -294,13 +309,19 @@ impl Control {
         let ours = self.shared.session.load(Ordering::Relaxed);
         match self.role {
             Role::Master => {
-                if session == ours {
-                    if !self.connected {
-                        self.connect(hello.window_chunks);
-                        self.begin_bootstrap();
+                if let Some(slave_nonce) = self.slave_nonce {
+                    if session == 0 && hello.nonce != slave_nonce {
+                        self.go_away(hello.nonce);
                     }
-                } else if session == 0 && !self.connected {
-                    // The slave has not heard us yet: answer at once.
+                    // Otherwise a late or repeated hello of our own slave.
+                } else if session == ours {
+                    self.slave_nonce = Some(hello.nonce);
+                    self.connect(hello.window_chunks);
+                    self.begin_bootstrap();
+                } else if session == 0 {
+                    // The slave has not heard us yet: answer at once,
+                    // echoing its nonce so that it knows the answer is fresh.
+                    self.nonce = hello.nonce;
                     self.send_hello();
                 } else {
                     self.shared.log.push(format!(
@@ -310,10 +331,15 @@ impl Control {
             }
             Role::Slave => {
                 if ours == 0 {
-                    if session == 0 || !valid_params(&hello.params) {
-                        self.shared.log.push(
-                            "ignored a hello from the master with no session or bad parameters",
-                        );
+                    if session == 0 || hello.nonce != self.nonce {
+                        // The master's hellos before it heard us, or a
+                        // replay of an earlier run's: wait for the answer.
+                        return;
+                    }
+                    if !valid_params(&hello.params) {
+                        self.shared
+                            .log
+                            .push("ignored a hello from the master with bad parameters");
                         return;
                     }
                     self.shared.session.store(session, Ordering::Relaxed);
@@ -335,6 +361,44 @@ impl Control {
                 }
             }
         }
+    }
+
+    /// Master: a slave that is not the one in this run said hello (most
+    /// likely it was restarted): tell it to go away, at most every
+    /// [`GO_AWAY_INTERVAL`].
+    fn go_away(&mut self, nonce: u64) {
+        let now = Instant::now();
+        if self
+            .last_go_away
+            .is_some_and(|t| now.duration_since(t) < GO_AWAY_INTERVAL)
+        {
+            return;
+        }
+        if self.last_go_away.is_none() {
+            self.shared.log.push(format!(
+                "a slave at {} that is not in this run said hello (restarted?): told it to go away",
+                self.peer_address()
+            ));
+        }
+        self.last_go_away = Some(now);
+        self.send(&Message::GoAway { nonce });
+    }
+
+    /// Slave: the master is in a run with another slave.
+    fn on_go_away(&mut self, nonce: u64) {
+        if self.role != Role::Slave
+            || self.started.is_none()
+            || self.connected
+            || nonce != self.nonce
+        {
+            return;
+        }
+        self.fail(format!(
+            "the master at {} is in the middle of a run with another slave (this one was \
+             probably restarted), so this slave's session is stale; start it again when that \
+             run has ended, or restart the master",
+            self.peer_address()
+        ));
     }
 
     fn connect(&mut self, peer_window: u32) {
@@ -453,10 +517,33 @@ impl Control {
         }
     }
 
+    /// Master: the slave is lost. From now on nothing is sent to it; the
+    /// transfer manager gives up its outbound batches and reclaims every job
+    /// lent to the slave whose result has not come back (it owns the record
+    /// of lent jobs, so no batch it is still sending can slip past).
+    fn reclaim(&mut self, why: String) {
+        self.shared.peer_lost.store(true, Ordering::Relaxed);
+        self.shared.log.push(why);
+        let _ = self.senders.transfer.send(TransferMsg::PeerLost {
+            workload: self.config.workload,
+        });
+        if self.shared.phase() == Phase::Bootstrap {
+            // The rest of the bootstrap will never be delivered.
+            self.bootstrap_pending = 0;
+            self.set_phase(Phase::Processing);
+        }
+        let _ = self.senders.state.send(StateMsg::LocalChanged);
+        self.shared.wake();
+    }
+
     fn nothing_left_to_start(&self) -> bool {
         let local_queue = self.shared.queue.lock().jobs.len();
         if local_queue > 0 || self.shared.in_flight_jobs.load(Ordering::Relaxed) > 0 {
             return false;
+        }
+        if self.shared.peer_lost.load(Ordering::Relaxed) {
+            // Reclaimed jobs are queued before the in-flight count drops.
+            return true;
         }
         let Some(peer) = *self.shared.peer.lock() else {
             return false;
@@ -487,6 +574,11 @@ impl Control {
         }
         let verified = verification.verified;
         self.verification = Some(verification);
+        if self.shared.peer_lost.load(Ordering::Relaxed) {
+            // Nobody to tell.
+            self.outcome = Some(self.finished(verified));
+            return;
+        }
         let now = Instant::now();
         self.ending = Ending::Finishing {
             verified,
@@ -564,16 +656,24 @@ impl Control {
         };
         if !self.connected {
             self.tick_waiting(now, started);
-        } else if let Some(silence) = self.shared.silence() {
+        } else if !self.shared.peer_lost.load(Ordering::Relaxed)
+            && let Some(silence) = self.shared.silence()
+        {
             let limit = Duration::from_millis(self.config.peer_timeout_ms);
             if silence > limit {
-                self.fail(format!(
+                let why = format!(
                     "peer lost: nothing heard from the {} at {} for {:.1} s",
                     self.role.peer(),
                     self.peer_address(),
                     silence.as_secs_f64()
-                ));
-                return;
+                );
+                match self.role {
+                    Role::Slave => {
+                        self.fail(format!("{why}; stopping (the master keeps the run)"));
+                        return;
+                    }
+                    Role::Master => self.reclaim(why),
+                }
             }
         }
         if self.role == Role::Master {
@@ -611,6 +711,19 @@ impl Control {
             ));
         }
     }
+}
+
+/// A random nonzero number for a session id or a hello nonce. If the
+/// system's generator fails, the clock and the process id stand in: these
+/// only have to differ between runs, and authentication never rests on them.
+fn random_nonzero() -> u64 {
+    let n = getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ u64::from(std::process::id()) << 32
+    });
+    n.max(1)
 }
 
 /// The master's parameters must describe a workload this node could check.

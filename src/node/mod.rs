@@ -211,7 +211,7 @@ fn spawn<T: Send + 'static>(
 pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHandle, StartError> {
     let me = *config.node(role);
     let peer = *config.node(role.peer());
-    let transport = Transport::bind(me.address, peer.address, me.link)?;
+    let transport = Transport::bind(me.address, peer.address, me.link, config.key.clone())?;
     let datagram_bytes = config.network.datagram_bytes as usize;
     let window = transport.window_chunks(datagram_bytes);
     let shared = Arc::new(Shared::new(
@@ -225,7 +225,11 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     // About 2 MiB of data per batch (8 reference jobs), rounded to whole jobs.
     let batch_jobs = ((BATCH_BYTES + job_bytes / 2) / job_bytes).clamp(1, 64);
     let settings = TransferSettings {
-        endpoint: TransferConfig::new(datagram_bytes - protocol::CHUNK_OVERHEAD, window),
+        // Each datagram is the chunk's header and payload, then its tag.
+        endpoint: TransferConfig::new(
+            datagram_bytes - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES,
+            window,
+        ),
         batch_jobs,
         transfer_jobs: (transfer::MAX_TRANSFER_BYTES / job_bytes).max(1),
     };

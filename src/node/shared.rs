@@ -3,7 +3,7 @@
 //! event log and the run record. Each piece has one writer or a short lock;
 //! nothing here is held across a computation or a socket call.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::config::Role;
 use crate::protocol::{Phase, RunParams, State};
 use crate::transport::Transport;
-use crate::workload::{Job, ResultStore};
+use crate::workload::{Insert, Job, JobId, ResultStore};
 
 /// An `f64` stored in an atomic.
 #[derive(Debug, Default)]
@@ -160,6 +160,10 @@ pub struct RunRecord {
     pub transfers: Vec<TransferRecord>,
     /// Results received from the peer (the master's count of the slave's jobs).
     pub results_received: u32,
+    /// Master: jobs taken back from a lost slave and computed here.
+    pub jobs_reclaimed: u32,
+    /// Seconds since the run started when the peer was declared lost.
+    pub peer_lost_at_s: Option<f64>,
 }
 
 /// Everything a node's threads share.
@@ -196,6 +200,11 @@ pub struct Shared {
     pub in_flight_jobs: AtomicU32,
     /// Jobs this node has delivered to the peer (bootstrap and transfers).
     pub delivered_to_peer: AtomicU32,
+    /// Master: the jobs handed to the slave (sent or being sent) whose
+    /// results have not come back, to reclaim if the slave is lost.
+    pub lent: Mutex<BTreeSet<JobId>>,
+    /// Set when the peer was declared lost: nothing more is sent to it.
+    pub peer_lost: AtomicBool,
     /// The peer's latest state.
     pub peer: Mutex<Option<PeerView>>,
     /// The run's parameters (the slave learns them from the master).
@@ -241,6 +250,8 @@ impl Shared {
             last_heard_ns: AtomicU64::new(0),
             in_flight_jobs: AtomicU32::new(0),
             delivered_to_peer: AtomicU32::new(0),
+            lent: Mutex::new(BTreeSet::new()),
+            peer_lost: AtomicBool::new(false),
             peer: Mutex::new(None),
             params: Mutex::new(None),
             results: Mutex::new(None),
@@ -334,27 +345,50 @@ impl Shared {
     }
 
     /// Records a finished job: the master stores the result, the slave keeps
-    /// it for the master.
+    /// it for the master. A job counts as this node's only if its result is
+    /// the one kept.
     pub fn finish_job(&self, job: Job) {
         let id = job.id;
-        let stored = match self.role {
+        let inserted = match self.role {
             Role::Master => match self.results.lock().as_mut() {
                 Some(store) => store.insert(id, job.data),
-                None => false,
+                None => Insert::OutOfRange,
             },
             Role::Slave => {
                 self.ready_results.lock().push(job);
-                true
+                Insert::Stored
             }
         };
-        if !stored {
-            self.log.push(format!(
+        match inserted {
+            Insert::Stored => {}
+            Insert::Late => self.log.push(format!(
+                "job {id}: the lost slave's result came back first; this one is dropped"
+            )),
+            Insert::Duplicate | Insert::OutOfRange => self.log.push(format!(
                 "job {id}: result not stored (duplicate or unknown id)"
-            ));
+            )),
         }
         let mut q = self.queue.lock();
         q.busy -= 1;
-        q.done += 1;
+        if inserted == Insert::Stored {
+            q.done += 1;
+        }
+    }
+
+    /// Master: true when the job's result is already held, so a worker
+    /// about to compute a reclaimed job can skip it.
+    pub fn result_held(&self, id: JobId) -> bool {
+        self.role == Role::Master
+            && self
+                .results
+                .lock()
+                .as_ref()
+                .is_some_and(|store| store.contains(id))
+    }
+
+    /// A worker gives back a job it took but will not compute.
+    pub fn skip_job(&self) {
+        self.queue.lock().busy -= 1;
     }
 
     /// This node's state as the state manager sends it.

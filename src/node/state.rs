@@ -67,7 +67,7 @@ pub fn run(
 /// Sends the state if a session is open.
 fn send_state(shared: &Shared, workers: u16, buf: &mut Vec<u8>) {
     let session = shared.session.load(std::sync::atomic::Ordering::Relaxed);
-    if session == 0 {
+    if session == 0 || shared.peer_lost.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let mut state = shared.local_state();

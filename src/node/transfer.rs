@@ -18,9 +18,10 @@ use super::adaptor::AdaptorMsg;
 use super::control::ControlMsg;
 use super::shared::{Shared, TransferRecord};
 use crate::config::Role;
+use crate::config::WorkloadConfig;
 use crate::protocol::{self, BatchKind, Header, Message, batch};
 use crate::transfer::{Endpoint, Event, TransferConfig};
-use crate::workload::{Job, JobId, format_id_ranges};
+use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 
 /// Why jobs are being sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,12 @@ pub enum TransferMsg {
     Flush,
     /// The peer's receive window, from its hello.
     PeerWindow(u32),
+    /// The peer was declared lost: give up every outbound batch and (on the
+    /// master) reclaim the jobs lent to it.
+    PeerLost {
+        /// The workload, to make the reclaimed jobs again.
+        workload: WorkloadConfig,
+    },
     /// Stop the thread.
     Shutdown,
 }
@@ -172,6 +179,7 @@ impl Manager {
             TransferMsg::ResultsReady => {}
             TransferMsg::Flush => self.flush_all = true,
             TransferMsg::PeerWindow(w) => self.endpoint.set_peer_window(w),
+            TransferMsg::PeerLost { workload } => self.peer_lost(&workload),
             TransferMsg::Shutdown => return false,
         }
         true
@@ -182,6 +190,14 @@ impl Manager {
     /// as one batch (one transfer in the report), split only past
     /// [`MAX_TRANSFER_BYTES`].
     fn send_jobs(&mut self, jobs: Vec<Job>, origin: JobsOrigin) {
+        if self.shared.peer_lost.load(Ordering::Relaxed) {
+            // Taken for the peer just before it was declared lost: they stay.
+            let n = jobs.len() as u32;
+            self.shared.push_jobs(jobs, false);
+            self.shared.in_flight_jobs.fetch_sub(n, Ordering::Relaxed);
+            let _ = self.control.send(ControlMsg::Progress);
+            return;
+        }
         let (kind, per_batch) = match origin {
             JobsOrigin::Bootstrap => (BatchKind::Bootstrap, self.settings.batch_jobs),
             JobsOrigin::Policy => (BatchKind::Jobs, self.settings.transfer_jobs),
@@ -194,9 +210,61 @@ impl Manager {
         }
     }
 
+    /// The peer is gone: nothing more goes to it. On the master, every job
+    /// lent to the slave whose result has not come back is made again from
+    /// the workload (a job's data before computing is the initial value)
+    /// and queued here; results of the slave's that still arrive are kept
+    /// once.
+    fn peer_lost(&mut self, workload: &WorkloadConfig) {
+        let shared = &self.shared;
+        let abandoned = self.endpoint.abandon_outbound();
+        let mut abandoned_jobs = 0;
+        for id in abandoned {
+            if let Some(p) = self.pending.remove(&id)
+                && p.kind != BatchKind::Results
+            {
+                abandoned_jobs += p.ids.len() as u32;
+            }
+        }
+        if shared.role == Role::Master {
+            let lent = std::mem::take(&mut *shared.lent.lock());
+            let missing = match shared.results.lock().as_mut() {
+                Some(store) => store.reclaim(lent),
+                None => Vec::new(),
+            };
+            let jobs: Vec<Job> = missing
+                .iter()
+                .map(|&id| workload::make_job(workload, id))
+                .collect();
+            let n = jobs.len() as u32;
+            shared.push_jobs(jobs, false);
+            {
+                let at_s = shared.run_seconds();
+                let mut run = shared.run.lock();
+                run.jobs_reclaimed += n;
+                run.peer_lost_at_s = Some((at_s * 1000.0).round() / 1000.0);
+            }
+            shared.log.push(format!(
+                "reclaimed {n} jobs lent to the slave [{}]: the master computes them itself",
+                format_id_ranges(&missing)
+            ));
+        }
+        // Only now, with the reclaimed jobs queued, can the master see that
+        // nothing is left in flight.
+        shared
+            .in_flight_jobs
+            .fetch_sub(abandoned_jobs, Ordering::Relaxed);
+        let _ = self.state.send(StateMsg::LocalChanged);
+        let _ = self.control.send(ControlMsg::Progress);
+        shared.wake();
+    }
+
     fn send_batch(&mut self, kind: BatchKind, jobs: &[Job]) {
         let payload = batch::encode(jobs);
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        if self.shared.role == Role::Master && kind != BatchKind::Results {
+            self.shared.lent.lock().extend(ids.iter().copied());
+        }
         let id = self.endpoint.send_batch(kind, payload);
         let what = match kind {
             BatchKind::Bootstrap => "bootstrap jobs",
@@ -255,7 +323,7 @@ impl Manager {
                 seq: self.shared.next_seq(),
             };
             protocol::encode(&header, &message, &mut self.buf);
-            self.shared.transport.send(&self.buf);
+            self.shared.transport.send(&mut self.buf);
         }
     }
 
@@ -307,20 +375,48 @@ impl Manager {
                         .push(format!("results batch {transfer} from {peer} ignored: only the master collects results"));
                     return;
                 }
-                let mut stored = 0;
+                let (mut stored, mut late) = (0, 0);
                 if let Some(store) = shared.results.lock().as_mut() {
                     for job in jobs {
-                        if store.insert(job.id, job.data) {
-                            stored += 1;
+                        match store.insert(job.id, job.data) {
+                            Insert::Stored => stored += 1,
+                            Insert::Late => late += 1,
+                            Insert::Duplicate | Insert::OutOfRange => {}
                         }
+                    }
+                }
+                {
+                    let mut lent = shared.lent.lock();
+                    for id in &ids {
+                        lent.remove(id);
                     }
                 }
                 shared.run.lock().results_received += stored;
                 shared
                     .log
                     .push(format!("received {n} results [{ranges}] from {peer}"));
+                if late > 0 {
+                    shared.log.push(format!(
+                        "{late} of them were reclaimed and already computed here: dropped"
+                    ));
+                }
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs
+                if shared.role == Role::Master && shared.peer_lost.load(Ordering::Relaxed) =>
+            {
+                shared.log.push(format!(
+                    "{n} jobs [{ranges}] from the lost {peer} arrived late: already \
+                     reclaimed, dropped"
+                ));
+                return;
             }
             BatchKind::Bootstrap | BatchKind::Jobs => {
+                if shared.role == Role::Master {
+                    let mut lent = shared.lent.lock();
+                    for id in &ids {
+                        lent.remove(id);
+                    }
+                }
                 shared.push_jobs(jobs, true);
                 if kind == BatchKind::Jobs {
                     let at_s = shared.run_seconds();

@@ -27,6 +27,16 @@ pub fn run(shared: Arc<Shared>, on_done: impl Fn()) {
             shared.finish_job(job);
             continue;
         };
+        if shared.result_held(job.id) {
+            // A job reclaimed from a lost slave whose result came back late.
+            shared.log.push(format!(
+                "job {}: the lost slave's result came back late; not computed again",
+                job.id
+            ));
+            shared.skip_job();
+            on_done();
+            continue;
+        }
         let workload = params.workload();
         if compute(&shared, &mut job, &workload, &mut schedule) {
             shared.finish_job(job);

@@ -143,6 +143,11 @@ pub struct Hello {
     pub datagram_bytes: u32,
     /// The run's parameters (authoritative from the master).
     pub params: RunParams,
+    /// The slave's: a random number fresh for each of its runs. The
+    /// master's: the number of the slave hello it answers (0 before it has
+    /// heard one). A slave joins only a session whose hello echoes its own
+    /// number, so a replayed hello of an earlier run cannot draw it in.
+    pub nonce: u64,
 }
 
 /// A node's state, sent periodically and on every phase or throttle change.
@@ -236,6 +241,12 @@ pub enum Message<'a> {
         /// Why, in words for the log.
         reason: &'a str,
     },
+    /// Master to a slave that is not in its run (a slave restarted while
+    /// the master's run goes on): this session is not yours; stop.
+    GoAway {
+        /// The nonce of the slave hello this answers.
+        nonce: u64,
+    },
 }
 
 impl Message<'_> {
@@ -248,6 +259,7 @@ impl Message<'_> {
             Message::Finish { .. } => 5,
             Message::FinishAck => 6,
             Message::Abort { .. } => 7,
+            Message::GoAway { .. } => 8,
         }
     }
 
@@ -261,6 +273,7 @@ impl Message<'_> {
             Message::Finish { .. } => "finish",
             Message::FinishAck => "finish-ack",
             Message::Abort { .. } => "abort",
+            Message::GoAway { .. } => "go-away",
         }
     }
 }
@@ -315,6 +328,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.f64(p.initial);
             w.f64(p.addend);
             w.u32(p.threshold);
+            w.u64(h.nonce);
         }
         Message::State(s) => {
             w.u8(s.phase as u8);
@@ -355,6 +369,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.u8(text.len() as u8);
             w.bytes(text.as_bytes());
         }
+        Message::GoAway { nonce } => w.u64(*nonce),
     }
 }
 
@@ -426,6 +441,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 addend: r.f64()?,
                 threshold: r.u32()?,
             };
+            let nonce = r.u64()?;
             if !params.initial.is_finite() || !params.addend.is_finite() {
                 return Err(DecodeError::Invalid("non-finite number"));
             }
@@ -437,6 +453,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 window_chunks,
                 datagram_bytes,
                 params,
+                nonce,
             })
         }
         2 => {
@@ -511,6 +528,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 std::str::from_utf8(text).map_err(|_| DecodeError::Invalid("reason not UTF-8"))?;
             Message::Abort { reason }
         }
+        8 => Message::GoAway { nonce: r.u64()? },
         other => return Err(DecodeError::UnknownKind(other)),
     };
     r.finish()?;

@@ -22,6 +22,7 @@ fn samples() -> Vec<Message<'static>> {
             window_chunks: 2048,
             datagram_bytes: 1472,
             params: params(),
+            nonce: 0x0123_4567_89ab_cdef,
         }),
         Message::State(State {
             phase: Phase::Processing,
@@ -57,6 +58,7 @@ fn samples() -> Vec<Message<'static>> {
         Message::Abort {
             reason: "master stopped by the user",
         },
+        Message::GoAway { nonce: 77 },
     ]
 }
 

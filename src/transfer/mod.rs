@@ -56,6 +56,11 @@ pub struct TransferConfig {
     pub max_inbound_batches: usize,
     /// Largest inbound batch accepted, in bytes.
     pub max_batch_bytes: usize,
+    /// An inbound batch that receives no new chunk for this long is
+    /// abandoned and its memory freed (its sender died or never meant to
+    /// finish it); a sender still alive starts it again from its next
+    /// retransmission.
+    pub inbound_idle_timeout: Duration,
     /// Acknowledge after this many new chunks of a batch.
     pub ack_every: u32,
     /// Acknowledge at the latest this long after a chunk arrived.
@@ -77,6 +82,7 @@ impl TransferConfig {
             max_open_batches: 4,
             max_inbound_batches: 16,
             max_batch_bytes: 256 << 20,
+            inbound_idle_timeout: Duration::from_secs(30),
             ack_every: (local_window / 8).clamp(1, 64),
             ack_delay: Duration::from_millis(2),
             initial_rto: Duration::from_millis(200),
@@ -127,6 +133,10 @@ pub struct TransferStats {
     pub timeouts: u64,
     /// Chunks declared lost that were only late (each widens the reordering window).
     pub spurious: u64,
+    /// Inbound batches abandoned half-received after the idle time-out.
+    pub abandoned_inbound: u64,
+    /// Outbound batches given up (the peer was lost).
+    pub abandoned_outbound: u64,
 }
 
 /// One side of the reliable transfer: sends our batches, receives the peer's.
@@ -258,7 +268,7 @@ impl Endpoint {
                 return;
             }
             self.inbound_bytes += size;
-            self.inbound.insert(id, InBatch::new(chunk));
+            self.inbound.insert(id, InBatch::new(chunk, now));
         }
         let Some(batch) = self.inbound.get_mut(&id) else {
             return;
@@ -274,6 +284,7 @@ impl Endpoint {
             }
             Arrival::New { in_order } => {
                 self.stats.chunks_received += 1;
+                batch.last_arrival = now;
                 if batch.is_complete() {
                     let batch = self.inbound.remove(&id);
                     if let Some(batch) = batch {
@@ -330,9 +341,37 @@ impl Endpoint {
         }
     }
 
+    /// Gives up every outbound batch (the peer is gone): nothing more of
+    /// them is sent, and no event will ever come for them. Returns their
+    /// transfer ids.
+    pub fn abandon_outbound(&mut self) -> Vec<u32> {
+        let ids: Vec<u32> = self.outbound.drain(..).map(|b| b.id).collect();
+        self.stats.abandoned_outbound += ids.len() as u64;
+        self.in_flight = 0;
+        self.sent_log.clear();
+        ids
+    }
+
+    /// Inbound batches being reassembled, and their bytes.
+    pub fn inbound_usage(&self) -> (usize, usize) {
+        (self.inbound.len(), self.inbound_bytes)
+    }
+
     /// Handles the passage of time: fires the delayed ack and retransmission
-    /// time-outs that are due.
+    /// time-outs that are due, and abandons inbound batches gone idle.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let idle = self.cfg.inbound_idle_timeout;
+        let before = self.inbound.len();
+        let mut freed = 0;
+        self.inbound.retain(|_, b| {
+            let keep = now.saturating_duration_since(b.last_arrival) < idle;
+            if !keep {
+                freed += b.total_bytes as usize;
+            }
+            keep
+        });
+        self.inbound_bytes -= freed;
+        self.stats.abandoned_inbound += (before - self.inbound.len()) as u64;
         if self.ack_deadline.is_some_and(|d| d <= now) {
             self.ack_deadline = None;
             let mut due: Vec<u32> = self
@@ -441,7 +480,12 @@ impl Endpoint {
             .front()
             .map(|&(sent_at, _, _)| sent_at + self.rtt.rto());
         let loss = self.outbound.iter().filter_map(|b| b.loss_deadline).min();
-        [retransmit, self.ack_deadline, loss]
+        let idle = self
+            .inbound
+            .values()
+            .map(|b| b.last_arrival + self.cfg.inbound_idle_timeout)
+            .min();
+        [retransmit, self.ack_deadline, loss, idle]
             .into_iter()
             .flatten()
             .min()

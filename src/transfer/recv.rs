@@ -3,6 +3,7 @@
 //! late duplicates are acknowledged and never delivered twice.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use crate::protocol::{BatchKind, Chunk, MAX_SACK_BYTES};
 
@@ -20,6 +21,9 @@ pub(crate) struct InBatch {
     pub next: u32,
     /// Chunks received since the last acknowledgement was sent.
     pub unacked: u32,
+    /// When the last new chunk arrived: a batch that stops growing is
+    /// abandoned after the endpoint's `inbound_idle_timeout`.
+    pub last_arrival: Instant,
 }
 
 /// Whether a chunk was new.
@@ -33,7 +37,7 @@ pub(crate) enum Arrival {
 
 impl InBatch {
     /// Starts reassembly from the geometry of a batch's first chunk to arrive.
-    pub fn new(first: &Chunk<'_>) -> Self {
+    pub fn new(first: &Chunk<'_>, now: Instant) -> Self {
         InBatch {
             kind: first.kind,
             count: first.count,
@@ -44,6 +48,7 @@ impl InBatch {
             received: 0,
             next: 0,
             unacked: 0,
+            last_arrival: now,
         }
     }
 
@@ -142,7 +147,7 @@ mod tests {
 
     #[test]
     fn reassembles_out_of_order_and_reports_gaps() {
-        let mut b = InBatch::new(&chunk(5, &[0, 0]));
+        let mut b = InBatch::new(&chunk(5, &[0, 0]), Instant::now());
         assert_eq!(
             b.insert(&chunk(1, &[2, 3])),
             Arrival::New { in_order: false }

@@ -446,3 +446,54 @@ fn a_reordering_link_teaches_the_sender_to_wait_for_stragglers() {
         "first batch {learned:?}, both {after:?}"
     );
 }
+
+#[test]
+fn a_half_sent_batch_is_abandoned_when_it_stops_growing() {
+    let cfg = TransferConfig::new(100, 64);
+    let idle = cfg.inbound_idle_timeout;
+    let mut rx = Endpoint::new(cfg, 64);
+    let t0 = Instant::now();
+    let payload = [1u8; 100];
+    let chunk = |index| Chunk {
+        transfer: 9,
+        kind: BatchKind::Jobs,
+        index,
+        count: 10,
+        chunk_bytes: 100,
+        total_bytes: 1000,
+        payload: &payload,
+    };
+    rx.handle_chunk(t0, &chunk(0));
+    rx.handle_chunk(t0 + idle / 2, &chunk(1));
+    assert_eq!(rx.inbound_usage(), (1, 1000));
+    // Once the delayed ack is sent, the next deadline is the idle one,
+    // counted from the last new chunk.
+    let later = t0 + idle / 2 + Duration::from_millis(10);
+    rx.handle_timeout(later);
+    while rx.poll_transmit(later).is_some() {}
+    assert_eq!(rx.poll_timeout(), Some(t0 + idle / 2 + idle));
+    rx.handle_timeout(t0 + idle);
+    assert_eq!(rx.inbound_usage(), (1, 1000));
+    rx.handle_timeout(t0 + idle / 2 + idle);
+    assert_eq!(rx.inbound_usage(), (0, 0));
+    assert_eq!(rx.stats().abandoned_inbound, 1);
+    assert_eq!(rx.poll_event(), None);
+}
+
+#[test]
+fn abandoned_outbound_batches_send_nothing_more() {
+    let mut tx = Endpoint::new(TransferConfig::new(100, 64), 64);
+    let now = Instant::now();
+    let a = tx.send_batch(BatchKind::Jobs, vec![3u8; 1000]);
+    let b = tx.send_batch(BatchKind::Bootstrap, vec![4u8; 50]);
+    assert!(tx.poll_transmit(now).is_some());
+    assert!(tx.in_flight() > 0);
+    assert_eq!(tx.abandon_outbound(), vec![a, b]);
+    assert_eq!(tx.in_flight(), 0);
+    assert!(tx.poll_transmit(now).is_none());
+    assert_eq!(tx.poll_timeout(), None);
+    tx.handle_timeout(now + Duration::from_secs(60));
+    assert!(tx.poll_transmit(now + Duration::from_secs(60)).is_none());
+    assert_eq!(tx.stats().abandoned_outbound, 2);
+    assert!(tx.is_idle());
+}
