@@ -1,11 +1,18 @@
 //! Datagram authentication and replay protection.
 //!
-//! Every datagram ends in a 16-byte tag: keyed BLAKE3 over everything before
-//! it (header and body), truncated to 128 bits. The key comes from the
-//! config's `secret` through BLAKE3's key derivation, so both nodes derive
-//! the same key from the same text. A receiver checks the tag in constant
-//! time before it looks at a single byte of the datagram; a datagram whose
-//! tag is wrong is counted as unauthentic and dropped.
+//! Every datagram ends in a 16-byte tag: HMAC-SHA-256 over everything before
+//! it (header and body), truncated to 128 bits (HMAC-SHA-256-128, as IPsec
+//! uses it, RFC 4868). The key is an HMAC of the config's `secret` under a
+//! fixed context string, so both nodes derive the same key from the same
+//! text. A receiver checks the tag in constant time (the `hmac` crate's
+//! `verify_truncated_left`) before it looks at a single byte of the
+//! datagram; a datagram whose tag is wrong is counted as unauthentic and
+//! dropped.
+//!
+//! HMAC-SHA-256 rather than keyed BLAKE3: on datagrams of 1.5 KB, where
+//! BLAKE3 cannot use its wide parallelism, SHA-256 with the CPU's SHA
+//! instructions was twice as fast here (0.94 µs against 1.87 µs a tag).
+//! The keyed state is computed once and cloned for each datagram.
 //!
 //! With no `secret` on loopback the nodes use a fixed demo key, which anyone
 //! who reads this file knows: it keeps garbage and stray datagrams out but
@@ -18,6 +25,11 @@
 
 use std::fmt;
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
 /// What the nodes say, on stderr and in the window, when no secret is set.
 pub const DEMO_KEY_NOTICE: &str = "no \"secret\" in the config: the datagrams are tagged with \
     loadbal's public demo key (allowed on loopback only), so the link is not secret; run \
@@ -29,18 +41,29 @@ pub const TAG_BYTES: usize = 16;
 pub const MIN_SECRET_CHARS: usize = 16;
 /// Most characters in a config's `secret`.
 pub const MAX_SECRET_CHARS: usize = 1024;
-/// BLAKE3's context string for deriving the datagram key: fixed for this
+/// The context string the datagram key is derived under: fixed for this
 /// purpose and this version of the protocol.
 const KEY_CONTEXT: &str = "loadbal 2026-11-22 datagram authentication key v1";
 /// The demo key's secret. Public on purpose.
 const DEMO_SECRET: &str = "loadbal demo key: published in the source, so it keeps nothing secret";
 
 /// The key that tags and checks datagrams.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Key {
+    /// The HMAC state with the key already absorbed.
+    mac: HmacSha256,
+    /// The derived key, for comparisons.
     bytes: [u8; 32],
     demo: bool,
 }
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        self.bytes == other.bytes && self.demo == other.demo
+    }
+}
+
+impl Eq for Key {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,11 +72,23 @@ impl fmt::Debug for Key {
     }
 }
 
+/// HMAC accepts a key of any length, so making one cannot fail.
+fn hmac(key: &[u8]) -> HmacSha256 {
+    match HmacSha256::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC takes keys of every length"),
+    }
+}
+
 impl Key {
     /// The key both nodes derive from the config's `secret`.
     pub fn from_secret(secret: &str) -> Key {
+        let mut kdf = hmac(KEY_CONTEXT.as_bytes());
+        kdf.update(secret.as_bytes());
+        let bytes: [u8; 32] = kdf.finalize().into_bytes().into();
         Key {
-            bytes: blake3::derive_key(KEY_CONTEXT, secret.as_bytes()),
+            mac: hmac(&bytes),
+            bytes,
             demo: false,
         }
     }
@@ -71,17 +106,12 @@ impl Key {
         self.demo
     }
 
-    fn tag(&self, bytes: &[u8]) -> [u8; TAG_BYTES] {
-        let hash = blake3::keyed_hash(&self.bytes, bytes);
-        let mut tag = [0u8; TAG_BYTES];
-        tag.copy_from_slice(&hash.as_bytes()[..TAG_BYTES]);
-        tag
-    }
-
     /// Appends the tag of `datagram` to it.
     pub fn seal(&self, datagram: &mut Vec<u8>) {
-        let tag = self.tag(datagram);
-        datagram.extend_from_slice(&tag);
+        let mut mac = self.mac.clone();
+        mac.update(datagram);
+        let tag = mac.finalize().into_bytes();
+        datagram.extend_from_slice(&tag[..TAG_BYTES]);
     }
 
     /// Checks a sealed datagram's tag in constant time; returns the datagram
@@ -89,8 +119,9 @@ impl Key {
     pub fn open<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
         let split = sealed.len().checked_sub(TAG_BYTES)?;
         let (body, tag) = sealed.split_at(split);
-        let tag: &[u8; TAG_BYTES] = tag.try_into().ok()?;
-        constant_time_eq::constant_time_eq_16(&self.tag(body), tag).then_some(body)
+        let mut mac = self.mac.clone();
+        mac.update(body);
+        mac.verify_truncated_left(tag).ok().map(|()| body)
     }
 }
 

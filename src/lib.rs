@@ -3,7 +3,7 @@
 //! A map of the crate, from the pure core outwards:
 //!
 //! - [`config`]: `config.json`, its defaults and validation.
-//! - [`auth`]: datagram tags (keyed BLAKE3) and the replay window. Pure.
+//! - [`auth`]: datagram tags (HMAC-SHA-256-128) and the replay window. Pure.
 //! - [`workload`]: jobs, the kernel, the expected value, verification. Pure.
 //! - [`throttle`]: the worker's compute/sleep schedule. Pure.
 //! - [`protocol`]: the wire format and the batch payload. Sans-IO.
