@@ -372,30 +372,47 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
 /// Parses JSON text into a [`ConfigFile`] (not yet validated). `origin`
 /// names the text in errors.
 pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
-    let de = &mut serde_json::Deserializer::from_str(text);
-    let result: Result<ConfigFile, _> = serde_path_to_error::deserialize(de);
-    result.map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        let (line, column) = (inner.line(), inner.column());
-        // serde_json appends its own " at line L column C"; we report the
-        // position in our own words.
-        let mut message = inner.to_string();
-        if let Some(cut) = message.rfind(" at line ") {
-            message.truncate(cut);
-        }
-        let message = if path == "." || path.is_empty() {
-            message
-        } else {
-            format!("{path}: {message}")
-        };
-        ConfigError::Parse {
+    // serde would also take an array for a struct: only an object will do.
+    let start = text.len() - text.trim_start().len();
+    if !text[start..].starts_with('{') && !text[start..].is_empty() {
+        let before = &text[..start];
+        return Err(ConfigError::Parse {
             origin: origin.to_owned(),
-            message,
-            line,
-            column,
-        }
-    })
+            message: "the config must be a JSON object ({ ... })".to_owned(),
+            line: before.matches('\n').count() + 1,
+            column: start - before.rfind('\n').map_or(0, |i| i + 1) + 1,
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let file: ConfigFile = serde_path_to_error::deserialize(&mut *de).map_err(|err| {
+        let path = err.path().to_string();
+        parse_error(origin, &path, err.into_inner())
+    })?;
+    // Text after the object is an error too.
+    de.end().map_err(|err| parse_error(origin, "", err))?;
+    Ok(file)
+}
+
+/// A serde_json error as a [`ConfigError::Parse`] naming the field's path.
+fn parse_error(origin: &str, path: &str, inner: serde_json::Error) -> ConfigError {
+    let (line, column) = (inner.line(), inner.column());
+    // serde_json appends its own " at line L column C"; we report the
+    // position in our own words.
+    let mut message = inner.to_string();
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    let message = if path == "." || path.is_empty() {
+        message
+    } else {
+        format!("{path}: {message}")
+    };
+    ConfigError::Parse {
+        origin: origin.to_owned(),
+        message,
+        line,
+        column,
+    }
 }
 
 fn check_range<T: PartialOrd + fmt::Display + Copy>(
@@ -455,6 +472,15 @@ fn check_port(field: &str, addr: SocketAddr) -> Result<SocketAddr, ConfigError> 
         ));
     }
     Ok(addr)
+}
+
+/// The machine's physical memory in bytes; 0 if it cannot be read.
+fn machine_memory_bytes() -> u64 {
+    let Ok(mut system) = sysinfo::System::new() else {
+        return 0;
+    };
+    system.refresh_memory();
+    system.total_memory()
 }
 
 fn logical_cpus() -> usize {
@@ -544,6 +570,19 @@ impl WorkloadConfig {
                 format!(
                     "jobs * elements_per_job = {total} doubles is too large: at most {}",
                     limits::MAX_TOTAL_ELEMENTS
+                ),
+            ));
+        }
+        let bytes = total * 8;
+        let memory = machine_memory_bytes();
+        if memory > 0 && bytes > memory {
+            return Err(ConfigError::invalid(
+                "workload",
+                format!(
+                    "jobs * elements_per_job = {total} doubles ({:.1} GiB) is more than this \
+                     machine's memory ({:.1} GiB): the master holds the whole vector",
+                    bytes as f64 / f64::from(1u32 << 30),
+                    memory as f64 / f64::from(1u32 << 30)
                 ),
             ));
         }

@@ -97,6 +97,32 @@ impl Rejected {
     }
 }
 
+impl std::fmt::Display for Rejected {
+    /// "12 (malformed 1, unauthentic 9, replayed 2)": the total, then each
+    /// reason that occurred.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.total())?;
+        let reasons = [
+            ("malformed", self.malformed),
+            ("unauthentic", self.unauthentic),
+            ("replayed", self.replayed),
+            ("unknown source", self.unknown_source),
+            ("stale session", self.stale_session),
+            ("duplicate chunks", self.duplicate_chunks),
+            ("refused chunks", self.refused_chunks),
+        ];
+        let mut first = true;
+        for (name, n) in reasons.into_iter().filter(|&(_, n)| n > 0) {
+            write!(f, "{}{name} {n}", if first { " (" } else { ", " })?;
+            first = false;
+        }
+        if !first {
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
 impl NetStats {
     /// The rejected datagrams by reason.
     pub fn rejected_by_reason(&self) -> Rejected {
@@ -387,6 +413,21 @@ pub fn window_for(recv_buffer_bytes: usize, datagram_bytes: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rejections_read_as_a_total_and_the_reasons_that_occurred() {
+        assert_eq!(Rejected::default().to_string(), "0");
+        let r = Rejected {
+            unauthentic: 9,
+            malformed: 1,
+            stale_session: 2,
+            ..Rejected::default()
+        };
+        assert_eq!(
+            r.to_string(),
+            "12 (malformed 1, unauthentic 9, stale session 2)"
+        );
+    }
 
     #[test]
     fn window_follows_the_granted_buffer() {

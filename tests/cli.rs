@@ -2,7 +2,7 @@
 //! links, with the real `loadbal` binary as separate processes on loopback.
 
 use std::net::UdpSocket;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -127,14 +127,15 @@ fn a_demo_with_an_odd_job_count_and_large_datagrams_is_verified() {
     assert_eq!(r["expected_value"], expected(-3.25, 0.1, 7));
 }
 
-/// Runs `loadbal` with a config file and returns (exit code, stderr).
-fn with_config(text: &str, args: &[&str]) -> (Option<i32>, String) {
+/// Runs `loadbal` with a config file and returns (exit code, stderr, the
+/// directory it ran in).
+fn with_config(text: &str, args: &[&str]) -> (Option<i32>, String, PathBuf) {
     let dir = test_dir(&format!("bad-{:x}", fxhash(text, args)));
     std::fs::write(dir.join("c.json"), text).unwrap();
     let mut all = vec!["--config", "c.json"];
     all.extend_from_slice(args);
     let out = run(&all, &dir);
-    (out.status.code(), stderr(&out))
+    (out.status.code(), stderr(&out), dir)
 }
 
 fn fxhash(text: &str, args: &[&str]) -> u64 {
@@ -145,50 +146,208 @@ fn fxhash(text: &str, args: &[&str]) -> u64 {
     h
 }
 
+/// Malformed configs, each with the start of the message it must give.
+const BAD_CONFIGS: &[(&str, &str)] = &[
+    // Broken JSON and wrong shapes.
+    (
+        r#"{"master": "#,
+        "c.json: master: EOF while parsing a value",
+    ),
+    (
+        "",
+        "c.json: EOF while parsing a value (at line 1, column 0)",
+    ),
+    (
+        "[]",
+        "c.json: the config must be a JSON object ({ ... }) (at line 1, column 1)",
+    ),
+    ("{} x", "c.json: trailing characters (at line 1, column 4)"),
+    (
+        r#"{"master": null}"#,
+        "c.json: master: invalid type: null, expected struct NodeFile",
+    ),
+    // Unknown keys.
+    (
+        "{\n \"colour\": 1}",
+        "c.json: colour: unknown field `colour`",
+    ),
+    (
+        r#"{"slave": {"link": {"speed": 1}}}"#,
+        "c.json: slave.link.speed: unknown field `speed`",
+    ),
+    // Wrong types.
+    (
+        r#"{"master": {"throttle": "fast"}}"#,
+        "c.json: master.throttle: invalid type: string \"fast\", expected f64",
+    ),
+    (
+        r#"{"master": {"workers": -1}}"#,
+        "c.json: master.workers: invalid value: integer `-1`, expected u32",
+    ),
+    (
+        r#"{"workload": {"initial": "x"}}"#,
+        "c.json: workload.initial: invalid type: string \"x\", expected f64",
+    ),
+    (
+        r#"{"policy": {"threshold": -5}}"#,
+        "c.json: policy.threshold: invalid value: integer `-5`, expected u32",
+    ),
+    (
+        r#"{"secret": 1234567890123456}"#,
+        "c.json: secret: invalid type: integer `1234567890123456`, expected a string",
+    ),
+    (
+        r#"{"workload": {"addend": 1e400}}"#,
+        "c.json: workload.addend: number out of range",
+    ),
+    // Addresses.
+    (
+        r#"{"master": {"address": "not an address"}}"#,
+        "master.address: \"not an address\" is not an address: expected IP:PORT, e.g. 127.0.0.1:7001",
+    ),
+    (
+        r#"{"master": {"address": "127.0.0.1"}}"#,
+        "master.address: \"127.0.0.1\" is not an address",
+    ),
+    (
+        r#"{"master": {"address": "127.0.0.1:0"}}"#,
+        "master.address: 127.0.0.1:0: port must be from 1 to 65535",
+    ),
+    (
+        r#"{"slave": {"address": "127.0.0.1:99999"}}"#,
+        "slave.address: cannot resolve \"127.0.0.1:99999\": invalid port value",
+    ),
+    (
+        r#"{"slave": {"address": "127.0.0.1:7001"}}"#,
+        "slave.address: 127.0.0.1:7001 is also the master's address",
+    ),
+    // Throttles and workers.
+    (
+        r#"{"master": {"throttle": 2}}"#,
+        "master.throttle: 2 is out of range: must be from 0 to 1",
+    ),
+    (
+        r#"{"slave": {"throttle": -0.1}}"#,
+        "slave.throttle: -0.1 is out of range: must be from 0 to 1",
+    ),
+    (
+        r#"{"master": {"workers": 1000}}"#,
+        "master.workers: 1000 is out of range: must be from 0 to 256",
+    ),
+    // The workload.
+    (
+        r#"{"workload": {"jobs": 0}}"#,
+        "workload.jobs: 0 is out of range: must be from 1 to 1048576",
+    ),
+    (
+        r#"{"workload": {"elements_per_job": 0}}"#,
+        "workload.elements_per_job: 0 is out of range: must be from 1 to 8388608",
+    ),
+    (
+        r#"{"workload": {"jobs": 2000000}}"#,
+        "workload.jobs: 2000000 is out of range: must be from 1 to 1048576",
+    ),
+    (
+        r#"{"workload": {"iterations": 100000001}}"#,
+        "workload.iterations: 100000001 is out of range: must be from 0 to 100000000",
+    ),
+    (
+        r#"{"workload": {"jobs": 1048576, "elements_per_job": 4096}}"#,
+        "workload: jobs * elements_per_job = 4294967296 doubles (32.0 GiB) is more than this machine's memory",
+    ),
+    // Policy, time-outs, network.
+    (
+        r#"{"policy": {"transfer": "magic"}}"#,
+        "policy.transfer: unknown policy \"magic\": expected one of \"sender\"",
+    ),
+    (
+        r#"{"policy": {"state_interval_ms": 5}}"#,
+        "policy.state_interval_ms: 5 is out of range: must be from 10 to 60000",
+    ),
+    (
+        r#"{"peer_timeout_ms": 50}"#,
+        "peer_timeout_ms: 50 is out of range: must be from 100 to 3600000",
+    ),
+    (
+        r#"{"peer_timeout_ms": 900}"#,
+        "peer_timeout_ms: 900 must be at least twice policy.state_interval_ms (500)",
+    ),
+    (
+        r#"{"network": {"datagram_bytes": 100}}"#,
+        "network.datagram_bytes: 100 is out of range: must be from 576 to 65507",
+    ),
+    // Links.
+    (
+        r#"{"slave": {"link": {"loss": 1.5}}}"#,
+        "slave.link.loss: 1.5 is out of range: must be from 0 to 1",
+    ),
+    (
+        r#"{"master": {"link": {"duplicate": -0.1}}}"#,
+        "master.link.duplicate: -0.1 is out of range: must be from 0 to 1",
+    ),
+    (
+        r#"{"slave": {"link": {"reorder": 2}}}"#,
+        "slave.link.reorder: 2 is out of range: must be from 0 to 1",
+    ),
+    (
+        r#"{"slave": {"link": {"jitter_ms": -1}}}"#,
+        "slave.link.jitter_ms: -1 is out of range: must be from 0 to 60000",
+    ),
+    // Secrets.
+    (
+        r#"{"secret": "short"}"#,
+        "secret: is 5 characters long: it needs at least 16 (`loadbal keygen` prints a good one)",
+    ),
+    (
+        r#"{"master": {"address": "10.1.2.3:7001"}}"#,
+        "secret: not set, and the master's address 10.1.2.3:7001 is not a loopback address: datagrams between machines must be authenticated with a shared secret. Run `loadbal keygen`",
+    ),
+];
+
 #[test]
-fn bad_configs_exit_2_naming_the_field() {
-    let cases: &[(&str, &str)] = &[
-        (
-            r#"{"master": {"throttle": 2}}"#,
-            "loadbal: master.throttle: 2 is out of range: must be from 0 to 1",
-        ),
-        (
-            "{\n \"colour\": 1}",
-            "loadbal: c.json: colour: unknown field `colour`",
-        ),
-        (
-            r#"{"workload": {"jobs": 0}}"#,
-            "loadbal: workload.jobs: 0 is out of range: must be from 1 to 1048576",
-        ),
-        (
-            r#"{"slave": {"address": "127.0.0.1:7001"}}"#,
-            "loadbal: slave.address: 127.0.0.1:7001 is also the master's address",
-        ),
-        (
-            r#"{"master": "#,
-            "loadbal: c.json: master: EOF while parsing a value",
-        ),
-        (
-            r#"{"policy": {"transfer": "magic"}}"#,
-            "loadbal: policy.transfer: unknown policy \"magic\"",
-        ),
-    ];
-    for (text, message) in cases {
+fn bad_configs_exit_2_naming_the_problem_and_start_nothing() {
+    assert!(BAD_CONFIGS.len() >= 30);
+    for (text, message) in BAD_CONFIGS {
         for args in [
-            &["--role", "master", "--headless"][..],
-            &["demo", "--headless"][..],
+            &["--role", "master", "--headless", "--report", "r.json"][..],
+            &["demo", "--headless", "--report", "r.json"][..],
+            &["--role", "slave", "--headless"][..],
         ] {
-            let (code, err) = with_config(text, args);
+            let (code, err, dir) = with_config(text, args);
             assert_eq!(code, Some(2), "{text}: {err}");
+            let expected = format!("loadbal: {message}");
             assert!(
-                err.starts_with(message),
-                "{text}: expected {message:?}, got {err:?}"
+                err.starts_with(&expected),
+                "{text}: expected {expected:?}, got {err:?}"
             );
+            // Nothing ran: no node said hello, no report was written.
+            assert_eq!(err.lines().count(), 1, "{text}: {err}");
+            assert!(!dir.join("r.json").exists(), "{text}");
         }
     }
-    let (code, err) = with_config("{\n \"colour\": 1}", &["demo", "--headless"]);
+    let (code, err, _) = with_config("{\n \"colour\": 1}", &["demo", "--headless"]);
     assert_eq!(code, Some(2));
     assert!(err.contains("(at line 2, column 9)"), "{err}");
+}
+
+#[test]
+fn a_config_that_cannot_be_read_exits_2() {
+    let dir = test_dir("unreadable");
+    std::fs::create_dir_all(dir.join("a-directory.json")).unwrap();
+    for (file, message) in [
+        (
+            "missing.json",
+            "loadbal: cannot read config file missing.json: No such file or directory",
+        ),
+        (
+            "a-directory.json",
+            "loadbal: cannot read config file a-directory.json: Is a directory",
+        ),
+    ] {
+        let out = run(&["--role", "master", "--headless", "--config", file], &dir);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).starts_with(message), "{}", stderr(&out));
+    }
 }
 
 #[test]

@@ -188,6 +188,12 @@ impl NodePanel {
         if !shared.connected.load(Ordering::Relaxed) {
             return format!("waiting for the {peer}{peer_address}");
         }
+        if shared.peer_lost.load(Ordering::Relaxed) {
+            let reclaimed = shared.run.lock().jobs_reclaimed;
+            return format!(
+                "the {peer}{peer_address} was lost: {reclaimed} of its jobs reclaimed, computed here"
+            );
+        }
         let heard = shared.silence().unwrap_or(Duration::ZERO);
         format!(
             "connected to the {peer}{peer_address}, last heard {} ms ago",
@@ -300,6 +306,18 @@ impl NodePanel {
                     ui.end_row();
                 }
             });
+        let net = &shared.transport.stats;
+        let rejected = net.rejected_by_reason();
+        let mut text = format!("Datagrams rejected: {rejected}");
+        if shared.transport.link().is_some() {
+            let dropped = net.link_dropped.load(Ordering::Relaxed);
+            text.push_str(&format!(" · dropped by the emulated link: {dropped}"));
+        }
+        if rejected.unauthentic + rejected.replayed + rejected.unknown_source > 0 {
+            ui.colored_label(ui.visuals().warn_fg_color, text);
+        } else {
+            ui.label(text);
+        }
     }
 
     /// Progress of the whole run: jobs computed on both nodes.
@@ -488,6 +506,22 @@ impl NodePanel {
                                 r.jobs_moved.to_master,
                                 r.transfers.len()
                             ),
+                        ),
+                        (
+                            "Slave lost",
+                            r.peer_lost_at_s.map_or_else(
+                                || "no".to_owned(),
+                                |at| {
+                                    format!(
+                                        "at {at:.3} s; the master reclaimed {} of its jobs",
+                                        r.jobs_reclaimed
+                                    )
+                                },
+                            ),
+                        ),
+                        (
+                            "Datagrams rejected",
+                            r.network.rejected_by_reason.to_string(),
                         ),
                     ];
                     for (k, v) in rows {
