@@ -149,7 +149,7 @@ pub enum Replay {
 /// The sequence numbers seen recently in one session and direction: the
 /// highest, and a bitmap of the [`REPLAY_WINDOW`] below it (as IPsec and
 /// DTLS keep them).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReplayWindow {
     session: u64,
     highest: u64,
