@@ -34,6 +34,7 @@ use crossbeam_channel::{Sender, unbounded};
 pub use control::HEADLESS_PEER_WAIT;
 pub use monitor::MonitorMsg;
 pub use progress::status_line;
+pub use reader::{Rejection, receive};
 pub use shared::{LogEntry, PeerView, Shared, TransferRecord};
 
 use crate::config::{Config, Role};
