@@ -215,10 +215,6 @@ fn relay(
     })
 }
 
-fn address(v: &Value) -> SocketAddr {
-    v.as_str().unwrap().parse().unwrap()
-}
-
 #[test]
 fn forged_replayed_and_garbage_datagrams_change_nothing() {
     let dir = test_dir("attacks");
@@ -229,21 +225,20 @@ fn forged_replayed_and_garbage_datagrams_change_nothing() {
     let to_slave = UdpSocket::bind("127.0.0.1:0").unwrap();
     let workload =
         serde_json::json!({ "jobs": 64, "elements_per_job": 4096, "iterations": 100000 });
-    let master_config = write_config(
+    // Two ports chosen together, so they differ from each other and from
+    // the relay's (which stay bound).
+    let (master_port, slave_port) = free_ports();
+    let master_addr: SocketAddr = format!("127.0.0.1:{master_port}").parse().unwrap();
+    let slave_port: SocketAddr = format!("127.0.0.1:{slave_port}").parse().unwrap();
+    write_config(
         &dir,
         serde_json::json!({
+            "master": { "address": master_addr.to_string() },
             "slave": { "address": to_master.local_addr().unwrap().to_string() },
             "workload": workload,
             "secret": SECRET
         }),
     );
-    let master_text = std::fs::read_to_string(&master_config).unwrap();
-    let master_json: Value = serde_json::from_str(&master_text).unwrap();
-    let master_addr = address(&master_json["master"]["address"]);
-    let slave_port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let slave_config = serde_json::json!({
         "master": { "address": to_slave.local_addr().unwrap().to_string() },
         "slave": { "address": slave_port.to_string() },

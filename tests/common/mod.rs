@@ -70,14 +70,20 @@ pub fn spawn(args: &[&str], dir: &Path) -> Child {
 }
 
 /// Waits for a child, killing it after `limit`.
-pub fn wait(mut child: Child, limit: Duration) -> Output {
+pub fn wait(child: Child, limit: Duration) -> Output {
+    wait_or(child, limit, "")
+}
+
+/// Waits for a child, killing it after `limit` and failing with its stderr
+/// and `context` (another process's output, say).
+pub fn wait_or(mut child: Child, limit: Duration, context: &str) -> Output {
     let start = Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > limit {
             let _ = child.kill();
             let out = child.wait_with_output().unwrap();
             panic!(
-                "loadbal did not finish within {limit:?}; stderr:\n{}",
+                "loadbal did not finish within {limit:?}; stderr:\n{}{context}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -96,7 +102,12 @@ pub fn run_pair(dir: &Path, slave_args: &[&str], master_args: &[&str]) -> (Outpu
     let slave = spawn(slave_args, dir);
     let master = spawn(master_args, dir);
     let master = wait(master, Duration::from_secs(120));
-    let slave = wait(slave, Duration::from_secs(30));
+    let context = format!(
+        "\nthe master exited with {:?}; its stderr:\n{}",
+        master.status.code(),
+        stderr(&master)
+    );
+    let slave = wait_or(slave, Duration::from_secs(30), &context);
     assert_eq!(master.status.code(), Some(0), "{}", stderr(&master));
     assert_eq!(slave.status.code(), Some(0), "{}", stderr(&slave));
     (master, slave)
