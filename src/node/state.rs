@@ -67,7 +67,10 @@ pub fn run(
 /// Sends the state if a session is open.
 fn send_state(shared: &Shared, workers: u16, buf: &mut Vec<u8>) {
     let session = shared.session.load(std::sync::atomic::Ordering::Relaxed);
-    if session == 0 || shared.peer_lost.load(std::sync::atomic::Ordering::Relaxed) {
+    // Only to a peer in the session: not before the handshake, not after
+    // the peer was lost.
+    let connected = shared.connected.load(std::sync::atomic::Ordering::Relaxed);
+    if session == 0 || !connected || shared.peer_lost.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let mut state = shared.local_state();
