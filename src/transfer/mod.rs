@@ -12,6 +12,8 @@
 //!   (with exponential back-off), and earlier when the acks show a chunk
 //!   overtaken by later ones for longer than the RTT plus a reordering
 //!   window (RACK, RFC 8985); a resend that proves spurious widens the window.
+//!   Lost chunks are resent lowest first, and no chunk is sent beyond what
+//!   an ack can describe (the cumulative point plus the bitmap's span).
 //! - Flow control is the receiver's: it advertises how many chunks it can
 //!   take in flight (sized to its socket's receive buffer), and the sender
 //!   never has more than that outstanding.
@@ -19,6 +21,9 @@
 //!   acknowledged (slow start, then one chunk per window), halves when
 //!   selective acks show a loss, and drops to a few chunks after a time-out,
 //!   so a stalled receiver or a lossy link never gets a burst of resends.
+//!   When the chunks declared lost turn out to have been only late, the
+//!   reduction is undone (the Eifel response, RFC 4015): on a jittery path
+//!   lateness is not congestion.
 //! - A batch stays the sender's until every chunk is acknowledged
 //!   ([`Event::Delivered`]); the receiver delivers each batch exactly once
 //!   ([`Event::Received`]), however many duplicates arrive.
@@ -133,6 +138,8 @@ pub struct TransferStats {
     pub timeouts: u64,
     /// Chunks declared lost that were only late (each widens the reordering window).
     pub spurious: u64,
+    /// Window reductions undone because their losses proved spurious.
+    pub undone_reductions: u64,
     /// Inbound batches abandoned half-received after the idle time-out.
     pub abandoned_inbound: u64,
     /// Outbound batches given up (the peer was lost).
@@ -156,6 +163,10 @@ pub struct Endpoint {
     cwnd_credit: u32,
     /// When the window was last reduced: one reduction per round trip.
     last_reduction: Option<Instant>,
+    /// The window and threshold before the last reduction, restored if the
+    /// losses that caused it prove spurious (the Eifel response, RFC 4015):
+    /// on a jittery path a chunk can be late rather than lost.
+    undo: Option<(u32, u32)>,
     rtt: RttEstimator,
     /// Transmissions in time order: (sent at, transfer, chunk). An entry is
     /// stale once its chunk was acknowledged or sent again.
@@ -187,6 +198,7 @@ impl Endpoint {
             ssthresh: u32::MAX,
             cwnd_credit: 0,
             last_reduction: None,
+            undo: None,
             rtt,
             sent_log: VecDeque::new(),
             inbound: HashMap::new(),
@@ -327,6 +339,15 @@ impl Endpoint {
         if let Some(sent_at) = effect.rtt_sample_sent_at {
             self.rtt.sample(now.saturating_duration_since(sent_at));
         }
+        // A chunk declared lost was only late. If another was really lost,
+        // its loss is detected again and the window reduced again.
+        if effect.spurious > 0
+            && let Some((cwnd, ssthresh)) = self.undo.take()
+        {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+            self.stats.undone_reductions += 1;
+        }
         if effect.spurious > 0 {
             self.stats.spurious += u64::from(effect.spurious);
             self.rtt.widen_reordering_window();
@@ -452,6 +473,10 @@ impl Endpoint {
             .is_some_and(|t| now.saturating_duration_since(t) < round_trip);
         if recent && !timeout {
             return;
+        }
+        // Keep the oldest window of a run of reductions, to restore in full.
+        if self.undo.is_none() {
+            self.undo = Some((self.cwnd, self.ssthresh));
         }
         self.ssthresh = (self.cwnd / 2).max(MIN_CWND);
         self.cwnd = if timeout { MIN_CWND } else { self.ssthresh };

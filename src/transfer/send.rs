@@ -1,10 +1,16 @@
 //! The sending half of a batch: its chunks' states, what to send next and
 //! what an acknowledgement changes.
 
-use std::collections::VecDeque;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::protocol::BatchKind;
+use crate::protocol::{BatchKind, MAX_SACK_BYTES};
+
+/// How far past the cumulative ack a receiver's ack can describe: chunk
+/// `next` and the bitmap's chunks after it. No chunk beyond is sent, or its
+/// arrival could never be acknowledged until the gap before it closes and
+/// it would be resent again and again in the meantime.
+pub(crate) const ACK_SPAN: u32 = 1 + MAX_SACK_BYTES as u32 * 8;
 
 /// Where one chunk of an outbound batch stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +39,9 @@ pub(crate) struct OutBatch {
     pub cum_acked: u32,
     /// The next never-sent chunk.
     pub next_new: u32,
-    /// Chunks declared lost, in the order to resend them.
-    pub retransmit: VecDeque<u32>,
+    /// Chunks declared lost, resent lowest first (the lowest holds back
+    /// the cumulative ack).
+    pub retransmit: BTreeSet<u32>,
     /// The latest transmission known delivered: (sent at, chunk).
     delivered_latest: Option<(Instant, u32)>,
     /// The highest chunk acknowledged.
@@ -73,7 +80,7 @@ impl OutBatch {
             acked: 0,
             cum_acked: 0,
             next_new: 0,
-            retransmit: VecDeque::new(),
+            retransmit: BTreeSet::new(),
             delivered_latest: None,
             highest_acked: None,
             loss_deadline: None,
@@ -97,7 +104,7 @@ impl OutBatch {
 
     /// The next chunk to transmit, retransmissions first, marked in flight.
     pub fn take_next(&mut self, now: Instant) -> Option<(u32, bool)> {
-        while let Some(index) = self.retransmit.pop_front() {
+        while let Some(index) = self.retransmit.pop_first() {
             if let ChunkState::Lost { sends } = self.states[index as usize] {
                 self.states[index as usize] = ChunkState::InFlight {
                     sent_at: now,
@@ -106,7 +113,7 @@ impl OutBatch {
                 return Some((index, true));
             }
         }
-        if self.next_new < self.count() {
+        if self.next_new < self.new_limit() {
             let index = self.next_new;
             self.next_new += 1;
             self.states[index as usize] = ChunkState::InFlight {
@@ -118,9 +125,15 @@ impl OutBatch {
         None
     }
 
+    /// New chunks may be sent below this index: the end of the batch, or
+    /// the end of what an ack can describe.
+    fn new_limit(&self) -> u32 {
+        self.count().min(self.cum_acked.saturating_add(ACK_SPAN))
+    }
+
     /// True if this batch has something to send now.
     pub fn has_pending(&self) -> bool {
-        !self.retransmit.is_empty() || self.next_new < self.count()
+        !self.retransmit.is_empty() || self.next_new < self.new_limit()
     }
 
     /// Declares chunk `index` lost if it is in flight and was sent at
@@ -129,7 +142,7 @@ impl OutBatch {
         match self.states.get(index as usize) {
             Some(&ChunkState::InFlight { sent_at: t, sends }) if t == sent_at => {
                 self.states[index as usize] = ChunkState::Lost { sends };
-                self.retransmit.push_back(index);
+                self.retransmit.insert(index);
                 true
             }
             _ => false,
@@ -224,7 +237,7 @@ impl OutBatch {
             {
                 if now.saturating_duration_since(sent_at) >= loss_age {
                     self.states[index as usize] = ChunkState::Lost { sends };
-                    self.retransmit.push_back(index);
+                    self.retransmit.insert(index);
                     declared += 1;
                 } else {
                     let due = sent_at + loss_age;
