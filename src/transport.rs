@@ -183,11 +183,12 @@ impl Drop for Transport {
 
 /// Why the socket could not be set up.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open UDP socket on {address}: {source}{hint}")]
+#[error("cannot open UDP socket on {address}: {cause}{hint}")]
 pub struct BindError {
     address: SocketAddr,
-    #[source]
-    source: io::Error,
+    // Part of the message, not a separate source: the message already says
+    // it, and a chain would say it twice.
+    cause: io::Error,
     hint: &'static str,
 }
 
@@ -213,7 +214,7 @@ impl Transport {
             };
             BindError {
                 address: local,
-                source,
+                cause: source,
                 hint,
             }
         };

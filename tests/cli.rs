@@ -420,9 +420,12 @@ fn a_taken_port_is_a_runtime_failure() {
         &dir,
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // The whole message, once: the cause is not repeated after the hint.
     assert!(
         stderr(&out).contains(&format!(
-            "loadbal: cannot start the master: cannot open UDP socket on 127.0.0.1:{port}"
+            "loadbal: cannot start the master: cannot open UDP socket on 127.0.0.1:{port}: \
+             Address already in use (os error 98) (is another loadbal node, or another program, \
+             using this port?)\n"
         )),
         "{}",
         stderr(&out)
