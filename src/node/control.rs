@@ -524,9 +524,7 @@ impl Control {
     fn reclaim(&mut self, why: String) {
         self.shared.peer_lost.store(true, Ordering::Relaxed);
         self.shared.log.push(why);
-        let _ = self.senders.transfer.send(TransferMsg::PeerLost {
-            workload: self.config.workload,
-        });
+        let _ = self.senders.transfer.send(TransferMsg::PeerLost);
         if self.shared.phase() == Phase::Bootstrap {
             // The rest of the bootstrap will never be delivered.
             self.bootstrap_pending = 0;

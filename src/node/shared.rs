@@ -375,10 +375,24 @@ impl Shared {
         }
     }
 
+    /// Master: jobs came back from the slave (as results or moved jobs):
+    /// they are no longer lent.
+    pub fn returned(&self, ids: &[JobId]) {
+        if self.role == Role::Master {
+            let mut lent = self.lent.lock();
+            for id in ids {
+                lent.remove(id);
+            }
+        }
+    }
+
     /// Master: true when the job's result is already held, so a worker
-    /// about to compute a reclaimed job can skip it.
+    /// about to compute a reclaimed job can skip it. Only reclaimed jobs can
+    /// have one, and only once the slave was lost: before that the check
+    /// costs one atomic load, not the results' lock.
     pub fn result_held(&self, id: JobId) -> bool {
         self.role == Role::Master
+            && self.peer_lost.load(Ordering::Relaxed)
             && self
                 .results
                 .lock()

@@ -18,7 +18,6 @@ use super::adaptor::AdaptorMsg;
 use super::control::ControlMsg;
 use super::shared::{Shared, TransferRecord};
 use crate::config::Role;
-use crate::config::WorkloadConfig;
 use crate::protocol::{self, BatchKind, Header, Message, batch};
 use crate::transfer::{Endpoint, Event, TransferConfig};
 use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
@@ -52,10 +51,7 @@ pub enum TransferMsg {
     PeerWindow(u32),
     /// The peer was declared lost: give up every outbound batch and (on the
     /// master) reclaim the jobs lent to it.
-    PeerLost {
-        /// The workload, to make the reclaimed jobs again.
-        workload: WorkloadConfig,
-    },
+    PeerLost,
     /// Stop the thread.
     Shutdown,
 }
@@ -179,7 +175,7 @@ impl Manager {
             TransferMsg::ResultsReady => {}
             TransferMsg::Flush => self.flush_all = true,
             TransferMsg::PeerWindow(w) => self.endpoint.set_peer_window(w),
-            TransferMsg::PeerLost { workload } => self.peer_lost(&workload),
+            TransferMsg::PeerLost => self.peer_lost(),
             TransferMsg::Shutdown => return false,
         }
         true
@@ -215,7 +211,7 @@ impl Manager {
     /// the workload (a job's data before computing is the initial value)
     /// and queued here; results of the slave's that still arrive are kept
     /// once.
-    fn peer_lost(&mut self, workload: &WorkloadConfig) {
+    fn peer_lost(&mut self) {
         let shared = &self.shared;
         let abandoned = self.endpoint.abandon_outbound();
         let mut abandoned_jobs = 0;
@@ -226,7 +222,11 @@ impl Manager {
                 abandoned_jobs += p.ids.len() as u32;
             }
         }
-        if shared.role == Role::Master {
+        // The master's parameters are set at Start, before any job is lent.
+        if shared.role == Role::Master
+            && let Some(params) = shared.params()
+        {
+            let workload = params.workload();
             let lent = std::mem::take(&mut *shared.lent.lock());
             let missing = match shared.results.lock().as_mut() {
                 Some(store) => store.reclaim(lent),
@@ -234,7 +234,7 @@ impl Manager {
             };
             let jobs: Vec<Job> = missing
                 .iter()
-                .map(|&id| workload::make_job(workload, id))
+                .map(|&id| workload::make_job(&workload, id))
                 .collect();
             let n = jobs.len() as u32;
             shared.push_jobs(jobs, false);
@@ -385,12 +385,7 @@ impl Manager {
                         }
                     }
                 }
-                {
-                    let mut lent = shared.lent.lock();
-                    for id in &ids {
-                        lent.remove(id);
-                    }
-                }
+                shared.returned(&ids);
                 shared.run.lock().results_received += stored;
                 shared
                     .log
@@ -411,12 +406,7 @@ impl Manager {
                 return;
             }
             BatchKind::Bootstrap | BatchKind::Jobs => {
-                if shared.role == Role::Master {
-                    let mut lent = shared.lent.lock();
-                    for id in &ids {
-                        lent.remove(id);
-                    }
-                }
+                shared.returned(&ids);
                 shared.push_jobs(jobs, true);
                 if kind == BatchKind::Jobs {
                     let at_s = shared.run_seconds();
