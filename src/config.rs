@@ -146,19 +146,34 @@ impl Default for PolicyConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkConfig {
-    /// Largest UDP payload a node sends. The default fits one Ethernet
-    /// frame (1500 bytes less 28 of IP and UDP headers); loopback and
-    /// jumbo-frame links can take up to 65507.
-    pub datagram_bytes: u32,
+    /// Largest UDP payload a node sends, 576 to 65507. Absent means
+    /// [`LOOPBACK_DATAGRAM_BYTES`] when both nodes are on loopback with no
+    /// emulated link (the loopback interface takes 64 KiB frames, and each
+    /// datagram costs a system call and a tag at each end, so large ones
+    /// carry the bootstrap many times faster), and
+    /// [`ETHERNET_DATAGRAM_BYTES`] otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagram_bytes: Option<u32>,
+    /// Compress a batch on the wire when that makes it at most half its
+    /// size (LZ4, judged per batch on a sample first). On by default.
+    pub compression: bool,
 }
 
 impl Default for NetworkConfig {
     fn default() -> Self {
         NetworkConfig {
-            datagram_bytes: 1472,
+            datagram_bytes: None,
+            compression: true,
         }
     }
 }
+
+/// The datagram size that fits one Ethernet frame (1500 bytes less 28 of
+/// IP and UDP headers): the default between machines.
+pub const ETHERNET_DATAGRAM_BYTES: u32 = 1472;
+
+/// The largest UDP payload, the default on loopback.
+pub const LOOPBACK_DATAGRAM_BYTES: u32 = 65507;
 
 /// `config.json` exactly as written (before validation).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,8 +235,11 @@ pub struct Config {
     pub workload: WorkloadConfig,
     /// The transfer policy.
     pub policy: PolicyConfig,
-    /// Transport settings.
-    pub network: NetworkConfig,
+    /// Largest UDP payload a node sends (`network.datagram_bytes`, or its
+    /// default for these addresses).
+    pub datagram_bytes: u32,
+    /// Compress batches that shrink by half or more.
+    pub compression: bool,
     /// A peer silent this long during a run is declared lost.
     pub peer_timeout_ms: u64,
     /// The datagram key: from `secret`, or the demo key on loopback.
@@ -639,13 +657,22 @@ impl ConfigFile {
         }
         self.workload.validate()?;
         self.policy.validate()?;
-        let (lo, hi) = limits::DATAGRAM_BYTES;
-        check_range(
-            "network.datagram_bytes",
-            self.network.datagram_bytes,
-            lo,
-            hi,
-        )?;
+        let datagram_bytes = match self.network.datagram_bytes {
+            Some(bytes) => {
+                let (lo, hi) = limits::DATAGRAM_BYTES;
+                check_range("network.datagram_bytes", bytes, lo, hi)?;
+                bytes
+            }
+            None => {
+                let plain_loopback =
+                    |n: &NodeConfig| n.address.ip().is_loopback() && n.link.is_none();
+                if plain_loopback(&master) && plain_loopback(&slave) {
+                    LOOPBACK_DATAGRAM_BYTES
+                } else {
+                    ETHERNET_DATAGRAM_BYTES
+                }
+            }
+        };
         let (lo, hi) = limits::PEER_TIMEOUT_MS;
         check_range("peer_timeout_ms", self.peer_timeout_ms, lo, hi)?;
         if self.peer_timeout_ms < 2 * self.policy.state_interval_ms {
@@ -664,7 +691,8 @@ impl ConfigFile {
             slave,
             workload: self.workload,
             policy: self.policy.clone(),
-            network: self.network,
+            datagram_bytes,
+            compression: self.network.compression,
             peer_timeout_ms: self.peer_timeout_ms,
             key,
         })
@@ -745,7 +773,30 @@ mod tests {
         assert_eq!(config.policy.threshold, 30);
         assert_eq!(config.policy.state_interval_ms, 500);
         assert_eq!(config.peer_timeout_ms, 3000);
-        assert_eq!(config.network.datagram_bytes, 1472);
+        // Both on loopback: the largest datagrams.
+        assert_eq!(config.datagram_bytes, 65507);
+    }
+
+    #[test]
+    fn datagrams_are_large_only_on_a_plain_loopback() {
+        let size = |text: &str| check(text).unwrap().datagram_bytes;
+        assert_eq!(size("{}"), 65507);
+        assert_eq!(
+            size(r#"{"slave": {"address": "127.0.0.2:7002"}}"#),
+            65507,
+            "all of 127.0.0.0/8 is loopback"
+        );
+        assert_eq!(
+            size(r#"{"slave": {"link": {"delay_ms": 5}}}"#),
+            1472,
+            "an emulated link stands for a real network"
+        );
+        assert_eq!(
+            size(r#"{"slave": {"address": "10.1.2.3:7002"}, "secret": "0123456789abcdef"}"#),
+            1472
+        );
+        assert_eq!(size(r#"{"network": {"datagram_bytes": 9000}}"#), 9000);
+        assert_eq!(size(r#"{"network": {}}"#), 65507);
     }
 
     #[test]

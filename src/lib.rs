@@ -4,7 +4,8 @@
 //!
 //! - [`config`]: `config.json`, its defaults and validation.
 //! - [`auth`]: datagram tags (HMAC-SHA-256-128) and the replay window. Pure.
-//! - [`workload`]: jobs, the kernel, the expected value, verification. Pure.
+//! - [`kernel`]: the numeric kernel, vectorised for the CPU at run time. Pure.
+//! - [`workload`]: jobs, the expected value, verification. Pure.
 //! - [`throttle`]: the worker's compute/sleep schedule. Pure.
 //! - [`protocol`]: the wire format and the batch payload. Sans-IO.
 //! - [`transfer`]: reliable chunked batches with selective acks,
@@ -16,12 +17,15 @@
 //!   manager, transfer manager, adaptor, socket reader) and the run's
 //!   phases, around the sans-IO core.
 //! - [`report`]: the run report.
+//! - [`bench`]: `loadbal bench`, every speed figure against its reference.
 //!
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod gui;
+pub mod kernel;
 pub mod link;
 pub mod node;
 pub mod policy;

@@ -83,6 +83,24 @@ pub struct Network {
     pub rejected_by_reason: crate::transport::Rejected,
     /// Datagrams the master's emulated link dropped (0 on a plain link).
     pub link_dropped: u64,
+    /// The largest datagram the master sends (from the config, or the
+    /// default for its addresses).
+    pub datagram_bytes: u32,
+    /// The master's batches and what compression did to them.
+    pub batches: Batches,
+}
+
+/// The batches one node sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Batches {
+    /// Batches sent.
+    pub sent: u64,
+    /// Of them, sent compressed.
+    pub compressed: u64,
+    /// Their bytes before compression.
+    pub raw_bytes: u64,
+    /// Their bytes on the wire (once each).
+    pub wire_bytes: u64,
 }
 
 /// What verification found beyond the yes or no.
@@ -105,6 +123,15 @@ pub struct Links {
     pub master: Option<crate::link::LinkConfig>,
     /// The slave's outgoing link.
     pub slave: Option<crate::link::LinkConfig>,
+}
+
+/// The process's peak resident memory so far (`VmHWM` in
+/// `/proc/self/status`); `None` where that file does not exist.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The run report.
@@ -140,6 +167,9 @@ pub struct Report {
     pub jobs_reclaimed: u32,
     /// Seconds into the run when the slave was declared lost; null if never.
     pub peer_lost_at_s: Option<f64>,
+    /// The process's peak resident memory when the report was made (in a
+    /// demo, both nodes'); null where the system does not say.
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Report {
@@ -224,6 +254,13 @@ impl Report {
                 bytes_sent: net.bytes_sent.load(Ordering::Relaxed),
                 rejected_by_reason: rejected,
                 link_dropped: net.link_dropped.load(Ordering::Relaxed),
+                datagram_bytes: config.datagram_bytes,
+                batches: Batches {
+                    sent: net.batches_sent.load(Ordering::Relaxed),
+                    compressed: net.batches_compressed.load(Ordering::Relaxed),
+                    raw_bytes: net.batch_raw_bytes.load(Ordering::Relaxed),
+                    wire_bytes: net.batch_wire_bytes.load(Ordering::Relaxed),
+                },
             },
             verification: VerificationDetail {
                 missing_jobs: verification.missing.clone(),
@@ -237,6 +274,7 @@ impl Report {
             },
             jobs_reclaimed: run.jobs_reclaimed,
             peer_lost_at_s: run.peer_lost_at_s,
+            peak_rss_bytes: peak_rss_bytes(),
         }
     }
 

@@ -124,6 +124,14 @@ fn a_demo_with_an_odd_job_count_and_large_datagrams_is_verified() {
     );
     check_verified_report(&r, 37);
     assert_eq!(r["bootstrap_jobs"], 18);
+    // One value repeated compresses: the bootstrap batch went compressed.
+    let batches = &r["network"]["batches"];
+    assert!(batches["compressed"].as_u64().unwrap() >= 1, "{r:#}");
+    let (raw, wire) = (
+        batches["raw_bytes"].as_u64().unwrap(),
+        batches["wire_bytes"].as_u64().unwrap(),
+    );
+    assert!(raw >= 18 * 8008 && wire * 10 < raw, "{r:#}");
     assert_eq!(r["expected_value"], expected(-3.25, 0.1, 7));
 }
 
@@ -513,7 +521,9 @@ fn a_lossy_duplicating_reordering_link_loses_nothing() {
             "master": { "link": link(1) },
             "slave": { "link": link(2) },
             "workload": { "jobs": 48, "elements_per_job": 8192, "iterations": 300 },
-            "policy": { "state_interval_ms": 100 }
+            "policy": { "state_interval_ms": 100 },
+            // Uncompressed, the batches are hundreds of datagrams each.
+            "network": { "compression": false }
         }),
     );
     let config = config.to_str().unwrap();
@@ -535,6 +545,13 @@ fn a_lossy_duplicating_reordering_link_loses_nothing() {
     // Losses were recovered by retransmission, duplicates dropped and counted.
     assert!(network(&r, "retransmitted") > 0, "{r:#}");
     assert!(network(&r, "rejected") > 0, "{r:#}");
+    assert_eq!(r["network"]["batches"]["compressed"], 0, "{r:#}");
+    assert_eq!(
+        r["network"]["batches"]["raw_bytes"],
+        r["network"]["batches"]["wire_bytes"]
+    );
+    // An emulated link stands for a network: Ethernet-sized datagrams.
+    assert_eq!(r["network"]["datagram_bytes"], 1472);
     assert_eq!(r["link"]["master"]["loss"], 0.2);
     assert!(stderr(&master).contains(
         "the master's datagrams go through an emulated link: 20 % loss, 5 % duplication, \

@@ -114,6 +114,7 @@ impl NodePanel {
             headless: false,
             progress: false,
             waker,
+            random_bootstrap: false,
         };
         self.start_error = None;
         self.outcome = None;

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::shared::Shared;
-use super::transfer::{JobsOrigin, TransferMsg};
+use super::transfer::TransferMsg;
 use crate::policy::{Decision, PolicyInput, TransferPolicy};
 use crate::protocol::Phase;
 use crate::workload::format_id_ranges;
@@ -95,13 +95,7 @@ fn evaluate(shared: &Shared, policy: &mut dyn TransferPolicy, transfer: &Sender<
         format_id_ranges(&ids),
         shared.role.peer()
     ));
-    if transfer
-        .send(TransferMsg::SendJobs {
-            jobs,
-            origin: JobsOrigin::Policy,
-        })
-        .is_err()
-    {
+    if transfer.send(TransferMsg::SendJobs(jobs)).is_err() {
         // The transfer manager has stopped: the node is shutting down.
         shared
             .in_flight_jobs

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::shared::Shared;
-use super::transfer::{JobsOrigin, TransferMsg};
+use super::transfer::TransferMsg;
 use super::{Command, Outcome, Senders, StateMsg};
 use crate::config::{Config, Role};
 use crate::protocol::{self, Header, Hello, Message, Phase, RunParams};
@@ -282,7 +282,7 @@ impl Control {
             addend: 0.0,
             threshold: 0,
         });
-        let datagram_bytes = self.config.network.datagram_bytes;
+        let datagram_bytes = self.config.datagram_bytes;
         let hello = Hello {
             from_master: self.role == Role::Master,
             window_chunks: self.shared.transport.window_chunks(datagram_bytes as usize),
@@ -448,14 +448,14 @@ impl Control {
     }
 
     /// The master's bootstrap: keep the first half of the jobs, send the
-    /// second half to the slave.
+    /// second half to the slave. The transfer manager starts sending (it
+    /// encodes the slave's jobs from the workload as it goes) while this
+    /// thread makes the master's own half.
     fn begin_bootstrap(&mut self) {
         self.set_phase(Phase::Bootstrap);
         let w = self.config.workload;
         let send = w.jobs / 2;
         let keep = w.jobs - send;
-        let local: Vec<_> = (0..keep).map(|id| workload::make_job(&w, id)).collect();
-        self.shared.push_jobs(local, false);
         self.shared.run.lock().bootstrap_jobs = send;
         self.bootstrap_pending = send;
         let sent_ids: Vec<u32> = (keep..w.jobs).collect();
@@ -464,23 +464,16 @@ impl Control {
             format_id_ranges(&(0..keep).collect::<Vec<_>>()),
             format_id_ranges(&sent_ids)
         ));
+        if send > 0 {
+            self.shared
+                .in_flight_jobs
+                .fetch_add(send, Ordering::Relaxed);
+            let _ = self.senders.transfer.send(TransferMsg::Bootstrap(sent_ids));
+        }
+        let local: Vec<_> = (0..keep).map(|id| workload::make_job(&w, id)).collect();
+        self.shared.push_jobs(local, false);
         if send == 0 {
             self.set_phase(Phase::Processing);
-            return;
-        }
-        self.shared
-            .in_flight_jobs
-            .fetch_add(send, Ordering::Relaxed);
-        let batch = self.senders.batch_jobs.max(1) as u32;
-        let mut id = keep;
-        while id < w.jobs {
-            let end = (id + batch).min(w.jobs);
-            let jobs = (id..end).map(|i| workload::make_job(&w, i)).collect();
-            let _ = self.senders.transfer.send(TransferMsg::SendJobs {
-                jobs,
-                origin: JobsOrigin::Bootstrap,
-            });
-            id = end;
         }
     }
 

@@ -22,6 +22,7 @@ mod monitor;
 mod progress;
 mod reader;
 mod shared;
+pub mod solo;
 mod state;
 mod transfer;
 mod worker;
@@ -109,7 +110,6 @@ pub(crate) struct Senders {
     transfer: Sender<TransferMsg>,
     adaptor: Sender<adaptor::AdaptorMsg>,
     monitor: Sender<MonitorMsg>,
-    batch_jobs: usize,
 }
 
 /// How to run a node.
@@ -122,6 +122,10 @@ pub struct NodeOptions {
     pub progress: bool,
     /// Called whenever something worth redrawing happened.
     pub waker: Arc<dyn Fn() + Send + Sync>,
+    /// For the benchmark only (master): send the bootstrap as random
+    /// values, which do not compress, instead of the workload's. The run
+    /// cannot verify.
+    pub random_bootstrap: bool,
 }
 
 impl NodeOptions {
@@ -131,6 +135,7 @@ impl NodeOptions {
             headless: true,
             progress: true,
             waker: Arc::new(|| {}),
+            random_bootstrap: false,
         }
     }
 }
@@ -213,7 +218,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     let me = *config.node(role);
     let peer = *config.node(role.peer());
     let transport = Transport::bind(me.address, peer.address, me.link, config.key.clone())?;
-    let datagram_bytes = config.network.datagram_bytes as usize;
+    let datagram_bytes = config.datagram_bytes as usize;
     let window = transport.window_chunks(datagram_bytes);
     let shared = Arc::new(Shared::new(
         role,
@@ -233,6 +238,8 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         ),
         batch_jobs,
         transfer_jobs: (transfer::MAX_TRANSFER_BYTES / job_bytes).max(1),
+        compress: config.compression,
+        random_bootstrap: options.random_bootstrap,
     };
 
     let (state_tx, state_rx) = unbounded();
@@ -245,7 +252,6 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         transfer: transfer_tx.clone(),
         adaptor: adaptor_tx.clone(),
         monitor: monitor_tx,
-        batch_jobs,
     };
 
     let name = role.name();

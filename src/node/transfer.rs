@@ -6,7 +6,7 @@
 //! delivered changes the ownership of its jobs. Every job id sent or
 //! received is logged.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -22,27 +22,19 @@ use crate::protocol::{self, BatchKind, Header, Message, batch};
 use crate::transfer::{Endpoint, Event, TransferConfig};
 use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 
-/// Why jobs are being sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobsOrigin {
-    /// The master's initial split.
-    Bootstrap,
-    /// A decision of the transfer policy.
-    Policy,
-}
-
 /// The transfer manager's inbox.
 #[derive(Debug)]
 pub enum TransferMsg {
     /// A chunk or ack datagram from the peer (already validated by the reader).
     Datagram(Vec<u8>),
-    /// Send these jobs to the peer. They stay this node's until delivered.
-    SendJobs {
-        /// The jobs, with their data.
-        jobs: Vec<Job>,
-        /// Why.
-        origin: JobsOrigin,
-    },
+    /// Send these jobs to the peer (a policy decision). They stay this
+    /// node's until delivered.
+    SendJobs(Vec<Job>),
+    /// Master: send these jobs, not made yet, to the slave as the
+    /// bootstrap. They are encoded straight from the workload a batch at a
+    /// time, as the endpoint has room, so the master never holds the
+    /// slave's half of the vector in memory.
+    Bootstrap(Vec<JobId>),
     /// A worker finished a job (slave): consider sending results.
     ResultsReady,
     /// Aggregation began (slave): send every ready result now.
@@ -65,11 +57,22 @@ pub struct TransferSettings {
     pub batch_jobs: usize,
     /// Most jobs in one policy transfer batch (at most [`MAX_TRANSFER_BYTES`]).
     pub transfer_jobs: usize,
+    /// Compress batches that shrink by half or more.
+    pub compress: bool,
+    /// For the benchmark only: the bootstrap carries random values instead
+    /// of the workload's (which compress to almost nothing), to measure a
+    /// link with data that does not compress. Such a run cannot verify.
+    pub random_bootstrap: bool,
 }
 
 /// The largest batch a policy transfer makes; the receiver reassembles a
 /// batch in one buffer, so this bounds its memory per transfer.
 pub const MAX_TRANSFER_BYTES: usize = 64 << 20;
+
+/// Outbound batches the bootstrap keeps queued at the endpoint: enough to
+/// keep every open batch's place filled, few enough to hold only a few
+/// batches' bytes.
+const BOOTSTRAP_QUEUED: usize = 6;
 
 /// Most datagrams handled from the inbox before the thread transmits.
 const INBOX_BURST: usize = 256;
@@ -87,6 +90,8 @@ struct Manager {
     endpoint: Endpoint,
     settings: TransferSettings,
     pending: HashMap<u32, Pending>,
+    /// Bootstrap jobs not yet encoded, in sending order.
+    bootstrap: VecDeque<JobId>,
     /// When the oldest result waiting to be sent was first seen.
     results_waiting_since: Option<Instant>,
     flush_all: bool,
@@ -112,6 +117,7 @@ pub fn run(
         endpoint,
         settings,
         pending: HashMap::new(),
+        bootstrap: VecDeque::new(),
         results_waiting_since: None,
         flush_all: false,
         buf: Vec::with_capacity(65536),
@@ -147,10 +153,33 @@ pub fn run(
         let now = Instant::now();
         m.endpoint.handle_timeout(now);
         m.drain_events();
+        m.feed_bootstrap();
         m.send_ready_results(now);
         m.transmit(now);
         m.publish_stats();
     }
+}
+
+/// Jobs of random values (for the benchmark's incompressible bootstrap):
+/// every double a distinct xorshift mantissa in [1, 2).
+fn random_jobs(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<Job> {
+    ids.iter()
+        .map(|&id| {
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(id) << 32 | 1);
+            Job {
+                id,
+                data: (0..workload.elements_per_job)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12))
+                    })
+                    .collect(),
+                done: 0,
+            }
+        })
+        .collect()
 }
 
 impl Manager {
@@ -171,7 +200,8 @@ impl Manager {
                     }
                 }
             }
-            TransferMsg::SendJobs { jobs, origin } => self.send_jobs(jobs, origin),
+            TransferMsg::SendJobs(jobs) => self.send_jobs(jobs),
+            TransferMsg::Bootstrap(ids) => self.bootstrap.extend(ids),
             TransferMsg::ResultsReady => {}
             TransferMsg::Flush => self.flush_all = true,
             TransferMsg::PeerWindow(w) => self.endpoint.set_peer_window(w),
@@ -181,11 +211,9 @@ impl Manager {
         true
     }
 
-    /// Sends jobs to the peer. The bootstrap goes in batches of about 2 MiB,
-    /// so the slave starts computing after the first; a policy transfer goes
-    /// as one batch (one transfer in the report), split only past
-    /// [`MAX_TRANSFER_BYTES`].
-    fn send_jobs(&mut self, jobs: Vec<Job>, origin: JobsOrigin) {
+    /// Sends jobs to the peer as the policy decided: one batch (one
+    /// transfer in the report), split only past [`MAX_TRANSFER_BYTES`].
+    fn send_jobs(&mut self, jobs: Vec<Job>) {
         if self.shared.peer_lost.load(Ordering::Relaxed) {
             // Taken for the peer just before it was declared lost: they stay.
             let n = jobs.len() as u32;
@@ -194,15 +222,35 @@ impl Manager {
             let _ = self.control.send(ControlMsg::Progress);
             return;
         }
-        let (kind, per_batch) = match origin {
-            JobsOrigin::Bootstrap => (BatchKind::Bootstrap, self.settings.batch_jobs),
-            JobsOrigin::Policy => (BatchKind::Jobs, self.settings.transfer_jobs),
-        };
         let mut jobs = jobs;
         while !jobs.is_empty() {
-            let rest = jobs.split_off(jobs.len().min(per_batch.max(1)));
-            self.send_batch(kind, &jobs);
+            let rest = jobs.split_off(jobs.len().min(self.settings.transfer_jobs.max(1)));
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            self.send_batch(BatchKind::Jobs, ids, batch::encode(&jobs));
             jobs = rest;
+        }
+    }
+
+    /// Master: encodes the next bootstrap batches while the endpoint has
+    /// fewer than [`BOOTSTRAP_QUEUED`] outbound; batches of about 2 MiB, so
+    /// the slave starts computing after the first.
+    fn feed_bootstrap(&mut self) {
+        if self.bootstrap.is_empty() || self.shared.peer_lost.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(params) = self.shared.params() else {
+            return;
+        };
+        let workload = params.workload();
+        while !self.bootstrap.is_empty() && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED {
+            let n = self.bootstrap.len().min(self.settings.batch_jobs.max(1));
+            let ids: Vec<JobId> = self.bootstrap.drain(..n).collect();
+            let payload = if self.settings.random_bootstrap {
+                batch::encode(&random_jobs(&ids, &workload))
+            } else {
+                batch::encode_fresh(&ids, &workload)
+            };
+            self.send_batch(BatchKind::Bootstrap, ids, payload);
         }
     }
 
@@ -214,6 +262,24 @@ impl Manager {
     fn peer_lost(&mut self) {
         let shared = &self.shared;
         let abandoned = self.endpoint.abandon_outbound();
+        // Bootstrap jobs not encoded yet never left: they are the master's.
+        let unsent: Vec<JobId> = self.bootstrap.drain(..).collect();
+        if let (false, Some(params)) = (unsent.is_empty(), shared.params()) {
+            let workload = params.workload();
+            let jobs: Vec<Job> = unsent
+                .iter()
+                .map(|&id| workload::make_job(&workload, id))
+                .collect();
+            shared.push_jobs(jobs, false);
+            shared
+                .in_flight_jobs
+                .fetch_sub(unsent.len() as u32, Ordering::Relaxed);
+            shared.log.push(format!(
+                "{} bootstrap jobs [{}] were not sent yet: the master computes them itself",
+                unsent.len(),
+                format_id_ranges(&unsent)
+            ));
+        }
         let mut abandoned_jobs = 0;
         for id in abandoned {
             if let Some(p) = self.pending.remove(&id)
@@ -259,9 +325,22 @@ impl Manager {
         shared.wake();
     }
 
-    fn send_batch(&mut self, kind: BatchKind, jobs: &[Job]) {
-        let payload = batch::encode(jobs);
-        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    fn send_batch(&mut self, kind: BatchKind, ids: Vec<JobId>, payload: Vec<u8>) {
+        let raw_bytes = payload.len();
+        let payload = if self.settings.compress {
+            batch::compress_if_it_pays(payload)
+        } else {
+            payload
+        };
+        let net = &self.shared.transport.stats;
+        net.batches_sent.fetch_add(1, Ordering::Relaxed);
+        net.batch_raw_bytes
+            .fetch_add(raw_bytes as u64, Ordering::Relaxed);
+        net.batch_wire_bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        if batch::is_compressed(&payload) {
+            net.batches_compressed.fetch_add(1, Ordering::Relaxed);
+        }
         if self.shared.role == Role::Master && kind != BatchKind::Results {
             self.shared.lent.lock().extend(ids.iter().copied());
         }
@@ -308,7 +387,10 @@ impl Manager {
             let jobs: Vec<Job> = ready.drain(..n).collect();
             drop(ready);
             self.results_waiting_since = None;
-            self.send_batch(BatchKind::Results, &jobs);
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            let payload = batch::encode(&jobs);
+            drop(jobs);
+            self.send_batch(BatchKind::Results, ids, payload);
         }
     }
 

@@ -126,7 +126,7 @@ fn corrupted_datagrams_are_rejected() {
     };
     let s = samples();
     assert_eq!(corrupt(&s[0], 0, b'X'), Err(DecodeError::BadMagic));
-    assert_eq!(corrupt(&s[0], 4, 2), Err(DecodeError::BadVersion(2)));
+    assert_eq!(corrupt(&s[0], 4, 1), Err(DecodeError::BadVersion(1)));
     assert_eq!(corrupt(&s[0], 5, 99), Err(DecodeError::UnknownKind(99)));
     assert_eq!(
         corrupt(&s[0], 6, 1),

@@ -1,0 +1,474 @@
+//! The figures of two nodes: the transport, the reference run at several
+//! throttle pairs, the master's memory, and compression over a slow link.
+//! The nodes are real ones on loopback ports the system picks.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command as Process, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::{Figure, Options, median};
+use crate::config::{ConfigFile, Role, WorkloadConfig};
+use crate::link::LinkConfig;
+use crate::node::{self, Command, NodeOptions, Outcome};
+use crate::protocol::Phase;
+use crate::report::Report;
+
+/// The most a bench run of two nodes may take before it is abandoned.
+const PAIR_LIMIT: Duration = Duration::from_secs(600);
+
+/// A loopback port nobody is using now.
+fn free_port() -> anyhow::Result<u16> {
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind loopback")?;
+    Ok(socket.local_addr()?.port())
+}
+
+/// A config on two fresh loopback ports.
+fn loopback(workload: WorkloadConfig) -> anyhow::Result<ConfigFile> {
+    let mut file = ConfigFile {
+        workload,
+        ..ConfigFile::default()
+    };
+    let (m, s) = (free_port()?, free_port()?);
+    file.master.address = Some(format!("127.0.0.1:{m}"));
+    file.slave.address = Some(format!("127.0.0.1:{s}"));
+    Ok(file)
+}
+
+/// What one in-process run of two nodes measured.
+struct PairRun {
+    /// The bootstrap's duration on the master.
+    bootstrap: Duration,
+    /// Jobs the slave received at bootstrap.
+    slave_received: u32,
+    /// Chunks the master sent again.
+    retransmitted: u64,
+    /// The master's report, when the run went to the end.
+    report: Option<Report>,
+}
+
+/// How far a bench run of two nodes goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// To the end, verified.
+    Verified,
+    /// Both stopped as soon as the bootstrap is over.
+    Bootstrap,
+    /// As `Bootstrap`, with random values in the bootstrap's jobs (which
+    /// do not compress).
+    RandomBootstrap,
+}
+
+/// Runs a master and a slave in this process.
+fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
+    let config = file.validate().context("the bench's config")?;
+    let quiet = |random_bootstrap| NodeOptions {
+        headless: false,
+        progress: false,
+        waker: Arc::new(|| {}),
+        random_bootstrap,
+    };
+    let slave =
+        node::start(Role::Slave, &config, quiet(false)).context("cannot start the slave")?;
+    let random = until == Until::RandomBootstrap;
+    let master =
+        node::start(Role::Master, &config, quiet(random)).context("cannot start the master")?;
+    slave.command(Command::Start);
+    master.command(Command::Start);
+    let started = Instant::now();
+    let bootstrap = loop {
+        let run = master.shared().run.lock();
+        if let (Some(a), Some(b)) = (
+            run.phase_started[Phase::Bootstrap as usize],
+            run.phase_started[Phase::Processing as usize],
+        ) {
+            break b.saturating_duration_since(a);
+        }
+        drop(run);
+        if master.is_finished() || started.elapsed() > PAIR_LIMIT {
+            bail!("the bootstrap did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let slave_received = slave.shared().queue.lock().received;
+    let retransmitted = master
+        .shared()
+        .transport
+        .stats
+        .retransmitted
+        .load(Ordering::Relaxed);
+    if until != Until::Verified {
+        master.command(Command::Stop);
+        slave.command(Command::Stop);
+        let _ = master.wait();
+        let _ = slave.wait();
+        return Ok(PairRun {
+            bootstrap,
+            slave_received,
+            retransmitted,
+            report: None,
+        });
+    }
+    let outcome = master.wait();
+    let _ = slave.wait();
+    match outcome {
+        Outcome::Finished {
+            verified: true,
+            report,
+        } => Ok(PairRun {
+            bootstrap,
+            slave_received,
+            retransmitted,
+            report: report.map(|r| *r),
+        }),
+        Outcome::Finished { .. } => bail!("the run did not verify"),
+        Outcome::Failed(why) => bail!("the run failed: {why}"),
+        Outcome::Stopped => bail!("the run was stopped"),
+    }
+}
+
+/// Sends `bytes` through a loopback TCP connection in 1 MiB writes and
+/// returns the time from connecting to the last byte read.
+fn tcp_stream(bytes: &[u8]) -> anyhow::Result<Duration> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    let address = listener.local_addr()?;
+    let total = bytes.len();
+    let reader = std::thread::spawn(move || -> std::io::Result<usize> {
+        let (mut stream, _) = listener.accept()?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut got = 0;
+        while got < total {
+            match stream.read(&mut buf)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        Ok(got)
+    });
+    let start = Instant::now();
+    let mut stream = TcpStream::connect(address)?;
+    for chunk in bytes.chunks(1 << 20) {
+        stream.write_all(chunk)?;
+    }
+    let got = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the TCP reader panicked"))??;
+    let elapsed = start.elapsed();
+    if got != total {
+        bail!("TCP delivered {got} of {total} bytes");
+    }
+    Ok(elapsed)
+}
+
+/// One bootstrap between two in-process nodes, both throttles at 0 so
+/// nothing else runs: its time, after checking every job arrived.
+fn bootstrap_once(
+    workload: WorkloadConfig,
+    compression: bool,
+    link: Option<LinkConfig>,
+    data: Until,
+) -> anyhow::Result<(Duration, u64)> {
+    let mut file = loopback(workload)?;
+    file.master.throttle = 0.0;
+    file.slave.throttle = 0.0;
+    file.master.link = link;
+    file.slave.link = link;
+    file.network.compression = compression;
+    let run = run_pair(&file, data)?;
+    let sent = workload.jobs / 2;
+    if run.slave_received != sent {
+        bail!(
+            "the slave received {} of {sent} bootstrap jobs",
+            run.slave_received
+        );
+    }
+    Ok((run.bootstrap, run.retransmitted))
+}
+
+/// Figure 5: the bootstrap (half the reference vector, 128 MiB of jobs)
+/// between two nodes' transfer managers over loopback UDP, against a TCP
+/// stream of as many bytes; then the same with compression on, for the
+/// reference data and for random values, against compression off.
+pub fn transport(
+    options: &Options,
+    log: &mut dyn Write,
+    out: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let workload = WorkloadConfig::default();
+    let reps = options.reps(5);
+    let sent_jobs = workload.jobs / 2;
+    let bytes = crate::protocol::batch::job_bytes(workload.elements_per_job) * sent_jobs as usize;
+    let payload = vec![0x5au8; bytes];
+    let mb = bytes as f64 / 1e6;
+    let mut tcp = Vec::new();
+    // Plain, compressed; reference data, random data.
+    let mut udp: [Vec<f64>; 4] = Default::default();
+    let mut resent = 0;
+    for _ in 0..reps {
+        tcp.push(mb / tcp_stream(&payload)?.as_secs_f64());
+        for (i, (compression, data)) in [
+            (false, Until::Bootstrap),
+            (true, Until::Bootstrap),
+            (false, Until::RandomBootstrap),
+            (true, Until::RandomBootstrap),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (time, retransmitted) = bootstrap_once(workload, compression, None, data)?;
+            resent += retransmitted;
+            udp[i].push(mb / time.as_secs_f64());
+        }
+    }
+    let tcp = median(&tcp);
+    let [plain, packed, random_plain, random_packed] = udp.map(|v| median(&v));
+    let _ = writeln!(
+        log,
+        "transport: bootstrap {plain:.0} MB/s, TCP {tcp:.0} MB/s; compressed {packed:.0} MB/s; \
+         random values {random_plain:.0} MB/s, compression on {random_packed:.0} MB/s; \
+         {resent} chunks resent in all"
+    );
+    let mib = bytes >> 20;
+    out.push(
+        Figure::new(
+            "transport",
+            format!("bootstrap, {mib} MiB over UDP, not compressed"),
+            plain,
+            "MB/s",
+        )
+        .against("TCP", tcp)
+        .target("≥ 0.5× TCP, nothing lost", plain >= 0.5 * tcp)
+        .samples(reps),
+    );
+    out.push(
+        Figure::new(
+            "transport",
+            "the same, compressed (reference data)",
+            packed,
+            "MB/s",
+        )
+        .against("not compressed", plain)
+        .target("must not drop", packed >= plain)
+        .samples(reps),
+    );
+    out.push(
+        Figure::new(
+            "transport",
+            "random values, compression on",
+            random_packed,
+            "MB/s",
+        )
+        .against("off", random_plain)
+        .note("LZ4 tries a 64 KiB sample per batch, then sends it as it is")
+        .samples(reps),
+    );
+    Ok(())
+}
+
+/// Figure 6: the reference run at four throttle pairs, against the ideal
+/// makespan W / (r·t_m + r·t_s) from the kernel's measured rate r (both
+/// nodes are on this machine, so r is the same).
+pub fn two_nodes(
+    options: &Options,
+    log: &mut dyn Write,
+    out: &mut Vec<Figure>,
+    rate: f64,
+) -> anyhow::Result<()> {
+    let workload = WorkloadConfig {
+        jobs: if options.quick { 256 } else { 1024 },
+        ..WorkloadConfig::default()
+    };
+    let reps = options.reps(3);
+    let updates = f64::from(workload.jobs)
+        * f64::from(workload.elements_per_job)
+        * f64::from(workload.iterations);
+    for (tm, ts) in [(1.0, 1.0), (1.0, 0.3), (0.25, 1.0), (0.5, 0.75)] {
+        let mut totals = Vec::new();
+        let mut phases = [Vec::new(), Vec::new(), Vec::new()];
+        let mut split = (0, 0);
+        for _ in 0..reps {
+            let mut file = loopback(workload)?;
+            file.master.throttle = tm;
+            file.slave.throttle = ts;
+            let run = run_pair(&file, Until::Verified)?;
+            let Some(r) = run.report else {
+                bail!("the master made no report");
+            };
+            totals.push(r.elapsed_s.total);
+            phases[0].push(r.elapsed_s.bootstrap);
+            phases[1].push(r.elapsed_s.processing);
+            phases[2].push(r.elapsed_s.aggregation);
+            split = (r.jobs_done.master, r.jobs_done.slave);
+        }
+        let actual = median(&totals);
+        let ideal = updates / (rate * (tm + ts));
+        let [b, p, a] = phases.map(|v| median(&v));
+        let _ = writeln!(
+            log,
+            "two nodes ({tm}, {ts}): {actual:.2} s, ideal {ideal:.2} s; \
+             bootstrap {b:.3} s, processing {p:.3} s, aggregation {a:.3} s"
+        );
+        out.push(
+            Figure::new("two nodes", format!("throttles ({tm}, {ts})"), actual, "s")
+                .against("ideal", ideal)
+                .ratio(ideal / actual)
+                .note(format!(
+                    "efficiency; bootstrap {:.0} ms, processing {:.2} s, aggregation {:.0} ms; \
+                     jobs {} + {}",
+                    b * 1000.0,
+                    p,
+                    a * 1000.0,
+                    split.0,
+                    split.1
+                ))
+                .samples(reps),
+        );
+    }
+    Ok(())
+}
+
+/// Figure 7: the master's peak resident memory over a reference run, the
+/// master and the slave each a process of its own (this program, run again).
+pub fn memory(options: &Options, log: &mut dyn Write, out: &mut Vec<Figure>) -> anyhow::Result<()> {
+    let workload = WorkloadConfig {
+        jobs: if options.quick { 256 } else { 1024 },
+        ..WorkloadConfig::default()
+    };
+    let vector = f64::from(workload.jobs) * f64::from(workload.elements_per_job) * 8.0;
+    let exe = std::env::current_exe().context("cannot find this program")?;
+    let dir = std::env::temp_dir().join(format!("loadbal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let result = (|| -> anyhow::Result<Vec<f64>> {
+        let mut peaks = Vec::new();
+        for _ in 0..options.reps(3) {
+            peaks.push(master_peak(&exe, &dir, workload)?);
+        }
+        Ok(peaks)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    let peaks = result?;
+    let peak = median(&peaks);
+    let _ = writeln!(
+        log,
+        "memory: master peak {:.0} MiB for a {:.0} MiB vector",
+        peak / 1048576.0,
+        vector / 1048576.0
+    );
+    out.push(
+        Figure::new("memory", "master's peak RSS", peak / 1048576.0, "MiB")
+            .against("vector", vector / 1048576.0)
+            .target("≤ 1.3×", peak <= 1.3 * vector)
+            .samples(peaks.len()),
+    );
+    Ok(())
+}
+
+/// One reference run as two processes; the master's peak memory in bytes.
+fn master_peak(exe: &Path, dir: &Path, workload: WorkloadConfig) -> anyhow::Result<f64> {
+    let config = dir.join("config.json");
+    let report = dir.join("report.json");
+    std::fs::write(&config, loopback(workload)?.to_json())?;
+    let spawn = |role: &str| {
+        let mut p = Process::new(exe);
+        p.args(["--role", role, "--headless", "--config"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if role == "master" {
+            p.arg("--report").arg(&report);
+        }
+        p.spawn()
+    };
+    let mut slave = spawn("slave").context("cannot start a slave process")?;
+    let master = spawn("master").context("cannot start a master process")?;
+    let status = master.wait_with_output()?.status;
+    let _ = slave.wait();
+    if !status.success() {
+        bail!("the master process ended with {status}");
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let value: serde_json::Value = serde_json::from_str(&text)?;
+    value["peak_rss_bytes"]
+        .as_f64()
+        .context("the report has no peak_rss_bytes")
+}
+
+/// The assignment's link, as the faults issue emulates it.
+pub fn assignment_link(seed: u64) -> LinkConfig {
+    LinkConfig {
+        loss: 0.002,
+        duplicate: 0.0,
+        reorder: 0.0,
+        delay_ms: 54.0,
+        jitter_ms: 32.0,
+        bandwidth_mbit: 10.0,
+        seed,
+    }
+}
+
+/// The bootstrap over the assignment's link (10 Mbit/s, 54 ± 32 ms, 0.2 %
+/// loss, on both nodes) with and without compression, for the reference
+/// data and for random values: 16 reference jobs, so 2 MiB to send.
+pub fn compression(
+    options: &Options,
+    log: &mut dyn Write,
+    out: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let workload = WorkloadConfig {
+        jobs: 16,
+        ..WorkloadConfig::default()
+    };
+    let reps = options.reps(3);
+    let mut times: [Vec<f64>; 4] = Default::default();
+    for rep in 0..reps {
+        let link = assignment_link(rep as u64 + 1);
+        for (i, (compression, data)) in [
+            (false, Until::Bootstrap),
+            (true, Until::Bootstrap),
+            (false, Until::RandomBootstrap),
+            (true, Until::RandomBootstrap),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (time, _) = bootstrap_once(workload, compression, Some(link), data)?;
+            times[i].push(time.as_secs_f64());
+        }
+    }
+    let [plain, packed, random_plain, random_packed] = times.map(|v| median(&v));
+    let _ = writeln!(
+        log,
+        "compression: assignment link, reference data {plain:.2} s → {packed:.2} s compressed; \
+         random values {random_plain:.2} s → {random_packed:.2} s"
+    );
+    let mib = (workload.jobs / 2 * workload.elements_per_job * 8) >> 20;
+    out.push(
+        Figure::new(
+            "compression",
+            format!("bootstrap of {mib} MiB over the assignment link, compressed"),
+            packed,
+            "s",
+        )
+        .against("not compressed", plain)
+        .note("reference data")
+        .samples(reps),
+    );
+    out.push(
+        Figure::new(
+            "compression",
+            "the same, random values, compression on",
+            random_packed,
+            "s",
+        )
+        .against("off", random_plain)
+        .note("data that does not compress")
+        .samples(reps),
+    );
+    Ok(())
+}
