@@ -1,18 +1,26 @@
 //! Datagram authentication and replay protection.
 //!
-//! Every datagram ends in a 16-byte tag: HMAC-SHA-256 over everything before
-//! it (header and body), truncated to 128 bits (HMAC-SHA-256-128, as IPsec
-//! uses it, RFC 4868). The key is an HMAC of the config's `secret` under a
-//! fixed context string, so both nodes derive the same key from the same
-//! text. A receiver checks the tag in constant time (the `hmac` crate's
-//! `verify_truncated_left`) before it looks at a single byte of the
-//! datagram; a datagram whose tag is wrong is counted as unauthentic and
-//! dropped.
+//! Every datagram ends in a 16-byte tag over everything before it (header
+//! and body), truncated to 128 bits. Which function makes the tag depends
+//! on the datagram's length alone, so sender and receiver always agree:
 //!
-//! HMAC-SHA-256 rather than keyed BLAKE3: on datagrams of 1.5 KB, where
-//! BLAKE3 cannot use its wide parallelism, SHA-256 with the CPU's SHA
-//! instructions was twice as fast here (0.94 µs against 1.87 µs a tag).
-//! The keyed state is computed once and cloned for each datagram.
+//! - up to [`LARGE_DATAGRAM`] bytes, HMAC-SHA-256 (HMAC-SHA-256-128, as
+//!   IPsec uses it, RFC 4868);
+//! - from there on, keyed BLAKE3.
+//!
+//! Measured here (release build, a loop of tags): at 1472 bytes HMAC-SHA-256
+//! with the CPU's SHA instructions takes 0.94 µs and BLAKE3 1.62 µs (too
+//! short for BLAKE3's parallel chunks); at 4 KiB 2.38 against 1.44 µs; at
+//! 64 KiB, the loopback datagram, 36.6 against 15.5 µs. Both are PRFs under
+//! keys derived separately from the same secret, and an attacker cannot
+//! move a datagram from one to the other without changing its length,
+//! which changes the tag.
+//!
+//! The keys come from the config's `secret` under fixed context strings, so
+//! both nodes derive the same keys from the same text. A receiver checks the
+//! tag in constant time before it looks at a single byte of the datagram; a
+//! datagram whose tag is wrong is counted as unauthentic and dropped. The
+//! keyed HMAC state is computed once and cloned for each datagram.
 //!
 //! With no `secret` on loopback the nodes use a fixed demo key, which anyone
 //! who reads this file knows: it keeps garbage and stray datagrams out but
@@ -37,6 +45,11 @@ pub const DEMO_KEY_NOTICE: &str = "no \"secret\" in the config: the datagrams ar
 
 /// Bytes of tag at the end of every datagram.
 pub const TAG_BYTES: usize = 16;
+/// Datagrams (tag included) of at least this many bytes are tagged with
+/// keyed BLAKE3, shorter ones with HMAC-SHA-256.
+pub const LARGE_DATAGRAM: usize = 4096;
+/// The context string the BLAKE3 key is derived under.
+const BLAKE3_CONTEXT: &str = "loadbal 2026-11-22 large datagram authentication key v1";
 /// Fewest characters in a config's `secret`.
 pub const MIN_SECRET_CHARS: usize = 16;
 /// Most characters in a config's `secret`.
@@ -52,6 +65,8 @@ const DEMO_SECRET: &str = "loadbal demo key: published in the source, so it keep
 pub struct Key {
     /// The HMAC state with the key already absorbed.
     mac: HmacSha256,
+    /// The BLAKE3 state with its key already absorbed.
+    blake3: blake3::Hasher,
     /// The derived key, for comparisons.
     bytes: [u8; 32],
     demo: bool,
@@ -88,9 +103,25 @@ impl Key {
         let bytes: [u8; 32] = kdf.finalize().into_bytes().into();
         Key {
             mac: hmac(&bytes),
+            blake3: blake3::Hasher::new_keyed(&blake3::derive_key(BLAKE3_CONTEXT, &bytes)),
             bytes,
             demo: false,
         }
+    }
+
+    /// The tag of `body`, for a datagram of `sealed_len` bytes with its tag.
+    fn tag(&self, body: &[u8], sealed_len: usize) -> [u8; TAG_BYTES] {
+        let mut tag = [0u8; TAG_BYTES];
+        if sealed_len >= LARGE_DATAGRAM {
+            let mut h = self.blake3.clone();
+            h.update(body);
+            tag.copy_from_slice(&h.finalize().as_bytes()[..TAG_BYTES]);
+        } else {
+            let mut mac = self.mac.clone();
+            mac.update(body);
+            tag.copy_from_slice(&mac.finalize().into_bytes()[..TAG_BYTES]);
+        }
+        tag
     }
 
     /// The public demo key used on loopback when no secret is set.
@@ -108,10 +139,8 @@ impl Key {
 
     /// Appends the tag of `datagram` to it.
     pub fn seal(&self, datagram: &mut Vec<u8>) {
-        let mut mac = self.mac.clone();
-        mac.update(datagram);
-        let tag = mac.finalize().into_bytes();
-        datagram.extend_from_slice(&tag[..TAG_BYTES]);
+        let tag = self.tag(datagram, datagram.len() + TAG_BYTES);
+        datagram.extend_from_slice(&tag);
     }
 
     /// Checks a sealed datagram's tag in constant time; returns the datagram
@@ -119,9 +148,14 @@ impl Key {
     pub fn open<'a>(&self, sealed: &'a [u8]) -> Option<&'a [u8]> {
         let split = sealed.len().checked_sub(TAG_BYTES)?;
         let (body, tag) = sealed.split_at(split);
-        let mut mac = self.mac.clone();
-        mac.update(body);
-        mac.verify_truncated_left(tag).ok().map(|()| body)
+        let expected = self.tag(body, sealed.len());
+        // Every byte compared whatever the first difference: the time taken
+        // says nothing about how much of a forged tag was right.
+        let diff = tag
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        (std::hint::black_box(diff) == 0).then_some(body)
     }
 }
 
@@ -240,6 +274,42 @@ mod tests {
         }
         for len in 0..datagram.len() {
             assert_eq!(key.open(&datagram[..len]), None, "length {len}");
+        }
+    }
+
+    #[test]
+    fn large_datagrams_are_tagged_with_blake3_and_checked_as_strictly() {
+        let key = Key::from_secret("0123456789abcdef");
+        for len in [
+            LARGE_DATAGRAM - TAG_BYTES - 1,
+            LARGE_DATAGRAM - TAG_BYTES,
+            65491,
+        ] {
+            let body: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let mut sealed = body.clone();
+            key.seal(&mut sealed);
+            assert_eq!(key.open(&sealed), Some(&body[..]), "length {len}");
+            let mut expected = if sealed.len() >= LARGE_DATAGRAM {
+                let mut h =
+                    blake3::Hasher::new_keyed(&blake3::derive_key(BLAKE3_CONTEXT, &key.bytes));
+                h.update(&body);
+                h.finalize().as_bytes().to_vec()
+            } else {
+                let mut mac = hmac(&key.bytes);
+                mac.update(&body);
+                mac.finalize().into_bytes().to_vec()
+            };
+            expected.truncate(TAG_BYTES);
+            assert_eq!(&sealed[len..], &expected[..], "length {len}");
+            for i in [0, len / 2, len - 1, len, sealed.len() - 1] {
+                let mut bad = sealed.clone();
+                bad[i] ^= 0x10;
+                assert_eq!(key.open(&bad), None, "length {len}, byte {i}");
+            }
+            // Cut to either side of the threshold: the other function's tag
+            // is not this one.
+            assert_eq!(key.open(&sealed[1..]), None);
+            assert_eq!(Key::from_secret("0123456789abcdeF").open(&sealed), None);
         }
     }
 

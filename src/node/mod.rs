@@ -247,6 +247,9 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     let (adaptor_tx, adaptor_rx) = unbounded();
     let (monitor_tx, monitor_rx) = unbounded();
     let (control_tx, control_rx) = unbounded();
+    // Receive buffers the transfer manager hands back to the reader: enough
+    // for a full window in flight between the two.
+    let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(256);
     let senders = Senders {
         state: state_tx.clone(),
         transfer: transfer_tx.clone(),
@@ -289,8 +292,9 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             adaptor_tx.clone(),
             control_tx.clone(),
         );
+        let recycle = recycle_tx.clone();
         threads.push(spawn(format!("{name}-transfer"), move || {
-            transfer::run(s, transfer_rx, settings, st, a, c)
+            transfer::run(s, transfer_rx, settings, recycle, st, a, c)
         })?);
         let policy = crate::policy::by_name(&config.policy.transfer, config.policy.threshold)
             .unwrap_or_else(|| {
@@ -307,7 +311,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             control_tx.clone(),
         );
         threads.push(spawn(format!("{name}-net-rx"), move || {
-            reader::run(s, t, st, c)
+            reader::run(s, t, recycle_rx, st, c)
         })?);
         Ok(())
     })();

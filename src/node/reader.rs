@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::StateMsg;
 use super::control::ControlMsg;
@@ -109,10 +109,19 @@ pub fn admit(
 pub fn run(
     shared: Arc<Shared>,
     transfer: Sender<TransferMsg>,
+    recycled: Receiver<Vec<u8>>,
     state: Sender<StateMsg>,
     control: Sender<ControlMsg>,
 ) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
+    // A chunk or ack goes to the transfer manager in the buffer it was
+    // received into, which comes back through `recycled` once handled: no
+    // copy, and no fresh memory per datagram.
+    let fresh = || {
+        recycled
+            .try_recv()
+            .unwrap_or_else(|_| vec![0u8; MAX_DATAGRAM])
+    };
+    let mut buf = fresh();
     let mut replay = ReplayWindow::default();
     let stats = &shared.transport.stats;
     let peer = shared.transport.peer();
@@ -153,32 +162,45 @@ pub fn run(
             .bytes_received
             .fetch_add(len as u64, Ordering::Relaxed);
         let routed = match message {
-            Message::Chunk(_) | Message::Ack(_) => {
-                // The opened datagram: everything but the tag.
-                let opened = &buf[..len - crate::auth::TAG_BYTES];
-                transfer
-                    .send(TransferMsg::Datagram(opened.to_vec()))
-                    .is_ok()
+            // Sent below, once nothing borrows the buffer.
+            Message::Chunk(_) | Message::Ack(_) => None,
+            Message::State(s) => Some(
+                state
+                    .send(StateMsg::Peer {
+                        seq: header.seq,
+                        state: s,
+                    })
+                    .is_ok(),
+            ),
+            Message::Hello(hello) => Some(
+                control
+                    .send(ControlMsg::Hello {
+                        session: header.session,
+                        hello,
+                    })
+                    .is_ok(),
+            ),
+            Message::GoAway { nonce } => Some(control.send(ControlMsg::GoAway { nonce }).is_ok()),
+            Message::Finish { verified } => {
+                Some(control.send(ControlMsg::Finish { verified }).is_ok())
             }
-            Message::State(s) => state
-                .send(StateMsg::Peer {
-                    seq: header.seq,
-                    state: s,
-                })
-                .is_ok(),
-            Message::Hello(hello) => control
-                .send(ControlMsg::Hello {
-                    session: header.session,
-                    hello,
-                })
-                .is_ok(),
-            Message::GoAway { nonce } => control.send(ControlMsg::GoAway { nonce }).is_ok(),
-            Message::Finish { verified } => control.send(ControlMsg::Finish { verified }).is_ok(),
-            Message::FinishAck => control.send(ControlMsg::FinishAck).is_ok(),
-            Message::Abort { reason } => control
-                .send(ControlMsg::PeerAborted(reason.to_owned()))
-                .is_ok(),
+            Message::FinishAck => Some(control.send(ControlMsg::FinishAck).is_ok()),
+            Message::Abort { reason } => Some(
+                control
+                    .send(ControlMsg::PeerAborted(reason.to_owned()))
+                    .is_ok(),
+            ),
         };
+        let routed = routed.unwrap_or_else(|| {
+            // The opened datagram: everything but the tag.
+            let datagram = std::mem::replace(&mut buf, fresh());
+            transfer
+                .send(TransferMsg::Datagram {
+                    buf: datagram,
+                    len: len - crate::auth::TAG_BYTES,
+                })
+                .is_ok()
+        });
         if !routed {
             // An inbox is gone: the node is shutting down.
             return;

@@ -25,8 +25,15 @@ use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 /// The transfer manager's inbox.
 #[derive(Debug)]
 pub enum TransferMsg {
-    /// A chunk or ack datagram from the peer (already validated by the reader).
-    Datagram(Vec<u8>),
+    /// A chunk or ack datagram from the peer (already validated by the
+    /// reader): the first `len` bytes of `buf`, which goes back to the
+    /// reader for reuse once handled.
+    Datagram {
+        /// The reader's receive buffer.
+        buf: Vec<u8>,
+        /// The datagram's length, its tag removed.
+        len: usize,
+    },
     /// Send these jobs to the peer (a policy decision). They stay this
     /// node's until delivered.
     SendJobs(Vec<Job>),
@@ -96,6 +103,8 @@ struct Manager {
     results_waiting_since: Option<Instant>,
     flush_all: bool,
     buf: Vec<u8>,
+    /// Receive buffers going back to the reader.
+    recycle: Sender<Vec<u8>>,
     state: Sender<StateMsg>,
     adaptor: Sender<AdaptorMsg>,
     control: Sender<ControlMsg>,
@@ -106,6 +115,7 @@ pub fn run(
     shared: Arc<Shared>,
     inbox: Receiver<TransferMsg>,
     settings: TransferSettings,
+    recycle: Sender<Vec<u8>>,
     state: Sender<StateMsg>,
     adaptor: Sender<AdaptorMsg>,
     control: Sender<ControlMsg>,
@@ -121,6 +131,7 @@ pub fn run(
         results_waiting_since: None,
         flush_all: false,
         buf: Vec::with_capacity(65536),
+        recycle,
         state,
         adaptor,
         control,
@@ -186,9 +197,9 @@ impl Manager {
     /// Handles one inbox message; false means stop.
     fn handle(&mut self, msg: TransferMsg) -> bool {
         match msg {
-            TransferMsg::Datagram(bytes) => {
+            TransferMsg::Datagram { buf, len } => {
                 let now = Instant::now();
-                match protocol::decode(&bytes) {
+                match protocol::decode(&buf[..len.min(buf.len())]) {
                     Ok((_, Message::Chunk(c))) => self.endpoint.handle_chunk(now, &c),
                     Ok((_, Message::Ack(a))) => self.endpoint.handle_ack(now, &a),
                     _ => {
@@ -199,6 +210,8 @@ impl Manager {
                             .fetch_add(1, Ordering::Relaxed);
                     }
                 }
+                // Back to the reader; a full pool just frees it.
+                let _ = self.recycle.try_send(buf);
             }
             TransferMsg::SendJobs(jobs) => self.send_jobs(jobs),
             TransferMsg::Bootstrap(ids) => self.bootstrap.extend(ids),
