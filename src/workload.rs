@@ -22,6 +22,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// A job not made yet: its data (every element the workload's initial
+    /// value) is filled in by [`Job::make_ready`] when a worker or a
+    /// transfer takes it from the queue, so a master does not hold its
+    /// whole half of the vector before computing starts.
+    pub fn unmade(id: JobId) -> Job {
+        Job {
+            id,
+            data: Vec::new(),
+            done: 0,
+        }
+    }
+
+    /// Fills in the data of an [`unmade`](Job::unmade) job; any other job is
+    /// left as it is.
+    pub fn make_ready(&mut self, workload: &WorkloadConfig) {
+        if self.data.is_empty() && self.done == 0 {
+            self.data = vec![workload.initial; workload.elements_per_job as usize];
+        }
+    }
+
     /// True when every element has received all its additions.
     pub fn is_complete(&self) -> bool {
         self.done == self.data.len()

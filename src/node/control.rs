@@ -17,7 +17,7 @@ use super::{Command, Outcome, Senders, StateMsg};
 use crate::config::{Config, Role};
 use crate::protocol::{self, Header, Hello, Message, Phase, RunParams};
 use crate::report::Report;
-use crate::workload::{self, ResultStore, Verification, format_id_ranges};
+use crate::workload::{Job, ResultStore, Verification, format_id_ranges};
 
 /// How often the control loop wakes without a message.
 const TICK: Duration = Duration::from_millis(100);
@@ -448,9 +448,9 @@ impl Control {
     }
 
     /// The master's bootstrap: keep the first half of the jobs, send the
-    /// second half to the slave. The transfer manager starts sending (it
-    /// encodes the slave's jobs from the workload as it goes) while this
-    /// thread makes the master's own half.
+    /// second half to the slave. Neither half is made here: the transfer
+    /// manager encodes the slave's jobs from the workload as it sends them,
+    /// and the master's own are made as its workers take them.
     fn begin_bootstrap(&mut self) {
         self.set_phase(Phase::Bootstrap);
         let w = self.config.workload;
@@ -470,7 +470,8 @@ impl Control {
                 .fetch_add(send, Ordering::Relaxed);
             let _ = self.senders.transfer.send(TransferMsg::Bootstrap(sent_ids));
         }
-        let local: Vec<_> = (0..keep).map(|id| workload::make_job(&w, id)).collect();
+        // Made by whoever takes them from the queue, as they are taken.
+        let local: Vec<_> = (0..keep).map(Job::unmade).collect();
         self.shared.push_jobs(local, false);
         if send == 0 {
             self.set_phase(Phase::Processing);

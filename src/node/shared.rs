@@ -319,19 +319,23 @@ impl Shared {
     }
 
     /// Blocks until a job is available (taking it and counting it busy) or
-    /// the node stops (`None`). Wakes every `poll` to re-check.
+    /// the node stops (`None`). Wakes every `poll` to re-check. An unmade
+    /// job is made here, outside the queue's lock.
     pub fn take_job(&self, poll: Duration) -> Option<Job> {
         let mut q = self.queue.lock();
-        loop {
+        let mut job = loop {
             if self.stopping() {
                 return None;
             }
             if let Some(job) = q.jobs.pop_front() {
                 q.busy += 1;
-                return Some(job);
+                break job;
             }
             self.queue_cv.wait_for(&mut q, poll);
-        }
+        };
+        drop(q);
+        self.make_ready(std::slice::from_mut(&mut job));
+        Some(job)
     }
 
     /// Takes up to `n` jobs nobody has started, from the back of the queue.
@@ -340,8 +344,20 @@ impl Shared {
         let n = (n as usize).min(q.jobs.len());
         let at = q.jobs.len() - n;
         let mut jobs: Vec<Job> = q.jobs.drain(at..).collect();
+        drop(q);
         jobs.sort_unstable_by_key(|j| j.id);
+        self.make_ready(&mut jobs);
         jobs
+    }
+
+    /// Makes the data of unmade jobs (see [`Job::unmade`]).
+    fn make_ready(&self, jobs: &mut [Job]) {
+        if let Some(params) = self.params() {
+            let workload = params.workload();
+            for job in jobs {
+                job.make_ready(&workload);
+            }
+        }
     }
 
     /// Records a finished job: the master stores the result, the slave keeps
