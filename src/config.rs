@@ -163,7 +163,6 @@ pub struct NetworkConfig {
     pub compression: Option<bool>,
 }
 
-
 /// The datagram size that fits one Ethernet frame (1500 bytes less 28 of
 /// IP and UDP headers): the default between machines.
 pub const ETHERNET_DATAGRAM_BYTES: u32 = 1472;

@@ -172,7 +172,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         )));
     }
     if let Some(path) = &common.report {
-        check_report_path(path).map_err(usage)?;
+        check_output_path("--report", path).map_err(usage)?;
     }
     let mut file =
         config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
@@ -232,11 +232,11 @@ fn bench(
         || common.config.is_some()
     {
         return Err(usage(anyhow::anyhow!(
-            "bench takes only --quick and --json PATH: it makes its own configs on loopback"
+            "bench takes only --quick, --only and --json PATH: it makes its own configs on loopback"
         )));
     }
     if let Some(path) = json {
-        check_report_path(path).map_err(usage)?;
+        check_output_path("--json", path).map_err(usage)?;
     }
     let options = loadbal::bench::Options {
         quick,
@@ -264,10 +264,10 @@ fn bench(
     Ok(0)
 }
 
-/// The report's directory must exist before hours of work are spent.
-fn check_report_path(path: &Path) -> anyhow::Result<()> {
+/// An output file's directory must exist before hours of work are spent.
+fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()> {
     if path.is_dir() {
-        anyhow::bail!("--report {}: is a directory", path.display());
+        anyhow::bail!("{option} {}: is a directory", path.display());
     }
     let dir = path
         .parent()
@@ -275,7 +275,7 @@ fn check_report_path(path: &Path) -> anyhow::Result<()> {
         .unwrap_or(Path::new("."));
     if !dir.is_dir() {
         anyhow::bail!(
-            "--report {}: directory {} does not exist",
+            "{option} {}: directory {} does not exist",
             path.display(),
             dir.display()
         );

@@ -582,3 +582,87 @@ fn the_assignments_wan_figures_finish_verified() {
         "{err}"
     );
 }
+
+#[test]
+fn bench_measures_the_kernel_and_compression_and_writes_json() {
+    let dir = test_dir("bench");
+    let out = run(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "kernel",
+            "--only",
+            "compression",
+            "--json",
+            "bench.json",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("| Figure | Value | Reference | Ratio | Target |"),
+        "{table}"
+    );
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(json["quick"], true);
+    assert!(json["machine"]["logical_cpus"].as_u64().unwrap() >= 1);
+    let figures = json["figures"].as_array().unwrap();
+    let groups: Vec<&str> = figures
+        .iter()
+        .map(|f| f["group"].as_str().unwrap())
+        .collect();
+    // One row per instruction set the CPU has, then the two compression rows.
+    assert!(groups.iter().all(|g| *g == "kernel" || *g == "compression"));
+    assert_eq!(groups.iter().filter(|g| **g == "compression").count(), 2);
+    for f in figures {
+        let (value, reference) = (
+            f["value"].as_f64().unwrap(),
+            f["reference"].as_f64().unwrap(),
+        );
+        assert!(value > 0.0 && reference > 0.0, "{f}");
+        if f["group"] == "kernel" {
+            assert!(
+                (f["ratio"].as_f64().unwrap() - value / reference).abs() < 1e-9,
+                "{f}"
+            );
+            // Each kernel row's samples were checked bit for bit against
+            // the plain loop, or the bench would have failed.
+            assert!(f["name"].as_str().unwrap().contains("blocks of"), "{f}");
+        }
+    }
+    // Over the emulated 10 Mbit/s link, the reference data compresses so
+    // well that the 2 MiB bootstrap is several times faster compressed;
+    // random values take the same time either way (the trial is cheap).
+    let compressed = &figures[figures.len() - 2];
+    let random = &figures[figures.len() - 1];
+    assert!(
+        compressed["value"].as_f64().unwrap() * 3.0 < compressed["reference"].as_f64().unwrap(),
+        "{compressed}"
+    );
+    // 2 MiB at 10 Mbit/s takes at least 1.6 s, compressed or not.
+    assert!(random["value"].as_f64().unwrap() > 1.6, "{random}");
+    assert!(random["reference"].as_f64().unwrap() > 1.6, "{random}");
+}
+
+#[test]
+fn bench_takes_no_config_and_checks_its_json_path() {
+    let dir = test_dir("bench-args");
+    let out = run(&["bench", "--config", "c.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "loadbal: bench takes only --quick, --only and --json PATH: it makes its own configs on loopback"
+    );
+    let out = run(&["bench", "--json", "no/such/dir/b.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out).trim(),
+        "loadbal: --json no/such/dir/b.json: directory no/such/dir does not exist"
+    );
+    let out = run(&["bench", "--only", "everything"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("invalid value 'everything' for '--only <GROUP>'"));
+}

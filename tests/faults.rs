@@ -81,6 +81,61 @@ fn a_killed_slave_is_reclaimed_and_a_restarted_one_is_sent_away() {
     );
 }
 
+#[test]
+fn a_slave_killed_during_the_bootstrap_leaves_the_unsent_jobs_with_the_master() {
+    let dir = test_dir("slave-killed-bootstrap");
+    // A slow link and no compression: each 2 MiB bootstrap batch (8 jobs)
+    // takes 3.4 s, and the slave dies 1.5 s in, before it could acknowledge
+    // one. The master encodes bootstrap batches only as the endpoint has
+    // room (6 at a time), so 2 of the 8 have not left.
+    let config = write_config(
+        &dir,
+        serde_json::json!({
+            "workload": { "jobs": 128, "elements_per_job": 32768, "iterations": 10 },
+            "master": { "link": { "bandwidth_mbit": 5, "seed": 3 } },
+            "network": { "compression": false },
+            "peer_timeout_ms": 1000,
+            "secret": SECRET
+        }),
+    );
+    let config = config.to_str().unwrap();
+    let mut slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
+    let master = spawn(
+        &[
+            "--role",
+            "master",
+            "--config",
+            config,
+            "--headless",
+            "--report",
+            "r.json",
+        ],
+        &dir,
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    slave.kill().unwrap();
+    let _ = slave.wait();
+    let master = wait(master, Duration::from_secs(60));
+    let m = stderr(&master);
+    assert_eq!(master.status.code(), Some(0), "{m}");
+    let r = read_report(&dir.join("r.json"));
+    check_verified_report(&r, 128);
+    assert_eq!(r["jobs_done"]["master"], 128, "{r:#}");
+    // Jobs in batches already handed to the endpoint are reclaimed; the
+    // others never left, and count as reclaimed too.
+    assert_eq!(r["jobs_reclaimed"], 64, "{r:#}");
+    assert!(
+        m.contains("reclaimed 48 jobs lent to the slave [64-111]"),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            "16 bootstrap jobs [112-127] were not sent yet: the master computes them itself"
+        ),
+        "{m}"
+    );
+}
+
 /// What the man in the middle injected at the master, by the reason the
 /// master must reject it for.
 #[derive(Debug, Default)]

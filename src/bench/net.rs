@@ -165,6 +165,15 @@ fn tcp_stream(bytes: &[u8]) -> anyhow::Result<Duration> {
     Ok(elapsed)
 }
 
+/// The bootstraps compared: compression off and on, for the reference data
+/// and for random values.
+const VARIANTS: [(bool, Until); 4] = [
+    (false, Until::Bootstrap),
+    (true, Until::Bootstrap),
+    (false, Until::RandomBootstrap),
+    (true, Until::RandomBootstrap),
+];
+
 /// One bootstrap between two in-process nodes, both throttles at 0 so
 /// nothing else runs: its time, after checking every job arrived.
 fn bootstrap_once(
@@ -210,17 +219,13 @@ pub fn transport(
     // Plain, compressed; reference data, random data.
     let mut udp: [Vec<f64>; 4] = Default::default();
     let mut resent = 0;
-    for _ in 0..reps {
+    for rep in 0..reps {
         tcp.push(mb / tcp_stream(&payload)?.as_secs_f64());
-        for (i, (compression, data)) in [
-            (false, Until::Bootstrap),
-            (true, Until::Bootstrap),
-            (false, Until::RandomBootstrap),
-            (true, Until::RandomBootstrap),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        // Each repetition starts with another variant, so none always runs
+        // first (or right after the TCP stream).
+        for k in 0..VARIANTS.len() {
+            let i = (rep + k) % VARIANTS.len();
+            let (compression, data) = VARIANTS[i];
             let (time, retransmitted) = bootstrap_once(workload, compression, None, data)?;
             resent += retransmitted;
             udp[i].push(mb / time.as_secs_f64());
@@ -429,15 +434,9 @@ pub fn compression(
     let mut times: [Vec<f64>; 4] = Default::default();
     for rep in 0..reps {
         let link = assignment_link(rep as u64 + 1);
-        for (i, (compression, data)) in [
-            (false, Until::Bootstrap),
-            (true, Until::Bootstrap),
-            (false, Until::RandomBootstrap),
-            (true, Until::RandomBootstrap),
-        ]
-        .into_iter()
-        .enumerate()
-        {
+        for k in 0..VARIANTS.len() {
+            let i = (rep + k) % VARIANTS.len();
+            let (compression, data) = VARIANTS[i];
             let (time, _) = bootstrap_once(workload, compression, Some(link), data)?;
             times[i].push(time.as_secs_f64());
         }

@@ -264,6 +264,8 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             let s = shared.clone();
             let transfer = transfer_tx.clone();
             let control = control_tx.clone();
+            let state = state_tx.clone();
+            let queue = s.clone();
             threads.push(spawn(format!("{name}-worker-{i}"), move || {
                 worker::run(s, || {
                     // The slave's results go to the master; the master's
@@ -272,6 +274,12 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
                     match role {
                         Role::Master => drop(control.send(ControlMsg::Progress)),
                         Role::Slave => drop(transfer.send(TransferMsg::ResultsReady)),
+                    }
+                    // A node that has run dry says so at once rather than at
+                    // the next state interval, so the peer's policy can send
+                    // it work before it sits idle.
+                    if queue.queue.lock().jobs.is_empty() {
+                        let _ = state.send(StateMsg::LocalChanged);
                     }
                 })
             })?);

@@ -1,5 +1,6 @@
 //! The state manager thread: sends this node's state to the peer every
-//! `state_interval_ms` and at once on a phase or throttle change, measures
+//! `state_interval_ms` and at once on a phase or throttle change or when
+//! a worker finds the queue empty, measures
 //! this node's job rate, and keeps the peer's latest state (the newest
 //! sequence number wins, so a late or duplicated state is ignored).
 

@@ -287,6 +287,9 @@ impl Manager {
             shared
                 .in_flight_jobs
                 .fetch_sub(unsent.len() as u32, Ordering::Relaxed);
+            // Meant for the slave and taken back: the report counts them
+            // with the reclaimed jobs.
+            shared.run.lock().jobs_reclaimed += unsent.len() as u32;
             shared.log.push(format!(
                 "{} bootstrap jobs [{}] were not sent yet: the master computes them itself",
                 unsent.len(),
