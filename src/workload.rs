@@ -87,11 +87,26 @@ pub fn compute_slice(job: &mut Job, max_elements: usize, workload: &WorkloadConf
 
 /// Makes job `id` with its initial data.
 pub fn make_job(workload: &WorkloadConfig, id: JobId) -> Job {
-    Job {
-        id,
-        data: vec![workload.initial; workload.elements_per_job as usize],
-        done: 0,
-    }
+    let mut job = Job::unmade(id);
+    job.make_ready(workload);
+    job
+}
+
+/// Job `id` filled with values no compressor can shrink (every double a
+/// distinct xorshift mantissa in [1, 2), seeded by the id), for measuring
+/// and testing compression on data that does not compress. Such a job
+/// cannot verify.
+pub fn random_job(id: JobId, elements: u32) -> Job {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(id) << 32 | 1);
+    let data = (0..elements)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12))
+        })
+        .collect();
+    Job { id, data, done: 0 }
 }
 
 /// Formats job ids as compact ranges: `0-511, 600, 602-603`.

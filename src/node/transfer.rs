@@ -171,28 +171,6 @@ pub fn run(
     }
 }
 
-/// Jobs of random values (for the benchmark's incompressible bootstrap):
-/// every double a distinct xorshift mantissa in [1, 2).
-fn random_jobs(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<Job> {
-    ids.iter()
-        .map(|&id| {
-            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ (u64::from(id) << 32 | 1);
-            Job {
-                id,
-                data: (0..workload.elements_per_job)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12))
-                    })
-                    .collect(),
-                done: 0,
-            }
-        })
-        .collect()
-}
-
 impl Manager {
     /// Handles one inbox message; false means stop.
     fn handle(&mut self, msg: TransferMsg) -> bool {
@@ -259,7 +237,11 @@ impl Manager {
             let n = self.bootstrap.len().min(self.settings.batch_jobs.max(1));
             let ids: Vec<JobId> = self.bootstrap.drain(..n).collect();
             let payload = if self.settings.random_bootstrap {
-                batch::encode(&random_jobs(&ids, &workload))
+                let jobs: Vec<Job> = ids
+                    .iter()
+                    .map(|&id| workload::random_job(id, workload.elements_per_job))
+                    .collect();
+                batch::encode(&jobs)
             } else {
                 batch::encode_fresh(&ids, &workload)
             };
@@ -268,22 +250,18 @@ impl Manager {
     }
 
     /// The peer is gone: nothing more goes to it. On the master, every job
-    /// lent to the slave whose result has not come back is made again from
-    /// the workload (a job's data before computing is the initial value)
-    /// and queued here; results of the slave's that still arrive are kept
-    /// once.
+    /// lent to the slave whose result has not come back, and every
+    /// bootstrap job not sent yet, is queued here unmade (a job's data
+    /// before computing is the initial value, so it is made as a worker
+    /// takes it, like the master's own); results of the slave's that still
+    /// arrive are kept once.
     fn peer_lost(&mut self) {
         let shared = &self.shared;
         let abandoned = self.endpoint.abandon_outbound();
         // Bootstrap jobs not encoded yet never left: they are the master's.
         let unsent: Vec<JobId> = self.bootstrap.drain(..).collect();
-        if let (false, Some(params)) = (unsent.is_empty(), shared.params()) {
-            let workload = params.workload();
-            let jobs: Vec<Job> = unsent
-                .iter()
-                .map(|&id| workload::make_job(&workload, id))
-                .collect();
-            shared.push_jobs(jobs, false);
+        if !unsent.is_empty() {
+            shared.push_jobs(unsent.iter().map(|&id| Job::unmade(id)).collect(), false);
             shared
                 .in_flight_jobs
                 .fetch_sub(unsent.len() as u32, Ordering::Relaxed);
@@ -304,22 +282,15 @@ impl Manager {
                 abandoned_jobs += p.ids.len() as u32;
             }
         }
-        // The master's parameters are set at Start, before any job is lent.
-        if shared.role == Role::Master
-            && let Some(params) = shared.params()
-        {
-            let workload = params.workload();
+        // The master's parameters are set at Start: before it nothing was lent.
+        if shared.role == Role::Master && shared.params().is_some() {
             let lent = std::mem::take(&mut *shared.lent.lock());
             let missing = match shared.results.lock().as_mut() {
                 Some(store) => store.reclaim(lent),
                 None => Vec::new(),
             };
-            let jobs: Vec<Job> = missing
-                .iter()
-                .map(|&id| workload::make_job(&workload, id))
-                .collect();
-            let n = jobs.len() as u32;
-            shared.push_jobs(jobs, false);
+            let n = missing.len() as u32;
+            shared.push_jobs(missing.iter().map(|&id| Job::unmade(id)).collect(), false);
             {
                 let at_s = shared.run_seconds();
                 let mut run = shared.run.lock();

@@ -262,25 +262,6 @@ mod tests {
         }
     }
 
-    /// Doubles no compressor can shrink (xorshift bits as mantissas).
-    fn random_jobs(w: &crate::config::WorkloadConfig) -> Vec<Job> {
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        (0..w.jobs)
-            .map(|id| Job {
-                id,
-                data: (0..w.elements_per_job)
-                    .map(|_| {
-                        x ^= x << 13;
-                        x ^= x >> 7;
-                        x ^= x << 17;
-                        f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12))
-                    })
-                    .collect(),
-                done: 0,
-            })
-            .collect()
-    }
-
     #[test]
     fn compressible_batches_are_compressed_and_come_back_bit_for_bit() {
         let w = workload(8, 32768);
@@ -312,7 +293,10 @@ mod tests {
     #[test]
     fn incompressible_and_small_batches_go_as_they_are() {
         let w = workload(4, 8192);
-        let random = encode(&random_jobs(&w));
+        let jobs: Vec<Job> = (0..w.jobs)
+            .map(|id| crate::workload::random_job(id, w.elements_per_job))
+            .collect();
+        let random = encode(&jobs);
         assert_eq!(compress_if_it_pays(random.clone()), random);
         let small = workload(2, 100);
         let raw = encode_fresh(&[0, 1], &small);
