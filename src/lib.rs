@@ -3,7 +3,8 @@
 //! A map of the crate, from the pure core outwards:
 //!
 //! - [`config`]: `config.json`, its defaults and validation.
-//! - [`auth`]: datagram tags (HMAC-SHA-256-128) and the replay window. Pure.
+//! - [`auth`]: datagram tags (HMAC-SHA-256-128, keyed BLAKE3 for large
+//!   datagrams) and the replay window. Pure.
 //! - [`kernel`]: the numeric kernel, vectorised for the CPU at run time. Pure.
 //! - [`workload`]: jobs, the expected value, verification. Pure.
 //! - [`throttle`]: the worker's compute/sleep schedule. Pure.

@@ -240,7 +240,6 @@ fn bench(
     }
     let options = loadbal::bench::Options {
         quick,
-        json: json.map(Path::to_path_buf),
         only: only.to_vec(),
     };
     let report = loadbal::bench::run(&options, &mut std::io::stderr())

@@ -11,7 +11,7 @@
 //! | overhead    | one node's worker over a workload    | the bare kernel on the same data |
 //! | scaling     | 1 … CPU-count workers                | one worker                       |
 //! | throttle    | a worker's CPU time / wall time      | the throttle setting             |
-//! | transport   | the bootstrap's 128 MiB over loopback UDP | a TCP stream of as many bytes |
+//! | transport   | the bootstrap's 128 MiB over loopback UDP | a TCP stream of as many bytes, read into one buffer or kept |
 //! | two nodes   | the reference run, four throttle pairs | the ideal makespan             |
 //! | memory      | the master's peak resident memory    | the vector's size                |
 //! | compression | the bootstrap over the assignment's link | the same without compression |
@@ -20,7 +20,6 @@ mod compute;
 mod net;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -30,8 +29,6 @@ use serde::Serialize;
 pub struct Options {
     /// Smaller workloads and fewer repetitions: under a minute.
     pub quick: bool,
-    /// Also write the figures as JSON here.
-    pub json: Option<PathBuf>,
     /// Measure only these groups; all when empty.
     pub only: Vec<Group>,
 }

@@ -412,10 +412,14 @@ fn master_peak(exe: &Path, dir: &Path, workload: WorkloadConfig) -> anyhow::Resu
     let mut slave = spawn("slave").context("cannot start a slave process")?;
     let master = spawn("master").context("cannot start a master process")?;
     let status = master.wait_with_output()?.status;
-    let _ = slave.wait();
     if !status.success() {
+        // A slave whose master failed would wait for it until its own
+        // time-out: the bench does not.
+        let _ = slave.kill();
+        let _ = slave.wait();
         bail!("the master process ended with {status}");
     }
+    let _ = slave.wait();
     let text = std::fs::read_to_string(&report)?;
     let value: serde_json::Value = serde_json::from_str(&text)?;
     value["peak_rss_bytes"]
