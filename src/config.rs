@@ -167,6 +167,9 @@ pub struct NetworkConfig {
 /// IP and UDP headers): the default between machines.
 pub const ETHERNET_DATAGRAM_BYTES: u32 = 1472;
 
+/// How long a headless master waits for its slave by default.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 60_000;
+
 /// The largest UDP payload, the default on loopback.
 pub const LOOPBACK_DATAGRAM_BYTES: u32 = 65507;
 
@@ -186,6 +189,9 @@ pub struct ConfigFile {
     pub network: NetworkConfig,
     /// A peer silent this long during a run is declared lost.
     pub peer_timeout_ms: u64,
+    /// How long a headless master waits for its slave to answer before it
+    /// gives up (exit 3).
+    pub connect_timeout_ms: u64,
     /// The shared secret both nodes' datagram key is derived from; absent
     /// means the public demo key, allowed on loopback only.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -201,6 +207,7 @@ impl Default for ConfigFile {
             policy: PolicyConfig::default(),
             network: NetworkConfig::default(),
             peer_timeout_ms: 3000,
+            connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             secret: None,
         }
     }
@@ -237,6 +244,8 @@ pub struct Config {
     pub compression: bool,
     /// A peer silent this long during a run is declared lost.
     pub peer_timeout_ms: u64,
+    /// How long a headless master waits for its slave.
+    pub connect_timeout_ms: u64,
     /// The datagram key: from `secret`, or the demo key on loopback.
     pub key: Key,
 }
@@ -263,13 +272,13 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
+        /// The I/O error. Part of the message, not a chained source, so
+        /// that a printed chain says it once.
+        cause: std::io::Error,
     },
     /// The JSON is malformed, has an unknown field or a value of the wrong type.
     #[error("{origin}: {message} (at line {line}, column {column})")]
@@ -320,6 +329,11 @@ pub mod limits {
     pub const STATE_INTERVAL_MS: (u64, u64) = (10, 60_000);
     /// Peer time-out range, milliseconds.
     pub const PEER_TIMEOUT_MS: (u64, u64) = (100, 3_600_000);
+    /// `connect_timeout_ms`: from a tenth of a second to a day.
+    pub const CONNECT_TIMEOUT_MS: (u64, u64) = (100, 86_400_000);
+    /// `link.bandwidth_mbit`, when not 0 (unlimited): from 1 kbit/s, at
+    /// which a 64 KiB datagram takes nine minutes.
+    pub const MIN_BANDWIDTH_MBIT: f64 = 0.001;
     /// Datagram size range, bytes (576 is the smallest datagram every IPv4
     /// host must accept; 65507 the largest UDP payload over IPv4).
     pub const DATAGRAM_BYTES: (u32, u32) = (576, 65507);
@@ -375,9 +389,9 @@ impl ConfigFile {
 }
 
 fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.to_owned(),
-        source,
+        cause,
     })?;
     parse(&text, &path.display().to_string())
 }
@@ -385,6 +399,17 @@ fn read_file(path: &Path) -> Result<ConfigFile, ConfigError> {
 /// Parses JSON text into a [`ConfigFile`] (not yet validated). `origin`
 /// names the text in errors.
 pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
+    // Some editors start a UTF-8 file with a byte-order mark; JSON has no
+    // use for it, and it says nothing: skip it.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some((line, column)) = find_comment(text) {
+        return Err(ConfigError::Parse {
+            origin: origin.to_owned(),
+            message: "comments are not JSON: remove the // or /* */ comment".to_owned(),
+            line,
+            column,
+        });
+    }
     // serde would also take an array for a struct: only an object will do.
     let start = text.len() - text.trim_start().len();
     if !text[start..].starts_with('{') && !text[start..].is_empty() {
@@ -404,6 +429,34 @@ pub fn parse(text: &str, origin: &str) -> Result<ConfigFile, ConfigError> {
     // Text after the object is an error too.
     de.end().map_err(|err| parse_error(origin, "", err))?;
     Ok(file)
+}
+
+/// The 1-based line and column of the first `//` or `/*` outside a string.
+fn find_comment(text: &str) -> Option<(usize, usize)> {
+    let (mut in_string, mut escaped) = (false, false);
+    let (mut line, mut column) = (1, 0);
+    let mut prev = '\0';
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            (line, column) = (line + 1, 0);
+        }
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if prev == '/' && (c == '/' || c == '*') {
+            return Some((line, column - 1));
+        }
+        prev = if in_string { '\0' } else { c };
+    }
+    None
 }
 
 /// A serde_json error as a [`ConfigError::Parse`] naming the field's path.
@@ -477,6 +530,45 @@ pub fn resolve_address(field: &str, text: &str) -> Result<SocketAddr, ConfigErro
     check_port(field, addr)
 }
 
+/// Two addresses that can never talk to each other are refused, naming both
+/// fields: each must be a unicast address one can send to, and both of one
+/// family (an IPv4 socket cannot reach an IPv6 address).
+fn check_address_pair(master: SocketAddr, slave: SocketAddr) -> Result<(), ConfigError> {
+    for (field, addr) in [("master.address", master), ("slave.address", slave)] {
+        let ip = addr.ip();
+        let what = if ip.is_unspecified() {
+            Some("the unspecified address (it means \"any\" to bind, and reaches no one)")
+        } else if ip.is_multicast() {
+            Some("a multicast address")
+        } else if matches!(ip, std::net::IpAddr::V4(v4) if v4.is_broadcast()) {
+            Some("the broadcast address")
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            return Err(ConfigError::invalid(
+                field,
+                format!(
+                    "{addr} is {what}: the master and the slave each need an address of \
+                     their own that the other can send to (master.address {master}, \
+                     slave.address {slave})"
+                ),
+            ));
+        }
+    }
+    if master.is_ipv4() != slave.is_ipv4() {
+        return Err(ConfigError::invalid(
+            "slave.address",
+            format!(
+                "{slave} and master.address {master} are of different address families \
+                 (IPv4 and IPv6): the two nodes could never talk; give both IPv4 or both \
+                 IPv6 addresses"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn check_port(field: &str, addr: SocketAddr) -> Result<SocketAddr, ConfigError> {
     if addr.port() == 0 {
         return Err(ConfigError::invalid(
@@ -487,21 +579,34 @@ fn check_port(field: &str, addr: SocketAddr) -> Result<SocketAddr, ConfigError> 
     Ok(addr)
 }
 
-/// The machine's physical memory in bytes; 0 if it cannot be read.
-fn machine_memory_bytes() -> u64 {
-    let Ok(mut system) = sysinfo::System::new() else {
-        return 0;
-    };
-    system.refresh_memory();
-    system.total_memory()
+/// What validation needs to know of the machine it runs on. Probed once
+/// and passed in, so that validation itself is pure: the window checks a
+/// config on every keystroke without asking the system again, and a test
+/// states the machine it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Machine {
+    /// Physical memory in bytes; 0 if unknown (then not checked).
+    pub memory_bytes: u64,
+    /// Logical CPUs, for `workers: 0`.
+    pub logical_cpus: usize,
 }
 
-fn logical_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+impl Machine {
+    /// Asks the system.
+    pub fn probe() -> Machine {
+        let memory_bytes = sysinfo::System::new().map_or(0, |mut system| {
+            system.refresh_memory();
+            system.total_memory()
+        });
+        Machine {
+            memory_bytes,
+            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
 }
 
 impl NodeFile {
-    fn validate(&self, role: Role) -> Result<NodeConfig, ConfigError> {
+    fn validate(&self, role: Role, machine: &Machine) -> Result<NodeConfig, ConfigError> {
         let name = role.name();
         let default = match role {
             Role::Master => DEFAULT_MASTER_ADDRESS,
@@ -521,7 +626,7 @@ impl NodeFile {
             limits::MAX_WORKERS,
         )?;
         let workers = if self.workers == 0 {
-            logical_cpus()
+            machine.logical_cpus.max(1)
         } else {
             self.workers as usize
         };
@@ -562,6 +667,16 @@ impl LinkConfig {
             check_finite(&f, v)?;
             check_range(&f, v, 0.0, max)?;
         }
+        let bandwidth = self.bandwidth_mbit;
+        if bandwidth > 0.0 && bandwidth < limits::MIN_BANDWIDTH_MBIT {
+            return Err(ConfigError::invalid(
+                format!("{field}.bandwidth_mbit"),
+                format!(
+                    "{bandwidth:?} is out of range: must be 0 (unlimited) or from {} to 1000000",
+                    limits::MIN_BANDWIDTH_MBIT
+                ),
+            ));
+        }
         Ok(())
     }
 }
@@ -586,8 +701,24 @@ impl WorkloadConfig {
                 ),
             ));
         }
+        check_range(
+            "workload.iterations",
+            self.iterations,
+            0,
+            limits::MAX_ITERATIONS,
+        )?;
+        check_finite("workload.initial", self.initial)?;
+        check_finite("workload.addend", self.addend)?;
+        Ok(())
+    }
+}
+
+impl WorkloadConfig {
+    /// The whole vector must fit in the master's memory.
+    fn check_fits(&self, machine: &Machine) -> Result<(), ConfigError> {
+        let total = u64::from(self.jobs) * u64::from(self.elements_per_job);
         let bytes = total * 8;
-        let memory = machine_memory_bytes();
+        let memory = machine.memory_bytes;
         if memory > 0 && bytes > memory {
             return Err(ConfigError::invalid(
                 "workload",
@@ -599,14 +730,6 @@ impl WorkloadConfig {
                 ),
             ));
         }
-        check_range(
-            "workload.iterations",
-            self.iterations,
-            0,
-            limits::MAX_ITERATIONS,
-        )?;
-        check_finite("workload.initial", self.initial)?;
-        check_finite("workload.addend", self.addend)?;
         Ok(())
     }
 }
@@ -636,10 +759,16 @@ impl PolicyConfig {
 }
 
 impl ConfigFile {
-    /// Checks every value and resolves the addresses.
+    /// Checks every value and resolves the addresses, on this machine.
     pub fn validate(&self) -> Result<Config, ConfigError> {
-        let master = self.master.validate(Role::Master)?;
-        let slave = self.slave.validate(Role::Slave)?;
+        self.validate_on(&Machine::probe())
+    }
+
+    /// Checks every value and resolves the addresses, for `machine`.
+    pub fn validate_on(&self, machine: &Machine) -> Result<Config, ConfigError> {
+        let master = self.master.validate(Role::Master, machine)?;
+        let slave = self.slave.validate(Role::Slave, machine)?;
+        check_address_pair(master.address, slave.address)?;
         if master.address == slave.address {
             return Err(ConfigError::invalid(
                 "slave.address",
@@ -651,6 +780,7 @@ impl ConfigFile {
             ));
         }
         self.workload.validate()?;
+        self.workload.check_fits(machine)?;
         self.policy.validate()?;
         let plain_loopback = |n: &NodeConfig| n.address.ip().is_loopback() && n.link.is_none();
         let plain_loopback = plain_loopback(&master) && plain_loopback(&slave);
@@ -675,6 +805,8 @@ impl ConfigFile {
                 ),
             ));
         }
+        let (lo, hi) = limits::CONNECT_TIMEOUT_MS;
+        check_range("connect_timeout_ms", self.connect_timeout_ms, lo, hi)?;
         let key = self.key(&master, &slave)?;
         Ok(Config {
             master,
@@ -684,6 +816,7 @@ impl ConfigFile {
             datagram_bytes,
             compression: self.network.compression.unwrap_or(!plain_loopback),
             peer_timeout_ms: self.peer_timeout_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
             key,
         })
     }
@@ -827,7 +960,7 @@ mod tests {
     #[test]
     fn workers_zero_means_one_per_cpu() {
         let config = check(r#"{"master": {"workers": 0}}"#).unwrap();
-        assert_eq!(config.master.workers, logical_cpus());
+        assert_eq!(config.master.workers, Machine::probe().logical_cpus);
     }
 
     #[test]
@@ -840,7 +973,7 @@ mod tests {
         assert_eq!(
             err("{\"colour\": 1}"),
             "test.json: colour: unknown field `colour`, expected one of `master`, `slave`, `workload`, \
-             `policy`, `network`, `peer_timeout_ms`, `secret` (at line 1, column 9)"
+             `policy`, `network`, `peer_timeout_ms`, `connect_timeout_ms`, `secret` (at line 1, column 9)"
         );
     }
 
@@ -966,5 +1099,104 @@ mod tests {
                 .starts_with("cannot read config file /nonexistent/loadbal.json:"),
             "{e}"
         );
+    }
+
+    // Regression (issue 11): address pairs that could never talk passed
+    // validation, and the master then waited a minute for a running slave.
+    #[test]
+    fn addresses_that_can_never_talk_name_both_fields() {
+        assert_eq!(
+            err(r#"{"master": {"address": "[::1]:7001"}, "slave": {"address": "127.0.0.1:7002"}}"#),
+            "slave.address: 127.0.0.1:7002 and master.address [::1]:7001 are of different \
+             address families (IPv4 and IPv6): the two nodes could never talk; give both IPv4 \
+             or both IPv6 addresses"
+        );
+        assert_eq!(
+            err(r#"{"master": {"address": "0.0.0.0:7001"}}"#),
+            "master.address: 0.0.0.0:7001 is the unspecified address (it means \"any\" to \
+             bind, and reaches no one): the master and the slave each need an address of their \
+             own that the other can send to (master.address 0.0.0.0:7001, slave.address \
+             127.0.0.1:7002)"
+        );
+        assert!(
+            err(r#"{"master": {"address": "255.255.255.255:7001"}}"#)
+                .starts_with("master.address: 255.255.255.255:7001 is the broadcast address:")
+        );
+        assert!(
+            err(r#"{"slave": {"address": "239.1.2.3:7002"}}"#)
+                .starts_with("slave.address: 239.1.2.3:7002 is a multicast address:")
+        );
+        assert!(
+            err(r#"{"slave": {"address": "[::]:7002"}, "master": {"address": "[::1]:7001"}}"#)
+                .starts_with("slave.address: [::]:7002 is the unspecified address")
+        );
+        // Both IPv6 on loopback is fine.
+        check(r#"{"master": {"address": "[::1]:7001"}, "slave": {"address": "[::1]:7002"}}"#)
+            .unwrap();
+    }
+
+    // Regression (issue 11): a bandwidth of 1e-300 passed and panicked the
+    // link thread, which then dropped every datagram.
+    #[test]
+    fn a_vanishing_bandwidth_is_refused() {
+        assert_eq!(
+            err(r#"{"slave": {"link": {"bandwidth_mbit": 1e-300}}}"#),
+            "slave.link.bandwidth_mbit: 1e-300 is out of range: must be 0 (unlimited) or from \
+             0.001 to 1000000"
+        );
+        check(r#"{"slave": {"link": {"bandwidth_mbit": 0.001}}}"#).unwrap();
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_accepted_and_a_comment_named() {
+        let config = check("\u{feff}{\"workload\": {\"jobs\": 8}}").unwrap();
+        assert_eq!(config.workload.jobs, 8);
+        assert_eq!(
+            err("{\n  // the slave\n  \"slave\": {}\n}"),
+            "test.json: comments are not JSON: remove the // or /* */ comment (at line 2, column 3)"
+        );
+        assert_eq!(
+            err("{\"workload\": /* x */ {}}"),
+            "test.json: comments are not JSON: remove the // or /* */ comment (at line 1, column 14)"
+        );
+        // Inside a string it is text, not a comment.
+        assert!(err(r#"{"secret": "http://x/y*/z"}"#).starts_with("secret: is 13 characters"));
+    }
+
+    #[test]
+    fn the_vector_must_fit_the_machine_given() {
+        let small = Machine {
+            memory_bytes: 1 << 30,
+            logical_cpus: 3,
+        };
+        let file = parse(
+            r#"{"workload": {"jobs": 1024, "elements_per_job": 262144}, "master": {"workers": 0}}"#,
+            "test.json",
+        )
+        .unwrap();
+        assert_eq!(
+            file.validate_on(&small).unwrap_err().to_string(),
+            "workload: jobs * elements_per_job = 268435456 doubles (2.0 GiB) is more than this \
+             machine's memory (1.0 GiB): the master holds the whole vector"
+        );
+        let big = Machine {
+            memory_bytes: 4 << 30,
+            ..small
+        };
+        let config = file.validate_on(&big).unwrap();
+        assert_eq!(config.master.workers, 3);
+        // Unknown memory is not checked.
+        let unknown = Machine {
+            memory_bytes: 0,
+            ..small
+        };
+        assert!(file.validate_on(&unknown).is_ok());
+    }
+
+    #[test]
+    fn a_read_error_names_its_cause_once() {
+        let e = load(Some(Path::new("/nonexistent/loadbal.json"))).unwrap_err();
+        let chained = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(chained.matches("No such file").count(), 1, "{chained}");
     }
 }

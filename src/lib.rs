@@ -18,6 +18,8 @@
 //!   manager, transfer manager, adaptor, socket reader) and the run's
 //!   phases, around the sans-IO core.
 //! - [`report`]: the run report.
+//! - [`files`]: writing a user's output files without destroying what is
+//!   at the path; [`term`]: stderr output that a closed pipe cannot stop.
 //! - [`bench`]: `loadbal bench`, every speed figure against its reference.
 //!
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
@@ -25,6 +27,7 @@
 pub mod auth;
 pub mod bench;
 pub mod config;
+pub mod files;
 pub mod gui;
 pub mod kernel;
 pub mod link;
@@ -32,6 +35,7 @@ pub mod node;
 pub mod policy;
 pub mod protocol;
 pub mod report;
+pub mod term;
 pub mod throttle;
 pub mod transfer;
 pub mod transport;

@@ -136,7 +136,15 @@ impl LinkModel {
             }
             let start = self.busy_until.map_or(now, |b| b.max(now));
             let bits = bytes as f64 * 8.0;
-            let done = start + Duration::from_secs_f64(bits / (self.cfg.bandwidth_mbit * 1e6));
+            // Validation keeps the rate at 1 kbit/s or more; a time that
+            // still does not fit is a datagram that never leaves.
+            let Some(done) = Duration::try_from_secs_f64(bits / (self.cfg.bandwidth_mbit * 1e6))
+                .ok()
+                .and_then(|d| start.checked_add(d))
+            else {
+                self.dropped += 1;
+                return Vec::new();
+            };
             self.busy_until = Some(done);
             self.queue.push_back(done);
             done
@@ -149,14 +157,17 @@ impl LinkModel {
             1
         };
         (0..copies)
-            .map(|_| {
+            .filter_map(|_| {
                 let jitter = (self.unit() * 2.0 - 1.0) * self.cfg.jitter_ms;
                 let mut ms = (self.cfg.delay_ms + jitter).max(0.0);
                 if self.chance(self.cfg.reorder) {
                     // Held back past the datagrams that follow it.
                     ms += 2.0 * self.cfg.jitter_ms + 5.0;
                 }
-                departure + Duration::from_secs_f64(ms / 1000.0)
+                // Delay and jitter are at most a minute each (validated).
+                Duration::try_from_secs_f64(ms / 1000.0)
+                    .ok()
+                    .and_then(|d| departure.checked_add(d))
             })
             .collect()
     }

@@ -133,7 +133,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("loadbal: {:#}", f.error);
+            loadbal::say!("loadbal: {:#}", f.error);
             ExitCode::from(f.code)
         }
     }
@@ -173,6 +173,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
     if let Some(path) = &common.report {
         check_output_path("--report", path).map_err(usage)?;
+        let config_path = common.config.as_deref().unwrap_or(Path::new("config.json"));
+        if is_same_path(path, config_path) {
+            return Err(usage(anyhow::anyhow!(
+                "--report {} is the config file: the report would overwrite it; name \
+                 another file, or - for standard output",
+                path.display()
+            )));
+        }
     }
     let mut file =
         config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
@@ -210,8 +218,10 @@ fn keygen(cli: &Cli) -> Result<u8, Failure> {
     let secret = loadbal::auth::generate_secret()
         .context("cannot read the system's random number generator")
         .map_err(runtime)?;
-    println!("{secret}");
-    eprintln!(
+    loadbal::term::out(&format!("{secret}\n"))
+        .context("cannot write the secret to standard output")
+        .map_err(runtime)?;
+    loadbal::say!(
         "put this line in the config.json of both nodes (top level):\n  \"secret\": \"{secret}\""
     );
     Ok(0)
@@ -245,26 +255,40 @@ fn bench(
     let report = loadbal::bench::run(&options, &mut std::io::stderr())
         .context("the bench failed")
         .map_err(runtime)?;
-    println!(
-        "loadbal bench{} on {} ({} logical CPUs, kernel {}), {:.0} s\n",
+    // A closed stdout (`| head`) loses the table, not the JSON file.
+    let _ = loadbal::term::out(&format!(
+        "loadbal bench{} on {} ({} logical CPUs, kernel {}), {:.0} s\n\n{}",
         if quick { " --quick" } else { "" },
         report.machine.cpu,
         report.machine.logical_cpus,
         report.machine.kernel,
-        report.seconds
-    );
-    print!("{}", report.table());
+        report.seconds,
+        report.table()
+    ));
     if let Some(path) = json {
-        loadbal::report::write_atomically(path, report.to_json().as_bytes())
+        loadbal::files::write(path, report.to_json().as_bytes())
             .with_context(|| format!("cannot write {}", path.display()))
             .map_err(runtime)?;
-        eprintln!("figures written to {}", path.display());
+        loadbal::say!("figures written to {}", path.display());
     }
     Ok(0)
 }
 
+/// True when `a` and `b` name the same file, existing or not.
+fn is_same_path(a: &Path, b: &Path) -> bool {
+    loadbal::files::same_file(a, b)
+        || matches!(
+            (std::path::absolute(a), std::path::absolute(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// An output file's directory must exist before hours of work are spent.
+/// `-` is standard output.
 fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()> {
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
     if path.is_dir() {
         anyhow::bail!("{option} {}: is a directory", path.display());
     }
@@ -284,7 +308,7 @@ fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()> {
 
 fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
     let me = config.node(role);
-    eprintln!(
+    loadbal::say!(
         "loadbal {role} on {} (peer {}), throttle {:.0} %, {} worker{}",
         me.address,
         config.node(role.peer()).address,
@@ -302,9 +326,11 @@ fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Fa
 }
 
 fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
-    eprintln!(
+    loadbal::say!(
         "loadbal demo: master on {}, slave on {}, {} jobs",
-        config.master.address, config.slave.address, config.workload.jobs
+        config.master.address,
+        config.slave.address,
+        config.workload.jobs
     );
     announce_links(config, &[Role::Master, Role::Slave]);
     // One progress display for the demo: the master's counts the whole run.
@@ -320,24 +346,47 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
         .map_err(runtime)?;
     slave.command(Command::Start);
     master.command(Command::Start);
-    let master_outcome = master.wait();
-    let slave_outcome = slave.wait();
+    let (master_outcome, slave_outcome) = wait_together(master, slave);
     if let Outcome::Failed(why) = &slave_outcome {
-        eprintln!("loadbal: the slave failed: {why}");
+        loadbal::say!("loadbal: the slave failed: {why}");
     }
     let code = finish(&master_outcome, report)?;
     Ok(code.max(slave_outcome.exit_code()))
+}
+
+/// Waits for both of the demo's nodes. They stop together: when either
+/// ends without finishing the run, the other is stopped, so the demo never
+/// waits for a peer that is gone.
+fn wait_together(master: node::NodeHandle, slave: node::NodeHandle) -> (Outcome, Outcome) {
+    let finished = |o: &Outcome| matches!(o, Outcome::Finished { .. });
+    loop {
+        if master.is_finished() {
+            let m = master.wait();
+            if !finished(&m) {
+                slave.command(Command::Stop);
+            }
+            return (m, slave.wait());
+        }
+        if slave.is_finished() {
+            let s = slave.wait();
+            if !finished(&s) {
+                master.command(Command::Stop);
+            }
+            return (master.wait(), s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// Says which nodes send through an emulated link, and when the datagrams
 /// are sealed with the public demo key.
 fn announce_links(config: &Config, roles: &[Role]) {
     if config.key.is_demo() {
-        eprintln!("{}", loadbal::auth::DEMO_KEY_NOTICE);
+        loadbal::say!("{}", loadbal::auth::DEMO_KEY_NOTICE);
     }
     for &role in roles {
         if let Some(link) = config.node(role).link {
-            eprintln!(
+            loadbal::say!(
                 "the {role}'s datagrams go through an emulated link: {}",
                 link.describe()
             );
@@ -351,11 +400,7 @@ fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> 
             if let Some(report) = report {
                 print_summary(report);
                 if let Some(path) = report_path {
-                    report
-                        .write(path)
-                        .with_context(|| format!("cannot write the report to {}", path.display()))
-                        .map_err(runtime)?;
-                    eprintln!("report written to {}", path.display());
+                    write_report(report, path);
                 }
             }
             Ok(if *verified { 0 } else { 1 })
@@ -365,8 +410,25 @@ fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> 
     }
 }
 
+/// Writes the report to `path`. One that cannot be written is not lost: its
+/// JSON goes to stdout, the reason to stderr, and the run's exit code
+/// stands.
+fn write_report(report: &loadbal::report::Report, path: &Path) {
+    match report.write(path) {
+        Ok(()) if path.as_os_str() == "-" => {}
+        Ok(()) => loadbal::say!("report written to {}", path.display()),
+        Err(e) => {
+            loadbal::say!(
+                "loadbal: cannot write the report to {}: {e}; here it is on standard output",
+                path.display()
+            );
+            let _ = loadbal::term::out(&format!("{}\n", report.to_json()));
+        }
+    }
+}
+
 fn print_summary(r: &loadbal::report::Report) {
-    eprintln!(
+    loadbal::say!(
         "{}: {} jobs, every element {} {:.9}; master computed {}, slave {}; \
          moved {} to the slave and {} to the master",
         if r.verified {
@@ -382,18 +444,21 @@ fn print_summary(r: &loadbal::report::Report) {
         r.jobs_moved.to_slave,
         r.jobs_moved.to_master
     );
-    eprintln!(
+    loadbal::say!(
         "time: {:.3} s total (bootstrap {:.3} s, processing {:.3} s, aggregation {:.3} s)",
-        r.elapsed_s.total, r.elapsed_s.bootstrap, r.elapsed_s.processing, r.elapsed_s.aggregation
+        r.elapsed_s.total,
+        r.elapsed_s.bootstrap,
+        r.elapsed_s.processing,
+        r.elapsed_s.aggregation
     );
     if let Some(at) = r.peer_lost_at_s {
-        eprintln!(
+        loadbal::say!(
             "the slave was lost at {at:.3} s; the master reclaimed {} of its jobs",
             r.jobs_reclaimed
         );
     }
     let rejected = &r.network.rejected_by_reason;
     if rejected.total() > 0 {
-        eprintln!("rejected datagrams: {rejected}");
+        loadbal::say!("rejected datagrams: {rejected}");
     }
 }

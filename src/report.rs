@@ -2,7 +2,6 @@
 //! contract names, built by the master from what its node recorded, and
 //! written atomically (a temporary file, then a rename).
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
@@ -284,36 +283,14 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Writes the report to `path` atomically.
+    /// Writes the report to `path` by the rules of [`crate::files::write`]:
+    /// `-` is stdout, a regular file is replaced atomically, a device is
+    /// written in place.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        write_atomically(path, self.to_json().as_bytes())
+        crate::files::write(path, self.to_json().as_bytes())
     }
 }
 
 fn round_micros(seconds: f64) -> f64 {
     (seconds * 1e6).round() / 1e6
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over
-/// `path`, so a reader never sees a half-written file.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.write_all(b"\n")?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }

@@ -60,6 +60,9 @@ pub struct ConfigEditor {
     general_error: Option<String>,
     status: Option<String>,
     dirty: bool,
+    /// The machine, probed once: a keystroke checks against it without
+    /// asking the system again.
+    machine: crate::config::Machine,
 }
 
 impl ConfigEditor {
@@ -83,6 +86,7 @@ impl ConfigEditor {
             general_error: None,
             status: None,
             dirty: false,
+            machine: crate::config::Machine::probe(),
         };
         editor.revalidate();
         editor
@@ -142,7 +146,7 @@ impl ConfigEditor {
         if !ok {
             return;
         }
-        match file.validate() {
+        match file.validate_on(&self.machine) {
             Ok(config) => self.valid = Some((file, config)),
             Err(ConfigError::Invalid { field, message }) => {
                 match self.fields.iter_mut().find(|f| f.key == field) {
@@ -169,7 +173,7 @@ impl ConfigEditor {
         let Some((file, _)) = &self.valid else {
             return Err("the config has errors; fix them before saving".to_owned());
         };
-        crate::report::write_atomically(&self.path, file.to_json().as_bytes())
+        crate::files::write(&self.path, file.to_json().as_bytes())
             .map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
         self.base = file.clone();
         self.dirty = false;

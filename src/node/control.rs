@@ -25,8 +25,6 @@ const TICK: Duration = Duration::from_millis(100);
 const HELLO_INTERVAL: Duration = Duration::from_millis(500);
 /// How often "waiting for peer" is repeated in the log.
 const WAIT_NOTICE_INTERVAL: Duration = Duration::from_secs(5);
-/// How long a headless master waits for its slave.
-pub const HEADLESS_PEER_WAIT: Duration = Duration::from_secs(60);
 /// How often the master repeats its finish until the slave acknowledges.
 const FINISH_INTERVAL: Duration = Duration::from_millis(200);
 /// How long the master keeps repeating its finish.
@@ -682,11 +680,12 @@ impl Control {
             self.send_hello();
         }
         let waited = now.duration_since(started);
-        if self.role == Role::Master && self.headless && waited >= HEADLESS_PEER_WAIT {
+        let limit = Duration::from_millis(self.config.connect_timeout_ms);
+        if self.role == Role::Master && self.headless && waited >= limit {
             self.fail(format!(
                 "no slave answered at {} within {} s; start it with `loadbal --role slave`",
                 self.peer_address(),
-                HEADLESS_PEER_WAIT.as_secs()
+                limit.as_secs_f64()
             ));
             return;
         }

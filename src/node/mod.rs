@@ -32,7 +32,6 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Sender, unbounded};
 
-pub use control::HEADLESS_PEER_WAIT;
 pub use monitor::MonitorMsg;
 pub use progress::status_line;
 pub use reader::{Rejection, receive};
@@ -116,7 +115,7 @@ pub(crate) struct Senders {
 #[derive(Clone)]
 pub struct NodeOptions {
     /// Echo the event log and progress to stderr, and give up waiting for the
-    /// peer after [`HEADLESS_PEER_WAIT`] (master).
+    /// peer after the config's `connect_timeout_ms` (master).
     pub headless: bool,
     /// Print a progress line or bar on stderr (headless only).
     pub progress: bool,

@@ -1,7 +1,7 @@
 //! Headless progress on stderr: a progress bar redrawn in place when stderr
 //! is a terminal, a plain line every few seconds otherwise (logs, CI).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -51,20 +51,18 @@ impl Progress {
         }
         self.last = Some(now);
         let line = status_line(shared);
-        let mut err = std::io::stderr().lock();
         if self.terminal {
-            let _ = write!(err, "\r\x1b[K{line}");
+            crate::term::err(&format!("\r\x1b[K{line}"));
             self.drawn = true;
         } else {
-            let _ = writeln!(err, "{line}");
+            crate::term::err_line(&line);
         }
-        let _ = err.flush();
     }
 
     /// Ends the bar's line so what follows starts on a fresh one.
     pub fn finish(&mut self) {
         if self.drawn {
-            eprintln!();
+            crate::term::err("\n");
             self.drawn = false;
         }
     }

@@ -92,7 +92,7 @@ impl EventLog {
             text: text.into(),
         };
         if self.echo {
-            eprintln!(
+            crate::say!(
                 "{}[{:<6} {:>8.3}s] {}",
                 if self.terminal { "\r\x1b[K" } else { "" },
                 self.prefix,
