@@ -18,6 +18,8 @@
 
 mod adaptor;
 mod control;
+pub mod core;
+pub mod harness;
 mod monitor;
 mod progress;
 mod reader;

@@ -1,0 +1,441 @@
+//! The transfer manager's part of the core, and the ledger's moves: jobs
+//! finished by workers, batches of jobs and results encoded for the
+//! endpoint and decoded from it, the bootstrap fed a few batches at a time,
+//! and a lost slave's jobs taken back. Every job id sent or received is
+//! logged.
+
+use std::time::{Duration, Instant};
+
+use super::{JobState, NodeCore, Pending, TransferRecord};
+use crate::config::Role;
+use crate::protocol::{BatchKind, batch};
+use crate::transfer::Event as EndpointEvent;
+use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
+
+/// Longest a computed result waits on the slave for its batch to fill.
+pub const RESULTS_MAX_WAIT: Duration = Duration::from_millis(250);
+
+/// Outbound batches the bootstrap keeps queued at the endpoint: enough to
+/// keep every open batch's place filled, few enough to hold only a few
+/// batches' bytes.
+const BOOTSTRAP_QUEUED: usize = 6;
+
+impl NodeCore {
+    /// A worker finished a job: the master keeps the result, the slave
+    /// holds it for the master. It counts as this node's only if its result
+    /// is the one kept.
+    pub(super) fn job_done(&mut self, now: Instant, worker: usize, job: Job) {
+        if let Some(n) = self.assigned.get_mut(worker) {
+            *n = n.saturating_sub(1);
+        }
+        let id = job.id;
+        if self.ledger.state(id) != JobState::Computing {
+            // Only a job given to a worker can come back from one.
+            self.log(
+                now,
+                format!("job {id}: a worker returned a job it was not given; dropped"),
+            );
+            return;
+        }
+        match self.role {
+            Role::Master => {
+                let inserted = match self.results.as_mut() {
+                    Some(store) => store.insert(id, job.data),
+                    None => Insert::OutOfRange,
+                };
+                self.ledger.set(id, JobState::Returned);
+                match inserted {
+                    Insert::Stored => self.done += 1,
+                    Insert::Late => self.log(
+                        now,
+                        format!(
+                            "job {id}: the lost slave's result came back first; this one is dropped"
+                        ),
+                    ),
+                    Insert::Duplicate | Insert::OutOfRange => self.log(
+                        now,
+                        format!("job {id}: result not stored (duplicate or unknown id)"),
+                    ),
+                }
+            }
+            Role::Slave => {
+                self.ledger.set(id, JobState::Computed);
+                self.ready_results.push(job);
+                self.done += 1;
+            }
+        }
+        // A node that has run dry says so at once rather than at the next
+        // state interval, so the peer's policy can send it work before it
+        // sits idle.
+        if self.queued() == 0 {
+            self.state_due = true;
+        }
+    }
+
+    /// Acts on what the endpoint delivered or received.
+    pub(super) fn drain_endpoint(&mut self, now: Instant) {
+        while let Some(event) = self.endpoint.poll_event() {
+            match event {
+                EndpointEvent::Received {
+                    transfer,
+                    kind,
+                    payload,
+                } => self.received(now, transfer, kind, &payload),
+                EndpointEvent::Delivered { transfer } => self.delivered(now, transfer),
+            }
+        }
+    }
+
+    fn received(&mut self, now: Instant, transfer: u32, kind: BatchKind, payload: &[u8]) {
+        let peer = self.role.peer();
+        let Some(params) = self.params else {
+            self.log(
+                now,
+                format!(
+                    "batch {transfer} from {peer} dropped: the run's parameters are not known yet"
+                ),
+            );
+            return;
+        };
+        let is_results = kind == BatchKind::Results;
+        let jobs = match batch::decode(payload, &params, is_results) {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                self.log(
+                    now,
+                    format!("batch {transfer} from {peer} is malformed ({e}); dropped"),
+                );
+                self.counters.rejected.malformed += 1;
+                return;
+            }
+        };
+        let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        let n = jobs.len() as u32;
+        let ranges = format_id_ranges(&ids);
+        match kind {
+            BatchKind::Results => {
+                if self.role != Role::Master {
+                    self.log(
+                        now,
+                        format!(
+                            "results batch {transfer} from {peer} ignored: only the master collects results"
+                        ),
+                    );
+                    return;
+                }
+                let (mut stored, mut late) = (0, 0);
+                if let Some(store) = self.results.as_mut() {
+                    for job in jobs {
+                        let id = job.id;
+                        match store.insert(id, job.data) {
+                            Insert::Stored => {
+                                stored += 1;
+                                self.ledger.set(id, JobState::Returned);
+                            }
+                            Insert::Late => late += 1,
+                            Insert::Duplicate | Insert::OutOfRange => {}
+                        }
+                    }
+                }
+                self.results_received += stored;
+                self.log(now, format!("received {n} results [{ranges}] from {peer}"));
+                if late > 0 {
+                    self.log(
+                        now,
+                        format!("{late} of them were reclaimed and already computed here: dropped"),
+                    );
+                }
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs
+                if self.role == Role::Master && self.peer_lost =>
+            {
+                self.log(
+                    now,
+                    format!(
+                        "{n} jobs [{ranges}] from the lost {peer} arrived late: already reclaimed, dropped"
+                    ),
+                );
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs => {
+                let mut taken = 0;
+                for job in jobs {
+                    // Only a job this node does not hold can be given to it:
+                    // the master's lent jobs, the slave's absent ones, or
+                    // either's jobs in flight to the peer, which may send
+                    // them back before its ack of them arrives.
+                    let state = self.ledger.state(job.id);
+                    let given = match self.role {
+                        Role::Master => JobState::Lent,
+                        Role::Slave => JobState::Absent,
+                    };
+                    if state != given && state != JobState::InFlight {
+                        continue;
+                    }
+                    self.ledger.set(job.id, JobState::Queued);
+                    self.queue.push_back(job);
+                    taken += 1;
+                }
+                if taken < n {
+                    self.log(
+                        now,
+                        format!(
+                            "{} jobs of batch {transfer} from {peer} were already held here; dropped",
+                            n - taken
+                        ),
+                    );
+                }
+                self.received += taken;
+                if kind == BatchKind::Jobs {
+                    let at_s = self.run_seconds(now);
+                    self.transfers.push(TransferRecord {
+                        at_s,
+                        from: peer,
+                        jobs: n,
+                    });
+                }
+                let what = if kind == BatchKind::Bootstrap {
+                    "bootstrap jobs"
+                } else {
+                    "jobs"
+                };
+                self.log(now, format!("received {n} {what} [{ranges}] from {peer}"));
+                self.state_due = true;
+            }
+        }
+    }
+
+    fn delivered(&mut self, now: Instant, transfer: u32) {
+        let Some(p) = self.pending.remove(&transfer) else {
+            return;
+        };
+        let n = p.ids.len() as u32;
+        let peer = self.role.peer();
+        match p.kind {
+            BatchKind::Results => {
+                for &id in &p.ids {
+                    if self.ledger.state(id) == JobState::Computed {
+                        self.ledger.set(id, JobState::Returned);
+                    }
+                }
+                self.log(
+                    now,
+                    format!(
+                        "{peer} acknowledged {n} results [{}]",
+                        format_id_ranges(&p.ids)
+                    ),
+                );
+            }
+            BatchKind::Bootstrap | BatchKind::Jobs => {
+                let to = match self.role {
+                    Role::Master => JobState::Lent,
+                    Role::Slave => JobState::Absent,
+                };
+                for &id in &p.ids {
+                    // A job whose result came back before the ack (the
+                    // slave computed it first) stays returned.
+                    if self.ledger.state(id) == JobState::InFlight {
+                        self.ledger.set(id, to);
+                    }
+                }
+                self.in_flight_jobs = self.in_flight_jobs.saturating_sub(n);
+                self.delivered_to_peer += n;
+                if p.kind == BatchKind::Jobs {
+                    let at_s = self.run_seconds(now);
+                    self.transfers.push(TransferRecord {
+                        at_s,
+                        from: self.role,
+                        jobs: n,
+                    });
+                }
+                self.log(
+                    now,
+                    format!(
+                        "{peer} acknowledged {n} jobs [{}]: they are its own now",
+                        format_id_ranges(&p.ids)
+                    ),
+                );
+                if p.kind == BatchKind::Bootstrap {
+                    self.bootstrap_delivered(now, n);
+                }
+                self.evaluate_due = true;
+                self.state_due = true;
+            }
+        }
+    }
+
+    /// Master: encodes the next bootstrap batches while the endpoint has
+    /// fewer than [`BOOTSTRAP_QUEUED`] outbound; batches of about 2 MiB, so
+    /// the slave starts computing after the first.
+    pub(super) fn feed_bootstrap(&mut self, now: Instant) {
+        if self.bootstrap.is_empty() || self.peer_lost {
+            return;
+        }
+        let Some(params) = self.params else {
+            return;
+        };
+        let workload = params.workload();
+        while !self.bootstrap.is_empty() && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED {
+            let n = self.bootstrap.len().min(self.batch_jobs);
+            let ids: Vec<JobId> = self.bootstrap.drain(..n).collect();
+            let payload = if self.settings.random_bootstrap {
+                let jobs: Vec<Job> = ids
+                    .iter()
+                    .map(|&id| workload::random_job(id, workload.elements_per_job))
+                    .collect();
+                batch::encode(&jobs)
+            } else {
+                batch::encode_fresh(&ids, &workload)
+            };
+            self.send_batch(now, BatchKind::Bootstrap, ids, payload);
+        }
+    }
+
+    /// Sends jobs to the peer as the policy decided: one batch (one
+    /// transfer in the report), split only past the transfer size limit.
+    pub(super) fn send_jobs(&mut self, now: Instant, mut jobs: Vec<Job>) {
+        let Some(workload) = self.params.map(|p| p.workload()) else {
+            return;
+        };
+        for job in &mut jobs {
+            job.make_ready(&workload);
+        }
+        while !jobs.is_empty() {
+            let rest = jobs.split_off(jobs.len().min(self.transfer_jobs));
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            let payload = batch::encode(&jobs);
+            self.send_batch(now, BatchKind::Jobs, ids, payload);
+            jobs = rest;
+        }
+    }
+
+    fn send_batch(&mut self, now: Instant, kind: BatchKind, ids: Vec<JobId>, payload: Vec<u8>) {
+        let raw_bytes = payload.len();
+        let payload = if self.config.compression {
+            batch::compress_if_it_pays(payload)
+        } else {
+            payload
+        };
+        let c = &mut self.counters;
+        c.batches_sent += 1;
+        c.batch_raw_bytes += raw_bytes as u64;
+        c.batch_wire_bytes += payload.len() as u64;
+        if batch::is_compressed(&payload) {
+            c.batches_compressed += 1;
+        }
+        let id = self.endpoint.send_batch(kind, payload);
+        let what = match kind {
+            BatchKind::Bootstrap => "bootstrap jobs",
+            BatchKind::Jobs => "jobs",
+            BatchKind::Results => "results",
+        };
+        self.log(
+            now,
+            format!(
+                "sending {} {what} [{}] to {} (batch {id})",
+                ids.len(),
+                format_id_ranges(&ids),
+                self.role.peer()
+            ),
+        );
+        self.pending.insert(id, Pending { kind, ids });
+    }
+
+    /// Slave: sends computed jobs to the master: full batches at once; a
+    /// partial batch when its oldest result has waited long enough, when no
+    /// more results are coming (queue empty, no job running) or once
+    /// aggregation has begun.
+    pub(super) fn send_ready_results(&mut self, now: Instant) {
+        if self.role != Role::Slave || !self.connected {
+            return;
+        }
+        let tail = self.queued() == 0 && self.ledger.count(JobState::Computing) == 0;
+        loop {
+            if self.ready_results.is_empty() {
+                self.results_waiting_since = None;
+                return;
+            }
+            let since = *self.results_waiting_since.get_or_insert(now);
+            let full = self.ready_results.len() >= self.batch_jobs;
+            let waited = now.saturating_duration_since(since) >= RESULTS_MAX_WAIT;
+            if !(full || waited || tail || self.flush_results) {
+                return;
+            }
+            let n = self.ready_results.len().min(self.batch_jobs);
+            let jobs: Vec<Job> = self.ready_results.drain(..n).collect();
+            self.results_waiting_since = None;
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            let payload = batch::encode(&jobs);
+            drop(jobs);
+            self.send_batch(now, BatchKind::Results, ids, payload);
+        }
+    }
+
+    /// Takes up to `n` jobs nobody has started from the back of the queue,
+    /// for a transfer; they are in flight from now on.
+    pub(super) fn take_for_transfer(&mut self, n: u32) -> Vec<Job> {
+        let mut jobs = Vec::new();
+        while (jobs.len() as u32) < n {
+            let Some(job) = self.queue.pop_back() else {
+                break;
+            };
+            if self.ledger.state(job.id) != JobState::Queued {
+                continue;
+            }
+            self.ledger.set(job.id, JobState::InFlight);
+            jobs.push(job);
+        }
+        jobs.sort_unstable_by_key(|j| j.id);
+        self.in_flight_jobs += jobs.len() as u32;
+        jobs
+    }
+
+    /// Master, the slave lost: every outbound batch is given up; every job
+    /// lent to the slave (or on its way) whose result has not come back,
+    /// and every bootstrap job not sent yet, is queued here unmade (a job's
+    /// data before computing is the initial value, so a worker makes it).
+    /// Results of the slave's that still arrive are kept once.
+    pub(super) fn reclaim_jobs(&mut self, now: Instant) {
+        self.endpoint.abandon_outbound();
+        self.pending.clear();
+        let unsent: Vec<JobId> = self.bootstrap.drain(..).collect();
+        if !unsent.is_empty() {
+            self.log(
+                now,
+                format!(
+                    "{} bootstrap jobs [{}] were not sent yet: the master computes them itself",
+                    unsent.len(),
+                    format_id_ranges(&unsent)
+                ),
+            );
+            for &id in &unsent {
+                self.ledger.set(id, JobState::Queued);
+                self.queue.push_back(Job::unmade(id));
+            }
+            // Meant for the slave and taken back: counted with the reclaimed.
+            self.jobs_reclaimed += unsent.len() as u32;
+        }
+        let mut lent = self.ledger.ids_in(JobState::Lent);
+        lent.extend(self.ledger.ids_in(JobState::InFlight));
+        lent.sort_unstable();
+        let missing = match self.results.as_mut() {
+            Some(store) => store.reclaim(lent),
+            None => Vec::new(),
+        };
+        for &id in &missing {
+            self.ledger.set(id, JobState::Queued);
+            self.queue.push_back(Job::unmade(id));
+        }
+        self.in_flight_jobs = 0;
+        self.jobs_reclaimed += missing.len() as u32;
+        let at_s = self.run_seconds(now);
+        self.peer_lost_at_s = Some((at_s * 1000.0).round() / 1000.0);
+        self.log(
+            now,
+            format!(
+                "reclaimed {} jobs lent to the slave [{}]: the master computes them itself",
+                missing.len(),
+                format_id_ranges(&missing)
+            ),
+        );
+    }
+}

@@ -1,0 +1,778 @@
+//! The node's core: one sans-IO state machine per node, in the style of
+//! quinn-proto's `Connection`. It owns the session (handshake, phases,
+//! finish, liveness), the job ledger and queue, the master's results, the
+//! transfer endpoint and its batches, the peer's view and the transfer
+//! policy. It opens no socket, reads no clock, spawns no thread and never
+//! sleeps: time comes in as `now`, randomness in [`Input::Start`].
+//!
+//! - inputs: [`NodeCore::handle`] (commands, finished jobs, CPU samples,
+//!   threads ending), [`NodeCore::handle_datagram`] (an authentic datagram's
+//!   bytes, tag removed), [`NodeCore::handle_timeout`];
+//! - outputs: [`NodeCore::poll_transmit`] (datagrams to seal and send),
+//!   [`NodeCore::poll_work`] (jobs for workers), [`NodeCore::poll_event`]
+//!   (log lines, phase and throttle changes), [`NodeCore::poll_timeout`]
+//!   (when to call `handle_timeout` next) and [`NodeCore::end`].
+//!
+//! The five components of the assignment are its parts: the session here
+//! and in `session.rs`, the state manager in `state.rs`, the transfer
+//! manager in `jobs.rs` (batches in and out, the ledger), and the adaptor
+//! in `state.rs` (asking the policy). The worker and the hardware monitor
+//! are spokes outside it.
+
+mod event;
+mod jobs;
+pub mod ledger;
+mod session;
+mod state;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+pub use event::{End, Event, Failure, Input, Rejection, Work};
+pub use ledger::{JobState, Ledger};
+
+use crate::auth::ReplayWindow;
+use crate::config::{Config, Role};
+use crate::policy::TransferPolicy;
+use crate::protocol::{self, BatchKind, Header, Message, Phase, RunParams};
+use crate::transfer::{Endpoint, TransferConfig};
+use crate::workload::{Job, JobId, ResultStore, Verification};
+
+/// Jobs a worker holds at once: the one it computes and the next, so it
+/// never waits for the core between two jobs.
+pub const WORKER_DEPTH: u32 = 2;
+
+/// How a core is set up, besides the config.
+#[derive(Debug, Clone)]
+pub struct CoreSettings {
+    /// Chunks this node can take in flight (from its socket's buffer).
+    pub window_chunks: u32,
+    /// A headless master gives up after `connect_timeout_ms` without its slave.
+    pub headless: bool,
+    /// For the benchmark only: the bootstrap carries random values (which
+    /// do not compress) instead of the workload's; such a run cannot verify.
+    pub random_bootstrap: bool,
+}
+
+/// What the core counts of datagrams, for the report and the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams handed out to send.
+    pub datagrams_sent: u64,
+    /// Their bytes (before the tag).
+    pub bytes_sent: u64,
+    /// Datagrams accepted.
+    pub datagrams_received: u64,
+    /// Rejected, by reason.
+    pub rejected: crate::transport::Rejected,
+    /// Batches sent (jobs, bootstrap jobs or results).
+    pub batches_sent: u64,
+    /// Of them, the ones sent compressed.
+    pub batches_compressed: u64,
+    /// Their bytes before compression.
+    pub batch_raw_bytes: u64,
+    /// Their bytes as sent.
+    pub batch_wire_bytes: u64,
+}
+
+/// A transfer of jobs by the policy, as the report lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferRecord {
+    /// Seconds since the run started.
+    pub at_s: f64,
+    /// The sending role.
+    pub from: Role,
+    /// Jobs moved.
+    pub jobs: u32,
+}
+
+/// The peer's latest state and when it arrived.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerView {
+    /// The state message.
+    pub state: protocol::State,
+    /// Its sequence number (newest wins).
+    pub seq: u64,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+/// Where the run's end stands.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// Not ending.
+    No,
+    /// Master: verified (or not), repeating finish until acknowledged.
+    Finishing {
+        verified: bool,
+        since: Instant,
+        last_sent: Instant,
+    },
+    /// Slave: acknowledged the finish; lingers to answer repeats.
+    Lingering { verified: bool, until: Instant },
+}
+
+/// An outbound batch of ours and the jobs in it.
+#[derive(Debug)]
+struct Pending {
+    kind: BatchKind,
+    ids: Vec<JobId>,
+}
+
+/// One node's logic. See the module documentation.
+pub struct NodeCore {
+    role: Role,
+    config: Config,
+    settings: CoreSettings,
+    epoch: Instant,
+
+    // The session.
+    started: Option<Instant>,
+    session: u64,
+    nonce: u64,
+    slave_nonce: Option<u64>,
+    connected: bool,
+    peer_lost: bool,
+    params: Option<RunParams>,
+    phase: Phase,
+    phase_started: [Option<Instant>; 5],
+    last_hello: Option<Instant>,
+    last_wait_notice: Option<Instant>,
+    last_go_away: Option<Instant>,
+    last_heard: Option<Instant>,
+    replay: ReplayWindow,
+    seq: u64,
+    ending: Ending,
+    end: Option<End>,
+    verification: Option<Verification>,
+
+    // The jobs.
+    ledger: Ledger,
+    queue: VecDeque<Job>,
+    assigned: Vec<u32>,
+    results: Option<ResultStore>,
+    ready_results: Vec<Job>,
+    results_waiting_since: Option<Instant>,
+    flush_results: bool,
+    done: u32,
+    received: u32,
+    results_received: u32,
+    jobs_reclaimed: u32,
+    peer_lost_at_s: Option<f64>,
+    bootstrap_jobs: u32,
+    transfers: Vec<TransferRecord>,
+
+    // The transfer manager.
+    endpoint: Endpoint,
+    pending: HashMap<u32, Pending>,
+    bootstrap: VecDeque<JobId>,
+    bootstrap_pending: u32,
+    in_flight_jobs: u32,
+    delivered_to_peer: u32,
+    batch_jobs: usize,
+    transfer_jobs: usize,
+
+    // The state manager and the adaptor.
+    peer: Option<PeerView>,
+    next_state: Option<Instant>,
+    state_due: bool,
+    rate: state::RateMeter,
+    throttle: f64,
+    cpu: (f64, f64),
+    policy: Box<dyn TransferPolicy>,
+    evaluate_due: bool,
+
+    // Outputs.
+    control: VecDeque<Message<'static>>,
+    events: VecDeque<Event>,
+    counters: Counters,
+}
+
+/// The data a bootstrap or results batch aims to carry.
+const BATCH_BYTES: usize = 2 << 20;
+
+/// The largest batch a policy transfer makes; the receiver reassembles a
+/// batch in one buffer, so this bounds its memory per transfer.
+pub const MAX_TRANSFER_BYTES: usize = 64 << 20;
+
+impl NodeCore {
+    /// A core for `role` under `config`, created at `now`.
+    pub fn new(role: Role, config: &Config, settings: CoreSettings, now: Instant) -> Self {
+        let me = config.node(role);
+        let datagram_bytes = config.datagram_bytes as usize;
+        let endpoint_cfg = TransferConfig::new(
+            datagram_bytes - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES,
+            settings.window_chunks,
+        );
+        let job_bytes = protocol::batch::job_bytes(config.workload.elements_per_job);
+        let policy = crate::policy::by_name(&config.policy.transfer, config.policy.threshold)
+            .unwrap_or_else(|| {
+                Box::new(crate::policy::SenderInitiated::new(config.policy.threshold))
+            });
+        NodeCore {
+            role,
+            config: config.clone(),
+            epoch: now,
+            started: None,
+            session: 0,
+            nonce: 0,
+            slave_nonce: None,
+            connected: false,
+            peer_lost: false,
+            params: None,
+            phase: Phase::Idle,
+            phase_started: [None; 5],
+            last_hello: None,
+            last_wait_notice: None,
+            last_go_away: None,
+            last_heard: None,
+            replay: ReplayWindow::default(),
+            seq: 0,
+            ending: Ending::No,
+            end: None,
+            verification: None,
+            ledger: Ledger::default(),
+            queue: VecDeque::new(),
+            assigned: vec![0; me.workers.max(1)],
+            results: None,
+            ready_results: Vec::new(),
+            results_waiting_since: None,
+            flush_results: false,
+            done: 0,
+            received: 0,
+            results_received: 0,
+            jobs_reclaimed: 0,
+            peer_lost_at_s: None,
+            bootstrap_jobs: 0,
+            transfers: Vec::new(),
+            // Until the peer's hello says otherwise, a window that fits any socket.
+            endpoint: Endpoint::new(endpoint_cfg, 32),
+            pending: HashMap::new(),
+            bootstrap: VecDeque::new(),
+            bootstrap_pending: 0,
+            in_flight_jobs: 0,
+            delivered_to_peer: 0,
+            // About 2 MiB of data per batch (8 reference jobs), whole jobs.
+            batch_jobs: ((BATCH_BYTES + job_bytes / 2) / job_bytes).clamp(1, 64),
+            transfer_jobs: (MAX_TRANSFER_BYTES / job_bytes).max(1),
+            peer: None,
+            next_state: None,
+            state_due: false,
+            rate: state::RateMeter::new(now),
+            throttle: me.throttle,
+            cpu: (0.0, 0.0),
+            policy,
+            evaluate_due: false,
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: Counters::default(),
+            settings,
+        }
+    }
+
+    // ----- Inputs -----
+
+    /// Handles one input.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Start { random } => self.start(now, random),
+            Input::SetThrottle(t) => self.set_throttle(now, t),
+            Input::Stop => {
+                if self.end.is_none() {
+                    self.send_control(Message::Abort {
+                        reason: "stopped by the user",
+                    });
+                    self.log(now, "stopped by the user");
+                    self.end = Some(End::Stopped);
+                }
+            }
+            Input::JobDone { worker, job } => self.job_done(now, worker, job),
+            Input::Cpu { system, process } => self.cpu = (system, process),
+            Input::Rejected(why) => self.count_rejection(why),
+            Input::ThreadEnded { name, panicked } => {
+                if self.end.is_none() {
+                    let failure = if panicked {
+                        Failure::Panicked { name }
+                    } else {
+                        Failure::ThreadEnded { name }
+                    };
+                    self.fail(now, failure);
+                }
+            }
+        }
+        self.process(now);
+    }
+
+    /// Handles an authentic datagram (its tag checked and removed).
+    pub fn handle_datagram(&mut self, now: Instant, bytes: &[u8]) {
+        let Ok((header, message)) = protocol::decode(bytes) else {
+            self.count_rejection(Rejection::Malformed);
+            return;
+        };
+        let current = match super::reader::admit(self.session, &header, &message, &mut self.replay)
+        {
+            super::reader::Admission::Current => true,
+            super::reader::Admission::Handshake => false,
+            super::reader::Admission::Stale => {
+                self.count_rejection(Rejection::Stale);
+                return;
+            }
+            super::reader::Admission::Replayed => {
+                self.count_rejection(Rejection::Replayed);
+                return;
+            }
+        };
+        self.counters.datagrams_received += 1;
+        if current && self.connected {
+            self.last_heard = Some(now);
+        }
+        match message {
+            Message::Hello(hello) => self.on_hello(now, header.session, hello),
+            Message::State(state) => self.on_peer_state(now, header.seq, state),
+            Message::Chunk(chunk) => self.endpoint.handle_chunk(now, &chunk),
+            Message::Ack(ack) => self.endpoint.handle_ack(now, &ack),
+            Message::Finish { verified } => self.on_finish(now, verified),
+            Message::FinishAck => self.on_finish_ack(now),
+            Message::Abort { reason } => {
+                let failure = Failure::PeerAborted {
+                    peer: self.role.peer().name(),
+                    reason: reason.to_owned(),
+                };
+                self.fail(now, failure);
+            }
+            Message::GoAway { nonce } => self.on_go_away(now, nonce),
+        }
+        self.process(now);
+    }
+
+    /// Acts on every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        self.tick(now);
+        self.process(now);
+    }
+
+    // ----- Outputs -----
+
+    /// The next datagram to send, encoded into `buf` (the caller seals and
+    /// sends it); false when there is none.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+        if let Some(message) = self.control.pop_front() {
+            self.seq += 1;
+            let header = Header {
+                session: self.session,
+                seq: self.seq,
+            };
+            protocol::encode(&header, &message, buf);
+        } else {
+            if self.session == 0 || self.peer_lost || !self.connected {
+                return false;
+            }
+            let Some(message) = self.endpoint.poll_transmit(now) else {
+                return false;
+            };
+            self.seq += 1;
+            let header = Header {
+                session: self.session,
+                seq: self.seq,
+            };
+            protocol::encode(&header, &message, buf);
+        }
+        self.counters.datagrams_sent += 1;
+        self.counters.bytes_sent += (buf.len() + crate::auth::TAG_BYTES) as u64;
+        true
+    }
+
+    /// The next job for a worker that has room for one.
+    pub fn poll_work(&mut self) -> Option<Work> {
+        let workload = self.params?.workload();
+        if self.end.is_some() {
+            return None;
+        }
+        let worker = self.assigned.iter().position(|&n| n < WORKER_DEPTH)?;
+        loop {
+            let job = self.queue.pop_front()?;
+            // A reclaimed job whose late result came in meanwhile is skipped.
+            if self.ledger.state(job.id) != JobState::Queued {
+                continue;
+            }
+            self.ledger.set(job.id, JobState::Computing);
+            self.assigned[worker] += 1;
+            return Some(Work {
+                worker,
+                job,
+                workload,
+            });
+        }
+    }
+
+    /// The next event for the shell.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called;
+    /// `None` while nothing is timed.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        if self.end.is_some() {
+            return None;
+        }
+        let mut next = self.endpoint.poll_timeout();
+        let mut at = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n: Instant| n.min(t)));
+            }
+        };
+        at(self.session_deadline());
+        at(self.next_state);
+        at(self
+            .results_waiting_since
+            .map(|t| t + jobs::RESULTS_MAX_WAIT));
+        next
+    }
+
+    /// How the node's part ended, once it has.
+    pub fn end(&self) -> Option<&End> {
+        self.end.as_ref()
+    }
+
+    // ----- Getters, for the window, the report and tests -----
+
+    /// This node's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The config the core runs under.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// True once the peer has answered the handshake.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// True once the peer was declared lost.
+    pub fn is_peer_lost(&self) -> bool {
+        self.peer_lost
+    }
+
+    /// The run's parameters, once known.
+    pub fn params(&self) -> Option<RunParams> {
+        self.params
+    }
+
+    /// The job ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// The peer's latest state.
+    pub fn peer(&self) -> Option<PeerView> {
+        self.peer
+    }
+
+    /// How long since the peer was last heard; `None` if never.
+    pub fn silence(&self, now: Instant) -> Option<Duration> {
+        self.last_heard.map(|t| now.saturating_duration_since(t))
+    }
+
+    /// The master's verification, once made.
+    pub fn verification(&self) -> Option<&Verification> {
+        self.verification.as_ref()
+    }
+
+    /// The master's results.
+    pub fn results(&self) -> Option<&ResultStore> {
+        self.results.as_ref()
+    }
+
+    /// Datagram and batch counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        let s = self.endpoint.stats();
+        c.rejected.duplicate_chunks = s.duplicate_chunks;
+        c.rejected.refused_chunks = s.refused_chunks;
+        c
+    }
+
+    /// Chunks sent again.
+    pub fn retransmitted(&self) -> u64 {
+        self.endpoint.stats().retransmitted
+    }
+
+    /// Policy transfers, in the order they completed.
+    pub fn transfers(&self) -> &[TransferRecord] {
+        &self.transfers
+    }
+
+    /// When each phase began, indexed by `Phase as usize`.
+    pub fn phase_started(&self) -> [Option<Instant>; 5] {
+        self.phase_started
+    }
+
+    /// Jobs this node computed (results kept).
+    pub fn jobs_done(&self) -> u32 {
+        self.done
+    }
+
+    /// Master: results received from the slave and kept.
+    pub fn results_received(&self) -> u32 {
+        self.results_received
+    }
+
+    /// Master: jobs taken back from a lost slave.
+    pub fn jobs_reclaimed(&self) -> u32 {
+        self.jobs_reclaimed
+    }
+
+    /// Seconds into the run when the peer was declared lost.
+    pub fn peer_lost_at_s(&self) -> Option<f64> {
+        self.peer_lost_at_s
+    }
+
+    /// Jobs the master sent at bootstrap.
+    pub fn bootstrap_jobs(&self) -> u32 {
+        self.bootstrap_jobs
+    }
+
+    /// Jobs delivered to the peer (bootstrap and transfers).
+    pub fn delivered_to_peer(&self) -> u32 {
+        self.delivered_to_peer
+    }
+
+    /// The throttle.
+    pub fn throttle(&self) -> f64 {
+        self.throttle
+    }
+
+    /// Seconds since the run started (0 before).
+    pub fn run_seconds(&self, now: Instant) -> f64 {
+        self.phase_started[Phase::Bootstrap as usize]
+            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
+    }
+
+    /// This node's state as the state manager sends it.
+    pub fn local_state(&self) -> protocol::State {
+        let busy = self.ledger.count(JobState::Computing);
+        protocol::State {
+            phase: self.phase,
+            queue: self.queued(),
+            jobs_done: self.done,
+            jobs_received: self.received,
+            in_flight: self.in_flight_jobs,
+            busy: busy.min(u32::from(u16::MAX)) as u16,
+            workers: self.assigned.len().min(usize::from(u16::MAX)) as u16,
+            throttle: self.throttle as f32,
+            cpu_system: self.cpu.0 as f32,
+            cpu_process: self.cpu.1 as f32,
+            rate: self.rate.value() as f32,
+        }
+    }
+
+    // ----- Helpers shared by the parts -----
+
+    /// Jobs waiting in the queue (not given to a worker).
+    fn queued(&self) -> u32 {
+        self.ledger.count(JobState::Queued)
+    }
+
+    fn log(&mut self, now: Instant, text: impl Into<String>) {
+        self.events.push_back(Event::Log {
+            at: now.saturating_duration_since(self.epoch),
+            text: text.into(),
+        });
+    }
+
+    fn send_control(&mut self, message: Message<'static>) {
+        self.control.push_back(message);
+    }
+
+    fn fail(&mut self, now: Instant, failure: Failure) {
+        if self.end.is_some() {
+            return;
+        }
+        self.log(now, failure.to_string());
+        self.end = Some(End::Failed(failure));
+    }
+
+    fn count_rejection(&mut self, why: Rejection) {
+        let r = &mut self.counters.rejected;
+        match why {
+            Rejection::UnknownSource => r.unknown_source += 1,
+            Rejection::Unauthentic => r.unauthentic += 1,
+            Rejection::Malformed => r.malformed += 1,
+            Rejection::Stale => r.stale_session += 1,
+            Rejection::Replayed => r.replayed += 1,
+        }
+    }
+
+    fn set_throttle(&mut self, now: Instant, t: f64) {
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let old = self.throttle;
+        if (old - t).abs() > f64::EPSILON {
+            self.throttle = t;
+            self.events.push_back(Event::Throttle(t));
+            self.log(
+                now,
+                format!(
+                    "throttle changed from {:.0} % to {:.0} %",
+                    old * 100.0,
+                    t * 100.0
+                ),
+            );
+            self.state_due = true;
+        }
+    }
+
+    /// Everything that follows an input: batches delivered or received,
+    /// the bootstrap fed, results sent, the policy asked, progress checked,
+    /// a state sent when due.
+    fn process(&mut self, now: Instant) {
+        if self.end.is_some() {
+            return;
+        }
+        self.drain_endpoint(now);
+        self.feed_bootstrap(now);
+        self.send_ready_results(now);
+        if self.evaluate_due {
+            self.evaluate_due = false;
+            self.evaluate(now);
+        }
+        self.check_progress(now);
+        if self.state_due {
+            self.state_due = false;
+            self.send_state();
+            self.evaluate(now);
+        }
+    }
+}
+
+/// Jobs `[from, to)` as a list.
+fn id_range(from: u32, to: u32) -> Vec<JobId> {
+    (from..to).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Machine, parse};
+    use crate::protocol::Hello;
+
+    fn core(role: Role) -> (NodeCore, Instant) {
+        let config = parse(r#"{"workload": {"jobs": 8, "elements_per_job": 4}}"#, "t")
+            .unwrap()
+            .validate_on(&Machine {
+                memory_bytes: 0,
+                logical_cpus: 1,
+            })
+            .unwrap();
+        let now = Instant::now();
+        let settings = CoreSettings {
+            window_chunks: 64,
+            headless: true,
+            random_bootstrap: false,
+        };
+        (NodeCore::new(role, &config, settings, now), now)
+    }
+
+    fn datagram(session: u64, seq: u64, message: &Message<'_>) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        protocol::encode(&Header { session, seq }, message, &mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn bad_datagrams_are_counted_by_reason_and_change_nothing() {
+        let (mut c, now) = core(Role::Master);
+        c.handle(now, Input::Start { random: 7 });
+        let mut buf = Vec::new();
+        assert!(c.poll_transmit(now, &mut buf), "the first hello");
+        c.handle_datagram(now, b"garbage");
+        // Not of this session, and not a handshake.
+        c.handle_datagram(now, &datagram(8, 1, &Message::FinishAck));
+        c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
+        c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
+        c.handle(now, Input::Rejected(Rejection::Unauthentic));
+        let r = c.counters().rejected;
+        assert_eq!(
+            (r.malformed, r.stale_session, r.replayed, r.unauthentic),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(c.counters().datagrams_received, 1);
+        assert!(!c.is_connected());
+        assert_eq!(c.phase(), Phase::Idle);
+    }
+
+    #[test]
+    fn the_master_hellos_until_answered_then_bootstraps() {
+        let (mut m, t0) = core(Role::Master);
+        m.handle(t0, Input::Start { random: 7 });
+        let mut buf = Vec::new();
+        assert!(m.poll_transmit(t0, &mut buf));
+        assert!(matches!(protocol::decode(&buf), Ok((h, Message::Hello(_))) if h.session == 7));
+        assert!(!m.poll_transmit(t0, &mut buf));
+        // Repeated every HELLO_INTERVAL until the slave answers.
+        let t1 = m.poll_timeout().unwrap();
+        assert_eq!(t1, t0 + session::HELLO_INTERVAL);
+        m.handle_timeout(t1);
+        assert!(m.poll_transmit(t1, &mut buf));
+        // The slave's hello in our session connects and starts the bootstrap.
+        let hello = Hello {
+            from_master: false,
+            window_chunks: 64,
+            datagram_bytes: 65507,
+            params: m.params().unwrap(),
+            nonce: 5,
+        };
+        m.handle_datagram(t1, &datagram(7, 1, &Message::Hello(hello)));
+        assert!(m.is_connected());
+        assert_eq!(m.phase(), Phase::Bootstrap);
+        assert_eq!(m.ledger().count(JobState::Queued), 4);
+        assert_eq!(m.ledger().count(JobState::InFlight), 4);
+        // The master's own jobs go to its one worker, two at a time.
+        let w = m.poll_work().unwrap();
+        assert_eq!((w.worker, w.job.id), (0, 0));
+        assert_eq!(m.poll_work().unwrap().job.id, 1);
+        assert!(m.poll_work().is_none());
+        assert_eq!(m.ledger().count(JobState::Computing), 2);
+    }
+
+    #[test]
+    fn a_panicked_thread_fails_the_node_naming_it() {
+        let (mut c, now) = core(Role::Slave);
+        c.handle(now, Input::Start { random: 3 });
+        c.handle(
+            now,
+            Input::ThreadEnded {
+                name: "slave-worker-0".to_owned(),
+                panicked: true,
+            },
+        );
+        assert_eq!(
+            c.end(),
+            Some(&End::Failed(Failure::Panicked {
+                name: "slave-worker-0".to_owned()
+            }))
+        );
+        assert_eq!(
+            Failure::Panicked {
+                name: "slave-worker-0".to_owned()
+            }
+            .to_string(),
+            "thread slave-worker-0 panicked; the node stopped"
+        );
+        assert!(c.poll_timeout().is_none());
+        assert!(c.poll_work().is_none());
+    }
+}

@@ -1,0 +1,561 @@
+//! The session: the hello handshake (retried until the peer answers), the
+//! master's bootstrap, the phases, when processing gives way to
+//! aggregation, verification, the reliable finish (finish / finish-ack),
+//! the peer's liveness and a lost slave's jobs taken back.
+
+use std::time::{Duration, Instant};
+
+use super::{End, Ending, Failure, JobState, NodeCore, id_range};
+use crate::config::Role;
+use crate::protocol::{self, Hello, Message, Phase, RunParams};
+use crate::workload::{Job, ResultStore, format_id_ranges};
+
+/// How often a hello is repeated until the peer answers.
+pub const HELLO_INTERVAL: Duration = Duration::from_millis(500);
+/// How often "waiting for peer" is repeated in the log.
+const WAIT_NOTICE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often the master repeats its finish until the slave acknowledges.
+pub const FINISH_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the master keeps repeating its finish.
+pub const FINISH_PATIENCE: Duration = Duration::from_secs(3);
+/// Least time between two go-aways to a stray slave.
+const GO_AWAY_INTERVAL: Duration = Duration::from_millis(200);
+/// How long the slave stays to re-acknowledge a repeated finish.
+pub const SLAVE_LINGER: Duration = Duration::from_millis(500);
+
+impl NodeCore {
+    pub(super) fn start(&mut self, now: Instant, random: u64) {
+        if self.started.is_some() || self.end.is_some() {
+            return;
+        }
+        self.started = Some(now);
+        let random = random.max(1);
+        let peer = self.config.node(self.role.peer()).address;
+        if self.role == Role::Master {
+            self.session = random;
+            let w = self.config.workload;
+            self.params = Some(RunParams {
+                jobs: w.jobs,
+                elements_per_job: w.elements_per_job,
+                iterations: w.iterations,
+                initial: w.initial,
+                addend: w.addend,
+                threshold: self.config.policy.threshold,
+            });
+            self.results = Some(ResultStore::new(w.jobs));
+            self.ledger = super::Ledger::new(w.jobs);
+            self.log(
+                now,
+                format!(
+                    "started: {} jobs of {} doubles, {} iterations; waiting for the slave at {peer}",
+                    w.jobs, w.elements_per_job, w.iterations
+                ),
+            );
+        } else {
+            self.nonce = random;
+            self.log(
+                now,
+                format!("ready to receive; waiting for the master at {peer}"),
+            );
+        }
+        self.last_wait_notice = Some(now);
+        self.send_hello(now);
+    }
+
+    fn send_hello(&mut self, now: Instant) {
+        let params = self.params.unwrap_or(RunParams {
+            jobs: 0,
+            elements_per_job: 0,
+            iterations: 0,
+            initial: 0.0,
+            addend: 0.0,
+            threshold: 0,
+        });
+        let hello = Hello {
+            from_master: self.role == Role::Master,
+            window_chunks: self.settings.window_chunks,
+            datagram_bytes: self.config.datagram_bytes,
+            params,
+            nonce: self.nonce,
+        };
+        self.send_control(Message::Hello(hello));
+        self.last_hello = Some(now);
+    }
+
+    pub(super) fn on_hello(&mut self, now: Instant, session: u64, hello: Hello) {
+        if self.started.is_none() {
+            // Not started yet: the peer keeps retrying until we are.
+            return;
+        }
+        if hello.from_master == (self.role == Role::Master) {
+            self.log(
+                now,
+                format!(
+                    "ignored a hello from another {} at the peer's address",
+                    self.role
+                ),
+            );
+            return;
+        }
+        let ours = self.session;
+        match self.role {
+            Role::Master => {
+                if let Some(slave_nonce) = self.slave_nonce {
+                    if session == 0 && hello.nonce != slave_nonce {
+                        self.go_away(now, hello.nonce);
+                    }
+                    // Otherwise a late or repeated hello of our own slave.
+                } else if session == ours {
+                    self.slave_nonce = Some(hello.nonce);
+                    self.connect(now, hello.window_chunks);
+                    self.begin_bootstrap(now);
+                } else if session == 0 {
+                    // The slave has not heard us yet: answer at once,
+                    // echoing its nonce so that it knows the answer is fresh.
+                    self.nonce = hello.nonce;
+                    self.send_hello(now);
+                } else {
+                    self.log(
+                        now,
+                        format!(
+                            "ignored a hello from the slave for another session ({session:#x})"
+                        ),
+                    );
+                }
+            }
+            Role::Slave => {
+                if ours == 0 {
+                    if session == 0 || hello.nonce != self.nonce {
+                        // The master's hellos before it heard us, or a
+                        // replay of an earlier run's: wait for the answer.
+                        return;
+                    }
+                    if hello.params.workload().validate().is_err() {
+                        self.log(now, "ignored a hello from the master with bad parameters");
+                        return;
+                    }
+                    self.session = session;
+                    self.params = Some(hello.params);
+                    self.ledger = super::Ledger::new(hello.params.jobs);
+                    let p = hello.params;
+                    self.log(
+                        now,
+                        format!(
+                            "joined the master's run {session:#018x}: {} jobs of {} doubles, {} iterations",
+                            p.jobs, p.elements_per_job, p.iterations
+                        ),
+                    );
+                    self.connect(now, hello.window_chunks);
+                    self.send_hello(now);
+                } else if session == ours {
+                    // Our answer was lost: repeat it.
+                    self.send_hello(now);
+                } else {
+                    self.log(
+                        now,
+                        format!(
+                            "ignored a hello from the master for another session ({session:#x})"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Master: a slave that is not the one in this run said hello (most
+    /// likely it was restarted): tell it to go away, at most every
+    /// [`GO_AWAY_INTERVAL`].
+    fn go_away(&mut self, now: Instant, nonce: u64) {
+        if self
+            .last_go_away
+            .is_some_and(|t| now.saturating_duration_since(t) < GO_AWAY_INTERVAL)
+        {
+            return;
+        }
+        if self.last_go_away.is_none() {
+            let peer = self.config.node(self.role.peer()).address;
+            self.log(
+                now,
+                format!(
+                    "a slave at {peer} that is not in this run said hello (restarted?): told it to go away"
+                ),
+            );
+        }
+        self.last_go_away = Some(now);
+        self.send_control(Message::GoAway { nonce });
+    }
+
+    /// Slave: the master is in a run with another slave.
+    pub(super) fn on_go_away(&mut self, now: Instant, nonce: u64) {
+        if self.role != Role::Slave
+            || self.started.is_none()
+            || self.connected
+            || nonce != self.nonce
+        {
+            return;
+        }
+        let address = self.config.node(self.role.peer()).address.to_string();
+        self.fail(now, Failure::Stale { address });
+    }
+
+    fn connect(&mut self, now: Instant, peer_window: u32) {
+        self.connected = true;
+        self.last_heard = Some(now);
+        self.endpoint.set_peer_window(peer_window);
+        self.state_due = true;
+        self.next_state = Some(now + self.state_interval());
+        let peer = self.config.node(self.role.peer()).address;
+        self.log(
+            now,
+            format!(
+                "connected to the {} at {peer} (its window: {peer_window} datagrams)",
+                self.role.peer()
+            ),
+        );
+    }
+
+    pub(super) fn set_phase(&mut self, now: Instant, phase: Phase) {
+        let old = self.phase;
+        if phase <= old {
+            return;
+        }
+        // A phase skipped over (the slave may learn of two at once) starts
+        // and ends at the same moment.
+        for p in (old as usize + 1)..=(phase as usize) {
+            self.phase_started[p].get_or_insert(now);
+        }
+        self.phase = phase;
+        self.log(now, format!("phase: {}", phase.name()));
+        self.events.push_back(super::Event::Phase(phase));
+        self.state_due = true;
+        if phase == Phase::Aggregation && self.role == Role::Slave {
+            self.flush_results = true;
+        }
+    }
+
+    /// The master's bootstrap: keep the first half of the jobs, send the
+    /// second half to the slave. Neither half is made here: the slave's
+    /// are encoded from the workload as they are sent, the master's own
+    /// made by the worker that takes them.
+    fn begin_bootstrap(&mut self, now: Instant) {
+        self.set_phase(now, Phase::Bootstrap);
+        let w = self.config.workload;
+        let send = w.jobs / 2;
+        let keep = w.jobs - send;
+        self.bootstrap_jobs = send;
+        self.bootstrap_pending = send;
+        self.log(
+            now,
+            format!(
+                "bootstrap: keeping jobs [{}], sending jobs [{}] to the slave",
+                format_id_ranges(&id_range(0, keep)),
+                format_id_ranges(&id_range(keep, w.jobs))
+            ),
+        );
+        for id in keep..w.jobs {
+            self.ledger.set(id, JobState::InFlight);
+        }
+        self.in_flight_jobs += send;
+        self.bootstrap.extend(keep..w.jobs);
+        for id in 0..keep {
+            self.ledger.set(id, JobState::Queued);
+            self.queue.push_back(Job::unmade(id));
+        }
+        if send == 0 {
+            self.set_phase(now, Phase::Processing);
+        }
+    }
+
+    /// Bootstrap jobs were delivered to the slave.
+    pub(super) fn bootstrap_delivered(&mut self, now: Instant, n: u32) {
+        self.bootstrap_pending = self.bootstrap_pending.saturating_sub(n);
+        if self.bootstrap_pending == 0 && self.phase == Phase::Bootstrap {
+            let elapsed = self.phase_started[Phase::Bootstrap as usize]
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            let params = self.config.workload;
+            let bytes = f64::from(params.jobs / 2)
+                * protocol::batch::job_bytes(params.elements_per_job) as f64;
+            self.log(
+                now,
+                format!(
+                    "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s)",
+                    params.jobs / 2,
+                    bytes / 1e6,
+                    elapsed.as_secs_f64(),
+                    bytes / 1e6 / elapsed.as_secs_f64().max(1e-9)
+                ),
+            );
+            self.set_phase(now, Phase::Processing);
+        }
+    }
+
+    /// Slave: the master's phase is the run's phase.
+    pub(super) fn follow_master_phase(&mut self, now: Instant) {
+        if let Some(peer) = self.peer
+            && peer.state.phase > self.phase
+            && peer.state.phase < Phase::Done
+        {
+            self.set_phase(now, peer.state.phase);
+        }
+    }
+
+    /// Master: moves to aggregation when no job waits anywhere, and
+    /// finishes when every result is in.
+    pub(super) fn check_progress(&mut self, now: Instant) {
+        if self.role != Role::Master || !matches!(self.ending, Ending::No) || self.end.is_some() {
+            return;
+        }
+        if self.phase == Phase::Processing && self.nothing_left_to_start() {
+            self.set_phase(now, Phase::Aggregation);
+        }
+        let complete = self.results.as_ref().is_some_and(ResultStore::is_complete);
+        if complete && self.phase >= Phase::Bootstrap {
+            self.set_phase(now, Phase::Aggregation);
+            self.verify_and_finish(now);
+        }
+    }
+
+    fn nothing_left_to_start(&self) -> bool {
+        if self.queued() > 0 || self.in_flight_jobs > 0 {
+            return false;
+        }
+        if self.peer_lost {
+            return true;
+        }
+        let Some(peer) = self.peer else {
+            return false;
+        };
+        peer.state.queue == 0
+            && peer.state.in_flight == 0
+            && peer.state.jobs_received >= self.delivered_to_peer
+    }
+
+    fn verify_and_finish(&mut self, now: Instant) {
+        let workload = self.config.workload;
+        let Some(verification) = self.results.as_ref().map(|s| s.verify(&workload)) else {
+            return;
+        };
+        self.set_phase(now, Phase::Done);
+        if verification.verified {
+            self.log(
+                now,
+                format!(
+                    "verified: all {} jobs present once, every element equals {:.9}",
+                    workload.jobs, verification.expected
+                ),
+            );
+        } else {
+            self.log(
+                now,
+                format!(
+                    "verification FAILED: {} missing, {} duplicated, {} wrong elements",
+                    verification.missing.len(),
+                    verification.duplicated.len(),
+                    verification.wrong_elements
+                ),
+            );
+        }
+        let verified = verification.verified;
+        self.verification = Some(verification);
+        if self.peer_lost {
+            // Nobody to tell.
+            self.end = Some(End::Finished { verified });
+            return;
+        }
+        self.ending = Ending::Finishing {
+            verified,
+            since: now,
+            last_sent: now,
+        };
+        self.send_control(Message::Finish { verified });
+    }
+
+    pub(super) fn on_finish(&mut self, now: Instant, verified: bool) {
+        if self.role != Role::Slave || self.session == 0 {
+            return;
+        }
+        self.send_control(Message::FinishAck);
+        if matches!(self.ending, Ending::No) {
+            self.set_phase(now, Phase::Done);
+            self.log(
+                now,
+                format!(
+                    "the master has every result ({}); exiting",
+                    if verified {
+                        "verified"
+                    } else {
+                        "verification failed"
+                    }
+                ),
+            );
+            self.ending = Ending::Lingering {
+                verified,
+                until: now + SLAVE_LINGER,
+            };
+        }
+    }
+
+    pub(super) fn on_finish_ack(&mut self, now: Instant) {
+        if let Ending::Finishing { verified, .. } = self.ending
+            && self.end.is_none()
+        {
+            self.log(now, "the slave acknowledged the finish");
+            self.end = Some(End::Finished { verified });
+        }
+    }
+
+    /// Master: the slave is lost. From now on nothing is sent to it; every
+    /// outbound batch is given up and every job lent to the slave whose
+    /// result has not come back is queued here again.
+    fn reclaim(&mut self, now: Instant, why: String) {
+        self.peer_lost = true;
+        self.log(now, why);
+        self.reclaim_jobs(now);
+        if self.phase == Phase::Bootstrap {
+            // The rest of the bootstrap will never be delivered.
+            self.bootstrap_pending = 0;
+            self.set_phase(now, Phase::Processing);
+        }
+        self.state_due = true;
+    }
+
+    /// The earliest time a session timer is due.
+    pub(super) fn session_deadline(&self) -> Option<Instant> {
+        match self.ending {
+            Ending::Finishing {
+                since, last_sent, ..
+            } => return Some((since + FINISH_PATIENCE).min(last_sent + FINISH_INTERVAL)),
+            Ending::Lingering { until, .. } => return Some(until),
+            Ending::No => {}
+        }
+        let started = self.started?;
+        if !self.connected {
+            let hello = self.last_hello.map_or(started, |t| t + HELLO_INTERVAL);
+            let notice = self
+                .last_wait_notice
+                .map_or(started, |t| t + WAIT_NOTICE_INTERVAL);
+            let mut next = hello.min(notice);
+            if self.role == Role::Master && self.settings.headless {
+                next = next.min(started + self.connect_timeout());
+            }
+            return Some(next);
+        }
+        if self.peer_lost {
+            return None;
+        }
+        self.last_heard.map(|t| t + self.peer_timeout())
+    }
+
+    fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.connect_timeout_ms)
+    }
+
+    fn peer_timeout(&self) -> Duration {
+        Duration::from_millis(self.config.peer_timeout_ms)
+    }
+
+    /// The session's timers.
+    pub(super) fn tick(&mut self, now: Instant) {
+        if self.end.is_some() {
+            return;
+        }
+        if self.connected {
+            // The state goes out to the end, finish included.
+            self.tick_state(now);
+        }
+        match self.ending {
+            Ending::Finishing {
+                verified,
+                since,
+                last_sent,
+            } => {
+                if now.saturating_duration_since(since) >= FINISH_PATIENCE {
+                    self.log(
+                        now,
+                        "the slave did not acknowledge the finish; it will notice the master is gone",
+                    );
+                    self.end = Some(End::Finished { verified });
+                } else if now.saturating_duration_since(last_sent) >= FINISH_INTERVAL {
+                    self.send_control(Message::Finish { verified });
+                    self.ending = Ending::Finishing {
+                        verified,
+                        since,
+                        last_sent: now,
+                    };
+                }
+                return;
+            }
+            Ending::Lingering { verified, until } => {
+                if now >= until {
+                    self.end = Some(End::Finished { verified });
+                }
+                return;
+            }
+            Ending::No => {}
+        }
+        let Some(started) = self.started else {
+            return;
+        };
+        if !self.connected {
+            self.tick_waiting(now, started);
+            return;
+        }
+        if !self.peer_lost
+            && let Some(silence) = self.silence(now)
+            && silence >= self.peer_timeout()
+        {
+            let peer = self.role.peer();
+            let address = self.config.node(peer).address.to_string();
+            match self.role {
+                Role::Slave => self.fail(
+                    now,
+                    Failure::PeerLost {
+                        peer: peer.name(),
+                        address,
+                        silent_s: silence.as_secs_f64(),
+                    },
+                ),
+                Role::Master => self.reclaim(
+                    now,
+                    format!(
+                        "peer lost: nothing heard from the {peer} at {address} for {:.1} s",
+                        silence.as_secs_f64()
+                    ),
+                ),
+            }
+        }
+    }
+
+    fn tick_waiting(&mut self, now: Instant, started: Instant) {
+        if self
+            .last_hello
+            .is_none_or(|t| now.saturating_duration_since(t) >= HELLO_INTERVAL)
+        {
+            self.send_hello(now);
+        }
+        let waited = now.saturating_duration_since(started);
+        let peer = self.config.node(self.role.peer()).address;
+        if self.role == Role::Master && self.settings.headless && waited >= self.connect_timeout() {
+            let failure = Failure::NoSlave {
+                address: peer.to_string(),
+                waited_s: self.connect_timeout().as_secs_f64(),
+            };
+            self.fail(now, failure);
+            return;
+        }
+        if self
+            .last_wait_notice
+            .is_none_or(|t| now.saturating_duration_since(t) >= WAIT_NOTICE_INTERVAL)
+        {
+            self.last_wait_notice = Some(now);
+            self.log(
+                now,
+                format!(
+                    "waiting for the {} at {peer} ({} s so far)",
+                    self.role.peer(),
+                    waited.as_secs()
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! A deterministic two-node harness, in the style of quinn-proto's test
+//! `Pair`: a master's and a slave's [`NodeCore`] joined by the seeded link
+//! model ([`crate::link`]), in virtual time, with modelled workers. A job
+//! takes `elements * iterations / rate` virtual seconds, divided by the
+//! node's throttle, and its data is computed for real (so small workloads
+//! keep it cheap), so a run verifies exactly as a real one does. The same
+//! logic as the real node, only the shell changed: tests of whole runs under
+//! loss, peer death and replays take milliseconds, and the simulator builds
+//! on it.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::core::{CoreSettings, End, Event, Input, NodeCore};
+use crate::config::{Config, Role};
+use crate::link::{LinkConfig, LinkModel};
+use crate::protocol::{self, Message};
+use crate::workload::{self, Job};
+
+/// A filter on datagrams in flight: returns true to drop one. It sees the
+/// sender's role and the decoded message.
+pub type DropFilter = Box<dyn FnMut(Role, &Message<'_>) -> bool>;
+
+/// One node of the pair: its core and its modelled workers.
+pub struct SimNode {
+    /// The node's logic.
+    pub core: NodeCore,
+    /// Element updates per second of one worker at full throttle.
+    pub rate: f64,
+    /// Each worker's jobs, the first being computed, with when it ends.
+    workers: Vec<(VecDeque<Job>, Option<Instant>)>,
+    /// False once killed: it neither sends, receives nor computes.
+    pub alive: bool,
+    /// Every log line, with its virtual time.
+    pub log: Vec<(Duration, String)>,
+}
+
+impl SimNode {
+    fn new(role: Role, config: &Config, now: Instant, rate: f64) -> Self {
+        let settings = CoreSettings {
+            window_chunks: 256,
+            headless: true,
+            random_bootstrap: false,
+        };
+        SimNode {
+            core: NodeCore::new(role, config, settings, now),
+            rate,
+            workers: (0..config.node(role).workers.max(1))
+                .map(|_| (VecDeque::new(), None))
+                .collect(),
+            alive: true,
+            log: Vec::new(),
+        }
+    }
+
+    /// The log as one text, a line each.
+    pub fn log_text(&self) -> String {
+        self.log.iter().map(|(_, l)| format!("{l}\n")).collect()
+    }
+
+    fn job_seconds(&self, job: &Job, iterations: u32) -> Option<f64> {
+        let throttle = self.core.throttle();
+        if throttle <= 0.0 {
+            return None;
+        }
+        let work = job.data.len().max(1) as f64 * f64::from(iterations.max(1));
+        Some(work / (self.rate * throttle))
+    }
+
+    /// Starts the head job of each idle worker.
+    fn schedule(&mut self, now: Instant) {
+        let Some(iterations) = self.core.params().map(|p| p.iterations) else {
+            return;
+        };
+        for i in 0..self.workers.len() {
+            if self.workers[i].1.is_none()
+                && let Some(job) = self.workers[i].0.front()
+                && let Some(s) = self.job_seconds(job, iterations)
+            {
+                self.workers[i].1 = Some(now + Duration::from_secs_f64(s));
+            }
+        }
+    }
+
+    fn next_job_end(&self) -> Option<Instant> {
+        self.workers.iter().filter_map(|w| w.1).min()
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct InTransit {
+    at: Instant,
+    order: u64,
+    to_slave: bool,
+    bytes: Vec<u8>,
+}
+
+/// Two nodes in virtual time. See the module documentation.
+pub struct Pair {
+    /// The master.
+    pub master: SimNode,
+    /// The slave.
+    pub slave: SimNode,
+    /// Virtual time now.
+    pub now: Instant,
+    start: Instant,
+    config: Config,
+    links: [LinkModel; 2],
+    transit: BinaryHeap<Reverse<InTransit>>,
+    order: u64,
+    /// Drops datagrams as it says, after the links.
+    pub filter: Option<DropFilter>,
+    /// Datagrams sent by each role (master, slave), and dropped by the filter.
+    pub sent: [u64; 2],
+    /// Datagrams the filter dropped.
+    pub filtered: u64,
+    seed: u64,
+}
+
+/// A link that changes nothing.
+fn plain() -> LinkConfig {
+    LinkConfig {
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        delay_ms: 0.0,
+        jitter_ms: 0.0,
+        bandwidth_mbit: 0.0,
+        seed: 0,
+    }
+}
+
+impl Pair {
+    /// A pair under `config`: each node's datagrams go through its `link`
+    /// (plain if none), and each worker updates `rate` elements a second.
+    /// `seed` chooses the session id and nonces.
+    pub fn new(config: &Config, rate: f64, seed: u64) -> Self {
+        let now = Instant::now();
+        let link = |role: Role| LinkModel::new(config.node(role).link.unwrap_or_else(plain));
+        Pair {
+            master: SimNode::new(Role::Master, config, now, rate),
+            slave: SimNode::new(Role::Slave, config, now, rate),
+            now,
+            start: now,
+            config: config.clone(),
+            links: [link(Role::Master), link(Role::Slave)],
+            transit: BinaryHeap::new(),
+            order: 0,
+            filter: None,
+            sent: [0, 0],
+            filtered: 0,
+            seed,
+        }
+    }
+
+    /// Virtual time since the pair was made.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    /// The node of `role`.
+    pub fn node(&mut self, role: Role) -> &mut SimNode {
+        match role {
+            Role::Master => &mut self.master,
+            Role::Slave => &mut self.slave,
+        }
+    }
+
+    /// Presses Start on both nodes, the slave first.
+    pub fn start(&mut self) {
+        let (m, s) = (self.random(), self.random());
+        let now = self.now;
+        self.slave.core.handle(now, Input::Start { random: s });
+        self.master.core.handle(now, Input::Start { random: m });
+    }
+
+    fn random(&mut self) -> u64 {
+        // SplitMix64: a fresh nonzero number per call, from the seed.
+        self.seed = self.seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.seed;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)).max(1)
+    }
+
+    /// Kills a node: from now on it neither sends, receives nor computes.
+    pub fn kill(&mut self, role: Role) {
+        self.node(role).alive = false;
+    }
+
+    /// Replaces the slave with a fresh one (a restarted process), started.
+    pub fn restart_slave(&mut self) {
+        let rate = self.slave.rate;
+        self.slave = SimNode::new(Role::Slave, &self.config, self.now, rate);
+        let random = self.random();
+        let now = self.now;
+        self.slave.core.handle(now, Input::Start { random });
+    }
+
+    /// Injects a datagram as if it arrived now at `to` (a replay, a forgery).
+    pub fn inject(&mut self, to: Role, bytes: &[u8]) {
+        let now = self.now;
+        let node = self.node(to);
+        if node.alive {
+            node.core.handle_datagram(now, bytes);
+        }
+    }
+
+    /// Moves outputs along: datagrams onto the links, jobs to the workers,
+    /// events into the logs.
+    fn flush(&mut self) {
+        let mut buf = Vec::new();
+        let start = self.start;
+        for role in [Role::Master, Role::Slave] {
+            let now = self.now;
+            loop {
+                let node = self.node(role);
+                if !node.core.poll_transmit(now, &mut buf) {
+                    break;
+                }
+                if !node.alive {
+                    continue;
+                }
+                let i = usize::from(role == Role::Slave);
+                self.sent[i] += 1;
+                if let Some(filter) = self.filter.as_mut()
+                    && let Ok((_, message)) = protocol::decode(&buf)
+                    && filter(role, &message)
+                {
+                    self.filtered += 1;
+                    continue;
+                }
+                for at in self.links[i].admit(now, buf.len()) {
+                    self.order += 1;
+                    self.transit.push(Reverse(InTransit {
+                        at,
+                        order: self.order,
+                        to_slave: role == Role::Master,
+                        bytes: buf.clone(),
+                    }));
+                }
+            }
+            let node = self.node(role);
+            while let Some(work) = node.core.poll_work() {
+                let mut job = work.job;
+                job.make_ready(&work.workload);
+                // Computed for real now; it completes in virtual time.
+                while !job.is_complete() {
+                    workload::compute_slice(&mut job, usize::MAX, &work.workload);
+                }
+                node.workers[work.worker].0.push_back(job);
+            }
+            node.schedule(now);
+            while let Some(event) = node.core.poll_event() {
+                if let Event::Log { text, .. } = event {
+                    node.log.push((now - start, text));
+                }
+            }
+        }
+    }
+
+    /// Runs until both nodes have ended, or `limit` of virtual time has
+    /// passed, or nothing is left to happen. Returns true if both ended.
+    pub fn run(&mut self, limit: Duration) -> bool {
+        let deadline = self.now + limit;
+        loop {
+            self.flush();
+            let ended = |n: &SimNode| !n.alive || n.core.end().is_some();
+            if ended(&self.master) && ended(&self.slave) {
+                return true;
+            }
+            let mut next: Option<Instant> = None;
+            let mut consider = |t: Option<Instant>| {
+                if let Some(t) = t {
+                    next = Some(next.map_or(t, |n: Instant| n.min(t)));
+                }
+            };
+            consider(self.transit.peek().map(|Reverse(d)| d.at));
+            for node in [&mut self.master, &mut self.slave] {
+                if node.alive && node.core.end().is_none() {
+                    consider(node.core.poll_timeout());
+                    consider(node.next_job_end());
+                }
+            }
+            let Some(next) = next else {
+                return false;
+            };
+            if next > deadline {
+                self.now = deadline;
+                return false;
+            }
+            self.now = self.now.max(next);
+            self.step();
+        }
+    }
+
+    /// Runs until `at` of virtual time since the start, then stops there.
+    pub fn run_until(&mut self, at: Duration) -> bool {
+        let limit = (self.start + at).saturating_duration_since(self.now);
+        self.run(limit)
+    }
+
+    /// Delivers everything due now: datagrams, finished jobs, timers.
+    fn step(&mut self) {
+        let now = self.now;
+        while self.transit.peek().is_some_and(|Reverse(d)| d.at <= now) {
+            let Some(Reverse(d)) = self.transit.pop() else {
+                break;
+            };
+            let node = if d.to_slave {
+                &mut self.slave
+            } else {
+                &mut self.master
+            };
+            if node.alive {
+                node.core.handle_datagram(now, &d.bytes);
+            }
+        }
+        for node in [&mut self.master, &mut self.slave] {
+            if !node.alive {
+                continue;
+            }
+            for worker in 0..node.workers.len() {
+                if node.workers[worker].1.is_some_and(|t| t <= now) {
+                    node.workers[worker].1 = None;
+                    if let Some(job) = node.workers[worker].0.pop_front() {
+                        node.core.handle(now, Input::JobDone { worker, job });
+                    }
+                }
+            }
+            if node.core.poll_timeout().is_some_and(|t| t <= now) {
+                node.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// How the master's part ended.
+    pub fn master_end(&self) -> Option<&End> {
+        self.master.core.end()
+    }
+
+    /// How the slave's part ended.
+    pub fn slave_end(&self) -> Option<&End> {
+        self.slave.core.end()
+    }
+}
+
+#[cfg(test)]
+#[path = "harness_tests.rs"]
+mod tests;

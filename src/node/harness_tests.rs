@@ -1,0 +1,359 @@
+//! Whole runs of the node's core in virtual time: loss, duplication and
+//! reordering over many seeds, a slave lost in every phase, a restarted
+//! slave, replays, a lost finish and its ack, a lost master, and random
+//! fault schedules. Each run takes milliseconds.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::Pair;
+use crate::config::{ConfigFile, Machine, Role, parse};
+use crate::node::core::{End, Failure, JobState};
+use crate::protocol::{self, Header, Hello, Message, Phase, RunParams};
+
+const JOBS: u32 = 64;
+/// Element updates a second: a job of 256 elements and 10 iterations takes 5 ms.
+const RATE: f64 = 512_000.0;
+
+fn config(extra: &str) -> crate::config::Config {
+    let base = format!(
+        r#"{{
+            "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10 }},
+            "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
+            "peer_timeout_ms": 1000,
+            "network": {{ "datagram_bytes": 1472 }}
+            {extra}
+        }}"#
+    );
+    let file: ConfigFile = parse(&base, "test").unwrap();
+    file.validate_on(&Machine {
+        memory_bytes: 0,
+        logical_cpus: 2,
+    })
+    .unwrap()
+}
+
+fn lossy(loss: f64, duplicate: f64, reorder: f64, seed: u64) -> crate::config::Config {
+    let link = format!(
+        r#"{{ "loss": {loss}, "duplicate": {duplicate}, "reorder": {reorder},
+              "delay_ms": 2, "jitter_ms": 1, "seed": {seed} }}"#
+    );
+    config(&format!(
+        r#", "master": {{ "link": {link} }}, "slave": {{ "link": {} }}"#,
+        link.replace(
+            &format!("\"seed\": {seed}"),
+            &format!("\"seed\": {}", seed + 1)
+        )
+    ))
+}
+
+/// Every job exactly once, on one node or the other, and the master's
+/// ledger holds every result.
+fn assert_verified(pair: &Pair) {
+    assert_eq!(
+        pair.master_end(),
+        Some(&End::Finished { verified: true }),
+        "master log:\n{}",
+        pair.master.log_text()
+    );
+    let m = &pair.master.core;
+    let v = m.verification().unwrap();
+    assert!(v.missing.is_empty() && v.duplicated.is_empty() && v.wrong_elements == 0);
+    assert_eq!(m.ledger().count(JobState::Returned), JOBS);
+    assert_eq!(m.jobs_done() + m.results_received(), JOBS);
+}
+
+#[test]
+fn a_plain_run_verifies_and_the_slave_finishes_too() {
+    let mut pair = Pair::new(&config(""), RATE, 1);
+    pair.start();
+    assert!(
+        pair.run(Duration::from_secs(30)),
+        "{}",
+        pair.master.log_text()
+    );
+    assert_verified(&pair);
+    assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
+    let m = &pair.master.core;
+    assert_eq!(m.bootstrap_jobs(), JOBS / 2);
+    assert_eq!(m.phase(), Phase::Done);
+    // The slave's ledger: every job it was given went back as a result or
+    // a moved job; none is left anywhere on it.
+    let s = &pair.slave.core;
+    assert_eq!(
+        s.ledger().count(JobState::Returned) + s.ledger().count(JobState::Absent),
+        JOBS
+    );
+    assert_eq!(s.ledger().count(JobState::Returned), m.results_received());
+}
+
+#[test]
+fn unequal_throttles_move_jobs_to_the_faster_node() {
+    let mut pair = Pair::new(&config(r#", "slave": { "throttle": 0.2 }"#), RATE, 2);
+    pair.start();
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+    let m = &pair.master.core;
+    assert!(
+        m.transfers().iter().any(|t| t.from == Role::Slave),
+        "{}",
+        pair.master.log_text()
+    );
+    assert!(m.jobs_done() > JOBS / 2);
+}
+
+#[test]
+fn loss_duplication_and_reordering_lose_nothing_over_many_seeds() {
+    for seed in 0..40 {
+        let mut pair = Pair::new(&lossy(0.2, 0.05, 0.1, seed * 7), RATE, seed);
+        pair.start();
+        assert!(
+            pair.run(Duration::from_secs(120)),
+            "seed {seed}: not finished\n{}",
+            pair.master.log_text()
+        );
+        assert_verified(&pair);
+        assert_eq!(
+            pair.slave_end(),
+            Some(&End::Finished { verified: true }),
+            "seed {seed}"
+        );
+    }
+}
+
+/// Kills the slave `at` into the run and checks the master reclaims and
+/// verifies, counting nothing twice.
+fn slave_lost_at(at: Duration, seed: u64) -> Pair {
+    let mut pair = Pair::new(&config(""), RATE, seed);
+    pair.start();
+    pair.run_until(at);
+    pair.kill(Role::Slave);
+    assert!(
+        pair.run(Duration::from_secs(30)),
+        "{}",
+        pair.master.log_text()
+    );
+    assert_verified(&pair);
+    pair
+}
+
+#[test]
+fn a_slave_lost_in_any_phase_is_reclaimed_and_nothing_counts_twice() {
+    // Before the handshake ends, in the bootstrap, in processing and in
+    // aggregation: every 10 ms of the run.
+    let mut phases = std::collections::BTreeSet::new();
+    for ms in (0..400).step_by(10) {
+        let probe = {
+            let mut p = Pair::new(&config(""), RATE, 3);
+            p.start();
+            p.run_until(Duration::from_millis(ms));
+            p.master.core.phase()
+        };
+        phases.insert(probe as u8);
+        let pair = slave_lost_at(Duration::from_millis(ms), 3);
+        let m = &pair.master.core;
+        if m.is_peer_lost() {
+            assert!(m.peer_lost_at_s().is_some());
+            // Reclaimed jobs were computed here unless the slave's result
+            // had come back.
+            assert_eq!(
+                m.jobs_done() + m.results_received(),
+                JOBS,
+                "at {ms} ms\n{}",
+                pair.master.log_text()
+            );
+        }
+    }
+    assert!(
+        phases.contains(&(Phase::Bootstrap as u8)) || phases.contains(&(Phase::Processing as u8))
+    );
+    assert!(phases.contains(&(Phase::Processing as u8)), "{phases:?}");
+}
+
+#[test]
+fn late_results_of_a_lost_slave_are_dropped_once() {
+    // The slave goes silent (its datagrams dropped) but keeps computing;
+    // once the master declares it lost and reclaims, the link heals and
+    // the slave's results arrive late.
+    let mut pair = Pair::new(&config(""), RATE, 4);
+    pair.start();
+    pair.run_until(Duration::from_millis(60));
+    pair.filter = Some(Box::new(|from, _| from == Role::Slave));
+    pair.run_until(Duration::from_millis(1400));
+    assert!(
+        pair.master.core.is_peer_lost(),
+        "{}",
+        pair.master.log_text()
+    );
+    pair.filter = None;
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+    assert!(pair.master.core.jobs_reclaimed() > 0);
+}
+
+#[test]
+fn a_restarted_slave_is_sent_away_as_stale() {
+    let mut pair = Pair::new(&config(""), RATE, 5);
+    pair.start();
+    pair.run_until(Duration::from_millis(80));
+    assert!(pair.master.core.is_connected());
+    pair.restart_slave();
+    assert!(pair.run(Duration::from_secs(30)));
+    match pair.slave_end() {
+        Some(End::Failed(Failure::Stale { .. })) => {}
+        other => panic!("{other:?}\n{}", pair.slave.log_text()),
+    }
+    // The master, its slave gone silent, reclaims and verifies.
+    assert_verified(&pair);
+    assert!(pair.master.core.is_peer_lost());
+    assert!(pair.master.log_text().contains("told it to go away"));
+}
+
+#[test]
+fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
+    let cfg = config("");
+    let mut pair = Pair::new(&cfg, RATE, 6);
+    let hello = Hello {
+        from_master: true,
+        window_chunks: 64,
+        datagram_bytes: 1472,
+        params: RunParams {
+            jobs: JOBS,
+            elements_per_job: 256,
+            iterations: 10,
+            initial: 1.111111,
+            addend: 1.111111,
+            threshold: 2,
+        },
+        // An earlier run's nonce, not this slave's.
+        nonce: 12345,
+    };
+    let mut bytes = Vec::new();
+    protocol::encode(
+        &Header {
+            session: 0xdead_beef,
+            seq: 9,
+        },
+        &Message::Hello(hello),
+        &mut bytes,
+    );
+    let now = pair.now;
+    pair.slave
+        .core
+        .handle(now, crate::node::core::Input::Start { random: 777 });
+    pair.inject(Role::Slave, &bytes);
+    assert!(!pair.slave.core.is_connected());
+    assert_eq!(pair.slave.core.params(), None);
+    // The real master still gets its run.
+    let now = pair.now;
+    pair.master
+        .core
+        .handle(now, crate::node::core::Input::Start { random: 99 });
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+}
+
+#[test]
+fn a_lost_finish_is_repeated_and_a_lost_ack_waited_out() {
+    // The first finish is lost: the master repeats it.
+    let mut pair = Pair::new(&config(""), RATE, 7);
+    let mut dropped = false;
+    pair.filter = Some(Box::new(move |_, m| {
+        if matches!(m, Message::Finish { .. }) && !dropped {
+            dropped = true;
+            return true;
+        }
+        false
+    }));
+    pair.start();
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+    assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
+    assert_eq!(pair.filtered, 1);
+
+    // Every ack is lost: the master gives up waiting after its patience
+    // and still ends verified; the slave, which had the finish, too.
+    let mut pair = Pair::new(&config(""), RATE, 8);
+    pair.filter = Some(Box::new(|_, m| matches!(m, Message::FinishAck)));
+    pair.start();
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+    assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
+    assert!(
+        pair.master
+            .log_text()
+            .contains("the slave did not acknowledge the finish")
+    );
+}
+
+#[test]
+fn a_lost_master_ends_the_slave_with_peer_lost() {
+    let mut pair = Pair::new(&config(""), RATE, 9);
+    pair.start();
+    pair.run_until(Duration::from_millis(100));
+    pair.kill(Role::Master);
+    let killed_at = pair.elapsed();
+    assert!(pair.run(Duration::from_secs(30)));
+    match pair.slave_end() {
+        Some(End::Failed(Failure::PeerLost { peer: "master", .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    // Declared lost after the time-out, not before.
+    assert!(pair.elapsed() >= killed_at + Duration::from_millis(1000));
+}
+
+#[test]
+fn a_master_alone_gives_up_after_its_connect_timeout() {
+    let mut pair = Pair::new(&config(r#", "connect_timeout_ms": 2000"#), RATE, 10);
+    pair.kill(Role::Slave);
+    pair.start();
+    assert!(pair.run(Duration::from_secs(30)));
+    match pair.master_end() {
+        Some(End::Failed(Failure::NoSlave { waited_s, .. })) => assert_eq!(*waited_s, 2.0),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(pair.elapsed(), Duration::from_secs(2));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 300,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Random fault schedules: any loss, duplication and reordering, either
+    /// throttle, and the slave perhaps killed at any moment. The master
+    /// always ends verified, every job exactly once.
+    #[test]
+    fn any_fault_schedule_ends_verified(
+        loss in 0.0f64..0.3,
+        duplicate in 0.0f64..0.2,
+        reorder in 0.0f64..0.2,
+        link_seed in 0u64..1000,
+        seed in any::<u64>(),
+        slave_throttle in 0.05f64..1.0,
+        kill_at_ms in proptest::option::of(0u64..600),
+    ) {
+        let mut cfg = lossy(loss, duplicate, reorder, link_seed);
+        cfg.slave.throttle = slave_throttle;
+        let mut pair = Pair::new(&cfg, RATE, seed);
+        pair.start();
+        if let Some(ms) = kill_at_ms {
+            pair.run_until(Duration::from_millis(ms));
+            pair.kill(Role::Slave);
+        }
+        prop_assert!(pair.run(Duration::from_secs(300)), "{}", pair.master.log_text());
+        if pair.master.core.is_connected() {
+            assert_verified(&pair);
+        } else {
+            // Killed before it ever answered: the master gives up.
+            let gave_up = matches!(
+                pair.master_end(),
+                Some(End::Failed(Failure::NoSlave { .. }))
+            );
+            prop_assert!(gave_up, "{:?}", pair.master_end());
+        }
+    }
+}
