@@ -317,7 +317,11 @@ fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Fa
         if me.workers == 1 { "" } else { "s" }
     );
     announce_links(config, &[role]);
-    let handle = node::start(role, config, NodeOptions::headless())
+    let options = NodeOptions {
+        inject_panic: node::panic_hook_from_env(),
+        ..NodeOptions::headless()
+    };
+    let handle = node::start(role, config, options)
         .with_context(|| format!("cannot start the {role}"))
         .map_err(runtime)?;
     handle.command(Command::Start);
@@ -334,14 +338,20 @@ fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
     );
     announce_links(config, &[Role::Master, Role::Slave]);
     // One progress display for the demo: the master's counts the whole run.
+    let inject_panic = node::panic_hook_from_env();
     let quiet = NodeOptions {
         progress: false,
+        inject_panic: inject_panic.clone(),
         ..NodeOptions::headless()
     };
     let slave = node::start(Role::Slave, config, quiet)
         .context("cannot start the slave")
         .map_err(runtime)?;
-    let master = node::start(Role::Master, config, NodeOptions::headless())
+    let loud = NodeOptions {
+        inject_panic,
+        ..NodeOptions::headless()
+    };
+    let master = node::start(Role::Master, config, loud)
         .context("cannot start the master")
         .map_err(runtime)?;
     slave.command(Command::Start);

@@ -7,9 +7,10 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use crate::config::{Config, PolicyConfig, Role};
-use crate::node::Shared;
+use crate::config::{PolicyConfig, Role};
+use crate::node::core::NodeCore;
 use crate::protocol::Phase;
+use crate::transport::NetStats;
 use crate::workload::Verification;
 
 /// Jobs per node.
@@ -82,6 +83,9 @@ pub struct Network {
     pub rejected_by_reason: crate::transport::Rejected,
     /// Datagrams the master's emulated link dropped (0 on a plain link).
     pub link_dropped: u64,
+    /// Authentic datagrams the master dropped because its core's inbox was
+    /// full (the transfer layer resent them).
+    pub inbox_dropped: u64,
     /// The largest datagram the master sends (from the config, or the
     /// default for its addresses).
     pub datagram_bytes: u32,
@@ -172,16 +176,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// Builds the report from the master's node at the end of a run, with
-    /// the verification the master already made.
-    pub fn build(shared: &Shared, config: &Config, verification: &Verification) -> Report {
+    /// Builds the report from the master's core at the end of a run, with
+    /// the verification it made and its socket's counters.
+    pub fn build(core: &NodeCore, net: &NetStats, verification: &Verification) -> Report {
+        let config = core.config();
         let workload = config.workload;
-        let run = shared.run.lock();
+        let started = core.phase_started();
         let seconds = |from: Phase, to: Phase| -> f64 {
-            match (
-                run.phase_started[from as usize],
-                run.phase_started[to as usize],
-            ) {
+            match (started[from as usize], started[to as usize]) {
                 (Some(a), Some(b)) => round_micros(b.saturating_duration_since(a).as_secs_f64()),
                 _ => 0.0,
             }
@@ -197,8 +199,8 @@ impl Report {
             processing,
             aggregation,
         };
-        let transfers: Vec<Transfer> = run
-            .transfers
+        let transfers: Vec<Transfer> = core
+            .transfers()
             .iter()
             .map(|t| Transfer {
                 at_s: (t.at_s * 1000.0).round() / 1000.0,
@@ -214,26 +216,25 @@ impl Report {
                 .map(|t| t.jobs)
                 .sum()
         };
-        let net = &shared.transport.stats;
-        let rejected = net.rejected_by_reason();
-        let late_results_dropped = shared
-            .results
-            .lock()
-            .as_ref()
-            .map_or(0, |store| store.late_results());
-        let slave_throttle = shared
-            .peer
-            .lock()
+        let counters = core.counters();
+        let mut rejected = counters.rejected;
+        let reader = net.rejected_by_reason();
+        rejected.unauthentic += reader.unauthentic;
+        rejected.unknown_source += reader.unknown_source;
+        let late_results_dropped = core.results().map_or(0, |store| store.late_results());
+        let slave_throttle = core
+            .peer()
             .map_or(config.slave.throttle, |p| f64::from(p.state.throttle));
+        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         Report {
             verified: verification.verified,
             expected_value: verification.expected,
             jobs_total: workload.jobs,
             jobs_done: PerNode {
-                master: shared.queue.lock().done,
-                slave: run.results_received,
+                master: core.jobs_done(),
+                slave: core.results_received(),
             },
-            bootstrap_jobs: run.bootstrap_jobs,
+            bootstrap_jobs: core.bootstrap_jobs(),
             jobs_moved: JobsMoved {
                 to_slave: moved(Role::Master),
                 to_master: moved(Role::Slave),
@@ -241,24 +242,25 @@ impl Report {
             transfers,
             elapsed_s: elapsed,
             throttle: Throttles {
-                master: shared.throttle.get(),
+                master: core.throttle(),
                 slave: slave_throttle,
             },
             policy: config.policy.clone(),
             network: Network {
-                datagrams_sent: net.datagrams_sent.load(Ordering::Relaxed),
-                datagrams_received: net.datagrams_received.load(Ordering::Relaxed),
-                retransmitted: net.retransmitted.load(Ordering::Relaxed),
+                datagrams_sent: get(&net.datagrams_sent),
+                datagrams_received: get(&net.datagrams_received),
+                retransmitted: core.retransmitted(),
                 rejected: rejected.total(),
-                bytes_sent: net.bytes_sent.load(Ordering::Relaxed),
+                bytes_sent: get(&net.bytes_sent),
                 rejected_by_reason: rejected,
-                link_dropped: net.link_dropped.load(Ordering::Relaxed),
+                link_dropped: get(&net.link_dropped),
+                inbox_dropped: get(&net.inbox_dropped),
                 datagram_bytes: config.datagram_bytes,
                 batches: Batches {
-                    sent: net.batches_sent.load(Ordering::Relaxed),
-                    compressed: net.batches_compressed.load(Ordering::Relaxed),
-                    raw_bytes: net.batch_raw_bytes.load(Ordering::Relaxed),
-                    wire_bytes: net.batch_wire_bytes.load(Ordering::Relaxed),
+                    sent: counters.batches_sent,
+                    compressed: counters.batches_compressed,
+                    raw_bytes: counters.batch_raw_bytes,
+                    wire_bytes: counters.batch_wire_bytes,
                 },
             },
             verification: VerificationDetail {
@@ -271,8 +273,8 @@ impl Report {
                 master: config.master.link,
                 slave: config.slave.link,
             },
-            jobs_reclaimed: run.jobs_reclaimed,
-            peer_lost_at_s: run.peer_lost_at_s,
+            jobs_reclaimed: core.jobs_reclaimed(),
+            peer_lost_at_s: core.peer_lost_at_s(),
             peak_rss_bytes: peak_rss_bytes(),
         }
     }

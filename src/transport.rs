@@ -31,46 +31,32 @@ pub const REQUESTED_BUFFER_BYTES: usize = 8 << 20;
 /// notice a shutdown.
 pub const RECV_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// Datagram counters of one socket (the report's `network` object).
+/// Datagram counters of one socket, kept by the threads that send and
+/// receive on it. What the node's core judges (format, session, replays,
+/// chunks, batches) it counts itself; the report adds the two.
 #[derive(Debug, Default)]
 pub struct NetStats {
     /// Datagrams sent.
     pub datagrams_sent: AtomicU64,
     /// Bytes sent (UDP payload).
     pub bytes_sent: AtomicU64,
-    /// Datagrams received and accepted for processing.
+    /// Datagrams received with the right source and tag.
     pub datagrams_received: AtomicU64,
     /// Bytes received (UDP payload).
     pub bytes_received: AtomicU64,
-    /// Chunks sent again.
-    pub retransmitted: AtomicU64,
-    /// Datagrams dropped as malformed (after their tag checked out).
-    pub rejected_malformed: AtomicU64,
     /// Datagrams dropped because their tag was missing or wrong.
     pub rejected_unauthentic: AtomicU64,
-    /// Authentic datagrams dropped because their sequence number was seen
-    /// before or is too old to judge.
-    pub rejected_replayed: AtomicU64,
     /// Datagrams dropped because they came from an address other than the peer.
     pub rejected_unknown_source: AtomicU64,
-    /// Datagrams dropped because they belong to another session.
-    pub rejected_stale: AtomicU64,
-    /// Chunks dropped as duplicates of data already held or delivered.
-    pub duplicates: AtomicU64,
-    /// Chunks refused by the reassembly limits or inconsistent with their batch.
-    pub refused: AtomicU64,
     /// Sends that failed (counted as losses; retransmission recovers them).
     pub send_errors: AtomicU64,
+    /// Receives that failed (an ICMP error reported on the socket, say).
+    pub receive_errors: AtomicU64,
+    /// Authentic datagrams dropped because the core's inbox was full, as a
+    /// full socket buffer drops them (the transfer layer resends).
+    pub inbox_dropped: AtomicU64,
     /// Datagrams the emulated link dropped (random loss or a full queue).
     pub link_dropped: Arc<AtomicU64>,
-    /// Batches sent (jobs, bootstrap jobs or results).
-    pub batches_sent: AtomicU64,
-    /// Of them, the ones sent compressed.
-    pub batches_compressed: AtomicU64,
-    /// Their bytes before compression.
-    pub batch_raw_bytes: AtomicU64,
-    /// Their bytes as sent (once each, retransmissions aside).
-    pub batch_wire_bytes: AtomicU64,
 }
 
 /// The rejected datagrams by reason, as the report and the window show them.
@@ -132,23 +118,14 @@ impl std::fmt::Display for Rejected {
 }
 
 impl NetStats {
-    /// The rejected datagrams by reason.
+    /// The datagrams the reader rejected, by reason (the others are the core's).
     pub fn rejected_by_reason(&self) -> Rejected {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Rejected {
-            malformed: get(&self.rejected_malformed),
             unauthentic: get(&self.rejected_unauthentic),
-            replayed: get(&self.rejected_replayed),
             unknown_source: get(&self.rejected_unknown_source),
-            stale_session: get(&self.rejected_stale),
-            duplicate_chunks: get(&self.duplicates),
-            refused_chunks: get(&self.refused),
+            ..Rejected::default()
         }
-    }
-
-    /// All datagrams rejected, for the report's `rejected`.
-    pub fn rejected(&self) -> u64 {
-        self.rejected_by_reason().total()
     }
 }
 

@@ -117,8 +117,72 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     );
     // On loopback without a secret both headers say the link is not secret.
     assert_eq!(h.query_all_by_label("· link not secret").count(), 2);
-    // Start is offered again for another run.
-    h.get_by_label("Start");
+    // Start is offered again, and a second run works: the first run's
+    // sockets were freed when its nodes ended (issue 11).
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the second run to end",
+        |h| outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some(),
+    );
+    for role in [Role::Master, Role::Slave] {
+        assert!(
+            matches!(
+                outcome_of(&h, role),
+                Some(Outcome::Finished { verified: true, .. })
+            ),
+            "{role}: {:?}",
+            outcome_of(&h, role)
+        );
+    }
+}
+
+// Regression (issue 11): a window could not stop its node, and the master
+// of a stopped slave waited for it.
+#[test]
+fn stopping_the_slave_leaves_the_master_to_finish_alone() {
+    let path = config_file("stop");
+    // Long enough jobs and a slow slave, so the run is still going at Stop.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["workload"]["iterations"] = 20000.into();
+    v["slave"]["throttle"] = 0.2.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut slave = window(Mode::Node(Role::Slave), &path);
+    let mut master = window(Mode::Node(Role::Master), &path);
+    slave.step();
+    master.step();
+    slave.get_by_label("Start").click();
+    master.get_by_label("Start").click();
+    step_until(
+        &mut [&mut slave, &mut master],
+        Duration::from_secs(60),
+        "the run to begin",
+        |h| h[1].state().panel(Role::Master).unwrap().phase() >= Phase::Processing,
+    );
+    slave.get_by_label("Stop the slave").click();
+    step_until(
+        &mut [&mut slave, &mut master],
+        Duration::from_secs(60),
+        "both to end",
+        |h| outcome_of(h[0], Role::Slave).is_some() && outcome_of(h[1], Role::Master).is_some(),
+    );
+    assert!(matches!(
+        outcome_of(&slave, Role::Slave),
+        Some(Outcome::Stopped)
+    ));
+    match outcome_of(&master, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(r),
+        }) => assert!(r.peer_lost_at_s.is_some(), "{r:?}"),
+        other => panic!("the master ended with {other:?}"),
+    }
+    slave.step();
+    slave.get_by_label("Run stopped.");
+    // The slave's window can start again on the same address.
+    slave.get_by_label("Start");
 }
 
 #[test]
@@ -168,18 +232,18 @@ fn moving_the_throttle_slider_changes_the_running_nodes_throttle() {
         Duration::from_secs(10),
         "the throttle to apply",
         |h| {
-            let shared = h[0].state().panel(Role::Slave).unwrap().shared().unwrap();
-            shared.throttle.get() == 0.25
+            let view = h[0].state().panel(Role::Slave).unwrap().view().unwrap();
+            view.snapshot().local.throttle == 0.25
         },
     );
-    let shared = h
+    let view = h
         .state()
         .panel(Role::Slave)
         .unwrap()
-        .shared()
+        .view()
         .unwrap()
         .clone();
-    let logged = shared.log.entries();
+    let logged = view.log.entries();
     assert!(
         logged
             .iter()

@@ -7,7 +7,6 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -72,6 +71,7 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
         progress: false,
         waker: Arc::new(|| {}),
         random_bootstrap,
+        inject_panic: None,
     };
     let slave =
         node::start(Role::Slave, &config, quiet(false)).context("cannot start the slave")?;
@@ -82,26 +82,20 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
     master.command(Command::Start);
     let started = Instant::now();
     let bootstrap = loop {
-        let run = master.shared().run.lock();
+        let phases = master.view().snapshot().phase_started;
         if let (Some(a), Some(b)) = (
-            run.phase_started[Phase::Bootstrap as usize],
-            run.phase_started[Phase::Processing as usize],
+            phases[Phase::Bootstrap as usize],
+            phases[Phase::Processing as usize],
         ) {
             break b.saturating_duration_since(a);
         }
-        drop(run);
         if master.is_finished() || started.elapsed() > PAIR_LIMIT {
             bail!("the bootstrap did not finish");
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let slave_received = slave.shared().queue.lock().received;
-    let retransmitted = master
-        .shared()
-        .transport
-        .stats
-        .retransmitted
-        .load(Ordering::Relaxed);
+    let slave_received = slave.view().snapshot().local.jobs_received;
+    let retransmitted = master.view().snapshot().retransmitted;
     if until != Until::Verified {
         master.command(Command::Stop);
         slave.command(Command::Stop);

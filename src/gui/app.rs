@@ -183,6 +183,10 @@ impl LoadbalApp {
         match command {
             PanelCommand::None => false,
             PanelCommand::Start => true,
+            PanelCommand::Stop => {
+                self.panels[index].stop();
+                false
+            }
             PanelCommand::Throttle(t) => {
                 let panel = &mut self.panels[index];
                 panel.set_throttle(t);

@@ -5,7 +5,7 @@
 use egui_plot::PlotPoint;
 
 use crate::config::Role;
-use crate::node::Shared;
+use crate::node::Snapshot;
 
 /// How often a sample is taken, seconds.
 pub const SAMPLE_INTERVAL_S: f64 = 0.25;
@@ -34,8 +34,8 @@ pub struct History {
 
 impl History {
     /// Takes a sample if the last one is old enough. Returns true if it did.
-    pub fn sample(&mut self, shared: &Shared) -> bool {
-        let Some(started) = shared.run.lock().started else {
+    pub fn sample(&mut self, s: &Snapshot) -> bool {
+        let Some(started) = s.phase_started[crate::protocol::Phase::Bootstrap as usize] else {
             return false;
         };
         let t = started.elapsed().as_secs_f64();
@@ -43,28 +43,25 @@ impl History {
             return false;
         }
         self.last_t = Some(t);
-        let (queue, done) = {
-            let q = shared.queue.lock();
-            (q.jobs.len() as f64, f64::from(q.done))
-        };
+        let (queue, done) = (f64::from(s.local.queue), f64::from(s.local.jobs_done));
         self.queue_local.push(PlotPoint { x: t, y: queue });
         self.cpu_local.push(PlotPoint {
             x: t,
-            y: shared.cpu_process.get(),
+            y: f64::from(s.local.cpu_process),
         });
         self.done_local.push(PlotPoint { x: t, y: done });
-        if let Some(peer) = *shared.peer.lock() {
+        if let Some(peer) = s.peer {
             self.queue_peer.push(PlotPoint {
                 x: t,
-                y: f64::from(peer.state.queue),
+                y: f64::from(peer.queue),
             });
             self.cpu_peer.push(PlotPoint {
                 x: t,
-                y: f64::from(peer.state.cpu_process),
+                y: f64::from(peer.cpu_process),
             });
             self.done_peer.push(PlotPoint {
                 x: t,
-                y: f64::from(peer.state.jobs_done),
+                y: f64::from(peer.jobs_done),
             });
         }
         true
@@ -93,11 +90,8 @@ pub struct Mark {
 }
 
 /// Every policy transfer of the run so far.
-pub fn transfer_marks(shared: &Shared) -> Vec<Mark> {
-    shared
-        .run
-        .lock()
-        .transfers
+pub fn transfer_marks(s: &Snapshot) -> Vec<Mark> {
+    s.transfers
         .iter()
         .map(|t| Mark {
             at_s: t.at_s,

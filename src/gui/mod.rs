@@ -1,5 +1,5 @@
-//! The desktop window (eframe and egui_plot). It reads the nodes' shared
-//! state and sends them commands; the node runtime knows nothing of egui
+//! The desktop window (eframe and egui_plot). It reads the nodes' published
+//! snapshots and logs and sends them commands; the node runtime knows nothing of egui
 //! beyond the waker it is given (`ctx.request_repaint()`).
 //!
 //! - [`app`]: the window, node or demo, and the eframe glue.

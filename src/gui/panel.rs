@@ -1,12 +1,11 @@
 //! One node in the window: its life (started on Start, a new node for each
 //! run, so an address change applies at the next start), its throttle
 //! slider, both nodes' statistics side by side, progress, plots, the message
-//! log and the result of the run. It reads the node's shared state and never
+//! log and the result of the run. It reads the node's published snapshot and never
 //! blocks on it; what the user asks for comes back as a [`PanelCommand`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use eframe::egui;
@@ -14,7 +13,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
 
 use super::history::{self, History};
 use crate::config::{Config, Role};
-use crate::node::{self, Command, LogEntry, NodeHandle, NodeOptions, Outcome, Shared};
+use crate::node::{self, Command, LogEntry, NodeHandle, NodeOptions, NodeView, Outcome};
 use crate::protocol::Phase;
 
 /// Marker colour of transfers from the master.
@@ -33,6 +32,8 @@ pub enum PanelCommand {
     None,
     /// Start a run (the Start button).
     Start,
+    /// Stop this node's run (the Stop button).
+    Stop,
     /// The throttle slider moved to this value (0 to 1).
     Throttle(f64),
 }
@@ -41,8 +42,9 @@ pub enum PanelCommand {
 pub struct NodePanel {
     role: Role,
     node: Option<NodeHandle>,
-    /// The current or last run's node state (kept after the run ends).
-    shared: Option<Arc<Shared>>,
+    /// The current or last run's node, as viewers see it (kept after the
+    /// run ends; the node itself, and its socket, are gone by then).
+    view: Option<NodeView>,
     outcome: Option<Outcome>,
     history: History,
     log: Vec<LogEntry>,
@@ -60,7 +62,7 @@ impl NodePanel {
         NodePanel {
             role,
             node: None,
-            shared: None,
+            view: None,
             outcome: None,
             history: History::default(),
             log: Vec::new(),
@@ -93,9 +95,9 @@ impl NodePanel {
         self.addresses.map(|(own, _)| own)
     }
 
-    /// The current or last run's node state.
-    pub fn shared(&self) -> Option<&Arc<Shared>> {
-        self.shared.as_ref()
+    /// The current or last run's node, for viewers.
+    pub fn view(&self) -> Option<&NodeView> {
+        self.view.as_ref()
     }
 
     /// How the last run ended, once it has.
@@ -115,6 +117,7 @@ impl NodePanel {
             progress: false,
             waker,
             random_bootstrap: false,
+            inject_panic: None,
         };
         self.start_error = None;
         self.outcome = None;
@@ -126,7 +129,7 @@ impl NodePanel {
                     config.node(self.role).address,
                     config.node(self.role.peer()).address,
                 ));
-                self.shared = Some(handle.shared().clone());
+                self.view = Some(handle.view().clone());
                 self.node = Some(handle);
                 self.history = History::default();
                 self.log.clear();
@@ -144,20 +147,28 @@ impl NodePanel {
         }
     }
 
+    /// Stops this node's run (the Stop button): the peer sees it go.
+    pub fn stop(&mut self) {
+        if let Some(node) = &self.node {
+            node.command(Command::Stop);
+        }
+    }
+
     /// Collects what changed: the node's end, plot samples, new log lines.
     /// Never blocks.
     pub fn poll(&mut self) {
         if self.node.as_ref().is_some_and(NodeHandle::is_finished)
             && let Some(node) = self.node.take()
         {
-            // The control thread has ended: this join returns at once.
+            // The event loop has ended and its spokes are stopping: this
+            // join is short, and frees the socket for the next Start.
             self.outcome = Some(node.wait());
         }
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             return;
         };
-        self.history.sample(shared);
-        let (new, seen) = shared.log.since(self.log_seen);
+        self.history.sample(&view.snapshot());
+        let (new, seen) = view.log.since(self.log_seen);
         self.log_seen = seen;
         self.log.extend(new);
         if self.log.len() > LOG_LINES {
@@ -168,7 +179,9 @@ impl NodePanel {
 
     /// The run's phase as this node sees it.
     pub fn phase(&self) -> Phase {
-        self.shared.as_ref().map_or(Phase::Idle, |s| s.phase())
+        self.view
+            .as_ref()
+            .map_or(Phase::Idle, |v| v.snapshot().phase)
     }
 
     /// One line on the connection: waiting, connected and last heard, lost.
@@ -178,24 +191,25 @@ impl NodePanel {
             .addresses
             .map_or_else(String::new, |(_, p)| format!(" at {p}"));
         if let Some(Outcome::Failed(why)) = &self.outcome {
-            return why.clone();
+            return why.to_string();
         }
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             return "not started".to_owned();
         };
         if self.outcome.is_some() {
             return "run over".to_owned();
         }
-        if !shared.connected.load(Ordering::Relaxed) {
+        let s = view.snapshot();
+        if !s.connected {
             return format!("waiting for the {peer}{peer_address}");
         }
-        if shared.peer_lost.load(Ordering::Relaxed) {
-            let reclaimed = shared.run.lock().jobs_reclaimed;
+        if s.peer_lost {
+            let reclaimed = s.jobs_reclaimed;
             return format!(
                 "the {peer}{peer_address} was lost: {reclaimed} of its jobs reclaimed, computed here"
             );
         }
-        let heard = shared.silence().unwrap_or(Duration::ZERO);
+        let heard = s.silence().unwrap_or(Duration::ZERO);
         format!(
             "connected to the {peer}{peer_address}, last heard {} ms ago",
             heard.as_millis()
@@ -204,9 +218,9 @@ impl NodePanel {
 
     /// The Start button's text and whether it can be pressed.
     pub fn start_button(&self) -> (String, bool) {
-        match &self.shared {
-            Some(shared) if self.node.is_some() => {
-                if shared.connected.load(Ordering::Relaxed) {
+        match &self.view {
+            Some(view) if self.node.is_some() => {
+                if view.snapshot().connected {
                     ("Running…".to_owned(), false)
                 } else {
                     let peer = self
@@ -241,6 +255,9 @@ impl NodePanel {
                 command = PanelCommand::Throttle(percent / 100.0);
             }
         });
+        if self.is_running() && ui.button(format!("Stop the {}", self.role)).clicked() {
+            command = PanelCommand::Stop;
+        }
         if let Some(e) = &self.start_error {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
@@ -249,14 +266,15 @@ impl NodePanel {
 
     /// This node's and its peer's figures side by side.
     pub fn show_stats(&self, ui: &mut egui::Ui) {
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             ui.label("Press Start to begin.");
             return;
         };
-        let local = shared.local_state();
-        let peer = shared.peer.lock().map(|p| p.state);
+        let snapshot = view.snapshot();
+        let local = snapshot.local;
+        let peer = snapshot.peer;
         let received = local.jobs_received;
-        let sent = shared.delivered_to_peer.load(Ordering::Relaxed);
+        let sent = snapshot.delivered_to_peer;
         let me = self.role.name();
         let other = self.role.peer().name();
         egui::Grid::new(("stats", me))
@@ -307,11 +325,10 @@ impl NodePanel {
                     ui.end_row();
                 }
             });
-        let net = &shared.transport.stats;
-        let rejected = net.rejected_by_reason();
+        let rejected = snapshot.rejected;
         let mut text = format!("Datagrams rejected: {rejected}");
-        if shared.transport.link().is_some() {
-            let dropped = net.link_dropped.load(Ordering::Relaxed);
+        if snapshot.link.is_some() {
+            let dropped = snapshot.link_dropped;
             text.push_str(&format!(" · dropped by the emulated link: {dropped}"));
         }
         if rejected.unauthentic + rejected.replayed + rejected.unknown_source > 0 {
@@ -323,15 +340,16 @@ impl NodePanel {
 
     /// Progress of the whole run: jobs computed on both nodes.
     pub fn show_run_progress(&self, ui: &mut egui::Ui) {
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             return;
         };
-        let total = shared.params().map_or(0, |p| p.jobs);
+        let s = view.snapshot();
+        let total = s.jobs_total;
         if total == 0 {
             return;
         }
-        let local = shared.local_state();
-        let peer_done = shared.peer.lock().map_or(0, |p| p.state.jobs_done);
+        let local = s.local;
+        let peer_done = s.peer.map_or(0, |p| p.jobs_done);
         let done = (local.jobs_done + peer_done).min(total);
         ui.add(
             egui::ProgressBar::new(done as f32 / total as f32)
@@ -341,13 +359,13 @@ impl NodePanel {
 
     /// Progress of this node (and, with `whole_run`, of the run).
     pub fn show_progress(&self, ui: &mut egui::Ui, whole_run: bool) {
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             return;
         };
         if whole_run {
             self.show_run_progress(ui);
         }
-        let local = shared.local_state();
+        let local = view.snapshot().local;
         let mine = local.jobs_done + local.queue + u32::from(local.busy);
         let fraction = if mine == 0 {
             0.0
@@ -363,10 +381,10 @@ impl NodePanel {
     /// The live plots: queues, CPU and cumulative jobs done, with every
     /// transfer marked.
     pub fn show_plots(&self, ui: &mut egui::Ui, height: f32) {
-        let Some(shared) = &self.shared else {
+        let Some(view) = &self.view else {
             return;
         };
-        let marks = history::transfer_marks(shared);
+        let marks = history::transfer_marks(&view.snapshot());
         let h = &self.history;
         let (me, other) = (self.role.name(), self.role.peer().name());
         let plots: [(&str, &str, &Vec<_>, &Vec<_>); 3] = [

@@ -1,51 +1,50 @@
-//! A node: the threads around the sans-IO core, and the handle a front end
-//! (the headless runner now, the window later) drives it with.
+//! A node: its sans-IO [`core`] driven by one event-loop thread, with the
+//! other threads as spokes around it. Every spoke only sends inputs into
+//! the core's one inbox and takes what the core hands it:
 //!
-//! | thread              | owns                          | inbox            |
-//! |---------------------|-------------------------------|------------------|
-//! | `ROLE-worker-N`     | the job it computes           | the job queue    |
-//! | `ROLE-hwmon`        | sysinfo                       | [`MonitorMsg`]   |
-//! | `ROLE-state`        | the peer's latest state       | [`StateMsg`]     |
-//! | `ROLE-transfer`     | the transfer endpoint         | `TransferMsg`    |
-//! | `ROLE-adaptor`      | the transfer policy           | `AdaptorMsg`     |
-//! | `ROLE-net-rx`       | the receiving side of the socket | (the socket)  |
-//! | `ROLE-control`      | the session and phases        | `ControlMsg`     |
+//! | thread            | the assignment's component            | inbox                |
+//! |-------------------|---------------------------------------|----------------------|
+//! | `ROLE-core`       | state manager, transfer manager, adaptor and the session, all in [`core::NodeCore`] | [`Msg`], bounded |
+//! | `ROLE-worker-N`   | worker                                | its jobs ([`Work`])  |
+//! | `ROLE-hwmon`      | hardware monitor                      | (sleeps on the stop token) |
+//! | `ROLE-net-rx`     | (the socket's receiving side)         | (the socket)         |
 //!
-//! Shutdown: the control thread decides the run is over, sets the stop
-//! flag, sends each inbox its shutdown message, joins every thread and
-//! returns the [`Outcome`]. Nothing here knows about egui: a viewer passes a
-//! waker that is called whenever something worth redrawing happened.
+//! Supervision: every thread is spawned through one helper whose guard
+//! tells the core when the thread ends and whether it panicked; a spoke that
+//! ends before the run does fails it at once (exit 3, naming the thread).
+//! Shutdown is by dropping senders: when the event loop returns (or
+//! unwinds), it drops the stop token and the workers' job channels, every
+//! spoke sees them closed and ends, and [`NodeHandle::wait`] joins them all,
+//! which closes the socket. Nothing here knows about egui: a viewer passes
+//! a waker, called whenever something worth redrawing happened.
 
-mod adaptor;
-mod control;
 pub mod core;
 pub mod harness;
 mod monitor;
 mod progress;
 mod reader;
-mod shared;
 pub mod solo;
-mod state;
-mod transfer;
+mod view;
 mod worker;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-pub use monitor::MonitorMsg;
+pub use self::core::Rejection;
+pub use self::core::{End, Failure, Work};
 pub use progress::status_line;
-pub use reader::{Rejection, receive};
-pub use shared::{LogEntry, PeerView, Shared, TransferRecord};
+pub use reader::receive;
+pub use view::{EventLog, LogEntry, NodeView, Snapshot};
 
+use self::core::{CoreSettings, Event, Input, NodeCore};
 use crate::config::{Config, Role};
-use crate::protocol::{self, State};
 use crate::report::Report;
-use crate::transfer::TransferConfig;
 use crate::transport::{BindError, Transport};
-use control::{Control, ControlMsg};
-use transfer::{TransferMsg, TransferSettings};
+use worker::Knob;
 
 /// What a user (or the headless runner) can ask of a node.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,8 +68,8 @@ pub enum Outcome {
         /// The run report (master only).
         report: Option<Box<Report>>,
     },
-    /// A runtime failure (peer lost, peer aborted, thread failure).
-    Failed(String),
+    /// A runtime failure (peer lost, peer aborted, a thread failed).
+    Failed(Failure),
     /// Stopped by the user.
     Stopped,
 }
@@ -88,36 +87,27 @@ impl Outcome {
     }
 }
 
-/// The state manager's inbox.
+/// A message to the core's event loop: an input, or a datagram in the
+/// reader's buffer (its first `len` bytes, tag removed), which goes back to
+/// the reader once handled.
 #[derive(Debug)]
-pub enum StateMsg {
-    /// A state from the peer, with its sequence number.
-    Peer {
-        /// The datagram's sequence number.
-        seq: u64,
-        /// The state.
-        state: State,
+pub enum Msg {
+    /// An input for the core.
+    Input(Input),
+    /// An authentic datagram from the peer.
+    Datagram {
+        /// The reader's receive buffer.
+        buf: Vec<u8>,
+        /// The datagram's length, its tag removed.
+        len: usize,
     },
-    /// This node's phase, queue or throttle changed: send the state now.
-    LocalChanged,
-    /// Stop the thread.
-    Shutdown,
-}
-
-/// The inboxes the control thread talks to.
-#[derive(Clone)]
-pub(crate) struct Senders {
-    state: Sender<StateMsg>,
-    transfer: Sender<TransferMsg>,
-    adaptor: Sender<adaptor::AdaptorMsg>,
-    monitor: Sender<MonitorMsg>,
 }
 
 /// How to run a node.
 #[derive(Clone)]
 pub struct NodeOptions {
-    /// Echo the event log and progress to stderr, and give up waiting for the
-    /// peer after the config's `connect_timeout_ms` (master).
+    /// Echo the event log and progress to stderr, and give up waiting for
+    /// the slave after the config's `connect_timeout_ms` (master).
     pub headless: bool,
     /// Print a progress line or bar on stderr (headless only).
     pub progress: bool,
@@ -127,6 +117,9 @@ pub struct NodeOptions {
     /// values, which do not compress, instead of the workload's. The run
     /// cannot verify.
     pub random_bootstrap: bool,
+    /// For the supervision tests only: make the named thread panic at its
+    /// first check after this long (see [`PANIC_HOOK_VAR`]).
+    pub inject_panic: Option<(String, Duration)>,
 }
 
 impl NodeOptions {
@@ -137,8 +130,17 @@ impl NodeOptions {
             progress: true,
             waker: Arc::new(|| {}),
             random_bootstrap: false,
+            inject_panic: None,
         }
     }
+}
+
+/// Reads [`PANIC_HOOK_VAR`] (`THREAD-NAME@MILLISECONDS`), for the binary:
+/// the supervision tests set it on a child process, never on their own.
+pub fn panic_hook_from_env() -> Option<(String, Duration)> {
+    let value = std::env::var(PANIC_HOOK_VAR).ok()?;
+    let (thread, ms) = value.rsplit_once('@')?;
+    Some((thread.to_owned(), Duration::from_millis(ms.parse().ok()?)))
 }
 
 /// Why a node could not start.
@@ -158,214 +160,419 @@ pub enum StartError {
     },
 }
 
+/// The core's inbox holds this many messages; a datagram that finds it
+/// full is dropped and counted.
+const INBOX_CAPACITY: usize = 4096;
+/// Most messages handled before the event loop transmits.
+const INBOX_BURST: usize = 256;
+/// The event loop publishes a snapshot (and prints progress) at least this often.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The environment variable of the test-only panic hook:
+/// `THREAD-NAME@MILLISECONDS` makes that thread panic at its first check
+/// after that long. For the supervision tests; never set in normal use.
+pub const PANIC_HOOK_VAR: &str = "LOADBAL_TEST_PANIC";
+
+/// The test-only panic hook of one thread ([`NodeOptions::inject_panic`]).
+#[derive(Debug, Clone)]
+struct PanicHook(Option<Instant>);
+
+impl PanicHook {
+    fn for_thread(name: &str, inject: Option<&(String, Duration)>) -> PanicHook {
+        PanicHook(
+            inject
+                .filter(|(thread, _)| thread == name)
+                .map(|(_, after)| Instant::now() + *after),
+        )
+    }
+
+    fn check(&self) {
+        if self.0.is_some_and(|at| Instant::now() >= at) {
+            panic!("panic injected for a test ({PANIC_HOOK_VAR})");
+        }
+    }
+}
+
+/// Tells the core that its thread ended, and how, when dropped (also
+/// during a panic's unwinding).
+struct Guard {
+    name: String,
+    inbox: Sender<Msg>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.inbox.send(Msg::Input(Input::ThreadEnded {
+            name: std::mem::take(&mut self.name),
+            panicked: std::thread::panicking(),
+        }));
+    }
+}
+
+/// Spawns a named spoke whose end is reported to the core.
+fn spawn_spoke(
+    name: String,
+    inbox: &Sender<Msg>,
+    inject: Option<&(String, Duration)>,
+    f: impl FnOnce(PanicHook) + Send + 'static,
+) -> Result<JoinHandle<()>, StartError> {
+    let guard = Guard {
+        name: name.clone(),
+        inbox: inbox.clone(),
+    };
+    let hook = PanicHook::for_thread(&name, inject);
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let _guard = guard;
+            f(hook);
+        })
+        .map_err(|source| StartError::Spawn { name, source })
+}
+
 /// A running node.
 pub struct NodeHandle {
-    control: Sender<ControlMsg>,
-    shared: Arc<Shared>,
-    join: Option<JoinHandle<Outcome>>,
+    role: Role,
+    inbox: Sender<Msg>,
+    view: NodeView,
+    event_loop: Option<JoinHandle<Outcome>>,
+    spokes: Vec<JoinHandle<()>>,
 }
 
 impl NodeHandle {
     /// Sends a command to the node.
     pub fn command(&self, command: Command) {
-        let _ = self.control.send(ControlMsg::Command(command));
+        let input = match command {
+            Command::Start => Input::Start {
+                random: random_nonzero(),
+            },
+            Command::SetThrottle(t) => Input::SetThrottle(t),
+            Command::Stop => Input::Stop,
+        };
+        let _ = self.inbox.send(Msg::Input(input));
     }
 
-    /// The node's shared state, for viewers (read-only use).
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// The node's log and figures, for viewers; they stay readable after
+    /// the node has ended.
+    pub fn view(&self) -> &NodeView {
+        &self.view
     }
 
     /// True once the node's part is over.
     pub fn is_finished(&self) -> bool {
-        self.join.as_ref().is_none_or(JoinHandle::is_finished)
+        self.event_loop.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Waits for the node's part to end.
+    /// Waits for the node's part to end and for every one of its threads;
+    /// the socket is closed when this returns.
     pub fn wait(mut self) -> Outcome {
-        match self.join.take().map(JoinHandle::join) {
+        self.join()
+    }
+
+    fn join(&mut self) -> Outcome {
+        let outcome = match self.event_loop.take().map(JoinHandle::join) {
             Some(Ok(outcome)) => outcome,
-            Some(Err(_)) => Outcome::Failed("the control thread panicked".to_owned()),
+            Some(Err(_)) => Outcome::Failed(Failure::Panicked {
+                name: format!("{}-core", self.role.name()),
+            }),
             None => Outcome::Stopped,
+        };
+        for spoke in self.spokes.drain(..) {
+            let _ = spoke.join();
         }
+        outcome
     }
 }
 
 impl Drop for NodeHandle {
     fn drop(&mut self) {
-        if let Some(join) = self.join.take() {
+        if self.event_loop.is_some() {
             self.command(Command::Stop);
-            let _ = join.join();
+            let _ = self.join();
         }
     }
 }
 
-/// The data a batch of jobs or results aims to carry.
-const BATCH_BYTES: usize = 2 << 20;
-
-fn spawn<T: Send + 'static>(
-    name: String,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<JoinHandle<T>, StartError> {
-    std::thread::Builder::new()
-        .name(name.clone())
-        .spawn(f)
-        .map_err(|source| StartError::Spawn { name, source })
+/// A random nonzero number for a session id or a hello nonce. If the
+/// system's generator fails, the clock and the process id stand in: these
+/// only have to differ between runs, and authentication never rests on them.
+fn random_nonzero() -> u64 {
+    let n = getrandom::u64().unwrap_or_else(|_| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ u64::from(std::process::id()) << 32
+    });
+    n.max(1)
 }
 
-/// Starts a node of `role`: binds its socket and spawns its threads. The run
-/// begins on [`Command::Start`].
+/// Starts a node of `role`: binds its socket and spawns its threads. The
+/// run begins on [`Command::Start`].
 pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHandle, StartError> {
     let me = *config.node(role);
     let peer = *config.node(role.peer());
-    let transport = Transport::bind(me.address, peer.address, me.link, config.key.clone())?;
+    let transport = Arc::new(Transport::bind(
+        me.address,
+        peer.address,
+        me.link,
+        config.key.clone(),
+    )?);
     let datagram_bytes = config.datagram_bytes as usize;
-    let window = transport.window_chunks(datagram_bytes);
-    let shared = Arc::new(Shared::new(
+    let now = Instant::now();
+    let core = NodeCore::new(
         role,
-        me.throttle,
-        transport,
-        options.headless,
-        options.waker.clone(),
-    ));
-    let job_bytes = protocol::batch::job_bytes(config.workload.elements_per_job);
-    // About 2 MiB of data per batch (8 reference jobs), rounded to whole jobs.
-    let batch_jobs = ((BATCH_BYTES + job_bytes / 2) / job_bytes).clamp(1, 64);
-    let settings = TransferSettings {
-        // Each datagram is the chunk's header and payload, then its tag.
-        endpoint: TransferConfig::new(
-            datagram_bytes - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES,
-            window,
-        ),
-        batch_jobs,
-        transfer_jobs: (transfer::MAX_TRANSFER_BYTES / job_bytes).max(1),
-        compress: config.compression,
-        random_bootstrap: options.random_bootstrap,
-    };
+        config,
+        CoreSettings {
+            window_chunks: transport.window_chunks(datagram_bytes),
+            headless: options.headless,
+            random_bootstrap: options.random_bootstrap,
+        },
+        now,
+    );
+    let addresses = (me.address, peer.address);
+    let log = Arc::new(EventLog::new(role, options.headless));
+    let view = NodeView::new(log, Snapshot::of(&core, addresses, Default::default(), 0));
 
-    let (state_tx, state_rx) = unbounded();
-    let (transfer_tx, transfer_rx) = unbounded();
-    let (adaptor_tx, adaptor_rx) = unbounded();
-    let (monitor_tx, monitor_rx) = unbounded();
-    let (control_tx, control_rx) = unbounded();
-    // Receive buffers the transfer manager hands back to the reader: enough
-    // for a full window in flight between the two.
+    let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
+    // Dropped by the event loop when it ends: every spoke then stops.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    // Receive buffers the event loop hands back to the reader: enough for
+    // a full window in flight between the two.
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(256);
-    let senders = Senders {
-        state: state_tx.clone(),
-        transfer: transfer_tx.clone(),
-        adaptor: adaptor_tx.clone(),
-        monitor: monitor_tx,
-    };
-
+    let knob = Arc::new(Knob::new(me.throttle));
     let name = role.name();
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let inject = options.inject_panic.as_ref();
+
+    let mut spokes = Vec::new();
+    let mut work_txs = Vec::new();
     let spawned = (|| -> Result<(), StartError> {
-        for i in 0..me.workers {
-            let s = shared.clone();
-            let transfer = transfer_tx.clone();
-            let control = control_tx.clone();
-            let state = state_tx.clone();
-            let queue = s.clone();
-            threads.push(spawn(format!("{name}-worker-{i}"), move || {
-                worker::run(s, || {
-                    // The slave's results go to the master; the master's
-                    // progress check wants to know a result is in. A closed
-                    // inbox means the node is stopping: nothing to tell.
-                    match role {
-                        Role::Master => drop(control.send(ControlMsg::Progress)),
-                        Role::Slave => drop(transfer.send(TransferMsg::ResultsReady)),
-                    }
-                    // A node that has run dry says so at once rather than at
-                    // the next state interval, so the peer's policy can send
-                    // it work before it sits idle.
-                    if queue.queue.lock().jobs.is_empty() {
-                        let _ = state.send(StateMsg::LocalChanged);
-                    }
-                })
-            })?);
+        for i in 0..me.workers.max(1) {
+            let (tx, rx) = crossbeam_channel::unbounded::<Work>();
+            work_txs.push(tx);
+            let (inbox, knob, stop) = (inbox_tx.clone(), knob.clone(), stop_rx.clone());
+            spokes.push(spawn_spoke(
+                format!("{name}-worker-{i}"),
+                &inbox_tx,
+                inject,
+                move |hook: PanicHook| {
+                    worker::run(
+                        &rx,
+                        &knob,
+                        &stop,
+                        |job| {
+                            let done = Input::JobDone { worker: i, job };
+                            inbox.send(Msg::Input(done)).is_ok()
+                        },
+                        || hook.check(),
+                    );
+                },
+            )?);
         }
-        let (s, st) = (shared.clone(), state_tx.clone());
-        threads.push(spawn(format!("{name}-hwmon"), move || {
-            monitor::run(s, monitor_rx, st)
-        })?);
-        let (s, a, c) = (shared.clone(), adaptor_tx.clone(), control_tx.clone());
-        let interval = std::time::Duration::from_millis(config.policy.state_interval_ms);
-        let workers = me.workers.min(usize::from(u16::MAX)) as u16;
-        threads.push(spawn(format!("{name}-state"), move || {
-            state::run(s, state_rx, interval, workers, a, c)
-        })?);
-        let (s, st, a, c) = (
-            shared.clone(),
-            state_tx.clone(),
-            adaptor_tx.clone(),
-            control_tx.clone(),
-        );
-        let recycle = recycle_tx.clone();
-        threads.push(spawn(format!("{name}-transfer"), move || {
-            transfer::run(s, transfer_rx, settings, recycle, st, a, c)
-        })?);
-        let policy = crate::policy::by_name(&config.policy.transfer, config.policy.threshold)
-            .unwrap_or_else(|| {
-                Box::new(crate::policy::SenderInitiated::new(config.policy.threshold))
-            });
-        let (s, t) = (shared.clone(), transfer_tx.clone());
-        threads.push(spawn(format!("{name}-adaptor"), move || {
-            adaptor::run(s, adaptor_rx, policy, t)
-        })?);
-        let (s, t, st, c) = (
-            shared.clone(),
-            transfer_tx.clone(),
-            state_tx.clone(),
-            control_tx.clone(),
-        );
-        threads.push(spawn(format!("{name}-net-rx"), move || {
-            reader::run(s, t, recycle_rx, st, c)
-        })?);
+        let (inbox, stop) = (inbox_tx.clone(), stop_rx.clone());
+        spokes.push(spawn_spoke(
+            format!("{name}-hwmon"),
+            &inbox_tx,
+            inject,
+            move |hook: PanicHook| {
+                monitor::run(
+                    &stop,
+                    |system, process| {
+                        let cpu = Input::Cpu { system, process };
+                        inbox.send(Msg::Input(cpu)).is_ok()
+                    },
+                    || hook.check(),
+                );
+            },
+        )?);
+        let (inbox, stop, t) = (inbox_tx.clone(), stop_rx.clone(), transport.clone());
+        spokes.push(spawn_spoke(
+            format!("{name}-net-rx"),
+            &inbox_tx,
+            inject,
+            move |hook: PanicHook| {
+                reader::run(&t, &inbox, &recycle_rx, &stop, datagram_bytes, || {
+                    hook.check();
+                });
+            },
+        )?);
         Ok(())
     })();
     if let Err(e) = spawned {
-        shutdown(&shared, &senders, threads);
+        drop(stop_tx);
+        drop(work_txs);
+        for s in spokes {
+            let _ = s.join();
+        }
         return Err(e);
     }
 
-    let control = Control::new(
-        shared.clone(),
-        config.clone(),
-        options.headless,
-        options.headless && options.progress,
-        senders.clone(),
-        control_rx,
-    );
-    let s = shared.clone();
-    let join = spawn(format!("{name}-control"), move || {
-        let outcome = control.run();
-        shutdown(&s, &senders, threads);
-        outcome
-    });
-    let join = match join {
+    let shell = Shell {
+        core,
+        transport,
+        inbox: inbox_rx,
+        recycle: recycle_tx,
+        workers: work_txs,
+        knob,
+        _stop: stop_tx,
+        view: view.clone(),
+        addresses,
+        waker: options.waker.clone(),
+        progress: progress::Progress::new(options.headless && options.progress),
+        hook: PanicHook::for_thread(&format!("{name}-core"), inject),
+    };
+    let event_loop = std::thread::Builder::new()
+        .name(format!("{name}-core"))
+        .spawn(move || shell.run())
+        .map_err(|source| StartError::Spawn {
+            name: format!("{name}-core"),
+            source,
+        });
+    let event_loop = match event_loop {
         Ok(join) => join,
         Err(e) => {
-            // The closure (with the threads) was dropped unrun: stop them.
-            shared.request_stop();
+            // The shell (with the stop token) was dropped unrun: the spokes end.
+            for s in spokes {
+                let _ = s.join();
+            }
             return Err(e);
         }
     };
     Ok(NodeHandle {
-        control: control_tx,
-        shared,
-        join: Some(join),
+        role,
+        inbox: inbox_tx,
+        view,
+        event_loop: Some(event_loop),
+        spokes,
     })
 }
 
-/// Stops every thread of a node and joins them.
-fn shutdown(shared: &Shared, senders: &Senders, threads: Vec<JoinHandle<()>>) {
-    shared.request_stop();
-    let _ = senders.state.send(StateMsg::Shutdown);
-    let _ = senders.transfer.send(TransferMsg::Shutdown);
-    let _ = senders.adaptor.send(adaptor::AdaptorMsg::Shutdown);
-    let _ = senders.monitor.send(MonitorMsg::Shutdown);
-    for t in threads {
-        let _ = t.join();
+/// The event loop's state: the core and what it drives.
+struct Shell {
+    core: NodeCore,
+    transport: Arc<Transport>,
+    inbox: Receiver<Msg>,
+    recycle: Sender<Vec<u8>>,
+    workers: Vec<Sender<Work>>,
+    knob: Arc<Knob>,
+    /// Never sent on: dropping it tells every spoke to stop.
+    _stop: Sender<()>,
+    view: NodeView,
+    addresses: (SocketAddr, SocketAddr),
+    waker: Arc<dyn Fn() + Send + Sync>,
+    progress: progress::Progress,
+    hook: PanicHook,
+}
+
+impl Shell {
+    /// Runs the core until the node's part is over; returns the outcome.
+    fn run(mut self) -> Outcome {
+        let mut buf = Vec::with_capacity(self.core.config().datagram_bytes as usize);
+        let mut last_publish = Instant::now();
+        loop {
+            let now = Instant::now();
+            let next = self
+                .core
+                .poll_timeout()
+                .unwrap_or(now + PUBLISH_INTERVAL)
+                .min(now + PUBLISH_INTERVAL);
+            match self.inbox.recv_deadline(next) {
+                Ok(msg) => {
+                    self.handle(msg);
+                    for _ in 0..INBOX_BURST {
+                        match self.inbox.try_recv() {
+                            Ok(msg) => self.handle(msg),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                // Unreachable while the handle lives (it holds a sender);
+                // after that nobody is left to tell.
+                Err(RecvTimeoutError::Disconnected) => {
+                    let now = Instant::now();
+                    self.core.handle(now, Input::Stop);
+                }
+            }
+            self.hook.check();
+            let now = Instant::now();
+            if self.core.poll_timeout().is_some_and(|t| t <= now) {
+                self.core.handle_timeout(now);
+            }
+            let changed = self.drain(now, &mut buf);
+            let ended = self.core.end().is_some();
+            if changed || ended || now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+                last_publish = now;
+                self.publish();
+            }
+            if ended {
+                break;
+            }
+        }
+        self.progress.finish();
+        self.outcome()
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        let now = Instant::now();
+        match msg {
+            Msg::Input(input) => self.core.handle(now, input),
+            Msg::Datagram { buf, len } => {
+                self.core.handle_datagram(now, &buf[..len.min(buf.len())]);
+                // Back to the reader; a full pool just frees it.
+                let _ = self.recycle.try_send(buf);
+            }
+        }
+    }
+
+    /// Carries out what the core asks: datagrams sent, jobs handed to
+    /// workers, events logged. True if anything happened.
+    fn drain(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+        let mut changed = false;
+        while self.core.poll_transmit(now, buf) {
+            self.transport.send(buf);
+        }
+        while let Some(work) = self.core.poll_work() {
+            // A worker that is gone has told the core through its guard.
+            let _ = self.workers[work.worker].send(work);
+            changed = true;
+        }
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                Event::Log { at, text } => self.view.log.push(LogEntry { at, text }),
+                Event::Throttle(t) => self.knob.set(t),
+                Event::Phase(_) => {}
+            }
+            changed = true;
+        }
+        changed
+    }
+
+    fn publish(&mut self) {
+        let stats = &self.transport.stats;
+        let snapshot = Snapshot::of(
+            &self.core,
+            self.addresses,
+            stats.rejected_by_reason(),
+            stats
+                .link_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
+        self.progress.tick(&snapshot, Instant::now());
+        self.view.publish(snapshot);
+        (self.waker)();
+    }
+
+    fn outcome(&self) -> Outcome {
+        match self.core.end() {
+            Some(End::Finished { verified }) => Outcome::Finished {
+                verified: *verified,
+                report: self
+                    .core
+                    .verification()
+                    .map(|v| Box::new(Report::build(&self.core, &self.transport.stats, v))),
+            },
+            Some(End::Failed(failure)) => Outcome::Failed(failure.clone()),
+            Some(End::Stopped) | None => Outcome::Stopped,
+        }
     }
 }

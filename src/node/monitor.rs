@@ -1,63 +1,36 @@
-//! The hardware monitor thread: samples CPU use (the whole system and this
-//! process) twice a second, and is where a throttle change from the user
-//! enters the node.
+//! The hardware monitor spoke: samples CPU use (the whole system and this
+//! process) twice a second and sends it to the core. It ends when the
+//! node's stop token is dropped.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-
-use super::StateMsg;
-use super::shared::Shared;
 
 /// How often CPU use is sampled.
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
 
-/// The monitor's inbox.
-#[derive(Debug)]
-pub enum MonitorMsg {
-    /// The user set a new throttle (0 to 1).
-    SetThrottle(f64),
-    /// Stop the thread.
-    Shutdown,
-}
-
-/// Runs the monitor until told to stop.
-pub fn run(shared: Arc<Shared>, inbox: Receiver<MonitorMsg>, state: Sender<StateMsg>) {
+/// Runs the monitor until `stop` is dropped; `send` gets each sample
+/// (whole-system percent, this process's percent of one core) and says
+/// whether to go on.
+pub fn run(stop: &Receiver<()>, mut send: impl FnMut(f64, f64) -> bool, mut check: impl FnMut()) {
     let mut sampler = Sampler::new();
-    let mut next_sample = Instant::now() + SAMPLE_INTERVAL;
     loop {
-        match inbox.recv_deadline(next_sample) {
-            Ok(MonitorMsg::SetThrottle(t)) => {
-                let t = t.clamp(0.0, 1.0);
-                let old = shared.throttle.get();
-                if (old - t).abs() > f64::EPSILON {
-                    shared.throttle.set(t);
-                    shared.log.push(format!(
-                        "throttle changed from {:.0} % to {:.0} %",
-                        old * 100.0,
-                        t * 100.0
-                    ));
-                    let _ = state.send(StateMsg::LocalChanged);
-                    shared.wake();
-                }
-            }
-            Ok(MonitorMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
-            Err(RecvTimeoutError::Timeout) => {
-                if let Some(s) = sampler.as_mut() {
-                    let (system, process) = s.sample();
-                    shared.cpu_system.set(system);
-                    shared.cpu_process.set(process);
-                }
-                next_sample = Instant::now() + SAMPLE_INTERVAL;
-            }
+        // The stop token doubles as the sleep between samples.
+        match stop.recv_timeout(SAMPLE_INTERVAL) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        check();
+        // Where sysinfo cannot read the CPUs, the node reports 0 %.
+        let (system, process) = sampler.as_mut().map_or((0.0, 0.0), Sampler::sample);
+        if !send(system, process) {
+            return;
         }
     }
 }
 
-/// sysinfo's view of the CPUs and of this process. `None` where sysinfo
-/// cannot read them; the node then reports 0 % rather than failing.
+/// sysinfo's view of the CPUs and of this process.
 struct Sampler {
     system: System,
     pid: Pid,

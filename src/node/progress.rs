@@ -2,10 +2,9 @@
 //! is a terminal, a plain line every few seconds otherwise (logs, CI).
 
 use std::io::IsTerminal;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
+use super::view::Snapshot;
 use crate::config::Role;
 use crate::protocol::Phase;
 
@@ -36,8 +35,8 @@ impl Progress {
     }
 
     /// Prints if it is time to.
-    pub fn tick(&mut self, shared: &Shared, now: Instant) {
-        let phase = shared.phase();
+    pub fn tick(&mut self, snapshot: &Snapshot, now: Instant) {
+        let phase = snapshot.phase;
         if !self.enabled || phase == Phase::Idle || phase == Phase::Done {
             return;
         }
@@ -50,7 +49,7 @@ impl Progress {
             return;
         }
         self.last = Some(now);
-        let line = status_line(shared);
+        let line = status_line(snapshot);
         if self.terminal {
             crate::term::err(&format!("\r\x1b[K{line}"));
             self.drawn = true;
@@ -69,18 +68,17 @@ impl Progress {
 }
 
 /// One line describing where the node stands.
-pub fn status_line(shared: &Shared) -> String {
-    let total = shared.params().map_or(0, |p| p.jobs);
-    let q = shared.queue.lock();
-    let (queue, busy, done, received) = (q.jobs.len(), q.busy, q.done, q.received);
-    drop(q);
-    let peer = *shared.peer.lock();
-    let peer_queue = peer.map_or(0, |p| p.state.queue);
-    let (finished, of) = match shared.role {
-        Role::Master => {
-            let results = shared.results.lock().as_ref().map_or(0, |r| r.len());
-            (results as u32, total)
-        }
+pub fn status_line(s: &Snapshot) -> String {
+    let total = s.jobs_total;
+    let (queue, busy, done, received) = (
+        s.local.queue,
+        s.local.busy,
+        s.local.jobs_done,
+        s.local.jobs_received,
+    );
+    let peer_queue = s.peer.map_or(0, |p| p.queue);
+    let (finished, of) = match s.role {
+        Role::Master => (s.results_held, total),
         Role::Slave => (done, received),
     };
     let fraction = if of == 0 {
@@ -92,17 +90,17 @@ pub fn status_line(shared: &Shared) -> String {
     format!(
         "[{:<6} {:>7.1}s] {:<11} [{}{}] {finished}/{of} {} | queue {queue} (peer {peer_queue}), \
          computing {busy}, {:.1} jobs/s, in flight {}",
-        shared.role.name(),
-        shared.run_seconds(),
-        shared.phase().name(),
+        s.role.name(),
+        s.run_seconds(),
+        s.phase.name(),
         "#".repeat(filled),
         "-".repeat(BAR_WIDTH - filled),
-        if shared.role == Role::Master {
+        if s.role == Role::Master {
             "results"
         } else {
             "done"
         },
-        shared.rate.get(),
-        shared.in_flight_jobs.load(Ordering::Relaxed),
+        s.local.rate,
+        s.local.in_flight,
     )
 }

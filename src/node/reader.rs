@@ -1,58 +1,25 @@
-//! The socket-reader thread: the only thread that receives. In order, it
-//! drops datagrams from anyone but the configured peer, those whose tag is
-//! wrong (before reading a byte of them), malformed ones, those of another
-//! session and replays; each is counted by reason and changes nothing else.
-//! An accepted datagram of the current session marks the peer as heard, and
-//! every accepted message goes to the inbox of the thread that owns it. No
-//! thread waits on two sources: this one turns the socket into inbox
-//! messages.
+//! The socket-reader spoke, the only thread that receives, and the pure
+//! receive checks. The reader drops datagrams from anyone but the configured
+//! peer and those whose tag is wrong (before reading a byte of them),
+//! counting each; it hands the rest, tag removed, to the core's inbox in the
+//! buffer they were received into, which comes back for reuse. A full inbox
+//! drops the datagram and counts it, as a full socket buffer would. The
+//! core then judges the format, the session and replays ([`admit`]).
+//! [`receive`] is the whole check in one pure function, for tests and the
+//! fuzzer.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
-use super::StateMsg;
-use super::control::ControlMsg;
-use super::shared::Shared;
-use super::transfer::TransferMsg;
-use crate::auth::{Key, ReplayWindow};
+use super::Msg;
+use super::core::{Admission, Rejection, admit};
+use crate::auth::{Key, ReplayWindow, TAG_BYTES};
 use crate::protocol::{self, Header, Message};
-
-/// The largest UDP payload: a receive buffer this size never truncates.
-const MAX_DATAGRAM: usize = 65536;
-
-/// Whether an authentic, well-formed datagram belongs to this node's run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
-    /// A datagram of the current session, new: the peer is alive.
-    Current,
-    /// A handshake message outside the current session (a slave's hello
-    /// before it has joined, the master's hello to a slave that has not):
-    /// passed on without marking the peer heard; the control thread judges it.
-    Handshake,
-    /// Of another session, or a message that needs one.
-    Stale,
-    /// Seen before, or too old to tell.
-    Replayed,
-}
-
-/// Why a datagram was dropped, in the order the checks run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    /// From an address other than the peer's.
-    UnknownSource,
-    /// Its tag is missing or wrong.
-    Unauthentic,
-    /// Authentic but not a well-formed message.
-    Malformed,
-    /// Of another session, or a message that needs one.
-    Stale,
-    /// Seen before, or too old to tell.
-    Replayed,
-}
+use crate::transport::Transport;
 
 /// An accepted datagram: its header, its message, and whether it belongs
 /// to the current session (which marks the peer as heard).
@@ -70,10 +37,7 @@ pub fn receive<'a>(
     ours: u64,
     replay: &mut ReplayWindow,
 ) -> Result<Accepted<'a>, Rejection> {
-    if from != peer {
-        return Err(Rejection::UnknownSource);
-    }
-    let bytes = key.open(sealed).ok_or(Rejection::Unauthentic)?;
+    let bytes = open(key, peer, from, sealed)?;
     let (header, message) = protocol::decode(bytes).map_err(|_| Rejection::Malformed)?;
     match admit(ours, &header, &message, replay) {
         Admission::Current => Ok((header, message, true)),
@@ -83,127 +47,79 @@ pub fn receive<'a>(
     }
 }
 
-/// Decides whether a datagram is admitted; records its sequence number in
-/// `replay` only when it is [`Admission::Current`].
-pub fn admit(
-    ours: u64,
-    header: &Header,
-    message: &Message<'_>,
-    replay: &mut ReplayWindow,
-) -> Admission {
-    if ours != 0 && header.session == ours {
-        return match replay.accept(ours, header.seq) {
-            Ok(()) => Admission::Current,
-            Err(_) => Admission::Replayed,
-        };
+/// Checks a datagram's source and tag; the body (tag removed) if both
+/// are right.
+pub fn open<'a>(
+    key: &Key,
+    peer: SocketAddr,
+    from: SocketAddr,
+    sealed: &'a [u8],
+) -> Result<&'a [u8], Rejection> {
+    if from != peer {
+        return Err(Rejection::UnknownSource);
     }
-    let handshake = matches!(message, Message::Hello(_) | Message::GoAway { .. });
-    if handshake && (header.session == 0 || ours == 0) {
-        Admission::Handshake
-    } else {
-        Admission::Stale
-    }
+    key.open(sealed).ok_or(Rejection::Unauthentic)
 }
 
-/// Runs the reader until the node stops.
+/// Runs the reader until `stop` is dropped or the core's inbox closes.
+/// Receive buffers are the datagram size in use, and come back through
+/// `recycled` once the core has handled them.
 pub fn run(
-    shared: Arc<Shared>,
-    transfer: Sender<TransferMsg>,
-    recycled: Receiver<Vec<u8>>,
-    state: Sender<StateMsg>,
-    control: Sender<ControlMsg>,
+    transport: &Arc<Transport>,
+    inbox: &Sender<Msg>,
+    recycled: &Receiver<Vec<u8>>,
+    stop: &Receiver<()>,
+    datagram_bytes: usize,
+    mut check: impl FnMut(),
 ) {
-    // A chunk or ack goes to the transfer manager in the buffer it was
-    // received into, which comes back through `recycled` once handled: no
-    // copy, and no fresh memory per datagram.
-    let fresh = || {
-        recycled
-            .try_recv()
-            .unwrap_or_else(|_| vec![0u8; MAX_DATAGRAM])
-    };
+    // One byte more than the largest datagram, so one too long shows as
+    // such (and fails its tag) instead of being cut to fit.
+    let size = datagram_bytes + 1;
+    let fresh = || recycled.try_recv().unwrap_or_else(|_| vec![0u8; size]);
     let mut buf = fresh();
-    let mut replay = ReplayWindow::default();
-    let stats = &shared.transport.stats;
-    let peer = shared.transport.peer();
-    let key = shared.transport.key();
-    while !shared.stopping() {
-        let (len, from) = match shared.transport.recv(&mut buf) {
+    let stats = &transport.stats;
+    let peer = transport.peer();
+    let key = transport.key();
+    loop {
+        if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) {
+            return;
+        }
+        check();
+        let (len, from) = match transport.recv(&mut buf) {
             Ok(Some(got)) => got,
             Ok(None) => continue,
-            Err(e) => {
-                // ICMP errors and the like: note them and carry on; the
-                // transfer layer recovers whatever was lost.
-                shared.log.push(format!("socket receive error: {e}"));
+            Err(_) => {
+                // ICMP errors and the like: counted, and the transfer
+                // layer recovers whatever was lost.
+                stats.receive_errors.fetch_add(1, Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
         };
-        let ours = shared.session.load(Ordering::Relaxed);
-        let (header, message, current) =
-            match receive(key, peer, from, &buf[..len], ours, &mut replay) {
-                Ok(accepted) => accepted,
-                Err(why) => {
-                    let counter = match why {
-                        Rejection::UnknownSource => &stats.rejected_unknown_source,
-                        Rejection::Unauthentic => &stats.rejected_unauthentic,
-                        Rejection::Malformed => &stats.rejected_malformed,
-                        Rejection::Stale => &stats.rejected_stale,
-                        Rejection::Replayed => &stats.rejected_replayed,
-                    };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
+        if let Err(why) = open(key, peer, from, &buf[..len]) {
+            let counter = match why {
+                Rejection::UnknownSource => &stats.rejected_unknown_source,
+                _ => &stats.rejected_unauthentic,
             };
-        if current {
-            shared.mark_heard();
+            counter.fetch_add(1, Ordering::Relaxed);
+            continue;
         }
         stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
         stats
             .bytes_received
             .fetch_add(len as u64, Ordering::Relaxed);
-        let routed = match message {
-            // Sent below, once nothing borrows the buffer.
-            Message::Chunk(_) | Message::Ack(_) => None,
-            Message::State(s) => Some(
-                state
-                    .send(StateMsg::Peer {
-                        seq: header.seq,
-                        state: s,
-                    })
-                    .is_ok(),
-            ),
-            Message::Hello(hello) => Some(
-                control
-                    .send(ControlMsg::Hello {
-                        session: header.session,
-                        hello,
-                    })
-                    .is_ok(),
-            ),
-            Message::GoAway { nonce } => Some(control.send(ControlMsg::GoAway { nonce }).is_ok()),
-            Message::Finish { verified } => {
-                Some(control.send(ControlMsg::Finish { verified }).is_ok())
+        let datagram = std::mem::replace(&mut buf, fresh());
+        match inbox.try_send(Msg::Datagram {
+            buf: datagram,
+            len: len - TAG_BYTES,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Msg::Datagram { buf: back, .. })) => {
+                stats.inbox_dropped.fetch_add(1, Ordering::Relaxed);
+                buf = back;
             }
-            Message::FinishAck => Some(control.send(ControlMsg::FinishAck).is_ok()),
-            Message::Abort { reason } => Some(
-                control
-                    .send(ControlMsg::PeerAborted(reason.to_owned()))
-                    .is_ok(),
-            ),
-        };
-        let routed = routed.unwrap_or_else(|| {
-            // The opened datagram: everything but the tag.
-            let datagram = std::mem::replace(&mut buf, fresh());
-            transfer
-                .send(TransferMsg::Datagram {
-                    buf: datagram,
-                    len: len - crate::auth::TAG_BYTES,
-                })
-                .is_ok()
-        });
-        if !routed {
-            // An inbox is gone: the node is shutting down.
-            return;
+            Err(TrySendError::Full(_)) => {}
+            Err(TrySendError::Disconnected(_)) => return,
         }
     }
 }
@@ -390,55 +306,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    fn hello() -> Message<'static> {
-        Message::Hello(protocol::Hello {
-            from_master: false,
-            window_chunks: 8,
-            datagram_bytes: 1472,
-            params: protocol::RunParams {
-                jobs: 0,
-                elements_per_job: 0,
-                iterations: 0,
-                initial: 0.0,
-                addend: 0.0,
-                threshold: 0,
-            },
-            nonce: 5,
-        })
-    }
-
-    fn h(session: u64, seq: u64) -> Header {
-        Header { session, seq }
-    }
-
-    #[test]
-    fn current_session_datagrams_are_admitted_once() {
-        let mut w = ReplayWindow::default();
-        let m = Message::FinishAck;
-        assert_eq!(admit(7, &h(7, 1), &m, &mut w), Admission::Current);
-        assert_eq!(admit(7, &h(7, 1), &m, &mut w), Admission::Replayed);
-        assert_eq!(admit(7, &h(7, 2), &hello(), &mut w), Admission::Current);
-    }
-
-    #[test]
-    fn other_sessions_pass_only_as_handshakes() {
-        let mut w = ReplayWindow::default();
-        let m = Message::FinishAck;
-        // A non-handshake message needs the current session.
-        assert_eq!(admit(7, &h(8, 1), &m, &mut w), Admission::Stale);
-        assert_eq!(admit(7, &h(0, 1), &m, &mut w), Admission::Stale);
-        assert_eq!(admit(0, &h(8, 1), &m, &mut w), Admission::Stale);
-        assert_eq!(admit(0, &h(0, 1), &m, &mut w), Admission::Stale);
-        // A slave's hello before it joined; the master's before we did.
-        assert_eq!(admit(7, &h(0, 1), &hello(), &mut w), Admission::Handshake);
-        assert_eq!(admit(0, &h(9, 1), &hello(), &mut w), Admission::Handshake);
-        let go = Message::GoAway { nonce: 5 };
-        assert_eq!(admit(0, &h(9, 2), &go, &mut w), Admission::Handshake);
-        // A hello of another nonzero session while we have one is stale.
-        assert_eq!(admit(7, &h(9, 1), &hello(), &mut w), Admission::Stale);
-        // None of these touched the window.
-        assert_eq!(admit(7, &h(7, 1), &m, &mut w), Admission::Current);
     }
 }

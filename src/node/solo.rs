@@ -3,17 +3,15 @@
 //! nothing else. For the benchmark (node overhead, worker scaling, throttle
 //! accuracy), which compares it with the bare kernel.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::shared::Shared;
-use super::worker;
-use crate::auth::Key;
-use crate::config::{Role, WorkloadConfig};
-use crate::protocol::RunParams;
-use crate::transport::Transport;
-use crate::workload::{Job, ResultStore};
+use parking_lot::Mutex;
+
+use super::core::Work;
+use super::worker::{self, Knob};
+use crate::config::WorkloadConfig;
+use crate::workload::{Insert, Job, ResultStore};
 
 /// What a solo run measured.
 #[derive(Debug)]
@@ -39,72 +37,69 @@ pub fn compute_alone(
     throttle: f64,
     deadline: Option<Duration>,
 ) -> std::io::Result<SoloRun> {
-    // A node's shared state owns a socket; this one is never used (the
-    // discard port on loopback as its peer, and nothing is sent).
-    let loopback = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
-    let transport = Transport::bind(
-        loopback,
-        SocketAddr::from((Ipv4Addr::LOCALHOST, 9)),
-        None,
-        Key::demo(),
-    )
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let shared = Arc::new(Shared::new(
-        Role::Master,
-        throttle,
-        transport,
-        false,
-        Arc::new(|| {}),
-    ));
-    *shared.params.lock() = Some(RunParams {
-        jobs: workload.jobs,
-        elements_per_job: workload.elements_per_job,
-        iterations: workload.iterations,
-        initial: workload.initial,
-        addend: workload.addend,
-        threshold: 0,
-    });
-    *shared.results.lock() = Some(ResultStore::new(workload.jobs));
     let total = jobs.len() as u32;
-    shared.push_jobs(jobs, false);
-
+    // Every job in one channel that all the workers take from.
+    let (tx, rx) = crossbeam_channel::unbounded();
+    for job in jobs {
+        let _ = tx.send(Work {
+            worker: 0,
+            job,
+            workload: *workload,
+        });
+    }
+    drop(tx);
+    let knob = Arc::new(Knob::new(throttle));
+    // Dropped to stop every worker: at the deadline, or after the last job.
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+    let stop_tx = Arc::new(Mutex::new(Some(stop_tx)));
+    let store = Arc::new(Mutex::new((ResultStore::new(workload.jobs), 0u32)));
     let start = Instant::now();
     let threads: Vec<_> = (0..workers.max(1))
         .map(|i| {
-            let s = shared.clone();
+            let (rx, knob, stop, store, stopper) = (
+                rx.clone(),
+                knob.clone(),
+                stop_rx.clone(),
+                store.clone(),
+                stop_tx.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("solo-worker-{i}"))
                 .spawn(move || {
                     let before = thread_cpu_time();
-                    let stopper = s.clone();
-                    worker::run(s, move || {
-                        let q = stopper.queue.lock();
-                        if q.done == total {
-                            drop(q);
-                            stopper.request_stop();
-                        }
-                    });
+                    worker::run(
+                        &rx,
+                        &knob,
+                        &stop,
+                        |job: Job| {
+                            let mut s = store.lock();
+                            if s.0.insert(job.id, job.data) == Insert::Stored {
+                                s.1 += 1;
+                            }
+                            if s.1 == total {
+                                stopper.lock().take();
+                            }
+                            true
+                        },
+                        || {},
+                    );
                     Some(thread_cpu_time()? - before?)
                 })
         })
         .collect::<Result<_, _>>()?;
+    drop(stop_rx);
     if let Some(limit) = deadline {
-        while start.elapsed() < limit && !shared.stopping() {
+        while start.elapsed() < limit && stop_tx.lock().is_some() {
             std::thread::sleep(Duration::from_millis(5).min(limit - start.elapsed().min(limit)));
         }
-        shared.request_stop();
+        stop_tx.lock().take();
     }
     let worker_cpu: Vec<Option<Duration>> = threads
         .into_iter()
         .map(|t| t.join().ok().flatten())
         .collect();
     let wall = start.elapsed();
-    let jobs_done = shared.queue.lock().done;
-    let results = shared
-        .results
-        .lock()
-        .take()
-        .unwrap_or_else(|| ResultStore::new(0));
+    let (results, jobs_done) = std::mem::replace(&mut *store.lock(), (ResultStore::new(0), 0));
     Ok(SoloRun {
         wall,
         jobs_done,

@@ -1,74 +1,97 @@
-//! The worker thread: takes jobs from the front of the queue and computes
-//! them slice by slice, honouring the throttle: in each 100 ms period it
-//! computes for `throttle * 100 ms` and sleeps the rest (a real sleep).
-//! Slices are about a million additions, so the budget is checked often
-//! even when one job takes many periods.
+//! The worker spoke: takes the jobs the core gives it and computes them
+//! slice by slice, honouring the throttle: in each 100 ms period it computes
+//! for `throttle * 100 ms` and sleeps the rest (a real sleep, never a spin).
+//! Slices are about a million additions, so the throttle and a stop are
+//! checked often even when one job takes many periods. It ends when its job
+//! channel closes or the node's stop token is dropped.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
-use super::shared::Shared;
+use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use super::core::Work;
 use crate::config::WorkloadConfig;
 use crate::throttle::{Step, ThrottleSchedule};
 use crate::workload::{self, Job};
 
-/// How often an idle worker re-checks for a stop.
-const IDLE_POLL: Duration = Duration::from_millis(100);
+/// The throttle the workers read: an `f64` in an atomic, written by the
+/// node's event loop when the core says the throttle changed.
+#[derive(Debug, Default)]
+pub struct Knob(AtomicU64);
 
-/// Runs one worker until the node stops. `on_done` is called after each job.
-pub fn run(shared: Arc<Shared>, on_done: impl Fn()) {
+impl Knob {
+    /// A knob set to `v`.
+    pub fn new(v: f64) -> Self {
+        Knob(AtomicU64::new(v.to_bits()))
+    }
+    /// Reads it.
+    pub fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    /// Writes it.
+    pub fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Runs one worker until its job channel closes or `stop` is dropped.
+/// `done` gets each computed job and says whether to go on.
+pub fn run(
+    jobs: &Receiver<Work>,
+    knob: &Knob,
+    stop: &Receiver<()>,
+    mut done: impl FnMut(Job) -> bool,
+    mut check: impl FnMut(),
+) {
     let mut schedule = ThrottleSchedule::new(Instant::now());
-    while let Some(mut job) = shared.take_job(IDLE_POLL) {
-        let Some(params) = shared.params() else {
-            // Jobs only exist once the run's parameters are known.
-            shared
-                .log
-                .push("worker: a job arrived before the run parameters");
-            shared.finish_job(job);
-            continue;
-        };
-        if shared.result_held(job.id) {
-            // A job reclaimed from a lost slave whose result came back late.
-            shared.log.push(format!(
-                "job {}: the lost slave's result came back late; not computed again",
-                job.id
-            ));
-            shared.skip_job();
-            on_done();
-            continue;
-        }
-        let workload = params.workload();
-        if compute(&shared, &mut job, &workload, &mut schedule) {
-            shared.finish_job(job);
-            on_done();
-        } else {
+    while let Ok(work) = jobs.recv() {
+        let mut job = work.job;
+        job.make_ready(&work.workload);
+        if !compute(
+            &mut job,
+            &work.workload,
+            knob,
+            stop,
+            &mut schedule,
+            &mut check,
+        ) {
             // Stopping mid-job: the job is abandoned with the run.
+            return;
+        }
+        if !done(job) {
             return;
         }
     }
 }
 
-/// Computes a whole job under the throttle. Returns false if the node
-/// stopped first.
+/// Computes a whole job under the throttle. False if the node stopped first.
 fn compute(
-    shared: &Shared,
     job: &mut Job,
     workload: &WorkloadConfig,
+    knob: &Knob,
+    stop: &Receiver<()>,
     schedule: &mut ThrottleSchedule,
+    check: &mut impl FnMut(),
 ) -> bool {
     let slice = workload::slice_elements(workload.iterations);
     while !job.is_complete() {
-        if shared.stopping() {
+        if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) {
             return false;
         }
+        check();
         let now = Instant::now();
-        match schedule.next(now, shared.throttle.get()) {
+        match schedule.next(now, knob.get()) {
             Step::Compute => {
                 workload::compute_slice(job, slice, workload);
                 schedule.record(now.elapsed());
             }
             Step::SleepUntil(until) => {
-                std::thread::sleep(until.saturating_duration_since(now));
+                // The stop token doubles as the sleep: it wakes on a stop.
+                match stop.recv_timeout(until.saturating_duration_since(now)) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(RecvTimeoutError::Disconnected) => return false,
+                }
             }
         }
     }

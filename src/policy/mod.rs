@@ -1,6 +1,6 @@
 //! Transfer policies: given what a node knows of itself and its peer, decide
 //! whether to move jobs, and how many. Pure: no socket, no clock, no queue
-//! access. The adaptor thread asks; the transfer manager carries it out.
+//! access. The core's adaptor asks; its transfer manager carries it out.
 //! One policy to a file, behind the [`TransferPolicy`] trait.
 
 mod sender;

@@ -27,6 +27,12 @@ pub fn job_bytes(elements_per_job: u32) -> usize {
     8 + elements_per_job as usize * 8
 }
 
+/// The most job data a sender puts in one batch (a policy transfer; the
+/// bootstrap's and results' batches are about 2 MiB), unless a single job
+/// is larger. A receiver reassembles and decompresses a batch in one buffer,
+/// so this bounds its memory per batch.
+pub const MAX_BATCH_DATA_BYTES: usize = 64 << 20;
+
 /// The encoding byte of an uncompressed batch.
 pub const RAW: u8 = 0;
 /// The encoding byte of an LZ4-compressed batch.
@@ -116,13 +122,17 @@ pub fn decode(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Jo
         RAW => decode_raw(r.rest(), params, complete),
         LZ4 => {
             let size = r.u32()? as usize;
-            // No batch can hold more than every job of the run.
+            // No batch holds more than a sender puts in one, nor more than
+            // every job of the run: the decompressed size is capped before
+            // anything is allocated.
+            let per_job = job_bytes(params.elements_per_job);
             let largest = (params.jobs as usize)
-                .saturating_mul(job_bytes(params.elements_per_job))
+                .saturating_mul(per_job)
+                .min(MAX_BATCH_DATA_BYTES.max(per_job))
                 .saturating_add(4);
             if size > largest {
                 return Err(DecodeError::Invalid(
-                    "compressed batch larger than the workload",
+                    "compressed batch larger than any batch of the run",
                 ));
             }
             let raw = lz4_flex::block::decompress(r.rest(), size)
@@ -318,7 +328,18 @@ mod tests {
         assert_eq!(
             decode(&huge, &p, false),
             Err(DecodeError::Invalid(
-                "compressed batch larger than the workload"
+                "compressed batch larger than any batch of the run"
+            ))
+        );
+        // Within the workload but beyond what a sender puts in one batch
+        // (issue 11: the cap was the whole workload, up to 32 GiB).
+        let big = workload(1 << 20, 64);
+        let mut past = compress_if_it_pays(encode_fresh(&ids, &big));
+        past[1..5].copy_from_slice(&((MAX_BATCH_DATA_BYTES + 5) as u32).to_le_bytes());
+        assert_eq!(
+            decode(&past, &params_of(&big), false),
+            Err(DecodeError::Invalid(
+                "compressed batch larger than any batch of the run"
             ))
         );
         // A stated size smaller than the data.

@@ -39,8 +39,6 @@ pub enum Input {
         /// This process's CPU use, percent of one core.
         process: f64,
     },
-    /// The socket reader dropped a datagram before the core saw it.
-    Rejected(Rejection),
     /// A thread of the node ended; `panicked` says whether by a panic.
     ThreadEnded {
         /// The thread's name.
@@ -50,13 +48,13 @@ pub enum Input {
     },
 }
 
-/// Why a datagram was dropped, in the order the checks run (the reader's
-/// checks first, then the core's).
+/// Why a datagram was dropped, in the order the checks run: the reader's
+/// (source, tag), then the core's (format, session, replay).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
-    /// From an address other than the peer's (reader).
+    /// From an address other than the peer's.
     UnknownSource,
-    /// Its tag is missing or wrong (reader).
+    /// Its tag is missing or wrong.
     Unauthentic,
     /// Authentic but not a well-formed message.
     Malformed,

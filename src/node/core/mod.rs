@@ -19,6 +19,7 @@
 //! in `state.rs` (asking the policy). The worker and the hardware monitor
 //! are spokes outside it.
 
+mod admit;
 mod event;
 mod jobs;
 pub mod ledger;
@@ -28,6 +29,7 @@ mod state;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+pub use admit::{Admission, admit};
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
 
@@ -191,9 +193,9 @@ pub struct NodeCore {
 /// The data a bootstrap or results batch aims to carry.
 const BATCH_BYTES: usize = 2 << 20;
 
-/// The largest batch a policy transfer makes; the receiver reassembles a
-/// batch in one buffer, so this bounds its memory per transfer.
-pub const MAX_TRANSFER_BYTES: usize = 64 << 20;
+/// The largest batch a policy transfer makes (the receiver's cap on a
+/// decompressed batch).
+pub const MAX_TRANSFER_BYTES: usize = protocol::batch::MAX_BATCH_DATA_BYTES;
 
 impl NodeCore {
     /// A core for `role` under `config`, created at `now`.
@@ -288,7 +290,6 @@ impl NodeCore {
             }
             Input::JobDone { worker, job } => self.job_done(now, worker, job),
             Input::Cpu { system, process } => self.cpu = (system, process),
-            Input::Rejected(why) => self.count_rejection(why),
             Input::ThreadEnded { name, panicked } => {
                 if self.end.is_none() {
                     let failure = if panicked {
@@ -309,15 +310,14 @@ impl NodeCore {
             self.count_rejection(Rejection::Malformed);
             return;
         };
-        let current = match super::reader::admit(self.session, &header, &message, &mut self.replay)
-        {
-            super::reader::Admission::Current => true,
-            super::reader::Admission::Handshake => false,
-            super::reader::Admission::Stale => {
+        let current = match admit(self.session, &header, &message, &mut self.replay) {
+            Admission::Current => true,
+            Admission::Handshake => false,
+            Admission::Stale => {
                 self.count_rejection(Rejection::Stale);
                 return;
             }
-            super::reader::Admission::Replayed => {
+            Admission::Replayed => {
                 self.count_rejection(Rejection::Replayed);
                 return;
             }
@@ -333,13 +333,7 @@ impl NodeCore {
             Message::Ack(ack) => self.endpoint.handle_ack(now, &ack),
             Message::Finish { verified } => self.on_finish(now, verified),
             Message::FinishAck => self.on_finish_ack(now),
-            Message::Abort { reason } => {
-                let failure = Failure::PeerAborted {
-                    peer: self.role.peer().name(),
-                    reason: reason.to_owned(),
-                };
-                self.fail(now, failure);
-            }
+            Message::Abort { reason } => self.on_abort(now, reason),
             Message::GoAway { nonce } => self.on_go_away(now, nonce),
         }
         self.process(now);
@@ -478,6 +472,11 @@ impl NodeCore {
         self.peer
     }
 
+    /// When the peer was last heard; `None` if never.
+    pub fn last_heard(&self) -> Option<Instant> {
+        self.last_heard
+    }
+
     /// How long since the peer was last heard; `None` if never.
     pub fn silence(&self, now: Instant) -> Option<Duration> {
         self.last_heard.map(|t| now.saturating_duration_since(t))
@@ -599,6 +598,13 @@ impl NodeCore {
             return;
         }
         self.log(now, failure.to_string());
+        // A peer still in the run hears of it at once, rather than after
+        // its time-out; one that stopped the run itself needs no answer.
+        if self.connected && !self.peer_lost && !matches!(failure, Failure::PeerAborted { .. }) {
+            self.send_control(Message::Abort {
+                reason: "it failed; its log says why",
+            });
+        }
         self.end = Some(End::Failed(failure));
     }
 
@@ -703,12 +709,8 @@ mod tests {
         c.handle_datagram(now, &datagram(8, 1, &Message::FinishAck));
         c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
         c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
-        c.handle(now, Input::Rejected(Rejection::Unauthentic));
         let r = c.counters().rejected;
-        assert_eq!(
-            (r.malformed, r.stale_session, r.replayed, r.unauthentic),
-            (1, 1, 1, 1)
-        );
+        assert_eq!((r.malformed, r.stale_session, r.replayed), (1, 1, 1));
         assert_eq!(c.counters().datagrams_received, 1);
         assert!(!c.is_connected());
         assert_eq!(c.phase(), Phase::Idle);

@@ -419,6 +419,29 @@ impl NodeCore {
         self.state_due = true;
     }
 
+    /// The peer stopped its run. A slave whose master stopped fails; a
+    /// master whose slave stopped takes its jobs back and goes on alone, as
+    /// for a slave that went silent.
+    pub(super) fn on_abort(&mut self, now: Instant, reason: &str) {
+        let peer = self.role.peer().name();
+        match self.role {
+            Role::Master if self.connected && !self.peer_lost && self.end.is_none() => {
+                self.reclaim(
+                    now,
+                    format!("the slave stopped its run ({reason}): the master goes on alone"),
+                );
+            }
+            Role::Master => {}
+            Role::Slave => self.fail(
+                now,
+                Failure::PeerAborted {
+                    peer,
+                    reason: reason.to_owned(),
+                },
+            ),
+        }
+    }
+
     /// The earliest time a session timer is due.
     pub(super) fn session_deadline(&self) -> Option<Instant> {
         match self.ending {

@@ -1,0 +1,237 @@
+//! What a viewer (the window, the headless progress line, the bench) reads
+//! of a running node: the event log and a snapshot of its figures, both
+//! published by the node's event loop. Nothing here is written by more than
+//! one thread, and no viewer ever holds the node's core.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::core::{NodeCore, TransferRecord};
+use crate::config::Role;
+use crate::link::LinkConfig;
+use crate::protocol::{Phase, State};
+use crate::transport::Rejected;
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEntry {
+    /// Time since the node started.
+    pub at: Duration,
+    /// What happened.
+    pub text: String,
+}
+
+/// Most log entries kept in memory; older ones are dropped.
+pub const LOG_CAPACITY: usize = 5000;
+
+/// A bounded, timestamped log of what the node did, echoed to stderr when
+/// running headless (best effort: a closed stderr is never fatal).
+#[derive(Debug)]
+pub struct EventLog {
+    /// The kept entries, and how many were ever pushed.
+    entries: Mutex<(VecDeque<LogEntry>, u64)>,
+    echo: bool,
+    /// Stderr is a terminal: clear a progress bar's line before a log line.
+    terminal: bool,
+    prefix: String,
+}
+
+impl EventLog {
+    /// A log for `role`; `echo` copies every line to stderr.
+    pub fn new(role: Role, echo: bool) -> Self {
+        EventLog {
+            entries: Mutex::new((VecDeque::new(), 0)),
+            echo,
+            terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            prefix: role.name().to_owned(),
+        }
+    }
+
+    /// Records an event.
+    pub fn push(&self, entry: LogEntry) {
+        if self.echo {
+            crate::say!(
+                "{}[{:<6} {:>8.3}s] {}",
+                if self.terminal { "\r\x1b[K" } else { "" },
+                self.prefix,
+                entry.at.as_secs_f64(),
+                entry.text
+            );
+        }
+        let mut guard = self.entries.lock();
+        let (entries, total) = &mut *guard;
+        if entries.len() == LOG_CAPACITY {
+            entries.pop_front();
+        }
+        entries.push_back(entry);
+        *total += 1;
+    }
+
+    /// A copy of the entries, oldest first.
+    pub fn entries(&self) -> Vec<LogEntry> {
+        self.entries.lock().0.iter().cloned().collect()
+    }
+
+    /// The entries pushed after the first `seen` ones (those still kept),
+    /// and the new count to pass next time: a viewer copies only what is new.
+    pub fn since(&self, seen: u64) -> (Vec<LogEntry>, u64) {
+        let guard = self.entries.lock();
+        let (entries, total) = &*guard;
+        let first_kept = total - entries.len() as u64;
+        let skip = seen.saturating_sub(first_kept) as usize;
+        (entries.iter().skip(skip).cloned().collect(), *total)
+    }
+}
+
+/// A node's figures at one moment, as its event loop last published them.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The node's role.
+    pub role: Role,
+    /// Its address and its peer's.
+    pub addresses: (SocketAddr, SocketAddr),
+    /// The phase.
+    pub phase: Phase,
+    /// True once the peer answered the handshake.
+    pub connected: bool,
+    /// True once the peer was declared lost.
+    pub peer_lost: bool,
+    /// When the peer was last heard.
+    pub last_heard: Option<Instant>,
+    /// This node's state, as it sends it.
+    pub local: State,
+    /// The peer's latest state.
+    pub peer: Option<State>,
+    /// Jobs delivered to the peer.
+    pub delivered_to_peer: u32,
+    /// Jobs in the run (0 before its parameters are known).
+    pub jobs_total: u32,
+    /// Master: results held.
+    pub results_held: u32,
+    /// Master: jobs taken back from a lost slave.
+    pub jobs_reclaimed: u32,
+    /// When each phase began.
+    pub phase_started: [Option<Instant>; 5],
+    /// Policy transfers so far.
+    pub transfers: Vec<TransferRecord>,
+    /// Datagrams rejected, by reason (the reader's and the core's).
+    pub rejected: Rejected,
+    /// Datagrams the emulated link dropped.
+    pub link_dropped: u64,
+    /// The emulated link, if any.
+    pub link: Option<LinkConfig>,
+    /// Chunks sent again.
+    pub retransmitted: u64,
+}
+
+impl Snapshot {
+    /// The figures of `core` now; the reader's counts come from the shell.
+    pub fn of(
+        core: &NodeCore,
+        addresses: (SocketAddr, SocketAddr),
+        reader_rejected: Rejected,
+        link_dropped: u64,
+    ) -> Self {
+        let mut rejected = core.counters().rejected;
+        rejected.unknown_source += reader_rejected.unknown_source;
+        rejected.unauthentic += reader_rejected.unauthentic;
+        Snapshot {
+            role: core.role(),
+            addresses,
+            phase: core.phase(),
+            connected: core.is_connected(),
+            peer_lost: core.is_peer_lost(),
+            last_heard: core.last_heard(),
+            local: core.local_state(),
+            peer: core.peer().map(|p| p.state),
+            delivered_to_peer: core.delivered_to_peer(),
+            jobs_total: core.params().map_or(0, |p| p.jobs),
+            results_held: core.results().map_or(0, |r| r.len() as u32),
+            jobs_reclaimed: core.jobs_reclaimed(),
+            phase_started: core.phase_started(),
+            transfers: core.transfers().to_vec(),
+            rejected,
+            link_dropped,
+            link: core.config().node(core.role()).link,
+            retransmitted: core.retransmitted(),
+        }
+    }
+
+    /// Seconds since the run started (0 before).
+    pub fn run_seconds(&self) -> f64 {
+        self.phase_started[Phase::Bootstrap as usize].map_or(0.0, |t| t.elapsed().as_secs_f64())
+    }
+
+    /// How long since the peer was last heard.
+    pub fn silence(&self) -> Option<Duration> {
+        self.last_heard.map(|t| t.elapsed())
+    }
+}
+
+/// A viewer's handle on a node: its log and its latest snapshot. It stays
+/// readable after the node has ended.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// The event log.
+    pub log: Arc<EventLog>,
+    snapshot: Arc<Mutex<Arc<Snapshot>>>,
+}
+
+impl NodeView {
+    pub(super) fn new(log: Arc<EventLog>, first: Snapshot) -> Self {
+        NodeView {
+            log,
+            snapshot: Arc::new(Mutex::new(Arc::new(first))),
+        }
+    }
+
+    /// The latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.lock().clone()
+    }
+
+    pub(super) fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.lock() = Arc::new(snapshot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(text: impl Into<String>) -> LogEntry {
+        LogEntry {
+            at: Duration::ZERO,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn the_log_hands_out_only_what_is_new_and_stays_bounded() {
+        let log = EventLog::new(Role::Master, false);
+        log.push(entry("a"));
+        log.push(entry("b"));
+        let (first, seen) = log.since(0);
+        assert_eq!(
+            first.iter().map(|e| e.text.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        log.push(entry("c"));
+        let (next, seen) = log.since(seen);
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].text, "c");
+        for i in 0..LOG_CAPACITY + 10 {
+            log.push(entry(format!("{i}")));
+        }
+        assert_eq!(log.entries().len(), LOG_CAPACITY);
+        // A viewer that fell behind gets what is still kept.
+        let (rest, total) = log.since(seen);
+        assert_eq!(rest.len(), LOG_CAPACITY);
+        assert_eq!(total, 3 + LOG_CAPACITY as u64 + 10);
+        assert_eq!(rest.last().unwrap().text, format!("{}", LOG_CAPACITY + 9));
+    }
+}
