@@ -497,18 +497,20 @@ fn a_slave_whose_master_dies_stops_with_exit_3() {
         }),
     );
     let config = config.to_str().unwrap();
-    let slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
+    let slave = Watched::spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
     let mut master = spawn(
         &["--role", "master", "--config", config, "--headless"],
         &dir,
     );
-    // Wait until the slave has its bootstrap jobs, then kill the master.
-    std::thread::sleep(Duration::from_secs(2));
+    // Once the slave has its bootstrap jobs, the master is killed.
+    slave.wait_for(
+        "received 32 bootstrap jobs [32-63] from master",
+        Duration::from_secs(30),
+    );
     master.kill().unwrap();
     let _ = master.wait();
-    let out = wait(slave, Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    let err = stderr(&out);
+    let (code, err) = slave.finish(Duration::from_secs(30));
+    assert_eq!(code, Some(3), "{err}");
     assert!(
         err.contains("received 32 bootstrap jobs [32-63] from master"),
         "{err}"

@@ -33,7 +33,7 @@ fn a_killed_slave_is_reclaimed_and_a_restarted_one_is_sent_away() {
     let config = config.to_str().unwrap();
     let slave_args = ["--role", "slave", "--config", config, "--headless"];
     let mut slave = spawn(&slave_args, &dir);
-    let master = spawn(
+    let master = Watched::spawn(
         &[
             "--role",
             "master",
@@ -45,7 +45,8 @@ fn a_killed_slave_is_reclaimed_and_a_restarted_one_is_sent_away() {
         ],
         &dir,
     );
-    std::thread::sleep(Duration::from_secs(2));
+    // Mid-processing: the bootstrap delivered, the jobs long.
+    master.wait_for("phase: processing", Duration::from_secs(60));
     slave.kill().unwrap(); // SIGKILL: no goodbye
     let _ = slave.wait();
     // The same slave, restarted with the same config while the master's run
@@ -57,9 +58,8 @@ fn a_killed_slave_is_reclaimed_and_a_restarted_one_is_sent_away() {
         err.contains("is in the middle of a run with another slave (this one was probably restarted), so this slave's session is stale"),
         "{err}"
     );
-    let master = wait(master, Duration::from_secs(120));
-    let m = stderr(&master);
-    assert_eq!(master.status.code(), Some(0), "{m}");
+    let (code, m) = master.finish(Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{m}");
     let r = read_report(&dir.join("r.json"));
     check_verified_report(&r, 32);
     let reclaimed = r["jobs_reclaimed"].as_u64().unwrap();
@@ -85,7 +85,7 @@ fn a_killed_slave_is_reclaimed_and_a_restarted_one_is_sent_away() {
 fn a_slave_killed_during_the_bootstrap_leaves_the_unsent_jobs_with_the_master() {
     let dir = test_dir("slave-killed-bootstrap");
     // A slow link and no compression: each 2 MiB bootstrap batch (8 jobs)
-    // takes 3.4 s, and the slave dies 1.5 s in, before it could acknowledge
+    // takes 3.4 s, and the slave dies once the sixth is queued, before it could acknowledge
     // one. The master encodes bootstrap batches only as the endpoint has
     // room (6 at a time), so 2 of the 8 have not left.
     let config = write_config(
@@ -100,7 +100,7 @@ fn a_slave_killed_during_the_bootstrap_leaves_the_unsent_jobs_with_the_master() 
     );
     let config = config.to_str().unwrap();
     let mut slave = spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
-    let master = spawn(
+    let master = Watched::spawn(
         &[
             "--role",
             "master",
@@ -112,12 +112,16 @@ fn a_slave_killed_during_the_bootstrap_leaves_the_unsent_jobs_with_the_master() 
         ],
         &dir,
     );
-    std::thread::sleep(Duration::from_millis(1500));
+    // Six batches handed to the endpoint, none acknowledged yet (each
+    // takes 3.4 s on this link): the slave dies now.
+    master.wait_for(
+        "sending 8 bootstrap jobs [104-111] to slave",
+        Duration::from_secs(30),
+    );
     slave.kill().unwrap();
     let _ = slave.wait();
-    let master = wait(master, Duration::from_secs(60));
-    let m = stderr(&master);
-    assert_eq!(master.status.code(), Some(0), "{m}");
+    let (code, m) = master.finish(Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{m}");
     let r = read_report(&dir.join("r.json"));
     check_verified_report(&r, 128);
     assert_eq!(r["jobs_done"]["master"], 128, "{r:#}");

@@ -165,3 +165,77 @@ pub fn config_address(config: &Path, role: &str) -> String {
 pub fn network(r: &Value, key: &str) -> u64 {
     r["network"][key].as_u64().unwrap()
 }
+
+/// A child whose stderr is read as it comes, so a test can wait for a line
+/// instead of sleeping and hoping the run got that far.
+pub struct Watched {
+    child: Child,
+    lines: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    /// Spawns `loadbal` with `args` in `dir`, reading its stderr.
+    pub fn spawn(args: &[&str], dir: &Path) -> Watched {
+        let mut child = spawn(args, dir);
+        let err = child.stderr.take().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = lines.clone();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(err).lines() {
+                let Ok(line) = line else { break };
+                let mut all = sink.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Watched {
+            child,
+            lines,
+            reader: Some(reader),
+        }
+    }
+
+    /// Waits until stderr has a line containing `needle`; fails after `limit`.
+    pub fn wait_for(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.lines.lock().unwrap().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "no line with {needle:?} within {limit:?}; stderr:\n{}",
+                self.lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the exit (killing after `limit`): the exit code and stderr.
+    pub fn finish(mut self, limit: Duration) -> (Option<i32>, String) {
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > limit {
+                self.kill();
+                panic!(
+                    "loadbal did not finish within {limit:?}; stderr:\n{}",
+                    self.lines.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let text = self.lines.lock().unwrap().clone();
+        (status.code(), text)
+    }
+}
