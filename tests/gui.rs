@@ -77,6 +77,17 @@ fn step_until(
     }
 }
 
+/// A slave's and a master's window on `path`, Start pressed in each.
+fn start_pair(path: &Path) -> (Harness<'static, LoadbalApp>, Harness<'static, LoadbalApp>) {
+    let mut slave = window(Mode::Node(Role::Slave), path);
+    let mut master = window(Mode::Node(Role::Master), path);
+    slave.step();
+    master.step();
+    slave.get_by_label("Start").click();
+    master.get_by_label("Start").click();
+    (slave, master)
+}
+
 fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outcome> {
     h.state().panel(role).and_then(|p| p.outcome())
 }
@@ -149,12 +160,7 @@ fn stopping_the_slave_leaves_the_master_to_finish_alone() {
     v["workload"]["iterations"] = 20000.into();
     v["slave"]["throttle"] = 0.2.into();
     std::fs::write(&path, v.to_string()).unwrap();
-    let mut slave = window(Mode::Node(Role::Slave), &path);
-    let mut master = window(Mode::Node(Role::Master), &path);
-    slave.step();
-    master.step();
-    slave.get_by_label("Start").click();
-    master.get_by_label("Start").click();
+    let (mut slave, mut master) = start_pair(&path);
     step_until(
         &mut [&mut slave, &mut master],
         Duration::from_secs(60),
@@ -188,12 +194,7 @@ fn stopping_the_slave_leaves_the_master_to_finish_alone() {
 #[test]
 fn pressing_start_on_a_connected_pair_of_windows_starts_the_run() {
     let path = config_file("pair");
-    let mut slave = window(Mode::Node(Role::Slave), &path);
-    let mut master = window(Mode::Node(Role::Master), &path);
-    slave.step();
-    master.step();
-    slave.get_by_label("Start").click();
-    master.get_by_label("Start").click();
+    let (mut slave, mut master) = start_pair(&path);
     step_until(
         &mut [&mut slave, &mut master],
         Duration::from_secs(60),

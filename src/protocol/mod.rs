@@ -120,6 +120,16 @@ pub struct RunParams {
 }
 
 impl RunParams {
+    /// No parameters: what a slave's hello carries (it has none to give).
+    pub const NONE: RunParams = RunParams {
+        jobs: 0,
+        elements_per_job: 0,
+        iterations: 0,
+        initial: 0.0,
+        addend: 0.0,
+        threshold: 0,
+    };
+
     /// The workload these parameters describe.
     pub fn workload(&self) -> crate::config::WorkloadConfig {
         crate::config::WorkloadConfig {

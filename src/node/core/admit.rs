@@ -53,14 +53,7 @@ mod tests {
             from_master: false,
             window_chunks: 8,
             datagram_bytes: 1472,
-            params: protocol::RunParams {
-                jobs: 0,
-                elements_per_job: 0,
-                iterations: 0,
-                initial: 0.0,
-                addend: 0.0,
-                threshold: 0,
-            },
+            params: protocol::RunParams::NONE,
             nonce: 5,
         })
     }

@@ -63,14 +63,7 @@ impl NodeCore {
     }
 
     fn send_hello(&mut self, now: Instant) {
-        let params = self.params.unwrap_or(RunParams {
-            jobs: 0,
-            elements_per_job: 0,
-            iterations: 0,
-            initial: 0.0,
-            addend: 0.0,
-            threshold: 0,
-        });
+        let params = self.params.unwrap_or(RunParams::NONE);
         let hello = Hello {
             from_master: self.role == Role::Master,
             window_chunks: self.settings.window_chunks,
