@@ -264,7 +264,20 @@ impl Pair {
     /// passed, or nothing is left to happen. Returns true if both ended.
     pub fn run(&mut self, limit: Duration) -> bool {
         let deadline = self.now + limit;
+        // Steps at one instant: a timer that handling never clears would
+        // spin here for ever; fail instead.
+        let (mut at, mut steps_here) = (self.now, 0u32);
         loop {
+            if self.now == at {
+                steps_here += 1;
+                assert!(
+                    steps_here < 100_000,
+                    "no progress at {:?}: a timer is due and never cleared",
+                    self.elapsed()
+                );
+            } else {
+                (at, steps_here) = (self.now, 0);
+            }
             self.flush();
             let ended = |n: &SimNode| !n.alive || n.core.end().is_some();
             if ended(&self.master) && ended(&self.slave) {

@@ -167,6 +167,9 @@ const INBOX_CAPACITY: usize = 4096;
 const INBOX_BURST: usize = 256;
 /// The event loop publishes a snapshot (and prints progress) at least this often.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// ... and at most this often, however much happens (a snapshot copies the
+/// transfers so far, and wakes the window).
+const PUBLISH_MIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The environment variable of the test-only panic hook:
 /// `THREAD-NAME@MILLISECONDS` makes that thread panic at its first check
@@ -258,9 +261,12 @@ impl NodeHandle {
         &self.view
     }
 
-    /// True once the node's part is over.
+    /// True once the node's part is over and every one of its threads has
+    /// ended, so [`wait`](Self::wait) returns at once (a window calls it
+    /// from its UI thread).
     pub fn is_finished(&self) -> bool {
         self.event_loop.as_ref().is_none_or(JoinHandle::is_finished)
+            && self.spokes.iter().all(JoinHandle::is_finished)
     }
 
     /// Waits for the node's part to end and for every one of its threads;
@@ -468,6 +474,7 @@ impl Shell {
     fn run(mut self) -> Outcome {
         let mut buf = Vec::with_capacity(self.core.config().datagram_bytes as usize);
         let mut last_publish = Instant::now();
+        let mut dirty = false;
         loop {
             let now = Instant::now();
             let next = self
@@ -498,10 +505,12 @@ impl Shell {
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }
-            let changed = self.drain(now, &mut buf);
+            dirty |= self.drain(now, &mut buf);
             let ended = self.core.end().is_some();
-            if changed || ended || now.duration_since(last_publish) >= PUBLISH_INTERVAL {
+            let since = now.duration_since(last_publish);
+            if ended || (dirty && since >= PUBLISH_MIN_INTERVAL) || since >= PUBLISH_INTERVAL {
                 last_publish = now;
+                dirty = false;
                 self.publish();
             }
             if ended {

@@ -146,9 +146,6 @@ pub enum Failure {
         /// The thread's name.
         name: String,
     },
-    /// The socket failed.
-    #[error("socket error: {0}")]
-    Socket(String),
 }
 
 /// How a node's part ended, as the core sees it.
