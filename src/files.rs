@@ -74,8 +74,12 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Writes `bytes` and a newline to a temporary file beside `path`, then
-/// renames it over `path`. On failure the temporary file is removed and
-/// whatever was at `path` is untouched.
+/// renames it over `path`. The temporary file is made new (never through
+/// a link planted at its name); replacing a file, it is the owner's only
+/// until it takes that file's permissions, and a new file gets the usual
+/// ones (the umask's). On failure it is removed and
+/// whatever was at `path` is untouched. (A hard link to the old file keeps
+/// the old contents: a rename cannot write through it.)
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -84,18 +88,78 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let old = std::fs::metadata(path).ok();
+    let mode = if old.is_some() { 0o600 } else { 0o666 };
+    let (tmp, mut file) = create_temporary(dir, &name, mode)?;
     let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;
         file.write_all(b"\n")?;
+        if let Some(old) = &old {
+            file.set_permissions(old.permissions())?;
+        }
         file.sync_all()?;
+        drop(file);
         std::fs::rename(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// A new file `.NAME.RANDOM.tmp` in `dir`, created exclusively (an existing
+/// file or link at that name is an error, and another name is tried).
+fn create_temporary(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut last = None;
+    for _ in 0..8 {
+        let suffix = getrandom::u64().unwrap_or_else(|_| {
+            u64::from(std::process::id())
+                ^ std::time::UNIX_EPOCH
+                    .elapsed()
+                    .map_or(0, |d| d.as_nanos() as u64)
+        });
+        let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+        #[cfg(not(unix))]
+        let _ = mode;
+        match options.open(&tmp) {
+            Ok(file) => return Ok((tmp, file)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name free")))
+}
+
+/// Refuses an output path that is the config file (or, with none yet,
+/// where the config would be read from): writing there would replace it.
+pub fn check_not_config(path: &Path, config: &Path) -> Result<(), String> {
+    let absolute = |p: &Path| std::path::absolute(p).ok();
+    if path.as_os_str() == "-" {
+        return Ok(());
+    }
+    if same_file(path, config) {
+        return Err(format!(
+            "{} is the config file: the report would overwrite it; name another file, or - for \
+             standard output",
+            path.display()
+        ));
+    }
+    if !config.exists() && absolute(path).is_some() && absolute(path) == absolute(config) {
+        return Err(format!(
+            "{} is where the config is read from: a report there would be taken for the config \
+             by the next run; name another file, or - for standard output",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// True when `a` and `b` are the same existing file (same device and
@@ -166,6 +230,42 @@ mod tests {
         let meta = std::fs::metadata(null).unwrap();
         assert!(!meta.is_file(), "/dev/null must stay a device");
         assert_eq!(target(Path::new("-")).unwrap(), Target::Stdout);
+    }
+
+    #[test]
+    fn a_replaced_file_keeps_its_permissions_and_no_temporary_is_left() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = scratch("mode");
+        let path = dir.join("private.json");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        write(&path, b"new").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        write(&path, b"newer").unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_config_path_is_refused_existing_or_not() {
+        let dir = scratch("config");
+        let config = dir.join("config.json");
+        assert!(
+            check_not_config(&config, &config)
+                .unwrap_err()
+                .ends_with("is where the config is read from: a report there would be taken for the config by the next run; name another file, or - for standard output")
+        );
+        std::fs::write(&config, "{}").unwrap();
+        assert!(
+            check_not_config(&dir.join(".").join("config.json"), &config)
+                .unwrap_err()
+                .ends_with("is the config file: the report would overwrite it; name another file, or - for standard output")
+        );
+        assert_eq!(check_not_config(&dir.join("r.json"), &config), Ok(()));
+        assert_eq!(check_not_config(Path::new("-"), &config), Ok(()));
     }
 
     #[test]

@@ -174,13 +174,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(path) = &common.report {
         check_output_path("--report", path).map_err(usage)?;
         let config_path = common.config.as_deref().unwrap_or(Path::new("config.json"));
-        if is_same_path(path, config_path) {
-            return Err(usage(anyhow::anyhow!(
-                "--report {} is the config file: the report would overwrite it; name \
-                 another file, or - for standard output",
-                path.display()
-            )));
-        }
+        loadbal::files::check_not_config(path, config_path)
+            .map_err(|why| usage(anyhow::anyhow!("--report {why}")))?;
     }
     let mut file =
         config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
@@ -272,15 +267,6 @@ fn bench(
         loadbal::say!("figures written to {}", path.display());
     }
     Ok(0)
-}
-
-/// True when `a` and `b` name the same file, existing or not.
-fn is_same_path(a: &Path, b: &Path) -> bool {
-    loadbal::files::same_file(a, b)
-        || matches!(
-            (std::path::absolute(a), std::path::absolute(b)),
-            (Ok(x), Ok(y)) if x == y
-        )
 }
 
 /// An output file's directory must exist before hours of work are spent.

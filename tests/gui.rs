@@ -187,8 +187,17 @@ fn stopping_the_slave_leaves_the_master_to_finish_alone() {
     }
     slave.step();
     slave.get_by_label("Run stopped.");
-    // The slave's window can start again on the same address.
-    slave.get_by_label("Start");
+    // The slave's window starts again on the same address: the stopped
+    // node's socket was freed.
+    slave.get_by_label("Start").click();
+    step_until(
+        &mut [&mut slave],
+        Duration::from_secs(10),
+        "the slave to start again",
+        |h| h[0].state().panel(Role::Slave).unwrap().is_running(),
+    );
+    slave.step();
+    assert!(slave.query_by_label_contains("cannot start").is_none());
 }
 
 #[test]

@@ -90,8 +90,9 @@ impl LoadbalApp {
         let ctx = ctx.clone();
         let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
         // The demo starts the slave first, so the master finds it at once.
+        let path = self.editor.path().to_owned();
         for p in self.panels.iter_mut().rev() {
-            p.start(&config, waker.clone());
+            p.start(&config, &path, waker.clone());
         }
     }
 

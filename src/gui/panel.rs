@@ -54,6 +54,8 @@ pub struct NodePanel {
     start_error: Option<String>,
     report_path: String,
     report_status: Option<String>,
+    /// The config file the window edits: Save report never writes over it.
+    config_path: std::path::PathBuf,
 }
 
 impl NodePanel {
@@ -72,6 +74,7 @@ impl NodePanel {
             start_error: None,
             report_path: "loadbal-report.json".to_owned(),
             report_status: None,
+            config_path: std::path::PathBuf::from("config.json"),
         }
     }
 
@@ -105,11 +108,18 @@ impl NodePanel {
         self.outcome.as_ref()
     }
 
-    /// Starts a node for a new run with `config` (and this panel's throttle).
-    pub fn start(&mut self, config: &Config, waker: Arc<dyn Fn() + Send + Sync>) {
+    /// Starts a node for a new run with `config` (and this panel's
+    /// throttle), read from `config_path`.
+    pub fn start(
+        &mut self,
+        config: &Config,
+        config_path: &std::path::Path,
+        waker: Arc<dyn Fn() + Send + Sync>,
+    ) {
         if self.node.is_some() {
             return;
         }
+        config_path.clone_into(&mut self.config_path);
         let mut config = config.clone();
         config.node_mut(self.role).throttle = self.throttle;
         let options = NodeOptions {
@@ -160,8 +170,8 @@ impl NodePanel {
         if self.node.as_ref().is_some_and(NodeHandle::is_finished)
             && let Some(node) = self.node.take()
         {
-            // The event loop has ended and its spokes are stopping: this
-            // join is short, and frees the socket for the next Start.
+            // Every thread of the node has ended: this join returns at
+            // once, and the socket is free for the next Start.
             self.outcome = Some(node.wait());
         }
         let Some(view) = &self.view else {
@@ -485,6 +495,7 @@ impl NodePanel {
             outcome,
             report_path,
             report_status,
+            config_path,
             ..
         } = self;
         let Some(outcome) = outcome.as_ref() else {
@@ -555,10 +566,17 @@ impl NodePanel {
                         .labelled_by(label.id);
                     if ui.button("Save report").clicked() {
                         let path = std::path::PathBuf::from(report_path.trim());
-                        *report_status = Some(match r.write(&path) {
-                            Ok(()) => format!("saved {}", path.display()),
-                            Err(e) => format!("cannot save {}: {e}", path.display()),
-                        });
+                        *report_status =
+                            Some(match crate::files::check_not_config(&path, config_path) {
+                                Err(why) => format!("not saved: {why}"),
+                                Ok(()) => match r.write(&path) {
+                                    Ok(()) if path.as_os_str() == "-" => {
+                                        "written to standard output".to_owned()
+                                    }
+                                    Ok(()) => format!("saved {}", path.display()),
+                                    Err(e) => format!("cannot save {}: {e}", path.display()),
+                                },
+                            });
                     }
                 });
                 if let Some(s) = report_status {
