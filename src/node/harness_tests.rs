@@ -375,3 +375,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_policy_is_told_everything_it_may_weigh() {
+    let mut pair = Pair::new(
+        &config(r#", "slave": { "throttle": 0.5, "link": { "delay_ms": 5, "seed": 1 } }"#),
+        RATE,
+        12,
+    );
+    pair.start();
+    // Into processing, with the bootstrap delivered and states exchanged.
+    pair.run_until(Duration::from_millis(120));
+    let now = pair.now;
+    let m = &pair.master.core;
+    assert_eq!(m.phase(), Phase::Processing, "{}", pair.master.log_text());
+    let input = m.policy_input(now).unwrap();
+    assert_eq!(input.bytes_per_job, 8 + 256 * 8);
+    assert_eq!((input.local_workers, input.peer_workers), (1, 1));
+    assert_eq!((input.local_throttle, input.peer_throttle), (1.0, 0.5));
+    // The slave's datagrams take 5 ms, the master's none.
+    let rtt = input.rtt.unwrap();
+    assert!(
+        rtt >= Duration::from_millis(5) && rtt < Duration::from_millis(20),
+        "{rtt:?}"
+    );
+    assert!(input.link_bytes_per_s > 0.0);
+    assert!(input.run_seconds > 0.0 && input.run_seconds <= 0.12);
+    // States come every 50 ms.
+    assert!(input.peer_state_age_s < 0.06, "{}", input.peer_state_age_s);
+}

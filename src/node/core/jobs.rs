@@ -210,6 +210,18 @@ impl NodeCore {
         };
         let n = p.ids.len() as u32;
         let peer = self.role.peer();
+        // The link's rate: this batch's bytes over the time it took, from
+        // its sending to its ack (an underestimate while batches queue
+        // behind each other, which is what a sender can count on).
+        let took = now.saturating_duration_since(p.sent_at).as_secs_f64();
+        if took > 0.0 {
+            let sample = p.wire_bytes as f64 / took;
+            self.link_rate = if self.link_rate == 0.0 {
+                sample
+            } else {
+                0.3 * sample + 0.7 * self.link_rate
+            };
+        }
         match p.kind {
             BatchKind::Results => {
                 for &id in &p.ids {
@@ -322,6 +334,7 @@ impl NodeCore {
         if batch::is_compressed(&payload) {
             c.batches_compressed += 1;
         }
+        let wire_bytes = payload.len();
         let id = self.endpoint.send_batch(kind, payload);
         let what = match kind {
             BatchKind::Bootstrap => "bootstrap jobs",
@@ -337,7 +350,15 @@ impl NodeCore {
                 self.role.peer()
             ),
         );
-        self.pending.insert(id, Pending { kind, ids });
+        self.pending.insert(
+            id,
+            Pending {
+                kind,
+                ids,
+                sent_at: now,
+                wire_bytes,
+            },
+        );
     }
 
     /// Slave: sends computed jobs to the master: full batches at once; a

@@ -116,11 +116,14 @@ enum Ending {
     Lingering { verified: bool, until: Instant },
 }
 
-/// An outbound batch of ours and the jobs in it.
+/// An outbound batch of ours, the jobs in it, and when and how big it
+/// went (for the link's measured rate).
 #[derive(Debug)]
 struct Pending {
     kind: BatchKind,
     ids: Vec<JobId>,
+    sent_at: Instant,
+    wire_bytes: usize,
 }
 
 /// One node's logic. See the module documentation.
@@ -185,6 +188,9 @@ pub struct NodeCore {
     cpu: (f64, f64),
     policy: Box<dyn TransferPolicy>,
     evaluate_due: bool,
+    /// The link's measured rate, bytes per second (smoothed; 0 before any
+    /// batch was delivered).
+    link_rate: f64,
 
     // Outputs.
     control: VecDeque<Message<'static>>,
@@ -267,6 +273,7 @@ impl NodeCore {
             cpu: (0.0, 0.0),
             policy,
             evaluate_due: false,
+            link_rate: 0.0,
             control: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),

@@ -57,9 +57,9 @@ impl NodeCore {
         }
     }
 
-    /// What the policy sees now, or `None` outside processing or before
-    /// the peer's first state.
-    pub fn policy_input(&self) -> Option<PolicyInput> {
+    /// What the policy sees at `now`, or `None` outside processing or
+    /// before the peer's first state.
+    pub fn policy_input(&self, now: Instant) -> Option<PolicyInput> {
         if self.phase != Phase::Processing || self.peer_lost {
             return None;
         }
@@ -71,18 +71,30 @@ impl NodeCore {
         let unseen = self
             .delivered_to_peer
             .saturating_sub(peer.state.jobs_received);
+        let params = self.params?;
         Some(PolicyInput {
             local_queue: self.queued(),
             peer_queue: peer.state.queue.saturating_add(unseen),
             in_flight: self.in_flight_jobs,
             local_rate: self.rate.value(),
             peer_rate: f64::from(peer.state.rate),
+            local_busy: self.ledger.count(super::JobState::Computing),
+            local_workers: self.assigned.len() as u32,
+            peer_busy: u32::from(peer.state.busy),
+            peer_workers: u32::from(peer.state.workers),
+            local_throttle: self.throttle,
+            peer_throttle: f64::from(peer.state.throttle),
+            bytes_per_job: crate::protocol::batch::job_bytes(params.elements_per_job) as u64,
+            rtt: self.endpoint.rtt().srtt(),
+            link_bytes_per_s: self.link_rate,
+            run_seconds: self.run_seconds(now),
+            peer_state_age_s: now.saturating_duration_since(peer.at).as_secs_f64(),
         })
     }
 
     /// The adaptor: asks the policy and carries out its decision.
     pub(super) fn evaluate(&mut self, now: Instant) {
-        let Some(input) = self.policy_input() else {
+        let Some(input) = self.policy_input(now) else {
             return;
         };
         let Decision::Send(n) = self.policy.on_state(&input) else {
