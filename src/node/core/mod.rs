@@ -58,13 +58,10 @@ pub struct CoreSettings {
     pub random_bootstrap: bool,
 }
 
-/// What the core counts of datagrams, for the report and the window.
+/// What the core counts of datagrams and batches, for the report and the
+/// window (what is sent and received on the socket, the socket counts).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
-    /// Datagrams handed out to send.
-    pub datagrams_sent: u64,
-    /// Their bytes (before the tag).
-    pub bytes_sent: u64,
     /// Datagrams accepted.
     pub datagrams_received: u64,
     /// Rejected, by reason.
@@ -360,29 +357,20 @@ impl NodeCore {
     /// The next datagram to send, encoded into `buf` (the caller seals and
     /// sends it); false when there is none.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
-        if let Some(message) = self.control.pop_front() {
-            self.seq += 1;
-            let header = Header {
-                session: self.session,
-                seq: self.seq,
-            };
-            protocol::encode(&header, &message, buf);
-        } else {
-            if self.session == 0 || self.peer_lost || !self.connected {
-                return false;
-            }
-            let Some(message) = self.endpoint.poll_transmit(now) else {
-                return false;
-            };
-            self.seq += 1;
-            let header = Header {
-                session: self.session,
-                seq: self.seq,
-            };
-            protocol::encode(&header, &message, buf);
-        }
-        self.counters.datagrams_sent += 1;
-        self.counters.bytes_sent += (buf.len() + crate::auth::TAG_BYTES) as u64;
+        let message = match self.control.pop_front() {
+            Some(message) => message,
+            None if self.session == 0 || self.peer_lost || !self.connected => return false,
+            None => match self.endpoint.poll_transmit(now) {
+                Some(message) => message,
+                None => return false,
+            },
+        };
+        self.seq += 1;
+        let header = Header {
+            session: self.session,
+            seq: self.seq,
+        };
+        protocol::encode(&header, &message, buf);
         true
     }
 
