@@ -124,10 +124,12 @@ impl Default for WorkloadConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
-    /// The policy's name: `"sender"` (sender-initiated threshold).
+    /// The policy's name, one of [`POLICIES`].
     pub transfer: String,
-    /// Queue difference, in jobs, above which jobs move.
-    pub threshold: u32,
+    /// The policy's threshold, in its unit (jobs, or milliseconds for
+    /// `completion` and `adaptive`); absent means the policy's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u32>,
     /// How often each node sends its state to the peer.
     pub state_interval_ms: u64,
 }
@@ -136,7 +138,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig {
             transfer: "sender".to_owned(),
-            threshold: 30,
+            threshold: None,
             state_interval_ms: 500,
         }
     }
@@ -340,7 +342,7 @@ pub mod limits {
 }
 
 /// The transfer policies this build knows.
-pub const POLICIES: &[&str] = &["sender"];
+pub const POLICIES: &[&str] = crate::policy::NAMES;
 
 /// Reads and validates a config file. `None` means `config.json` in the
 /// current directory, or the built-in defaults when that file is absent.
@@ -735,6 +737,12 @@ impl WorkloadConfig {
 }
 
 impl PolicyConfig {
+    /// The threshold in force: the config's, or the policy's default.
+    pub fn threshold(&self) -> u32 {
+        self.threshold
+            .unwrap_or_else(|| crate::policy::default_threshold(&self.transfer))
+    }
+
     /// Checks every field's range and the policy's name.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !POLICIES.contains(&self.transfer.as_str()) {
@@ -751,7 +759,12 @@ impl PolicyConfig {
                 ),
             ));
         }
-        check_range("policy.threshold", self.threshold, 0, limits::MAX_THRESHOLD)?;
+        check_range(
+            "policy.threshold",
+            self.threshold(),
+            0,
+            limits::MAX_THRESHOLD,
+        )?;
         let (lo, hi) = limits::STATE_INTERVAL_MS;
         check_range("policy.state_interval_ms", self.state_interval_ms, lo, hi)?;
         Ok(())
@@ -893,7 +906,8 @@ mod tests {
         assert_eq!(config.workload.jobs, 1024);
         assert_eq!(config.workload.elements_per_job, 32768);
         assert_eq!(config.policy.transfer, "sender");
-        assert_eq!(config.policy.threshold, 30);
+        assert_eq!(config.policy.threshold(), 30);
+        assert_eq!(config.policy.threshold, None);
         assert_eq!(config.policy.state_interval_ms, 500);
         assert_eq!(config.peer_timeout_ms, 3000);
         // Both on loopback: the largest datagrams.
@@ -940,7 +954,11 @@ mod tests {
     fn the_shipped_config_json_is_the_defaults() {
         let text = include_str!("../config.json");
         let shipped = parse(text, "config.json").unwrap();
-        assert_eq!(shipped, ConfigFile::default());
+        // It spells out the sender policy's threshold, for a user to edit.
+        let mut defaults = ConfigFile::default();
+        assert_eq!(defaults.policy.threshold(), 30);
+        defaults.policy.threshold = Some(30);
+        assert_eq!(shipped, defaults);
     }
 
     #[test]
@@ -1087,7 +1105,9 @@ mod tests {
     fn unknown_policy_is_named() {
         assert_eq!(
             err(r#"{"policy": {"transfer": "random"}}"#),
-            "policy.transfer: unknown policy \"random\": expected one of \"sender\""
+            "policy.transfer: unknown policy \"random\": expected one of \"sender\", \
+             \"receiver\", \"symmetric\", \"completion\", \"adaptive\", \"none\", \
+             \"classic-sender\", \"classic-receiver\", \"classic-symmetric\", \"jsq\""
         );
     }
 

@@ -245,7 +245,11 @@ impl Report {
                 master: core.throttle(),
                 slave: slave_throttle,
             },
-            policy: config.policy.clone(),
+            // The threshold in force, also when the config left it to the policy.
+            policy: crate::config::PolicyConfig {
+                threshold: Some(config.policy.threshold()),
+                ..config.policy.clone()
+            },
             network: Network {
                 datagrams_sent: get(&net.datagrams_sent),
                 datagrams_received: get(&net.datagrams_received),

@@ -34,7 +34,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("workload.iterations", "Iterations", true),
     ("workload.initial", "Initial value", true),
     ("workload.addend", "Addend", true),
-    ("policy.threshold", "Threshold (jobs)", true),
+    ("policy.threshold", "Threshold (blank: the policy's)", true),
     ("policy.state_interval_ms", "State interval (ms)", true),
 ];
 
@@ -255,7 +255,10 @@ fn text_of(file: &ConfigFile, key: &str) -> String {
         "workload.iterations" => w.iterations.to_string(),
         "workload.initial" => w.initial.to_string(),
         "workload.addend" => w.addend.to_string(),
-        "policy.threshold" => file.policy.threshold.to_string(),
+        "policy.threshold" => file
+            .policy
+            .threshold
+            .map_or_else(String::new, |t| t.to_string()),
         "policy.state_interval_ms" => file.policy.state_interval_ms.to_string(),
         _ => String::new(),
     }
@@ -289,7 +292,8 @@ fn apply(file: &mut ConfigFile, key: &str, text: &str) -> Result<(), String> {
         "workload.iterations" => file.workload.iterations = number(text, whole)?,
         "workload.initial" => file.workload.initial = number(text, "a number")?,
         "workload.addend" => file.workload.addend = number(text, "a number")?,
-        "policy.threshold" => file.policy.threshold = number(text, whole)?,
+        "policy.threshold" if text.trim().is_empty() => file.policy.threshold = None,
+        "policy.threshold" => file.policy.threshold = Some(number(text, whole)?),
         "policy.state_interval_ms" => file.policy.state_interval_ms = number(text, whole)?,
         _ => {}
     }

@@ -28,12 +28,27 @@ pub struct SimNode {
     pub core: NodeCore,
     /// Element updates per second of one worker at full throttle.
     pub rate: f64,
-    /// Each worker's jobs, the first being computed, with when it ends.
-    workers: Vec<(VecDeque<Job>, Option<Instant>)>,
+    /// Iterations a job's time is modelled with: the workload's, unless
+    /// the simulator computes fewer for real than it models.
+    pub modelled_iterations: Option<u32>,
+    /// Each worker's jobs, the first being computed.
+    workers: Vec<ModelledWorker>,
     /// False once killed: it neither sends, receives nor computes.
     pub alive: bool,
     /// Every log line, with its virtual time.
     pub log: Vec<(Duration, String)>,
+}
+
+/// One modelled worker.
+#[derive(Default)]
+struct ModelledWorker {
+    /// Its jobs, the first being computed.
+    jobs: VecDeque<Job>,
+    /// The running job's seconds still to compute at full throttle, and
+    /// since when it computes at the present throttle.
+    running: Option<(f64, Instant)>,
+    /// When the running job ends at the present throttle (None: paused).
+    ends: Option<Instant>,
 }
 
 impl SimNode {
@@ -46,8 +61,9 @@ impl SimNode {
         SimNode {
             core: NodeCore::new(role, config, settings, now),
             rate,
+            modelled_iterations: None,
             workers: (0..config.node(role).workers.max(1))
-                .map(|_| (VecDeque::new(), None))
+                .map(|_| ModelledWorker::default())
                 .collect(),
             alive: true,
             log: Vec::new(),
@@ -59,32 +75,49 @@ impl SimNode {
         self.log.iter().map(|(_, l)| format!("{l}\n")).collect()
     }
 
-    fn job_seconds(&self, job: &Job, iterations: u32) -> Option<f64> {
-        let throttle = self.core.throttle();
-        if throttle <= 0.0 {
-            return None;
-        }
+    /// A job's seconds at full throttle.
+    fn job_seconds(&self, job: &Job, iterations: u32) -> f64 {
+        let iterations = self.modelled_iterations.unwrap_or(iterations);
         let work = job.data.len().max(1) as f64 * f64::from(iterations.max(1));
-        Some(work / (self.rate * throttle))
+        work / self.rate
     }
 
-    /// Starts the head job of each idle worker.
+    /// Starts the head job of each idle worker, at the present throttle.
     fn schedule(&mut self, now: Instant) {
         let Some(iterations) = self.core.params().map(|p| p.iterations) else {
             return;
         };
+        let throttle = self.core.throttle();
         for i in 0..self.workers.len() {
-            if self.workers[i].1.is_none()
-                && let Some(job) = self.workers[i].0.front()
-                && let Some(s) = self.job_seconds(job, iterations)
+            if self.workers[i].running.is_none()
+                && let Some(job) = self.workers[i].jobs.front()
             {
-                self.workers[i].1 = Some(now + Duration::from_secs_f64(s));
+                let seconds = self.job_seconds(job, iterations);
+                let w = &mut self.workers[i];
+                w.running = Some((seconds, now));
+                w.ends =
+                    (throttle > 0.0).then(|| now + Duration::from_secs_f64(seconds / throttle));
+            }
+        }
+    }
+
+    /// Sets the node's throttle at `now`: running jobs go on at the new pace.
+    pub fn set_throttle(&mut self, now: Instant, throttle: f64) {
+        let old = self.core.throttle();
+        self.core.handle(now, Input::SetThrottle(throttle));
+        let new = self.core.throttle();
+        for w in &mut self.workers {
+            if let Some((left, since)) = w.running {
+                let done = now.saturating_duration_since(since).as_secs_f64() * old;
+                let left = (left - done).max(0.0);
+                w.running = Some((left, now));
+                w.ends = (new > 0.0).then(|| now + Duration::from_secs_f64(left / new));
             }
         }
     }
 
     fn next_job_end(&self) -> Option<Instant> {
-        self.workers.iter().filter_map(|w| w.1).min()
+        self.workers.iter().filter_map(|w| w.ends).min()
     }
 }
 
@@ -242,14 +275,14 @@ impl Pair {
                 }
             }
             let node = self.node(role);
-            while let Some(work) = node.core.poll_work() {
+            while let Some(work) = node.core.poll_work(now) {
                 let mut job = work.job;
                 job.make_ready(&work.workload);
                 // Computed for real now; it completes in virtual time.
                 while !job.is_complete() {
                     workload::compute_slice(&mut job, usize::MAX, &work.workload);
                 }
-                node.workers[work.worker].0.push_back(job);
+                node.workers[work.worker].jobs.push_back(job);
             }
             node.schedule(now);
             while let Some(event) = node.core.poll_event() {
@@ -335,9 +368,11 @@ impl Pair {
                 continue;
             }
             for worker in 0..node.workers.len() {
-                if node.workers[worker].1.is_some_and(|t| t <= now) {
-                    node.workers[worker].1 = None;
-                    if let Some(job) = node.workers[worker].0.pop_front() {
+                let w = &mut node.workers[worker];
+                if w.ends.is_some_and(|t| t <= now) {
+                    w.ends = None;
+                    w.running = None;
+                    if let Some(job) = w.jobs.pop_front() {
                         node.core.handle(now, Input::JobDone { worker, job });
                     }
                 }
@@ -362,3 +397,7 @@ impl Pair {
 #[cfg(test)]
 #[path = "harness_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "policy_runs.rs"]
+mod policy_runs;

@@ -243,6 +243,7 @@ fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
             initial: 1.111111,
             addend: 1.111111,
             threshold: 2,
+            policy: 0,
         },
         // An earlier run's nonce, not this slave's.
         nonce: 12345,

@@ -540,7 +540,7 @@ impl Shell {
         while self.core.poll_transmit(now, buf) {
             self.transport.send(buf);
         }
-        while let Some(work) = self.core.poll_work() {
+        while let Some(work) = self.core.poll_work(now) {
             // A worker that is gone has told the core through its guard.
             let _ = self.workers[work.worker].send(work);
             changed = true;

@@ -144,6 +144,7 @@ mod tests {
             initial: 1.0,
             addend: 0.5,
             threshold: 2,
+            policy: 0,
         };
         vec![
             Message::Hello(protocol::Hello {
@@ -165,6 +166,7 @@ mod tests {
                 cpu_system: 50.0,
                 cpu_process: 25.0,
                 rate: 3.5,
+                capacity: 7.0,
             }),
             Message::Chunk(Chunk {
                 transfer: 4,
@@ -186,6 +188,7 @@ mod tests {
             Message::FinishAck,
             Message::Abort { reason: "why" },
             Message::GoAway { nonce: 99 },
+            Message::Request { jobs: 4 },
         ]
     }
 

@@ -218,6 +218,7 @@ mod tests {
             initial: 1.5,
             addend: 0.25,
             threshold: 2,
+            policy: 0,
         }
     }
 
@@ -270,6 +271,7 @@ mod tests {
             initial: w.initial,
             addend: w.addend,
             threshold: 2,
+            policy: 0,
         }
     }
 

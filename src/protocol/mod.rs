@@ -21,7 +21,7 @@ use codec::{Reader, Writer};
 /// The first four bytes of every loadbal datagram.
 pub const MAGIC: [u8; 4] = *b"LDBL";
 /// The wire format's version; a datagram of another version is rejected.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Bytes in the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Bytes in a chunk message before its payload (header included).
@@ -115,8 +115,11 @@ pub struct RunParams {
     pub initial: f64,
     /// The value added.
     pub addend: f64,
-    /// The policy's threshold, in jobs.
+    /// The policy's threshold, in the policy's unit.
     pub threshold: u32,
+    /// The transfer policy, as its index in [`crate::policy::NAMES`]: the
+    /// slave follows the master's.
+    pub policy: u8,
 }
 
 impl RunParams {
@@ -128,6 +131,7 @@ impl RunParams {
         initial: 0.0,
         addend: 0.0,
         threshold: 0,
+        policy: 0,
     };
 
     /// The workload these parameters describe.
@@ -185,6 +189,9 @@ pub struct State {
     pub cpu_process: f32,
     /// Measured jobs per second.
     pub rate: f32,
+    /// Measured jobs per second of one worker at full throttle (0 before
+    /// the first job is done): what the policies predict finishing times by.
+    pub capacity: f32,
 }
 
 /// An acknowledgement of a batch's chunks.
@@ -257,6 +264,11 @@ pub enum Message<'a> {
         /// The nonce of the slave hello this answers.
         nonce: u64,
     },
+    /// A receiver-initiated policy asks the peer for jobs.
+    Request {
+        /// How many jobs the sender would take.
+        jobs: u32,
+    },
 }
 
 impl Message<'_> {
@@ -270,6 +282,7 @@ impl Message<'_> {
             Message::FinishAck => 6,
             Message::Abort { .. } => 7,
             Message::GoAway { .. } => 8,
+            Message::Request { .. } => 9,
         }
     }
 
@@ -284,6 +297,7 @@ impl Message<'_> {
             Message::FinishAck => "finish-ack",
             Message::Abort { .. } => "abort",
             Message::GoAway { .. } => "go-away",
+            Message::Request { .. } => "request",
         }
     }
 }
@@ -338,6 +352,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.f64(p.initial);
             w.f64(p.addend);
             w.u32(p.threshold);
+            w.u8(p.policy);
             w.u64(h.nonce);
         }
         Message::State(s) => {
@@ -352,6 +367,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.f32(s.cpu_system);
             w.f32(s.cpu_process);
             w.f32(s.rate);
+            w.f32(s.capacity);
         }
         Message::Chunk(c) => {
             w.u32(c.transfer);
@@ -380,6 +396,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.bytes(text.as_bytes());
         }
         Message::GoAway { nonce } => w.u64(*nonce),
+        Message::Request { jobs } => w.u32(*jobs),
     }
 }
 
@@ -450,6 +467,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 initial: r.f64()?,
                 addend: r.f64()?,
                 threshold: r.u32()?,
+                policy: r.u8()?,
             };
             let nonce = r.u64()?;
             if !params.initial.is_finite() || !params.addend.is_finite() {
@@ -480,9 +498,13 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 cpu_system: finite32(r.f32()?)?,
                 cpu_process: finite32(r.f32()?)?,
                 rate: finite32(r.f32()?)?,
+                capacity: finite32(r.f32()?)?,
             };
             if !(0.0..=1.0).contains(&state.throttle) {
                 return Err(DecodeError::Invalid("throttle outside 0..=1"));
+            }
+            if state.rate < 0.0 || state.capacity < 0.0 {
+                return Err(DecodeError::Invalid("negative rate"));
             }
             Message::State(state)
         }
@@ -539,6 +561,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
             Message::Abort { reason }
         }
         8 => Message::GoAway { nonce: r.u64()? },
+        9 => Message::Request { jobs: r.u32()? },
         other => return Err(DecodeError::UnknownKind(other)),
     };
     r.finish()?;

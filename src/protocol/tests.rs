@@ -9,6 +9,7 @@ fn params() -> RunParams {
         initial: 1.111111,
         addend: 1.111111,
         threshold: 30,
+        policy: 3,
     }
 }
 
@@ -36,6 +37,7 @@ fn samples() -> Vec<Message<'static>> {
             cpu_system: 97.5,
             cpu_process: 51.0,
             rate: 12.25,
+            capacity: 700.5,
         }),
         Message::Chunk(Chunk {
             transfer: 3,
@@ -55,6 +57,7 @@ fn samples() -> Vec<Message<'static>> {
         }),
         Message::Finish { verified: true },
         Message::FinishAck,
+        Message::Request { jobs: 17 },
         Message::Abort {
             reason: "master stopped by the user",
         },

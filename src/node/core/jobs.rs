@@ -28,6 +28,14 @@ impl NodeCore {
         if let Some(n) = self.assigned.get_mut(worker) {
             *n = n.saturating_sub(1);
         }
+        // The job's time at full throttle, if the throttle held while it ran.
+        if let Some(Some((started, throttle))) = self.work_started.get_mut(worker).map(Option::take)
+            && throttle == self.throttle
+        {
+            let seconds = now.saturating_duration_since(started).as_secs_f64() * throttle;
+            self.capacity.add(now, seconds);
+        }
+        self.departure_due = true;
         let id = job.id;
         if self.ledger.state(id) != JobState::Computing {
             // Only a job given to a worker can come back from one.
@@ -186,6 +194,9 @@ impl NodeCore {
                 }
                 self.received += taken;
                 if kind == BatchKind::Jobs {
+                    // Whatever was asked of the peer, this is its answer.
+                    self.requested = 0;
+                    self.request_expires = None;
                     let at_s = self.run_seconds(now);
                     self.transfers.push(TransferRecord {
                         at_s,
@@ -213,8 +224,13 @@ impl NodeCore {
         // The link's rate: this batch's bytes over the time it took, from
         // its sending to its ack (an underestimate while batches queue
         // behind each other, which is what a sender can count on).
-        let took = now.saturating_duration_since(p.sent_at).as_secs_f64();
-        if took > 0.0 {
+        // A batch delivered within the same microsecond (a link in virtual
+        // time with no delay) counts as taking one.
+        let took = now
+            .saturating_duration_since(p.sent_at)
+            .as_secs_f64()
+            .max(1e-6);
+        {
             let sample = p.wire_bytes as f64 / took;
             self.link_rate = if self.link_rate == 0.0 {
                 sample

@@ -74,6 +74,10 @@ pub struct Counters {
     pub batch_raw_bytes: u64,
     /// Their bytes as sent.
     pub batch_wire_bytes: u64,
+    /// Requests for jobs this node sent (receiver-initiated policies).
+    pub requests_sent: u64,
+    /// Requests for jobs the peer sent.
+    pub requests_received: u64,
 }
 
 /// A transfer of jobs by the policy, as the report lists it.
@@ -181,6 +185,15 @@ pub struct NodeCore {
     next_state: Option<Instant>,
     state_due: bool,
     rate: state::RateMeter,
+    capacity: state::CapacityMeter,
+    /// When each worker was given its job, and the throttle then.
+    work_started: Vec<Option<(Instant, f64)>>,
+    /// Jobs asked of the peer and not answered yet, and when the request
+    /// counts as lost.
+    requested: u32,
+    request_expires: Option<Instant>,
+    /// A job was done: the policy's departure rule is due.
+    departure_due: bool,
     throttle: f64,
     cpu: (f64, f64),
     policy: Box<dyn TransferPolicy>,
@@ -212,10 +225,9 @@ impl NodeCore {
             settings.window_chunks,
         );
         let job_bytes = protocol::batch::job_bytes(config.workload.elements_per_job);
-        let policy = crate::policy::by_name(&config.policy.transfer, config.policy.threshold)
-            .unwrap_or_else(|| {
-                Box::new(crate::policy::SenderInitiated::new(config.policy.threshold))
-            });
+        let threshold = config.policy.threshold();
+        let policy = crate::policy::by_name(&config.policy.transfer, threshold)
+            .unwrap_or_else(|| Box::new(crate::policy::SenderInitiated::new(threshold)));
         NodeCore {
             role,
             config: config.clone(),
@@ -266,6 +278,11 @@ impl NodeCore {
             next_state: None,
             state_due: false,
             rate: state::RateMeter::new(now),
+            capacity: state::CapacityMeter::default(),
+            work_started: vec![None; me.workers.max(1)],
+            requested: 0,
+            request_expires: None,
+            departure_due: false,
             throttle: me.throttle,
             cpu: (0.0, 0.0),
             policy,
@@ -341,6 +358,7 @@ impl NodeCore {
             Message::FinishAck => self.on_finish_ack(now),
             Message::Abort { reason } => self.on_abort(now, reason),
             Message::GoAway { nonce } => self.on_go_away(now, nonce),
+            Message::Request { jobs } => self.on_request(now, jobs),
         }
         self.process(now);
     }
@@ -374,10 +392,12 @@ impl NodeCore {
         true
     }
 
-    /// The next job for a worker that has room for one.
-    pub fn poll_work(&mut self) -> Option<Work> {
+    /// The next job for a worker that has room for one, handed over at
+    /// `now`. None while the throttle is 0: a paused node starts nothing,
+    /// so its policy can give every job away.
+    pub fn poll_work(&mut self, now: Instant) -> Option<Work> {
         let workload = self.params?.workload();
-        if self.end.is_some() {
+        if self.end.is_some() || self.throttle <= 0.0 {
             return None;
         }
         let worker = self.assigned.iter().position(|&n| n < WORKER_DEPTH)?;
@@ -389,6 +409,7 @@ impl NodeCore {
             }
             self.ledger.set(job.id, JobState::Computing);
             self.assigned[worker] += 1;
+            self.work_started[worker] = Some((now, self.throttle));
             return Some(Work {
                 worker,
                 job,
@@ -416,6 +437,7 @@ impl NodeCore {
         };
         at(self.session_deadline());
         at(self.next_state);
+        at(self.request_expires);
         at(self
             .results_waiting_since
             .map(|t| t + jobs::RESULTS_MAX_WAIT));
@@ -569,6 +591,7 @@ impl NodeCore {
             cpu_system: self.cpu.0 as f32,
             cpu_process: self.cpu.1 as f32,
             rate: self.rate.value() as f32,
+            capacity: self.capacity.value() as f32,
         }
     }
 
@@ -648,6 +671,10 @@ impl NodeCore {
         self.drain_endpoint(now);
         self.feed_bootstrap(now);
         self.send_ready_results(now);
+        if self.departure_due {
+            self.departure_due = false;
+            self.departed(now);
+        }
         if self.evaluate_due {
             self.evaluate_due = false;
             self.evaluate(now);
@@ -740,9 +767,9 @@ mod tests {
         assert_eq!(m.ledger().count(JobState::Queued), 4);
         assert_eq!(m.ledger().count(JobState::InFlight), 4);
         // The master's own jobs go to its one worker, one at a time.
-        let w = m.poll_work().unwrap();
+        let w = m.poll_work(t1).unwrap();
         assert_eq!((w.worker, w.job.id), (0, 0));
-        assert!(m.poll_work().is_none());
+        assert!(m.poll_work(t1).is_none());
         assert_eq!(m.ledger().count(JobState::Computing), 1);
         m.handle(
             t1,
@@ -752,7 +779,7 @@ mod tests {
             },
         );
         assert_eq!(m.ledger().state(0), JobState::Returned);
-        assert_eq!(m.poll_work().unwrap().job.id, 1);
+        assert_eq!(m.poll_work(t1).unwrap().job.id, 1);
     }
 
     #[test]
@@ -780,6 +807,6 @@ mod tests {
             "thread slave-worker-0 panicked; the node stopped"
         );
         assert!(c.poll_timeout().is_none());
-        assert!(c.poll_work().is_none());
+        assert!(c.poll_work(now).is_none());
     }
 }

@@ -40,15 +40,21 @@ impl NodeCore {
                 iterations: w.iterations,
                 initial: w.initial,
                 addend: w.addend,
-                threshold: self.config.policy.threshold,
+                threshold: self.config.policy.threshold(),
+                policy: crate::policy::index_of(&self.config.policy.transfer).unwrap_or(0),
             });
             self.results = Some(ResultStore::new(w.jobs));
             self.ledger = super::Ledger::new(w.jobs);
             self.log(
                 now,
                 format!(
-                    "started: {} jobs of {} doubles, {} iterations; waiting for the slave at {peer}",
-                    w.jobs, w.elements_per_job, w.iterations
+                    "started: {} jobs of {} doubles, {} iterations; policy {}, threshold {} {}; waiting for the slave at {peer}",
+                    w.jobs,
+                    w.elements_per_job,
+                    w.iterations,
+                    self.config.policy.transfer,
+                    self.config.policy.threshold(),
+                    crate::policy::threshold_unit(&self.config.policy.transfer)
                 ),
             );
         } else {
@@ -127,15 +133,27 @@ impl NodeCore {
                         self.log(now, "ignored a hello from the master with bad parameters");
                         return;
                     }
+                    let policy = crate::policy::NAMES
+                        .get(usize::from(hello.params.policy))
+                        .and_then(|name| crate::policy::by_name(name, hello.params.threshold));
+                    let Some(policy) = policy else {
+                        self.log(
+                            now,
+                            "ignored a hello from the master naming an unknown policy",
+                        );
+                        return;
+                    };
                     self.session = session;
                     self.params = Some(hello.params);
+                    self.policy = policy;
                     self.ledger = super::Ledger::new(hello.params.jobs);
                     let p = hello.params;
                     self.log(
                         now,
                         format!(
-                            "joined the master's run {session:#018x}: {} jobs of {} doubles, {} iterations",
-                            p.jobs, p.elements_per_job, p.iterations
+                            "joined the master's run {session:#018x}: {} jobs of {} doubles, {} iterations; policy {}, threshold {} {}",
+                            p.jobs, p.elements_per_job, p.iterations, self.policy.name(), p.threshold,
+                            crate::policy::threshold_unit(self.policy.name())
                         ),
                     );
                     self.connect(now, hello.window_chunks);

@@ -17,6 +17,14 @@ use crate::workload::format_id_ranges;
 /// Weight of the newest rate sample in the smoothed job rate.
 const RATE_SMOOTHING: f64 = 0.3;
 
+/// The capacity forgets a job's time with this time constant, so it follows
+/// a machine whose speed changes (another program, a slider) within a
+/// fraction of a second, yet averages over the throttle's 100 ms periods.
+const CAPACITY_MEMORY: Duration = Duration::from_millis(250);
+
+/// Shortest wait for the answer to a request before asking again.
+const REQUEST_PATIENCE: Duration = Duration::from_millis(20);
+
 impl NodeCore {
     pub(super) fn state_interval(&self) -> Duration {
         Duration::from_millis(self.config.policy.state_interval_ms)
@@ -49,6 +57,13 @@ impl NodeCore {
 
     /// The periodic state: the rate measured, the state sent, the policy asked.
     pub(super) fn tick_state(&mut self, now: Instant) {
+        if self.request_expires.is_some_and(|t| now >= t) {
+            // The request or its answer was lost, or declined: ask anew
+            // when the policy says so.
+            self.requested = 0;
+            self.request_expires = None;
+            self.evaluate_due = true;
+        }
         if self.next_state.is_some_and(|t| now >= t) {
             self.rate.update(now, self.done);
             self.send_state();
@@ -76,8 +91,12 @@ impl NodeCore {
             local_queue: self.queued(),
             peer_queue: peer.state.queue.saturating_add(unseen),
             in_flight: self.in_flight_jobs,
+            peer_in_flight: peer.state.in_flight,
+            requested: self.requested,
             local_rate: self.rate.value(),
             peer_rate: f64::from(peer.state.rate),
+            local_capacity: self.capacity.value(),
+            peer_capacity: f64::from(peer.state.capacity),
             local_busy: self.ledger.count(super::JobState::Computing),
             local_workers: self.assigned.len() as u32,
             peer_busy: u32::from(peer.state.busy),
@@ -97,10 +116,75 @@ impl NodeCore {
         let Some(input) = self.policy_input(now) else {
             return;
         };
-        let Decision::Send(n) = self.policy.on_state(&input) else {
+        if self.throttle <= 0.0 {
+            // Paused: every job not started goes to a peer that computes,
+            // whatever the policy (a queue that never shrinks would keep
+            // the run from ever ending).
+            if input.peer_throttle > 0.0 && input.local_queue > 0 && input.in_flight == 0 {
+                let jobs = self.take_for_transfer(input.local_queue);
+                self.send_decided(now, jobs, "paused: giving away every queued job".to_owned());
+            }
+            return;
+        }
+        let decision = self.policy.on_state(&input);
+        self.act(now, &input, decision);
+    }
+
+    /// The policy's departure rule, after a job was done here.
+    pub(super) fn departed(&mut self, now: Instant) {
+        let Some(input) = self.policy_input(now) else {
             return;
         };
-        let jobs = self.take_for_transfer(n);
+        if self.throttle <= 0.0 {
+            return;
+        }
+        let decision = self.policy.on_departure(&input);
+        self.act(now, &input, decision);
+    }
+
+    fn act(&mut self, now: Instant, input: &PolicyInput, decision: Decision) {
+        let why = |verb: String| {
+            format!(
+                "queue {} vs peer {}, {:.0} vs {:.0} jobs/s predicted: {verb}",
+                input.local_queue,
+                input.peer_queue,
+                input.predicted_rates().0,
+                input.predicted_rates().1,
+            )
+        };
+        match decision {
+            Decision::Hold => {}
+            // A paused peer would only give them back.
+            Decision::Send(_) if input.peer_throttle <= 0.0 => {}
+            Decision::Send(n) => {
+                let jobs = self.take_for_transfer(n);
+                self.send_decided(now, jobs, why("sending".to_owned()));
+            }
+            Decision::Request(n) if n > 0 && self.requested == 0 && input.peer_throttle > 0.0 => {
+                self.requested = n;
+                let patience = self
+                    .endpoint
+                    .rtt()
+                    .srtt()
+                    .map_or(REQUEST_PATIENCE, |r| (2 * r).max(REQUEST_PATIENCE));
+                self.request_expires = Some(now + patience);
+                self.counters.requests_sent += 1;
+                self.log(
+                    now,
+                    format!(
+                        "policy {}: {}",
+                        self.policy.name(),
+                        why(format!("asking {} for {n} jobs", self.role.peer()))
+                    ),
+                );
+                self.send_control(Message::Request { jobs: n });
+            }
+            Decision::Request(_) => {}
+        }
+    }
+
+    /// Sends the policy's jobs, logging why.
+    fn send_decided(&mut self, now: Instant, jobs: Vec<crate::workload::Job>, why: String) {
         if jobs.is_empty() {
             return;
         }
@@ -108,10 +192,8 @@ impl NodeCore {
         self.log(
             now,
             format!(
-                "policy {}: queue {} vs peer {} (threshold exceeded): sending {} jobs [{}] to {}",
+                "policy {}: {why} {} jobs [{}] to {}",
                 self.policy.name(),
-                input.local_queue,
-                input.peer_queue,
                 jobs.len(),
                 format_id_ranges(&ids),
                 self.role.peer()
@@ -119,6 +201,81 @@ impl NodeCore {
         );
         self.send_jobs(now, jobs);
         self.state_due = true;
+    }
+
+    /// The peer asked for jobs: the policy says how many it gets.
+    pub(super) fn on_request(&mut self, now: Instant, wanted: u32) {
+        self.counters.requests_received += 1;
+        // Whatever the answer, the asker hears this node's state at once.
+        self.state_due = true;
+        let Some(input) = self.policy_input(now) else {
+            return;
+        };
+        let n = if self.throttle <= 0.0 {
+            // A paused node gives its queue away on its own.
+            0
+        } else {
+            self.policy.on_request(&input, wanted)
+        };
+        let jobs = if n > 0 {
+            self.take_for_transfer(n)
+        } else {
+            Vec::new()
+        };
+        if jobs.is_empty() {
+            self.log(
+                now,
+                format!(
+                    "policy {}: {} asked for {wanted} jobs; none sent (queue {}, peer {})",
+                    self.policy.name(),
+                    self.role.peer(),
+                    input.local_queue,
+                    input.peer_queue
+                ),
+            );
+            return;
+        }
+        let why = format!(
+            "{} asked for {wanted} jobs (queue {} vs peer {}): sending",
+            self.role.peer(),
+            input.local_queue,
+            input.peer_queue
+        );
+        self.send_decided(now, jobs, why);
+    }
+}
+
+/// A worker's jobs per second at full throttle, from the times jobs took:
+/// jobs over their full-throttle seconds, both sums fading with
+/// [`CAPACITY_MEMORY`].
+#[derive(Debug, Default)]
+pub struct CapacityMeter {
+    jobs: f64,
+    seconds: f64,
+    last: Option<Instant>,
+}
+
+impl CapacityMeter {
+    /// A job took `seconds` at full throttle, done at `now`.
+    pub fn add(&mut self, now: Instant, seconds: f64) {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            let keep = (-dt / CAPACITY_MEMORY.as_secs_f64()).exp();
+            self.jobs *= keep;
+            self.seconds *= keep;
+        }
+        self.last = Some(now);
+        self.jobs += 1.0;
+        self.seconds += seconds;
+    }
+
+    /// Jobs per second per worker at full throttle; 0 before any job.
+    pub fn value(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.jobs / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -165,6 +322,20 @@ impl RateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capacity_is_jobs_over_their_full_throttle_seconds() {
+        let t0 = Instant::now();
+        let mut c = CapacityMeter::default();
+        assert_eq!(c.value(), 0.0);
+        c.add(t0, 0.01);
+        assert!((c.value() - 100.0).abs() < 1e-9);
+        c.add(t0, 0.03);
+        assert!((c.value() - 50.0).abs() < 1e-9);
+        // Long after, the old jobs are forgotten: the newest speed rules.
+        c.add(t0 + Duration::from_secs(10), 0.002);
+        assert!((c.value() - 500.0).abs() < 1.0, "{}", c.value());
+    }
 
     #[test]
     fn rate_is_smoothed_jobs_per_second() {
