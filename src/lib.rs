@@ -35,6 +35,7 @@ pub mod node;
 pub mod policy;
 pub mod protocol;
 pub mod report;
+pub mod sim;
 pub mod term;
 pub mod throttle;
 pub mod transfer;

@@ -13,6 +13,8 @@ use loadbal::config::{self, Config, Role};
 use loadbal::gui;
 use loadbal::node::{self, Command, NodeOptions, Outcome};
 
+mod sim_cmd;
+
 /// Balances a CPU-heavy batch job between two machines over UDP.
 ///
 /// Run `loadbal --role slave` on one machine and `loadbal --role master` on
@@ -77,6 +79,14 @@ enum Sub {
         #[arg(long, value_enum, value_name = "GROUP")]
         only: Vec<loadbal::bench::Group>,
     },
+    /// Predict a run in virtual time: the same node cores and policies as a
+    /// real run, modelled compute and the link model; prints the predicted
+    /// report. With --queueing, the classic two-queue experiment instead.
+    Simulate(sim_cmd::SimulateArgs),
+    /// Run every policy over a grid of scenarios (throttle pairs, a plain
+    /// link and the assignment's WAN, a throttle drop) and write a table,
+    /// JSON and charts.
+    Compare(sim_cmd::CompareArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -96,16 +106,16 @@ fn parse_throttle(text: &str) -> Result<f64, String> {
 }
 
 /// A failure with its exit code.
-struct Failure {
+pub(crate) struct Failure {
     code: u8,
     error: anyhow::Error,
 }
 
-fn usage(error: anyhow::Error) -> Failure {
+pub(crate) fn usage(error: anyhow::Error) -> Failure {
     Failure { code: 2, error }
 }
 
-fn runtime(error: anyhow::Error) -> Failure {
+pub(crate) fn runtime(error: anyhow::Error) -> Failure {
     Failure { code: 3, error }
 }
 
@@ -154,6 +164,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         (Some(Sub::Demo), None) => None,
         (Some(Sub::Keygen), _) => return keygen(&cli),
+        (Some(Sub::Simulate(args)), _) => {
+            only_config_with(&cli, "simulate")?;
+            return sim_cmd::simulate(common.config.as_deref(), args);
+        }
+        (Some(Sub::Compare(args)), _) => {
+            only_config_with(&cli, "compare")?;
+            return sim_cmd::compare(common.config.as_deref(), args);
+        }
         (Some(Sub::Bench { quick, json, only }), _) => {
             return bench(&cli, *quick, json.as_deref(), only);
         }
@@ -200,6 +218,18 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(role) => run_node(role, &config, common.report.as_deref()),
         None => run_demo(&config, common.report.as_deref()),
     }
+}
+
+/// Simulate and compare take --config and their own options only.
+fn only_config_with(cli: &Cli, command: &str) -> Result<(), Failure> {
+    let common = &cli.common;
+    if cli.role.is_some() || cli.throttle.is_some() || common.headless || common.report.is_some() {
+        return Err(usage(anyhow::anyhow!(
+            "{command} takes --config and its own options (see `loadbal {command} --help`); \
+             --role, --throttle, --headless and --report are for runs"
+        )));
+    }
+    Ok(())
 }
 
 /// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
@@ -271,7 +301,7 @@ fn bench(
 
 /// An output file's directory must exist before hours of work are spent.
 /// `-` is standard output.
-fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()> {
     if path.as_os_str() == "-" {
         return Ok(());
     }

@@ -19,6 +19,8 @@
 mod compute;
 mod net;
 
+pub use net::real_run;
+
 use std::io::Write;
 use std::time::Instant;
 

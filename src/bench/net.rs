@@ -63,6 +63,68 @@ enum Until {
     RandomBootstrap,
 }
 
+/// Runs `config` for real with both nodes in this process, on two fresh
+/// loopback ports, applying the throttle changes as the run goes; returns
+/// the master's report of a verified run.
+pub fn real_run(
+    config: &crate::config::Config,
+    changes: &[crate::sim::ThrottleChange],
+) -> anyhow::Result<Report> {
+    let mut config = config.clone();
+    config.master.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
+    config.slave.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
+    let quiet = NodeOptions {
+        headless: false,
+        progress: false,
+        waker: Arc::new(|| {}),
+        random_bootstrap: false,
+        inject_panic: None,
+    };
+    let slave =
+        node::start(Role::Slave, &config, quiet.clone()).context("cannot start the slave")?;
+    let master = node::start(Role::Master, &config, quiet).context("cannot start the master")?;
+    slave.command(Command::Start);
+    master.command(Command::Start);
+    let started = Instant::now();
+    let mut pending: Vec<_> = changes.to_vec();
+    pending.sort_by(|a, b| b.at_s.total_cmp(&a.at_s));
+    while !master.is_finished() {
+        if started.elapsed() > PAIR_LIMIT {
+            master.command(Command::Stop);
+            slave.command(Command::Stop);
+        }
+        // Throttle changes count from the bootstrap, as in the simulator.
+        let run_s = master.view().snapshot().phase_started[Phase::Bootstrap as usize]
+            .map_or(0.0, |t| t.elapsed().as_secs_f64());
+        while pending
+            .last()
+            .is_some_and(|c| run_s >= c.at_s && run_s > 0.0)
+        {
+            if let Some(c) = pending.pop() {
+                let node = if c.role == Role::Master {
+                    &master
+                } else {
+                    &slave
+                };
+                node.command(Command::SetThrottle(c.throttle));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let outcome = master.wait();
+    let _ = slave.wait();
+    match outcome {
+        Outcome::Finished {
+            verified: true,
+            report: Some(report),
+        } => Ok(*report),
+        Outcome::Finished { verified: true, .. } => bail!("the master made no report"),
+        Outcome::Finished { .. } => bail!("the run did not verify"),
+        Outcome::Failed(why) => bail!("the run failed: {why}"),
+        Outcome::Stopped => bail!("the run was stopped"),
+    }
+}
+
 /// Runs a master and a slave in this process.
 fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
     let config = file.validate().context("the bench's config")?;

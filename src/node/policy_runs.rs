@@ -147,3 +147,54 @@ fn none_moves_nothing_between_computing_nodes() {
     assert!(pair.master.core.transfers().is_empty());
     assert_eq!(pair.master.core.counters().requests_sent, 0);
 }
+
+#[test]
+fn adaptive_keeps_the_bootstrap_a_slow_link_cannot_carry() {
+    // 128 jobs of 256 KiB, 10 ms each to compute (one iteration computed
+    // for real, twenty modelled), over 20 Mbit/s each way: 105 ms a job on
+    // the wire.
+    let slow = |policy: &str| {
+        let text = format!(
+            r#"{{
+                "workload": {{ "jobs": 128, "elements_per_job": 32768, "iterations": 1 }},
+                "policy": {{ "transfer": "{policy}", "state_interval_ms": 100 }},
+                "network": {{ "datagram_bytes": 1472, "compression": false }},
+                "master": {{ "link": {{ "bandwidth_mbit": 20, "delay_ms": 20 }} }},
+                "slave": {{ "link": {{ "bandwidth_mbit": 20, "delay_ms": 20 }} }}
+            }}"#
+        );
+        let c = parse(&text, "test")
+            .unwrap()
+            .validate_on(&Machine {
+                memory_bytes: 0,
+                logical_cpus: 2,
+            })
+            .unwrap();
+        let mut pair = Pair::new(&c, 32768.0 * 20.0 / 0.01, 7);
+        pair.master.modelled_iterations = Some(20);
+        pair.slave.modelled_iterations = Some(20);
+        pair.start();
+        assert!(pair.run(Duration::from_secs(600)));
+        assert_eq!(pair.master_end(), Some(&End::Finished { verified: true }));
+        pair
+    };
+    let adaptive = slow("adaptive");
+    let completion = slow("completion");
+    let sent = |p: &Pair| p.master.core.bootstrap_jobs();
+    assert_eq!(sent(&completion), 64);
+    // The first batches leave at once (48 jobs); the rest it keeps.
+    assert!(sent(&adaptive) < 56, "{}", adaptive.master.log_text());
+    assert!(
+        adaptive.master.log_text().contains("not sent yet"),
+        "{}",
+        adaptive.master.log_text()
+    );
+    // The batches that left before the link was measured still take their
+    // time out and back: 7.1 s against 8.9 s.
+    assert!(
+        adaptive.elapsed() < completion.elapsed() * 9 / 10,
+        "{:?} {:?}",
+        adaptive.elapsed(),
+        completion.elapsed()
+    );
+}

@@ -41,9 +41,60 @@ fn makespan(input: &PolicyInput, f: &Forecast, jobs: f64) -> f64 {
     local_after.max(peer_after)
 }
 
+/// When the master and the slave would finish if the master keeps `kept`
+/// of the `unsent` bootstrap jobs: the master computes them after its own;
+/// the slave's jobs arrive no sooner than the link carries them (those sent
+/// before them included), and its last result comes back over it.
+fn bootstrap_times(input: &PolicyInput, f: &Forecast, unsent: f64, kept: f64) -> (f64, f64) {
+    let per_job = input.bytes_per_job as f64 / input.link_bytes_per_s;
+    let rtt = input.rtt.map_or(0.0, |r| r.as_secs_f64());
+    let master = (f.local_load + kept) / f.local_rate;
+    let to_slave = f64::from(input.in_flight) + unsent - kept;
+    let computed = (f.peer_load + to_slave) / f.peer_rate;
+    let last_arrival = rtt + to_slave * per_job + 1.0 / f.peer_rate;
+    (master, computed.max(last_arrival) + per_job)
+}
+
 impl TransferPolicy for Adaptive {
     fn name(&self) -> &'static str {
         "adaptive"
+    }
+
+    fn on_bootstrap(&mut self, input: &PolicyInput, unsent: u32) -> u32 {
+        let forecast = Forecast::of(input);
+        if unsent == 0
+            || input.link_bytes_per_s <= 0.0
+            || forecast.local_rate <= 0.0
+            || forecast.peer_rate <= 0.0
+            || !input.rates_measured()
+        {
+            return 0;
+        }
+        let unsent = f64::from(unsent);
+        let times = |kept: f64| bootstrap_times(input, &forecast, unsent, kept);
+        let makespan = |kept: f64| {
+            let (m, s) = times(kept);
+            m.max(s)
+        };
+        // The master's time rises with what it keeps and the slave's
+        // falls: bisect for the crossing over whole jobs.
+        let (mut lo, mut hi) = (0.0_f64, unsent);
+        while hi - lo > 1.0 {
+            let mid = ((lo + hi) / 2.0).floor();
+            let (m, s) = times(mid);
+            if m < s {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        let best = if makespan(lo) <= makespan(hi) { lo } else { hi };
+        let saved = makespan(0.0) - makespan(best);
+        if best >= 1.0 && saved > self.threshold_s {
+            best as u32
+        } else {
+            0
+        }
     }
 
     fn on_state(&mut self, input: &PolicyInput) -> Decision {
@@ -151,6 +202,34 @@ mod tests {
                 "local {local}, peer {peer}, throttles {throttle:?}, link {link}, rtt {rtt} ms"
             );
         }
+    }
+
+    #[test]
+    fn keeps_the_bootstrap_a_slow_link_cannot_carry_in_time() {
+        // The master with 500 of its own jobs to do, 500 of the slave's not
+        // sent yet and 12 on their way.
+        let at = |link: f64| {
+            let mut i = input(500, 0, (1.0, 1.0), link, 100);
+            i.in_flight = 12;
+            Adaptive::new(10).on_bootstrap(&i, 500)
+        };
+        // A fast link: the slave gets its half, give or take a few.
+        assert!(at(10.0 * GBIT) <= 8, "{}", at(10.0 * GBIT));
+        // 10 Mbit/s: 210 ms a job on the wire against 10 ms of compute:
+        // the master keeps nearly all of it.
+        let kept = at(WAN);
+        assert!((450..=500).contains(&kept), "{kept}");
+        // 100 Mbit/s: 21 ms a job: about 190.
+        let kept = at(0.1 * GBIT);
+        assert!((170..=210).contains(&kept), "{kept}");
+        // An idle master keeps half, whatever the link.
+        let mut idle = input(0, 0, (1.0, 1.0), 10.0 * GBIT, 0);
+        idle.in_flight = 0;
+        assert_eq!(Adaptive::new(10).on_bootstrap(&idle, 500), 250);
+        // Not before the link was measured, nor by the other policies.
+        assert_eq!(at(0.0), 0);
+        let i = input(0, 20, (1.0, 1.0), WAN, 100);
+        assert_eq!(super::super::Completion::new(10).on_bootstrap(&i, 500), 0);
     }
 
     #[test]

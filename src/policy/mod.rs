@@ -99,7 +99,8 @@ pub struct PolicyInput {
     pub local_throttle: f64,
     /// The peer's throttle, 0 to 1.
     pub peer_throttle: f64,
-    /// Bytes one job takes on the wire (uncompressed).
+    /// Bytes one job takes on the wire: its data, times the ratio
+    /// compression achieved on the batches this node sent so far.
     pub bytes_per_job: u64,
     /// The link's smoothed round-trip time, once measured.
     pub rtt: Option<std::time::Duration>,
@@ -190,6 +191,13 @@ pub trait TransferPolicy: Send {
     /// classic receiver-initiated rules act here.
     fn on_departure(&mut self, _input: &PolicyInput) -> Decision {
         Decision::Hold
+    }
+    /// The master, during the bootstrap: `unsent` jobs of the slave's half
+    /// have not left yet. How many of them it keeps and computes itself
+    /// (the assignment's bootstrap sends them all: 0). The input's
+    /// `in_flight` counts the bootstrap jobs sent and not yet acknowledged.
+    fn on_bootstrap(&mut self, _input: &PolicyInput, _unsent: u32) -> u32 {
+        0
     }
 }
 

@@ -223,21 +223,18 @@ impl NodeCore {
         let peer = self.role.peer();
         // The link's rate: this batch's bytes over the time it took, from
         // its sending to its ack (an underestimate while batches queue
-        // behind each other, which is what a sender can count on).
-        // A batch delivered within the same microsecond (a link in virtual
-        // time with no delay) counts as taking one.
-        let took = now
-            .saturating_duration_since(p.sent_at)
-            .as_secs_f64()
-            .max(1e-6);
-        {
-            let sample = p.wire_bytes as f64 / took;
-            self.link_rate = if self.link_rate == 0.0 {
-                sample
-            } else {
-                0.3 * sample + 0.7 * self.link_rate
-            };
-        }
+        // behind each other, which is what a sender can count on), less
+        // one round trip: that is latency, not rate, and the policies add
+        // it once per move. A batch delivered within a microsecond of that
+        // (a link in virtual time with no delay) counts as taking one.
+        let rtt = self.endpoint.rtt().srtt().map_or(0.0, |r| r.as_secs_f64());
+        let took = (now.saturating_duration_since(p.sent_at).as_secs_f64() - rtt).max(1e-6);
+        let sample = p.wire_bytes as f64 / took;
+        self.link_rate = if self.link_rate == 0.0 {
+            sample
+        } else {
+            0.3 * sample + 0.7 * self.link_rate
+        };
         match p.kind {
             BatchKind::Results => {
                 for &id in &p.ids {

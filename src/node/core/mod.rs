@@ -669,6 +669,10 @@ impl NodeCore {
             return;
         }
         self.drain_endpoint(now);
+        if self.role == Role::Master && self.phase == Phase::Bootstrap {
+            // Before the next batch is encoded: the policy may keep it.
+            self.evaluate_bootstrap(now);
+        }
         self.feed_bootstrap(now);
         self.send_ready_results(now);
         if self.departure_due {

@@ -284,13 +284,13 @@ impl NodeCore {
             let elapsed = self.phase_started[Phase::Bootstrap as usize]
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             let params = self.config.workload;
-            let bytes = f64::from(params.jobs / 2)
+            let bytes = f64::from(self.bootstrap_jobs)
                 * protocol::batch::job_bytes(params.elements_per_job) as f64;
             self.log(
                 now,
                 format!(
                     "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s)",
-                    params.jobs / 2,
+                    self.bootstrap_jobs,
                     bytes / 1e6,
                     elapsed.as_secs_f64(),
                     bytes / 1e6 / elapsed.as_secs_f64().max(1e-9)

@@ -75,7 +75,15 @@ impl NodeCore {
     /// What the policy sees at `now`, or `None` outside processing or
     /// before the peer's first state.
     pub fn policy_input(&self, now: Instant) -> Option<PolicyInput> {
-        if self.phase != Phase::Processing || self.peer_lost {
+        if self.phase != Phase::Processing {
+            return None;
+        }
+        self.input_now(now)
+    }
+
+    /// What the policy sees at `now`, in any phase of a connected run.
+    fn input_now(&self, now: Instant) -> Option<PolicyInput> {
+        if self.peer_lost {
             return None;
         }
         let peer = self.peer?;
@@ -103,7 +111,7 @@ impl NodeCore {
             peer_workers: u32::from(peer.state.workers),
             local_throttle: self.throttle,
             peer_throttle: f64::from(peer.state.throttle),
-            bytes_per_job: crate::protocol::batch::job_bytes(params.elements_per_job) as u64,
+            bytes_per_job: self.wire_bytes_per_job(params.elements_per_job),
             rtt: self.endpoint.rtt().srtt(),
             link_bytes_per_s: self.link_rate,
             run_seconds: self.run_seconds(now),
@@ -111,8 +119,25 @@ impl NodeCore {
         })
     }
 
+    /// A job's bytes on the wire: its data, times what compression made of
+    /// the batches sent so far.
+    fn wire_bytes_per_job(&self, elements_per_job: u32) -> u64 {
+        let raw = crate::protocol::batch::job_bytes(elements_per_job) as f64;
+        let c = &self.counters;
+        let ratio = if c.batch_raw_bytes > 0 {
+            c.batch_wire_bytes as f64 / c.batch_raw_bytes as f64
+        } else {
+            1.0
+        };
+        (raw * ratio).ceil().max(1.0) as u64
+    }
+
     /// The adaptor: asks the policy and carries out its decision.
     pub(super) fn evaluate(&mut self, now: Instant) {
+        if self.role == Role::Master && self.phase == Phase::Bootstrap {
+            self.evaluate_bootstrap(now);
+            return;
+        }
         let Some(input) = self.policy_input(now) else {
             return;
         };
@@ -128,6 +153,46 @@ impl NodeCore {
         }
         let decision = self.policy.on_state(&input);
         self.act(now, &input, decision);
+    }
+
+    /// The master, during the bootstrap: the policy may keep some of the
+    /// slave's half not sent yet (a link too slow to carry it in time).
+    pub(super) fn evaluate_bootstrap(&mut self, now: Instant) {
+        if self.bootstrap.is_empty() || self.throttle <= 0.0 {
+            return;
+        }
+        let Some(mut input) = self.input_now(now) else {
+            return;
+        };
+        let unsent = self.bootstrap.len() as u32;
+        // Jobs sent and not yet acknowledged, the unsent ones aside.
+        input.in_flight = input.in_flight.saturating_sub(unsent);
+        let keep = self.policy.on_bootstrap(&input, unsent).min(unsent);
+        if keep == 0 {
+            return;
+        }
+        let at = self.bootstrap.len() - keep as usize;
+        let kept: Vec<u32> = self.bootstrap.split_off(at).into_iter().collect();
+        for &id in &kept {
+            self.ledger.set(id, super::JobState::Queued);
+            self.queue.push_back(crate::workload::Job::unmade(id));
+        }
+        self.in_flight_jobs = self.in_flight_jobs.saturating_sub(keep);
+        self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(keep);
+        let rtt_ms = input.rtt.map_or(0.0, |r| r.as_secs_f64() * 1000.0);
+        self.log(
+            now,
+            format!(
+                "policy {}: the link carries a job in {:.1} ms (RTT {rtt_ms:.0} ms), a worker here computes one in {:.1} ms: keeping {keep} bootstrap jobs [{}] not sent yet",
+                self.policy.name(),
+                input.bytes_per_job as f64 / input.link_bytes_per_s.max(1.0) * 1000.0,
+                1000.0 / input.predicted_rates().0.max(1e-9),
+                format_id_ranges(&kept)
+            ),
+        );
+        self.state_due = true;
+        // Nothing left to deliver ends the bootstrap.
+        self.bootstrap_delivered(now, keep);
     }
 
     /// The policy's departure rule, after a job was done here.

@@ -1,0 +1,293 @@
+//! The simulator (`loadbal simulate`): a whole run in virtual time through
+//! the same node cores and policy code as the real nodes, over the link
+//! model, with modelled compute: a job takes its elements x iterations over
+//! the measured kernel rate, divided by its node's throttle. It predicts the
+//! run report in a fraction of a second. The data is computed for real with
+//! one iteration (so the run still verifies, cheaply) while time is
+//! modelled with the workload's iterations.
+//!
+//! [`queueing`] is the classic two-queue experiment, and [`compare`] runs
+//! every policy over a grid of scenarios.
+
+mod chart;
+pub mod compare;
+pub mod queueing;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::{Config, Role};
+use crate::link::LinkConfig;
+use crate::node::core::End;
+use crate::node::harness::Pair;
+use crate::protocol::Phase;
+use crate::report::Report;
+use crate::transport::NetStats;
+
+/// The loopback interface as the link model sees it in a simulation of
+/// two nodes on one machine: no loss, a few microseconds, and the transfer
+/// layer's measured throughput on it (`loadbal bench --only transport`).
+pub const LOOPBACK_MBIT: f64 = 8_000.0;
+
+/// A throttle change at a point of the run (`--throttle-at S:NODE:VALUE`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ThrottleChange {
+    /// Seconds from the start.
+    pub at_s: f64,
+    /// The node.
+    pub role: Role,
+    /// Its new throttle, 0 to 1.
+    pub throttle: f64,
+}
+
+impl std::str::FromStr for ThrottleChange {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let parts: Vec<&str> = text.split(':').collect();
+        let [at, node, value] = parts[..] else {
+            return Err(format!(
+                "\"{text}\" is not SECONDS:NODE:VALUE (for example 0.5:slave:0.25)"
+            ));
+        };
+        let at_s: f64 = at
+            .parse()
+            .ok()
+            .filter(|s: &f64| s.is_finite() && *s >= 0.0)
+            .ok_or_else(|| format!("\"{at}\" is not a number of seconds from 0 up"))?;
+        let role = match node {
+            "master" => Role::Master,
+            "slave" => Role::Slave,
+            other => return Err(format!("\"{other}\" is not a node: master or slave")),
+        };
+        let throttle: f64 = value
+            .parse()
+            .ok()
+            .filter(|t| (0.0..=1.0).contains(t))
+            .ok_or_else(|| format!("\"{value}\" is not a throttle from 0.0 to 1.0"))?;
+        Ok(ThrottleChange {
+            at_s,
+            role,
+            throttle,
+        })
+    }
+}
+
+/// What a simulation predicts, beside the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// Seconds from the bootstrap to the end of aggregation.
+    pub finish_s: f64,
+    /// Seconds the workload takes on both nodes as one machine: all
+    /// workers busy from the first instant, moving nothing.
+    pub ideal_s: f64,
+    /// `ideal_s / finish_s`.
+    pub efficiency: f64,
+    /// Jobs the policy moved, both ways.
+    pub jobs_moved: u32,
+    /// Their bytes (the jobs' data, uncompressed).
+    pub bytes_moved: u64,
+    /// Policy transfers (batches the policy sent, both ways).
+    pub transfers: u32,
+    /// Jobs per second of one worker at full throttle, as modelled.
+    pub rate_jobs_per_s: f64,
+    /// Seconds of real time the simulation took.
+    pub wall_s: f64,
+}
+
+/// A simulated run: the master's report and the prediction.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// The run report, as the master would write it.
+    pub report: Report,
+    /// The figures the comparison needs.
+    pub prediction: Prediction,
+}
+
+impl Simulation {
+    /// The report's JSON with `"simulated": true` and the prediction.
+    pub fn to_json(&self) -> String {
+        let mut value = serde_json::to_value(&self.report).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("simulated".to_owned(), serde_json::Value::Bool(true));
+            map.insert(
+                "prediction".to_owned(),
+                serde_json::to_value(&self.prediction).unwrap_or_default(),
+            );
+        }
+        // A map of plain values always serialises.
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    }
+}
+
+/// Why a simulation did not produce a report.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The run did not end within the virtual time allowed (both nodes
+    /// paused for good, say).
+    #[error("the simulated run had not ended after {0} s of virtual time: {1}")]
+    NoEnd(u64, String),
+    /// The run ended without a verified result.
+    #[error("the simulated run ended without a verified result: {0}")]
+    Failed(String),
+}
+
+/// Virtual time a simulation may take before it is given up.
+const VIRTUAL_LIMIT: Duration = Duration::from_secs(24 * 3600);
+
+/// The config the simulation runs: the user's, with a loopback link
+/// modelled where a node has none, and one iteration computed for real.
+fn simulated_config(config: &Config) -> Config {
+    let mut sim = config.clone();
+    for role in [Role::Master, Role::Slave] {
+        let node = sim.node_mut(role);
+        if node.link.is_none() {
+            node.link = Some(loopback_link());
+        }
+    }
+    sim.workload.iterations = 1;
+    sim
+}
+
+/// The loopback interface, as the link model sees it.
+pub fn loopback_link() -> LinkConfig {
+    LinkConfig {
+        loss: 0.0,
+        duplicate: 0.0,
+        reorder: 0.0,
+        delay_ms: 0.005,
+        jitter_ms: 0.0,
+        bandwidth_mbit: LOOPBACK_MBIT,
+        seed: 1,
+    }
+}
+
+/// Simulates a run of `config` with workers computing `rate` jobs a
+/// second each at full throttle, and the throttle changes given.
+pub fn simulate(
+    config: &Config,
+    rate: f64,
+    changes: &[ThrottleChange],
+    seed: u64,
+) -> Result<Simulation, SimError> {
+    let wall = Instant::now();
+    let w = config.workload;
+    let per_job = f64::from(w.elements_per_job) * f64::from(w.iterations);
+    let mut pair = Pair::new(&simulated_config(config), rate * per_job, seed);
+    pair.master.modelled_iterations = Some(w.iterations);
+    pair.slave.modelled_iterations = Some(w.iterations);
+    pair.start();
+    let mut changes = changes.to_vec();
+    changes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    for change in &changes {
+        let at = Duration::from_secs_f64(change.at_s);
+        if pair.run_until(at) {
+            break;
+        }
+        let now = pair.now;
+        pair.node(change.role).set_throttle(now, change.throttle);
+    }
+    let remaining = VIRTUAL_LIMIT.saturating_sub(pair.elapsed());
+    if !pair.run(remaining) {
+        return Err(SimError::NoEnd(
+            VIRTUAL_LIMIT.as_secs(),
+            last_line(&pair.master.log_text()),
+        ));
+    }
+    let core = &pair.master.core;
+    let (Some(End::Finished { verified: true }), Some(verification)) =
+        (core.end(), core.verification())
+    else {
+        return Err(SimError::Failed(last_line(&pair.master.log_text())));
+    };
+    let stats = NetStats::default();
+    stats
+        .datagrams_sent
+        .store(pair.sent[0], std::sync::atomic::Ordering::Relaxed);
+    let mut report = Report::build(core, &stats, verification);
+    // Computed with one iteration, predicted for the workload's.
+    report.expected_value = crate::workload::expected_value(&w);
+    report.peak_rss_bytes = None;
+    let started = core.phase_started();
+    let finish_s = match (
+        started[Phase::Bootstrap as usize],
+        started[Phase::Done as usize],
+    ) {
+        (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
+        _ => 0.0,
+    };
+    let jobs_moved = report.jobs_moved.to_slave + report.jobs_moved.to_master;
+    let ideal_s = ideal_seconds(config, rate, &changes);
+    let prediction = Prediction {
+        finish_s,
+        ideal_s,
+        efficiency: if finish_s > 0.0 {
+            ideal_s / finish_s
+        } else {
+            0.0
+        },
+        jobs_moved,
+        bytes_moved: u64::from(jobs_moved)
+            * crate::protocol::batch::job_bytes(w.elements_per_job) as u64,
+        transfers: report.transfers.len() as u32,
+        rate_jobs_per_s: rate,
+        wall_s: wall.elapsed().as_secs_f64(),
+    };
+    Ok(Simulation { report, prediction })
+}
+
+fn last_line(log: &str) -> String {
+    log.lines().last().unwrap_or("no log").to_owned()
+}
+
+/// The ideal finishing time: the workload over both nodes' capacity, every
+/// worker busy from the first instant and nothing moved, following the
+/// throttle changes.
+pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> f64 {
+    let workers = |role: Role| config.node(role).workers.max(1) as f64;
+    let mut throttle = [config.master.throttle, config.slave.throttle];
+    let capacity =
+        |t: &[f64; 2]| rate * (workers(Role::Master) * t[0] + workers(Role::Slave) * t[1]);
+    let mut left = f64::from(config.workload.jobs);
+    let mut now = 0.0;
+    let mut sorted = changes.to_vec();
+    sorted.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
+    for change in sorted {
+        let c = capacity(&throttle);
+        let span = (change.at_s - now).max(0.0);
+        if c * span >= left {
+            return now + left / c;
+        }
+        left -= c * span;
+        now = change.at_s.max(now);
+        throttle[usize::from(change.role == Role::Slave)] = change.throttle;
+    }
+    let c = capacity(&throttle);
+    if c > 0.0 {
+        now + left / c
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// Measures one worker's jobs per second on this machine: the kernel on
+/// one job of the workload's size, for about `budget`.
+pub fn measure_rate(config: &Config, budget: Duration) -> f64 {
+    let w = config.workload;
+    let mut data = vec![w.initial; w.elements_per_job as usize];
+    // Few iterations per pass, so a pass stays short whatever the workload.
+    let pass_iterations = w.iterations.clamp(1, 50);
+    let started = Instant::now();
+    let mut iterations: u64 = 0;
+    while started.elapsed() < budget {
+        crate::kernel::add_repeated(&mut data, pass_iterations, w.addend);
+        iterations += u64::from(pass_iterations);
+    }
+    std::hint::black_box(&data);
+    let seconds = started.elapsed().as_secs_f64();
+    iterations as f64 / f64::from(w.iterations) / seconds
+}
+
+#[cfg(test)]
+mod tests;

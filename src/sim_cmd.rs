@@ -1,0 +1,258 @@
+//! `loadbal simulate` and `loadbal compare`: arguments, checks and output.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use loadbal::config::{self, Config, ConfigFile};
+use loadbal::sim::{self, ThrottleChange, queueing};
+
+use crate::{Failure, check_output_path, runtime, usage};
+
+/// How long the kernel's rate is measured when --rate is not given.
+const RATE_BUDGET: Duration = Duration::from_millis(400);
+
+#[derive(Debug, clap::Args)]
+pub struct SimulateArgs {
+    /// Jobs per second one worker computes at full throttle [default:
+    /// measured on this machine first, in under a second].
+    #[arg(long, value_name = "JOBS_PER_S")]
+    rate: Option<f64>,
+    /// Change a node's throttle mid-run: seconds from the start, master or
+    /// slave, and the new throttle (repeatable), e.g. 0.5:slave:0.25.
+    #[arg(long = "throttle-at", value_name = "S:NODE:VALUE")]
+    throttle_at: Vec<ThrottleChange>,
+    /// Also write the output as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// The classic two-queue experiment (Poisson arrivals, exponential
+    /// service of mean 1, instantaneous transfers) instead of a run.
+    #[arg(long)]
+    queueing: bool,
+    /// The policy [run: default the config's; queueing: none, sender,
+    /// receiver, symmetric or jsq].
+    #[arg(long, value_name = "NAME")]
+    policy: Option<String>,
+    /// The policy's threshold, in its unit [default: the config's, or the
+    /// policy's own].
+    #[arg(long, value_name = "T")]
+    threshold: Option<u32>,
+    /// Queueing: arrivals per unit time at each node, from 0 to 1 (exclusive).
+    #[arg(long, value_name = "RHO", requires = "queueing")]
+    load: Option<f64>,
+    /// Queueing: jobs measured.
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "queueing",
+        default_value_t = 1_000_000
+    )]
+    jobs: u64,
+    /// Queueing: the random seed.
+    #[arg(long, value_name = "S", requires = "queueing", default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Simulate every run (the default: seconds).
+    #[arg(long, conflicts_with = "real")]
+    sim: bool,
+    /// Run every plain-link scenario for real on loopback, both nodes in
+    /// this process (the WAN scenarios stay simulated).
+    #[arg(long)]
+    real: bool,
+    /// Jobs per second one worker computes at full throttle, for the
+    /// simulations [default: measured on this machine first].
+    #[arg(long, value_name = "JOBS_PER_S")]
+    rate: Option<f64>,
+    /// Where to write compare.md, compare.json and the charts.
+    #[arg(long, value_name = "DIR", default_value = "compare")]
+    out: PathBuf,
+}
+
+fn load(config: Option<&Path>) -> Result<(ConfigFile, Config), Failure> {
+    let file = config::load_file(config).map_err(|e| usage(anyhow::Error::new(e)))?;
+    let validated = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
+    Ok((file, validated))
+}
+
+fn check_rate(rate: Option<f64>) -> Result<(), Failure> {
+    match rate {
+        Some(r) if !(r.is_finite() && r > 0.0) => Err(usage(anyhow::anyhow!(
+            "--rate {r}: must be a number of jobs per second above 0"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The rate given, or measured now (said on stderr).
+fn rate_or_measured(rate: Option<f64>, config: &Config) -> f64 {
+    rate.unwrap_or_else(|| {
+        let r = sim::measure_rate(config, RATE_BUDGET);
+        loadbal::say!(
+            "measured: one worker computes {r:.1} jobs/s of {} doubles x {} iterations here (give --rate to skip)",
+            config.workload.elements_per_job,
+            config.workload.iterations
+        );
+        r
+    })
+}
+
+fn write_json(path: Option<&Path>, text: &str) -> Result<(), Failure> {
+    if let Some(path) = path {
+        loadbal::files::write(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(runtime)?;
+    }
+    Ok(())
+}
+
+/// `loadbal simulate`.
+pub fn simulate(config_path: Option<&Path>, args: &SimulateArgs) -> Result<u8, Failure> {
+    if let Some(path) = &args.json {
+        check_output_path("--json", path).map_err(usage)?;
+    }
+    if args.queueing {
+        return queueing_mode(args);
+    }
+    check_rate(args.rate)?;
+    let (mut file, _) = load(config_path)?;
+    if let Some(policy) = &args.policy {
+        file.policy.transfer = policy.clone();
+        file.policy.threshold = None;
+    }
+    if let Some(t) = args.threshold {
+        file.policy.threshold = Some(t);
+    }
+    let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
+    let rate = rate_or_measured(args.rate, &config);
+    let result = sim::simulate(&config, rate, &args.throttle_at, 1)
+        .context("simulate")
+        .map_err(runtime)?;
+    let p = &result.prediction;
+    let json = result.to_json();
+    let _ = loadbal::term::out(&format!("{json}\n"));
+    write_json(args.json.as_deref(), &json)?;
+    loadbal::say!(
+        "simulated ({} policy): finishes in {:.3} s against an ideal {:.3} s (efficiency {:.3}); \
+         {} jobs moved in {} transfers; {:.2} s to simulate",
+        config.policy.transfer,
+        p.finish_s,
+        p.ideal_s,
+        p.efficiency,
+        p.jobs_moved,
+        p.transfers,
+        p.wall_s
+    );
+    Ok(0)
+}
+
+fn queueing_mode(args: &SimulateArgs) -> Result<u8, Failure> {
+    if args.rate.is_some() || !args.throttle_at.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "--rate and --throttle-at are for simulated runs, not --queueing"
+        )));
+    }
+    let names = queueing::POLICIES
+        .iter()
+        .map(|(short, _)| *short)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(policy) = args.policy.as_deref() else {
+        return Err(usage(anyhow::anyhow!(
+            "--queueing needs --policy NAME ({names}), --threshold T and --load RHO"
+        )));
+    };
+    if queueing::policy_name(policy).is_none() {
+        return Err(usage(anyhow::anyhow!(
+            "--policy {policy}: the queueing mode has {names}"
+        )));
+    }
+    let Some(threshold) = args.threshold else {
+        return Err(usage(anyhow::anyhow!(
+            "--queueing needs --threshold T (jobs at a node, 1 or 2 in the classic experiments)"
+        )));
+    };
+    let load = match args.load {
+        Some(l) if l > 0.0 && l < 1.0 => l,
+        Some(l) => {
+            return Err(usage(anyhow::anyhow!(
+                "--load {l}: must be above 0 and below 1 (a queue at 1 or more never settles)"
+            )));
+        }
+        None => {
+            return Err(usage(anyhow::anyhow!(
+                "--queueing needs --load RHO, the arrivals per unit time at each node (0 to 1)"
+            )));
+        }
+    };
+    if args.jobs < 1000 {
+        return Err(usage(anyhow::anyhow!(
+            "--jobs {}: at least 1000, for 20 batches of 50 to estimate the interval",
+            args.jobs
+        )));
+    }
+    let experiment = queueing::Experiment {
+        load,
+        threshold,
+        jobs: args.jobs,
+        seed: args.seed,
+    };
+    let Some(outcome) = queueing::run_named(policy, &experiment) else {
+        return Err(usage(anyhow::anyhow!("--policy {policy}: unknown")));
+    };
+    // A struct of numbers and a name always serialises.
+    let json = serde_json::to_string_pretty(&outcome).unwrap_or_default();
+    let _ = loadbal::term::out(&format!("{json}\n"));
+    write_json(args.json.as_deref(), &json)?;
+    Ok(0)
+}
+
+/// `loadbal compare`.
+pub fn compare(config_path: Option<&Path>, args: &CompareArgs) -> Result<u8, Failure> {
+    check_rate(args.rate)?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(usage(anyhow::anyhow!(
+            "--out {}: is not a directory",
+            args.out.display()
+        )));
+    }
+    let (file, config) = load(config_path)?;
+    let compression = file.network.compression;
+    let rate = rate_or_measured(args.rate, &config);
+    let mut progress = |line: &str| loadbal::say!("{line}");
+    let comparison = if args.real {
+        sim::compare::run_real(&config, compression, rate, &mut progress)
+            .context("compare --real")
+            .map_err(runtime)?
+    } else {
+        sim::compare::simulate_all(&config, compression, rate, &mut progress)
+    };
+    let files = comparison.write(&args.out).map_err(runtime)?;
+    let mut summary = String::new();
+    for sc in &comparison.scenarios {
+        if let Some(best) = comparison.best(&sc.name) {
+            summary.push_str(&format!(
+                "  {:<30} best {:<18} {:.3} s (efficiency {:.3})\n",
+                sc.name,
+                best.policy,
+                best.finish_s.unwrap_or(0.0),
+                best.efficiency.unwrap_or(0.0)
+            ));
+        }
+    }
+    let _ = loadbal::term::out(&format!(
+        "loadbal compare ({}), {:.1} s:\n{summary}",
+        comparison.mode, comparison.seconds
+    ));
+    loadbal::say!(
+        "written: {}",
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(0)
+}
