@@ -128,6 +128,32 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     );
     // On loopback without a secret both headers say the link is not secret.
     assert_eq!(h.query_all_by_label("· link not secret").count(), 2);
+    // The simulator's prediction of the same run comes in beside the time.
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(30),
+        "the prediction",
+        |h| {
+            h[0].state()
+                .panel(Role::Master)
+                .unwrap()
+                .predicted_s()
+                .is_some()
+        },
+    );
+    h.step();
+    h.get_by_label("Simulator's prediction");
+    let predicted = h
+        .state()
+        .panel(Role::Master)
+        .unwrap()
+        .predicted_s()
+        .cloned();
+    let Some(Ok(seconds)) = predicted else {
+        panic!("no prediction: {predicted:?}");
+    };
+    assert!(seconds > 0.0);
+    h.get_by_label_contains("at the throttles the run ended with: the run took");
     // Start is offered again, and a second run works: the first run's
     // sockets were freed when its nodes ended (issue 11).
     h.get_by_label("Start").click();
@@ -324,4 +350,55 @@ fn save_writes_a_config_that_loads_back_equal() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(names, vec!["config.json".to_owned()]);
+}
+
+#[test]
+fn the_compare_view_simulates_the_chosen_policies() {
+    let path = config_file("compare");
+    // Jobs long enough (milliseconds) for the policies to matter.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["workload"]["iterations"] = 20000.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Compare policies").click();
+    // A new window is measured on its first frame and shown on the next.
+    h.step();
+    h.step();
+    h.state_mut().compare().set_throttles(1.0, 0.25);
+    h.get_by_label("Simulate").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the simulations",
+        |h| !h[0].state().compare_busy(),
+    );
+    h.step();
+    let results = h.state_mut().compare().results().to_vec();
+    let names: Vec<&str> = results.iter().map(|r| r.policy).collect();
+    // The classic policies are unticked at first.
+    assert_eq!(
+        names,
+        [
+            "sender",
+            "receiver",
+            "symmetric",
+            "completion",
+            "adaptive",
+            "none",
+            "jsq"
+        ]
+    );
+    let finish = |name: &str| results.iter().find(|r| r.policy == name).unwrap().finish_s;
+    assert!(finish("completion") < finish("none"));
+    assert_eq!(
+        results
+            .iter()
+            .find(|r| r.policy == "none")
+            .unwrap()
+            .jobs_moved,
+        0
+    );
+    h.get_by_label_contains("7 policies simulated in");
 }

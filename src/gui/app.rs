@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use eframe::egui;
 
+use super::compare::CompareView;
 use super::editor::{ConfigEditor, EditorCommand};
 use super::panel::{NodePanel, PanelCommand};
 use crate::config::{ConfigFile, Role};
@@ -34,6 +35,8 @@ pub struct LoadbalApp {
     panels: Vec<NodePanel>,
     editor: ConfigEditor,
     show_config: bool,
+    compare: CompareView,
+    show_compare: bool,
     notice: Option<String>,
 }
 
@@ -54,6 +57,8 @@ impl LoadbalApp {
             panels,
             editor: ConfigEditor::new(path, file),
             show_config: false,
+            compare: CompareView::default(),
+            show_compare: false,
             notice: None,
         }
     }
@@ -73,11 +78,22 @@ impl LoadbalApp {
         self.panels.iter().any(NodePanel::is_running)
     }
 
-    /// Collects what changed in the nodes. Never blocks.
+    /// The Compare view.
+    pub fn compare(&mut self) -> &mut CompareView {
+        &mut self.compare
+    }
+
+    /// True while the Compare view's simulations run.
+    pub fn compare_busy(&self) -> bool {
+        self.compare.is_busy()
+    }
+
+    /// Collects what changed in the nodes and the simulations. Never blocks.
     pub fn poll(&mut self) {
         for p in &mut self.panels {
             p.poll();
         }
+        self.compare.poll(self.editor.config());
     }
 
     fn start(&mut self, ctx: &egui::Context) {
@@ -117,6 +133,7 @@ impl LoadbalApp {
                 ui.label(format!("phase: {}", phase.name()));
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     ui.toggle_value(&mut self.show_config, "Configuration");
+                    ui.toggle_value(&mut self.show_compare, "Compare policies");
                 });
             });
             if let Some(n) = &self.notice {
@@ -149,6 +166,17 @@ impl LoadbalApp {
                             );
                         }
                     });
+                });
+        }
+        if self.show_compare {
+            let ctx = ui.ctx().clone();
+            let config = self.editor.config();
+            egui::Window::new("Compare policies (simulated)")
+                .open(&mut self.show_compare)
+                .default_width(900.0)
+                .resizable(true)
+                .show(ui.ctx(), |ui| {
+                    self.compare.show(ui, config, move || ctx.request_repaint());
                 });
         }
         egui::CentralPanel::default().show(ui, |ui| {

@@ -6,8 +6,10 @@
 //! - [`panel`]: one node: controls, statistics, progress, plots, log, result.
 //! - [`editor`]: the config editor with validation as you type.
 //! - [`history`]: the time series behind the plots.
+//! - [`compare`]: the Compare view: every policy simulated, as bar charts.
 
 pub mod app;
+pub mod compare;
 pub mod editor;
 pub mod history;
 pub mod panel;

@@ -56,6 +56,18 @@ pub struct NodePanel {
     report_status: Option<String>,
     /// The config file the window edits: Save report never writes over it.
     config_path: std::path::PathBuf,
+    /// The config the last run started with.
+    run_config: Option<Config>,
+    /// The simulator's finishing time for the last run, once it is in.
+    prediction: Prediction,
+}
+
+/// The simulator's prediction of a finished run, made after it ends (so
+/// it takes no CPU from the run).
+enum Prediction {
+    None,
+    Pending(crossbeam_channel::Receiver<Result<f64, String>>),
+    Done(Result<f64, String>),
 }
 
 impl NodePanel {
@@ -75,6 +87,8 @@ impl NodePanel {
             report_path: "loadbal-report.json".to_owned(),
             report_status: None,
             config_path: std::path::PathBuf::from("config.json"),
+            run_config: None,
+            prediction: Prediction::None,
         }
     }
 
@@ -132,6 +146,8 @@ impl NodePanel {
         self.start_error = None;
         self.outcome = None;
         self.report_status = None;
+        self.prediction = Prediction::None;
+        self.run_config = Some(config.clone());
         match node::start(self.role, &config, options) {
             Ok(handle) => {
                 handle.command(Command::Start);
@@ -173,6 +189,12 @@ impl NodePanel {
             // Every thread of the node has ended: this join returns at
             // once, and the socket is free for the next Start.
             self.outcome = Some(node.wait());
+            self.predict();
+        }
+        if let Prediction::Pending(rx) = &self.prediction
+            && let Ok(result) = rx.try_recv()
+        {
+            self.prediction = Prediction::Done(result);
         }
         let Some(view) = &self.view else {
             return;
@@ -184,6 +206,46 @@ impl NodePanel {
         if self.log.len() > LOG_LINES {
             let excess = self.log.len() - LOG_LINES;
             self.log.drain(..excess);
+        }
+    }
+
+    /// Starts the simulator on the run just finished: the same config at
+    /// the throttles the report ends with, the worker's rate measured now.
+    fn predict(&mut self) {
+        let (
+            Some(Outcome::Finished {
+                report: Some(report),
+                ..
+            }),
+            Some(config),
+        ) = (&self.outcome, &self.run_config)
+        else {
+            return;
+        };
+        let mut config = config.clone();
+        config.master.throttle = report.throttle.master;
+        config.slave.throttle = report.throttle.slave;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("predict".to_owned())
+            .spawn(move || {
+                let rate = crate::sim::measure_rate(&config, std::time::Duration::from_millis(300));
+                let result = crate::sim::simulate(&config, rate, &[], 1)
+                    .map(|s| s.prediction.finish_s)
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(result);
+            });
+        self.prediction = match spawned {
+            Ok(_) => Prediction::Pending(rx),
+            Err(e) => Prediction::Done(Err(format!("cannot start the simulator: {e}"))),
+        };
+    }
+
+    /// The simulator's prediction of the last run: `None` before it is in.
+    pub fn predicted_s(&self) -> Option<&Result<f64, String>> {
+        match &self.prediction {
+            Prediction::Done(r) => Some(r),
+            _ => None,
         }
     }
 
@@ -496,6 +558,7 @@ impl NodePanel {
             report_path,
             report_status,
             config_path,
+            prediction,
             ..
         } = self;
         let Some(outcome) = outcome.as_ref() else {
@@ -548,6 +611,18 @@ impl NodePanel {
                                     )
                                 },
                             ),
+                        ),
+                        (
+                            "Simulator's prediction",
+                            match prediction {
+                                Prediction::None => "none (the run did not start here)".to_owned(),
+                                Prediction::Pending(_) => "simulating…".to_owned(),
+                                Prediction::Done(Ok(p)) => format!(
+                                    "{p:.3} s at the throttles the run ended with: the run took {:.2} × that",
+                                    e.total / p.max(1e-9)
+                                ),
+                                Prediction::Done(Err(why)) => format!("none: {why}"),
+                            },
                         ),
                         (
                             "Datagrams rejected",

@@ -146,6 +146,10 @@ pub struct Pair {
     pub filter: Option<DropFilter>,
     /// Datagrams sent by each role (master, slave), and dropped by the filter.
     pub sent: [u64; 2],
+    /// Their bytes.
+    pub bytes_sent: [u64; 2],
+    /// Datagrams delivered to each role (after the link and the filter).
+    pub delivered: [u64; 2],
     /// Datagrams the filter dropped.
     pub filtered: u64,
     seed: u64,
@@ -182,6 +186,8 @@ impl Pair {
             order: 0,
             filter: None,
             sent: [0, 0],
+            bytes_sent: [0, 0],
+            delivered: [0, 0],
             filtered: 0,
             seed,
         }
@@ -257,6 +263,7 @@ impl Pair {
                 }
                 let i = usize::from(role == Role::Slave);
                 self.sent[i] += 1;
+                self.bytes_sent[i] += buf.len() as u64;
                 if let Some(filter) = self.filter.as_mut()
                     && let Ok((_, message)) = protocol::decode(&buf)
                     && filter(role, &message)
@@ -360,6 +367,7 @@ impl Pair {
                 &mut self.master
             };
             if node.alive {
+                self.delivered[usize::from(d.to_slave)] += 1;
                 node.core.handle_datagram(now, &d.bytes);
             }
         }
@@ -381,6 +389,11 @@ impl Pair {
                 node.core.handle_timeout(now);
             }
         }
+    }
+
+    /// Datagrams the link of `role`'s outgoing direction dropped.
+    pub fn link_dropped(&self, role: Role) -> u64 {
+        self.links[usize::from(role == Role::Slave)].dropped
     }
 
     /// How the master's part ended.

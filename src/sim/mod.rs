@@ -201,10 +201,15 @@ pub fn simulate(
     else {
         return Err(SimError::Failed(last_line(&pair.master.log_text())));
     };
+    // The master's socket, as the link model saw it.
     let stats = NetStats::default();
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    stats.datagrams_sent.store(pair.sent[0], relaxed);
+    stats.bytes_sent.store(pair.bytes_sent[0], relaxed);
+    stats.datagrams_received.store(pair.delivered[0], relaxed);
     stats
-        .datagrams_sent
-        .store(pair.sent[0], std::sync::atomic::Ordering::Relaxed);
+        .link_dropped
+        .store(pair.link_dropped(Role::Master), relaxed);
     let mut report = Report::build(core, &stats, verification);
     // Computed with one iteration, predicted for the workload's.
     report.expected_value = crate::workload::expected_value(&w);
