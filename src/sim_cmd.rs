@@ -1,16 +1,12 @@
 //! `loadbal simulate` and `loadbal compare`: arguments, checks and output.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use loadbal::config::{self, Config, ConfigFile};
 use loadbal::sim::{self, ThrottleChange, queueing};
 
 use crate::{Failure, check_output_path, runtime, usage};
-
-/// How long the kernel's rate is measured when --rate is not given.
-const RATE_BUDGET: Duration = Duration::from_millis(400);
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -86,17 +82,23 @@ fn check_rate(rate: Option<f64>) -> Result<(), Failure> {
     }
 }
 
-/// The rate given, or measured now (said on stderr).
-fn rate_or_measured(rate: Option<f64>, config: &Config) -> f64 {
-    rate.unwrap_or_else(|| {
-        let r = sim::measure_rate(config, RATE_BUDGET);
+/// This machine, with the rate given or measured now (said on stderr).
+fn machine(rate: Option<f64>, config: &Config) -> sim::MachineModel {
+    let m = sim::MachineModel::measure(config, rate);
+    if rate.is_none() {
         loadbal::say!(
-            "measured: one worker computes {r:.1} jobs/s of {} doubles x {} iterations here (give --rate to skip)",
+            "measured: one worker computes {:.1} jobs/s of {} doubles x {} iterations here (give --rate to skip)",
+            m.rate_jobs_per_s,
             config.workload.elements_per_job,
             config.workload.iterations
         );
-        r
-    })
+    }
+    loadbal::say!(
+        "measured: moving a byte costs {:.2} ns of CPU at each end; {} logical CPUs",
+        m.seconds_per_byte * 1e9,
+        m.cores
+    );
+    m
 }
 
 fn write_json(path: Option<&Path>, text: &str) -> Result<(), Failure> {
@@ -126,8 +128,8 @@ pub fn simulate(config_path: Option<&Path>, args: &SimulateArgs) -> Result<u8, F
         file.policy.threshold = Some(t);
     }
     let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
-    let rate = rate_or_measured(args.rate, &config);
-    let result = sim::simulate(&config, rate, &args.throttle_at, 1)
+    let machine = machine(args.rate, &config);
+    let result = sim::simulate(&config, &machine, &args.throttle_at, 1)
         .context("simulate")
         .map_err(runtime)?;
     let p = &result.prediction;
@@ -220,14 +222,14 @@ pub fn compare(config_path: Option<&Path>, args: &CompareArgs) -> Result<u8, Fai
     }
     let (file, config) = load(config_path)?;
     let compression = file.network.compression;
-    let rate = rate_or_measured(args.rate, &config);
+    let machine = machine(args.rate, &config);
     let mut progress = |line: &str| loadbal::say!("{line}");
     let comparison = if args.real {
-        sim::compare::run_real(&config, compression, rate, &mut progress)
+        sim::compare::run_real(&config, compression, &machine, &mut progress)
             .context("compare --real")
             .map_err(runtime)?
     } else {
-        sim::compare::simulate_all(&config, compression, rate, &mut progress)
+        sim::compare::simulate_all(&config, compression, &machine, &mut progress)
     };
     let files = comparison.write(&args.out).map_err(runtime)?;
     let mut summary = String::new();

@@ -49,7 +49,7 @@ fn simulate_prints_the_predicted_report_and_writes_it() {
     assert_eq!(r["policy"]["threshold"], 10);
     assert_eq!(r["throttle"]["slave"], 0.5);
     let p = &r["prediction"];
-    assert_eq!(p["rate_jobs_per_s"], 500.0);
+    assert_eq!(p["machine"]["rate_jobs_per_s"], 500.0);
     let (finish, ideal) = (
         p["finish_s"].as_f64().unwrap(),
         p["ideal_s"].as_f64().unwrap(),
@@ -88,7 +88,7 @@ fn simulate_measures_the_rate_when_not_given() {
         "{err}"
     );
     assert!(
-        json(&out)["prediction"]["rate_jobs_per_s"]
+        json(&out)["prediction"]["machine"]["rate_jobs_per_s"]
             .as_f64()
             .unwrap()
             > 0.0

@@ -15,6 +15,7 @@
 //! | two nodes   | the reference run, four throttle pairs | the ideal makespan             |
 //! | memory      | the master's peak resident memory    | the vector's size                |
 //! | compression | the bootstrap over the assignment's link | the same without compression |
+//! | policies    | each throttle pair: the best policy's balance in the simulator; real runs of sender, completion and adaptive | the ideal; the simulator's prediction; sender |
 
 mod compute;
 mod net;
@@ -54,6 +55,8 @@ pub enum Group {
     Memory,
     /// The bootstrap over the assignment's link, compressed or not.
     Compression,
+    /// The policies: simulated balance, real runs against the prediction.
+    Policies,
 }
 
 impl Options {
@@ -210,6 +213,9 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
     }
     if options.wants(Group::Compression) {
         net::compression(options, log, &mut figures)?;
+    }
+    if options.wants(Group::Policies) {
+        net::policies(options, log, &mut figures)?;
     }
     Ok(BenchReport {
         version: env!("CARGO_PKG_VERSION"),

@@ -551,6 +551,110 @@ pub fn compression(
     Ok(())
 }
 
+/// Figure 9 (the policies issue): at each throttle pair, how well the best
+/// policy balances in the simulator with moving data free (the policy's
+/// own quality), and for sender, completion and adaptive the real run's
+/// time against the simulator's prediction on this machine's model, and
+/// the best real efficiency against sender's.
+pub fn policies(
+    options: &Options,
+    log: &mut dyn Write,
+    out: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    use crate::sim::{self, MachineModel};
+    let workload = WorkloadConfig {
+        jobs: if options.quick { 256 } else { 1024 },
+        ..WorkloadConfig::default()
+    };
+    let reps = options.reps(3);
+    let base = loopback(workload)?
+        .validate()
+        .context("the bench's config")?;
+    let machine = MachineModel::measure(&base, None);
+    let _ = writeln!(
+        log,
+        "policies: a worker computes {:.0} jobs/s; moving a byte costs {:.2} ns at each end",
+        machine.rate_jobs_per_s,
+        machine.seconds_per_byte * 1e9
+    );
+    let free = MachineModel::compute_only(machine.rate_jobs_per_s);
+    for (tm, ts) in sim::compare::THROTTLE_PAIRS {
+        let with = |policy: &str| {
+            let mut c = base.clone();
+            c.master.throttle = tm;
+            c.slave.throttle = ts;
+            c.policy.transfer = policy.to_owned();
+            c.policy.threshold = None;
+            c
+        };
+        let ideal = sim::ideal_seconds(&with("sender"), machine.rate_jobs_per_s, &[]);
+        let mut best = ("", 0.0);
+        for name in crate::policy::NAMES {
+            let e = sim::simulate(&with(name), &free, &[], 1)?
+                .prediction
+                .efficiency;
+            if e > best.1 {
+                best = (name, e);
+            }
+        }
+        out.push(
+            Figure::new(
+                "policies",
+                format!("({tm}, {ts}) balance, moving free: {}", best.0),
+                best.1,
+                "",
+            )
+            .against("ideal", 1.0)
+            .target(">= 0.97", best.1 >= 0.97),
+        );
+        let mut real = Vec::new();
+        for name in ["sender", "completion", "adaptive"] {
+            let predicted = sim::simulate(&with(name), &machine, &[], 1)?
+                .prediction
+                .finish_s;
+            let mut times = Vec::new();
+            for _ in 0..reps {
+                times.push(real_run(&with(name), &[])?.elapsed_s.total);
+            }
+            let measured = median(&times);
+            let _ = writeln!(
+                log,
+                "policies ({tm}, {ts}) {name}: {measured:.3} s, predicted {predicted:.3} s, ideal {ideal:.3} s"
+            );
+            let ratio = measured / predicted;
+            out.push(
+                Figure::new(
+                    "policies",
+                    format!("({tm}, {ts}) {name}, real run"),
+                    measured,
+                    "s",
+                )
+                .against("predicted", predicted)
+                .target("within 10 %", (ratio - 1.0).abs() <= 0.10)
+                .samples(reps),
+            );
+            real.push((name, ideal / measured));
+        }
+        let sender = real[0].1;
+        let (name, best_real) = real
+            .iter()
+            .copied()
+            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+        out.push(
+            Figure::new(
+                "policies",
+                format!("({tm}, {ts}) real efficiency, best: {name}"),
+                best_real,
+                "",
+            )
+            .against("sender's", sender)
+            .note("up from sender's")
+            .samples(reps),
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

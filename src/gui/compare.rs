@@ -27,7 +27,7 @@ pub struct Predicted {
 }
 
 enum Msg {
-    Rate(f64),
+    Rate(crate::sim::MachineModel),
     Row(Predicted),
     Failed(&'static str, String),
     Done(f64),
@@ -38,7 +38,7 @@ pub struct CompareView {
     throttles: [f64; 2],
     link: Link,
     chosen: Vec<bool>,
-    rate: Option<f64>,
+    rate: Option<crate::sim::MachineModel>,
     ideal_s: Option<f64>,
     results: Vec<Predicted>,
     status: String,
@@ -115,13 +115,12 @@ impl CompareView {
             .name("compare".to_owned())
             .spawn(move || {
                 let started = Instant::now();
-                let rate = known_rate.unwrap_or_else(|| {
-                    crate::sim::measure_rate(&base, std::time::Duration::from_millis(300))
-                });
-                let _ = tx.send(Msg::Rate(rate));
+                let machine =
+                    known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
+                let _ = tx.send(Msg::Rate(machine));
                 for policy in policies {
                     let config = scenario_config(&base, None, &scenario, policy);
-                    let msg = match crate::sim::simulate(&config, rate, &[], 1) {
+                    let msg = match crate::sim::simulate(&config, &machine, &[], 1) {
                         Ok(sim) => Msg::Row(Predicted {
                             policy,
                             finish_s: sim.prediction.finish_s,
@@ -148,13 +147,13 @@ impl CompareView {
         let mut done = false;
         while let Ok(msg) = rx.try_recv() {
             match msg {
-                Msg::Rate(r) => {
-                    self.rate = Some(r);
+                Msg::Rate(m) => {
+                    self.rate = Some(m);
                     if let Some(base) = base {
                         let mut c = base.clone();
                         c.master.throttle = self.throttles[0];
                         c.slave.throttle = self.throttles[1];
-                        self.ideal_s = Some(crate::sim::ideal_seconds(&c, r, &[]));
+                        self.ideal_s = Some(crate::sim::ideal_seconds(&c, m.rate_jobs_per_s, &[]));
                     }
                 }
                 Msg::Row(p) => self.results.push(p),
@@ -165,7 +164,7 @@ impl CompareView {
                     self.status = format!(
                         "{} policies simulated in {seconds:.2} s (a worker at {:.0} jobs/s, measured here).",
                         self.results.len(),
-                        self.rate.unwrap_or(0.0)
+                        self.rate.map_or(0.0, |m| m.rate_jobs_per_s)
                     );
                     done = true;
                 }

@@ -34,6 +34,7 @@ const KEYS: &[(&str, &str, bool)] = &[
     ("workload.iterations", "Iterations", true),
     ("workload.initial", "Initial value", true),
     ("workload.addend", "Addend", true),
+    ("policy.transfer", "Policy", true),
     ("policy.threshold", "Threshold (blank: the policy's)", true),
     ("policy.state_interval_ms", "State interval (ms)", true),
 ];
@@ -255,6 +256,7 @@ fn text_of(file: &ConfigFile, key: &str) -> String {
         "workload.iterations" => w.iterations.to_string(),
         "workload.initial" => w.initial.to_string(),
         "workload.addend" => w.addend.to_string(),
+        "policy.transfer" => file.policy.transfer.clone(),
         "policy.threshold" => file
             .policy
             .threshold
@@ -292,6 +294,16 @@ fn apply(file: &mut ConfigFile, key: &str, text: &str) -> Result<(), String> {
         "workload.iterations" => file.workload.iterations = number(text, whole)?,
         "workload.initial" => file.workload.initial = number(text, "a number")?,
         "workload.addend" => file.workload.addend = number(text, "a number")?,
+        "policy.transfer" => {
+            let name = text.trim();
+            if !crate::policy::NAMES.contains(&name) {
+                return Err(format!(
+                    "\"{name}\" is not a policy: {}",
+                    crate::policy::NAMES.join(", ")
+                ));
+            }
+            name.clone_into(&mut file.policy.transfer);
+        }
         "policy.threshold" if text.trim().is_empty() => file.policy.threshold = None,
         "policy.threshold" => file.policy.threshold = Some(number(text, whole)?),
         "policy.state_interval_ms" => file.policy.state_interval_ms = number(text, whole)?,

@@ -229,8 +229,8 @@ impl NodePanel {
         let spawned = std::thread::Builder::new()
             .name("predict".to_owned())
             .spawn(move || {
-                let rate = crate::sim::measure_rate(&config, std::time::Duration::from_millis(300));
-                let result = crate::sim::simulate(&config, rate, &[], 1)
+                let machine = crate::sim::MachineModel::measure(&config, None);
+                let result = crate::sim::simulate(&config, &machine, &[], 1)
                     .map(|s| s.prediction.finish_s)
                     .map_err(|e| e.to_string());
                 let _ = tx.send(result);

@@ -39,6 +39,20 @@ pub struct SimNode {
     pub log: Vec<(Duration, String)>,
 }
 
+/// The CPU the nodes' workers share with moving data: every byte a node
+/// sends or receives costs `seconds_per_byte` of CPU (encoding, the tag,
+/// decoding, copies), and when the workers that compute leave no core
+/// free, that time comes out of theirs, shared evenly.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CpuModel {
+    /// Logical CPUs of a machine.
+    pub cores: u32,
+    /// CPU seconds a byte sent or received costs, at each end.
+    pub seconds_per_byte: f64,
+    /// Both nodes on one machine (sharing its cores), or one each.
+    pub shared: bool,
+}
+
 /// One modelled worker.
 #[derive(Default)]
 struct ModelledWorker {
@@ -47,6 +61,8 @@ struct ModelledWorker {
     /// The running job's seconds still to compute at full throttle, and
     /// since when it computes at the present throttle.
     running: Option<(f64, Instant)>,
+    /// The running job's whole time at full throttle.
+    full_seconds: f64,
     /// When the running job ends at the present throttle (None: paused).
     ends: Option<Instant>,
 }
@@ -95,6 +111,7 @@ impl SimNode {
                 let seconds = self.job_seconds(job, iterations);
                 let w = &mut self.workers[i];
                 w.running = Some((seconds, now));
+                w.full_seconds = seconds;
                 w.ends =
                     (throttle > 0.0).then(|| now + Duration::from_secs_f64(seconds / throttle));
             }
@@ -150,6 +167,8 @@ pub struct Pair {
     pub bytes_sent: [u64; 2],
     /// Datagrams delivered to each role (after the link and the filter).
     pub delivered: [u64; 2],
+    /// The CPU moving data takes from the workers; none if `None`.
+    pub cpu: Option<CpuModel>,
     /// Datagrams the filter dropped.
     pub filtered: u64,
     seed: u64,
@@ -188,6 +207,7 @@ impl Pair {
             sent: [0, 0],
             bytes_sent: [0, 0],
             delivered: [0, 0],
+            cpu: None,
             filtered: 0,
             seed,
         }
@@ -264,6 +284,7 @@ impl Pair {
                 let i = usize::from(role == Role::Slave);
                 self.sent[i] += 1;
                 self.bytes_sent[i] += buf.len() as u64;
+                self.charge(role, buf.len());
                 if let Some(filter) = self.filter.as_mut()
                     && let Ok((_, message)) = protocol::decode(&buf)
                     && filter(role, &message)
@@ -282,7 +303,7 @@ impl Pair {
                 }
             }
             let node = self.node(role);
-            while let Some(work) = node.core.poll_work(now) {
+            while let Some(work) = node.core.poll_work() {
                 let mut job = work.job;
                 job.make_ready(&work.workload);
                 // Computed for real now; it completes in virtual time.
@@ -368,6 +389,17 @@ impl Pair {
             };
             if node.alive {
                 self.delivered[usize::from(d.to_slave)] += 1;
+                let to = if d.to_slave {
+                    Role::Slave
+                } else {
+                    Role::Master
+                };
+                self.charge(to, d.bytes.len());
+                let node = if d.to_slave {
+                    &mut self.slave
+                } else {
+                    &mut self.master
+                };
                 node.core.handle_datagram(now, &d.bytes);
             }
         }
@@ -380,13 +412,54 @@ impl Pair {
                 if w.ends.is_some_and(|t| t <= now) {
                     w.ends = None;
                     w.running = None;
+                    let computing = Duration::from_secs_f64(w.full_seconds);
                     if let Some(job) = w.jobs.pop_front() {
-                        node.core.handle(now, Input::JobDone { worker, job });
+                        node.core.handle(
+                            now,
+                            Input::JobDone {
+                                worker,
+                                job,
+                                computing,
+                            },
+                        );
                     }
                 }
             }
             if node.core.poll_timeout().is_some_and(|t| t <= now) {
                 node.core.handle_timeout(now);
+            }
+        }
+    }
+
+    /// `role` moved `bytes`: its CPU time comes out of the computing
+    /// workers' when they leave no core free.
+    fn charge(&mut self, role: Role, bytes: usize) {
+        let Some(cpu) = self.cpu else {
+            return;
+        };
+        let seconds = bytes as f64 * cpu.seconds_per_byte;
+        let computing = |n: &SimNode| n.workers.iter().filter(|w| w.ends.is_some()).count();
+        let (mine, other) = match role {
+            Role::Master => (computing(&self.master), computing(&self.slave)),
+            Role::Slave => (computing(&self.slave), computing(&self.master)),
+        };
+        let running = if cpu.shared { mine + other } else { mine };
+        if running == 0 || (running as u32) < cpu.cores {
+            return;
+        }
+        let each = seconds / running as f64;
+        let nodes: Vec<&mut SimNode> = if cpu.shared {
+            vec![&mut self.master, &mut self.slave]
+        } else {
+            vec![self.node(role)]
+        };
+        for node in nodes {
+            let throttle = node.core.throttle();
+            for w in &mut node.workers {
+                if let (Some(ends), Some((left, since))) = (w.ends, w.running) {
+                    w.ends = Some(ends + Duration::from_secs_f64(each));
+                    w.running = Some((left + each * throttle, since));
+                }
             }
         }
     }

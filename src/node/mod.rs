@@ -365,8 +365,12 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
                         &rx,
                         &knob,
                         &stop,
-                        |job| {
-                            let done = Input::JobDone { worker: i, job };
+                        |job, computing| {
+                            let done = Input::JobDone {
+                                worker: i,
+                                job,
+                                computing,
+                            };
                             inbox.send(Msg::Input(done)).is_ok()
                         },
                         || hook.check(),
@@ -540,7 +544,7 @@ impl Shell {
         while self.core.poll_transmit(now, buf) {
             self.transport.send(buf);
         }
-        while let Some(work) = self.core.poll_work(now) {
+        while let Some(work) = self.core.poll_work() {
             // A worker that is gone has told the core through its guard.
             let _ = self.workers[work.worker].send(work);
             changed = true;

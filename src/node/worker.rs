@@ -6,7 +6,7 @@
 //! channel closes or the node's stop token is dropped.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 
@@ -36,30 +36,33 @@ impl Knob {
 }
 
 /// Runs one worker until its job channel closes or `stop` is dropped.
-/// `done` gets each computed job and says whether to go on.
+/// `done` gets each computed job, with the time spent computing it (the
+/// throttle's sleeps left out), and says whether to go on.
 pub fn run(
     jobs: &Receiver<Work>,
     knob: &Knob,
     stop: &Receiver<()>,
-    mut done: impl FnMut(Job) -> bool,
+    mut done: impl FnMut(Job, Duration) -> bool,
     mut check: impl FnMut(),
 ) {
     let mut schedule = ThrottleSchedule::new(Instant::now());
     while let Ok(work) = jobs.recv() {
         let mut job = work.job;
         job.make_ready(&work.workload);
+        let mut computing = Duration::ZERO;
         if !compute(
             &mut job,
             &work.workload,
             knob,
             stop,
             &mut schedule,
+            &mut computing,
             &mut check,
         ) {
             // Stopping mid-job: the job is abandoned with the run.
             return;
         }
-        if !done(job) {
+        if !done(job, computing) {
             return;
         }
     }
@@ -72,6 +75,7 @@ fn compute(
     knob: &Knob,
     stop: &Receiver<()>,
     schedule: &mut ThrottleSchedule,
+    computing: &mut Duration,
     check: &mut impl FnMut(),
 ) -> bool {
     let slice = workload::slice_elements(workload.iterations);
@@ -84,7 +88,9 @@ fn compute(
         match schedule.next(now, knob.get()) {
             Step::Compute => {
                 workload::compute_slice(job, slice, workload);
-                schedule.record(now.elapsed());
+                let took = now.elapsed();
+                *computing += took;
+                schedule.record(took);
             }
             Step::SleepUntil(until) => {
                 // The stop token doubles as the sleep: it wakes on a stop.

@@ -8,7 +8,7 @@
 //! milliseconds. On a slow link it moves fewer jobs, or none; before the
 //! link's rate is known it sends one job at a time, which measures it.
 
-use super::completion::{Forecast, settled};
+use super::completion::{Forecast, RATE_NOISE, settled};
 use super::{Decision, PolicyInput, TransferPolicy};
 
 /// Completion-time balancing that pays for the move; threshold in ms.
@@ -103,7 +103,7 @@ impl TransferPolicy for Adaptive {
             return decision;
         }
         let (local, peer) = forecast.finish();
-        if local - peer <= self.threshold_s {
+        if local - peer <= self.threshold_s + RATE_NOISE * local {
             return Decision::Hold;
         }
         let most = forecast.level().floor().min(f64::from(input.local_queue));

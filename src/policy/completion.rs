@@ -2,12 +2,14 @@
 //! than queue lengths. A node's finishing time is its jobs (queued, plus
 //! half of those being computed) over its predicted rate, workers x
 //! throttle x capacity, with capacities measured live from the jobs done.
-//! When this node would finish more than `threshold` milliseconds after the
-//! peer it sends (q_l r_p - q_p r_l) / (r_l + r_p) jobs, which levels the
-//! two times. Hysteresis: it moves only past the threshold, to the level,
-//! and never while a move in either direction is still on its way, so
-//! noise in the rates cannot bounce jobs back and forth. A paused node
-//! (rate 0) gives away every job it has not started.
+//! When this node would finish more than `threshold` milliseconds, plus a
+//! tenth of its predicted time, after the peer it sends
+//! (q_l r_p - q_p r_l) / (r_l + r_p) jobs, which levels the two times.
+//! Hysteresis: it moves only past that band, to the level, and never while
+//! a move in either direction is still on its way, so noise in the
+//! measured rates (a tenth is what two nodes sharing a machine's cores
+//! show) cannot bounce jobs back and forth. A paused node (rate 0) gives
+//! away every job it has not started.
 
 use super::{Decision, PolicyInput, TransferPolicy};
 
@@ -56,6 +58,10 @@ impl Forecast {
     }
 }
 
+/// Measured rates are this uncertain: a difference of finishing times
+/// within this share of the later one is noise.
+pub(super) const RATE_NOISE: f64 = 0.1;
+
 /// What every completion-time policy does first: `Some` when the answer
 /// does not depend on the times (nothing to move, a move on its way, a
 /// paused node).
@@ -97,7 +103,7 @@ impl TransferPolicy for Completion {
             return decision;
         }
         let (local, peer) = forecast.finish();
-        if local - peer <= self.threshold_s {
+        if local - peer <= self.threshold_s + RATE_NOISE * local {
             return Decision::Hold;
         }
         let jobs = forecast.level().floor().min(f64::from(input.local_queue));
@@ -145,10 +151,13 @@ mod tests {
             ),
             // The faster node never sends to the slower one.
             (512, 512, (100.0, 100.0), (1.0, 0.3), 10, Decision::Hold),
-            // 2 jobs apart at 100 jobs/s is 20 ms: past 10 ms, sends 1.
-            (52, 50, (100.0, 100.0), (1.0, 1.0), 10, Decision::Send(1)),
-            // ... but not past 30 ms.
-            (52, 50, (100.0, 100.0), (1.0, 1.0), 30, Decision::Hold),
+            // 2 jobs apart at 100 jobs/s is 20 ms: within 10 ms and a
+            // tenth of 0.52 s, noise.
+            (52, 50, (100.0, 100.0), (1.0, 1.0), 10, Decision::Hold),
+            // 8 jobs apart: 80 ms, past 10 + 56 ms: sends 4.
+            (56, 48, (100.0, 100.0), (1.0, 1.0), 10, Decision::Send(4)),
+            // Near the end, 3 jobs against none: 30 ms past 13 ms.
+            (3, 0, (100.0, 100.0), (1.0, 1.0), 10, Decision::Send(1)),
             // Capacities differ: the measured ones weigh.
             (100, 100, (50.0, 150.0), (1.0, 1.0), 10, Decision::Send(50)),
             // Only the peer's capacity is known: taken for both.

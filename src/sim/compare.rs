@@ -147,8 +147,8 @@ pub struct Row {
 pub struct Comparison {
     /// "simulated" or "real".
     pub mode: String,
-    /// Jobs per second of one worker at full throttle (simulated mode).
-    pub rate_jobs_per_s: f64,
+    /// The machine the simulations model.
+    pub machine: super::MachineModel,
     /// The workload, in words.
     pub workload: String,
     /// The scenarios.
@@ -165,10 +165,11 @@ pub struct Comparison {
 pub fn simulate_all(
     base: &Config,
     compression: Option<bool>,
-    rate: f64,
+    machine: &super::MachineModel,
     progress: &mut dyn FnMut(&str),
 ) -> Comparison {
     let started = std::time::Instant::now();
+    let rate = machine.rate_jobs_per_s;
     let scenarios = grid(super::ideal_seconds(base, rate, &[]));
     let policies: Vec<String> = crate::policy::NAMES
         .iter()
@@ -180,7 +181,7 @@ pub fn simulate_all(
             let config = scenario_config(base, compression, scenario, policy);
             let changes: Vec<ThrottleChange> = scenario.change.into_iter().collect();
             let ideal_s = super::ideal_seconds(&config, rate, &changes);
-            let row = match super::simulate(&config, rate, &changes, 1) {
+            let row = match super::simulate(&config, machine, &changes, 1) {
                 Ok(sim) => {
                     let p = sim.prediction;
                     Row {
@@ -219,7 +220,7 @@ pub fn simulate_all(
     }
     Comparison {
         mode: "simulated".to_owned(),
-        rate_jobs_per_s: rate,
+        machine: *machine,
         workload: describe(base),
         scenarios,
         policies,
@@ -234,11 +235,12 @@ pub fn simulate_all(
 pub fn run_real(
     base: &Config,
     compression: Option<bool>,
-    rate: f64,
+    machine: &super::MachineModel,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Comparison> {
     let started = std::time::Instant::now();
-    let mut simulated = simulate_all(base, compression, rate, &mut |_| {});
+    let rate = machine.rate_jobs_per_s;
+    let mut simulated = simulate_all(base, compression, machine, &mut |_| {});
     let scenarios = simulated.scenarios.clone();
     for scenario in scenarios.iter().filter(|s| s.link == Link::Plain) {
         for policy in simulated.policies.clone() {
@@ -348,8 +350,10 @@ impl Comparison {
             self.scenarios.len(),
             if self.mode == "simulated" {
                 format!(
-                    ", a worker computing {:.1} jobs/s at full throttle",
-                    self.rate_jobs_per_s
+                    ", a worker computing {:.1} jobs/s at full throttle, moving a byte costing {:.2} ns of CPU at each end, {} logical CPUs",
+                    self.machine.rate_jobs_per_s,
+                    self.machine.seconds_per_byte * 1e9,
+                    self.machine.cores
                 )
             } else {
                 String::new()

@@ -90,8 +90,8 @@ pub struct Prediction {
     pub bytes_moved: u64,
     /// Policy transfers (batches the policy sent, both ways).
     pub transfers: u32,
-    /// Jobs per second of one worker at full throttle, as modelled.
-    pub rate_jobs_per_s: f64,
+    /// The machine modelled.
+    pub machine: MachineModel,
     /// Seconds of real time the simulation took.
     pub wall_s: f64,
 }
@@ -163,18 +163,67 @@ pub fn loopback_link() -> LinkConfig {
     }
 }
 
-/// Simulates a run of `config` with workers computing `rate` jobs a
-/// second each at full throttle, and the throttle changes given.
+/// The machine a simulation models.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MachineModel {
+    /// Jobs per second one worker computes at full throttle.
+    pub rate_jobs_per_s: f64,
+    /// CPU seconds a byte moved costs each end (0: moving data is free).
+    pub seconds_per_byte: f64,
+    /// Logical CPUs of a machine (each node's, or both nodes' when both
+    /// run on one).
+    pub cores: u32,
+}
+
+impl MachineModel {
+    /// Workers at `rate` jobs a second, and data that moves for free.
+    pub fn compute_only(rate: f64) -> Self {
+        MachineModel {
+            rate_jobs_per_s: rate,
+            seconds_per_byte: 0.0,
+            cores: u32::MAX,
+        }
+    }
+
+    /// This machine: the kernel's rate on the config's jobs (unless
+    /// given), what moving a byte costs, and its logical CPUs. Under a
+    /// second.
+    pub fn measure(config: &Config, rate: Option<f64>) -> Self {
+        MachineModel {
+            rate_jobs_per_s: rate.unwrap_or_else(|| measure_rate(config, RATE_BUDGET)),
+            seconds_per_byte: measure_transfer_cost(COST_BUDGET),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        }
+    }
+}
+
+/// How long the kernel's rate is measured.
+const RATE_BUDGET: Duration = Duration::from_millis(400);
+/// How long the cost of moving a byte is measured.
+const COST_BUDGET: Duration = Duration::from_millis(200);
+
+/// Simulates a run of `config` on `machine`, with the throttle changes given.
 pub fn simulate(
     config: &Config,
-    rate: f64,
+    machine: &MachineModel,
     changes: &[ThrottleChange],
     seed: u64,
 ) -> Result<Simulation, SimError> {
     let wall = Instant::now();
+    let rate = machine.rate_jobs_per_s;
     let w = config.workload;
     let per_job = f64::from(w.elements_per_job) * f64::from(w.iterations);
     let mut pair = Pair::new(&simulated_config(config), rate * per_job, seed);
+    if machine.seconds_per_byte > 0.0 {
+        // Two nodes on loopback share this machine's cores.
+        let shared =
+            config.master.address.ip().is_loopback() && config.slave.address.ip().is_loopback();
+        pair.cpu = Some(crate::node::harness::CpuModel {
+            cores: machine.cores,
+            seconds_per_byte: machine.seconds_per_byte,
+            shared,
+        });
+    }
     pair.master.modelled_iterations = Some(w.iterations);
     pair.slave.modelled_iterations = Some(w.iterations);
     pair.start();
@@ -236,7 +285,7 @@ pub fn simulate(
         bytes_moved: u64::from(jobs_moved)
             * crate::protocol::batch::job_bytes(w.elements_per_job) as u64,
         transfers: report.transfers.len() as u32,
-        rate_jobs_per_s: rate,
+        machine: *machine,
         wall_s: wall.elapsed().as_secs_f64(),
     };
     Ok(Simulation { report, prediction })
@@ -274,6 +323,42 @@ pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> 
     } else {
         f64::INFINITY
     }
+}
+
+/// Measures what moving a byte costs one end in CPU on this machine: the
+/// transfer path's passes over it, timed here on buffers larger than the
+/// caches. A sender copies a job into a batch and the batch into
+/// datagrams, and tags them; the kernel copies each datagram; a receiver
+/// checks the tag and copies the data into its batch and its jobs. Per end:
+/// three copies and a keyed BLAKE3 pass. (The node keeps freed memory for
+/// reuse, so fresh pages are rare and not counted.) Checked against real
+/// runs on loopback: see the README's simulator section.
+pub fn measure_transfer_cost(budget: Duration) -> f64 {
+    const BYTES: usize = 32 << 20;
+    let mut bufs = [
+        vec![0x5au8; BYTES],
+        vec![0u8; BYTES],
+        vec![0u8; BYTES],
+        vec![0u8; BYTES],
+    ];
+    let key = [7u8; 32];
+    // One pass first, so the pages exist.
+    for i in 1..bufs.len() {
+        let (from, to) = bufs.split_at_mut(i);
+        to[0].copy_from_slice(&from[i - 1]);
+    }
+    let started = Instant::now();
+    let mut rounds = 0u32;
+    while started.elapsed() < budget || rounds < 1 {
+        for i in 1..bufs.len() {
+            let (from, to) = bufs.split_at_mut(i);
+            to[0].copy_from_slice(&from[i - 1]);
+        }
+        std::hint::black_box(blake3::keyed_hash(&key, &bufs[3]));
+        std::hint::black_box(&bufs);
+        rounds += 1;
+    }
+    started.elapsed().as_secs_f64() / f64::from(rounds) / BYTES as f64
 }
 
 /// Measures one worker's jobs per second on this machine: the kernel on

@@ -16,7 +16,7 @@ fn config(extra: &str) -> Config {
 #[test]
 fn a_simulated_run_verifies_and_predicts_near_the_ideal() {
     let c = config(r#", "policy": {"transfer": "completion"}, "slave": {"throttle": 0.3}"#);
-    let sim = simulate(&c, 500.0, &[], 1).unwrap();
+    let sim = simulate(&c, &MachineModel::compute_only(500.0), &[], 1).unwrap();
     let p = &sim.prediction;
     assert!(sim.report.verified);
     assert_eq!(sim.report.jobs_total, 256);
@@ -44,8 +44,12 @@ fn a_simulated_run_verifies_and_predicts_near_the_ideal() {
 #[test]
 fn the_same_simulation_gives_the_same_prediction() {
     let c = config(r#", "slave": {"throttle": 0.5}"#);
-    let a = simulate(&c, 500.0, &[], 3).unwrap().prediction;
-    let b = simulate(&c, 500.0, &[], 3).unwrap().prediction;
+    let a = simulate(&c, &MachineModel::compute_only(500.0), &[], 3)
+        .unwrap()
+        .prediction;
+    let b = simulate(&c, &MachineModel::compute_only(500.0), &[], 3)
+        .unwrap()
+        .prediction;
     assert_eq!((a.finish_s, a.jobs_moved), (b.finish_s, b.jobs_moved));
 }
 
@@ -53,8 +57,10 @@ fn the_same_simulation_gives_the_same_prediction() {
 fn a_throttle_drop_mid_run_is_followed() {
     let c = config(r#", "policy": {"transfer": "completion"}"#);
     let change: ThrottleChange = "0.1:slave:0.1".parse().unwrap();
-    let steady = simulate(&c, 500.0, &[], 1).unwrap().prediction;
-    let dropped = simulate(&c, 500.0, &[change], 1).unwrap();
+    let steady = simulate(&c, &MachineModel::compute_only(500.0), &[], 1)
+        .unwrap()
+        .prediction;
+    let dropped = simulate(&c, &MachineModel::compute_only(500.0), &[change], 1).unwrap();
     let p = &dropped.prediction;
     assert!(p.finish_s > steady.finish_s);
     assert_eq!(dropped.report.throttle.slave, 0.1_f32 as f64);
@@ -67,7 +73,7 @@ fn a_throttle_drop_mid_run_is_followed() {
 #[test]
 fn a_run_that_cannot_end_is_reported() {
     let c = config(r#", "master": {"throttle": 0}, "slave": {"throttle": 0}"#);
-    let e = simulate(&c, 500.0, &[], 1).unwrap_err();
+    let e = simulate(&c, &MachineModel::compute_only(500.0), &[], 1).unwrap_err();
     assert!(
         e.to_string()
             .starts_with("the simulated run had not ended after 86400 s"),

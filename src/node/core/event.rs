@@ -31,6 +31,8 @@ pub enum Input {
         worker: usize,
         /// The job, computed.
         job: Job,
+        /// Time spent computing it, the throttle's sleeps left out.
+        computing: std::time::Duration,
     },
     /// The hardware monitor's latest sample.
     Cpu {

@@ -24,17 +24,11 @@ impl NodeCore {
     /// A worker finished a job: the master keeps the result, the slave
     /// holds it for the master. It counts as this node's only if its result
     /// is the one kept.
-    pub(super) fn job_done(&mut self, now: Instant, worker: usize, job: Job) {
+    pub(super) fn job_done(&mut self, now: Instant, worker: usize, job: Job, computing: Duration) {
         if let Some(n) = self.assigned.get_mut(worker) {
             *n = n.saturating_sub(1);
         }
-        // The job's time at full throttle, if the throttle held while it ran.
-        if let Some(Some((started, throttle))) = self.work_started.get_mut(worker).map(Option::take)
-            && throttle == self.throttle
-        {
-            let seconds = now.saturating_duration_since(started).as_secs_f64() * throttle;
-            self.capacity.add(now, seconds);
-        }
+        self.capacity.add(now, computing.as_secs_f64());
         self.departure_due = true;
         let id = job.id;
         if self.ledger.state(id) != JobState::Computing {

@@ -186,8 +186,6 @@ pub struct NodeCore {
     state_due: bool,
     rate: state::RateMeter,
     capacity: state::CapacityMeter,
-    /// When each worker was given its job, and the throttle then.
-    work_started: Vec<Option<(Instant, f64)>>,
     /// Jobs asked of the peer and not answered yet, and when the request
     /// counts as lost.
     requested: u32,
@@ -279,7 +277,6 @@ impl NodeCore {
             state_due: false,
             rate: state::RateMeter::new(now),
             capacity: state::CapacityMeter::default(),
-            work_started: vec![None; me.workers.max(1)],
             requested: 0,
             request_expires: None,
             departure_due: false,
@@ -311,7 +308,11 @@ impl NodeCore {
                     self.end = Some(End::Stopped);
                 }
             }
-            Input::JobDone { worker, job } => self.job_done(now, worker, job),
+            Input::JobDone {
+                worker,
+                job,
+                computing,
+            } => self.job_done(now, worker, job, computing),
             Input::Cpu { system, process } => self.cpu = (system, process),
             Input::ThreadEnded { name, panicked } => {
                 if self.end.is_none() {
@@ -392,10 +393,10 @@ impl NodeCore {
         true
     }
 
-    /// The next job for a worker that has room for one, handed over at
-    /// `now`. None while the throttle is 0: a paused node starts nothing,
-    /// so its policy can give every job away.
-    pub fn poll_work(&mut self, now: Instant) -> Option<Work> {
+    /// The next job for a worker that has room for one. None while the
+    /// throttle is 0: a paused node starts nothing, so its policy can give
+    /// every job away.
+    pub fn poll_work(&mut self) -> Option<Work> {
         let workload = self.params?.workload();
         if self.end.is_some() || self.throttle <= 0.0 {
             return None;
@@ -409,7 +410,6 @@ impl NodeCore {
             }
             self.ledger.set(job.id, JobState::Computing);
             self.assigned[worker] += 1;
-            self.work_started[worker] = Some((now, self.throttle));
             return Some(Work {
                 worker,
                 job,
@@ -771,19 +771,20 @@ mod tests {
         assert_eq!(m.ledger().count(JobState::Queued), 4);
         assert_eq!(m.ledger().count(JobState::InFlight), 4);
         // The master's own jobs go to its one worker, one at a time.
-        let w = m.poll_work(t1).unwrap();
+        let w = m.poll_work().unwrap();
         assert_eq!((w.worker, w.job.id), (0, 0));
-        assert!(m.poll_work(t1).is_none());
+        assert!(m.poll_work().is_none());
         assert_eq!(m.ledger().count(JobState::Computing), 1);
         m.handle(
             t1,
             Input::JobDone {
                 worker: 0,
                 job: w.job,
+                computing: Duration::from_millis(1),
             },
         );
         assert_eq!(m.ledger().state(0), JobState::Returned);
-        assert_eq!(m.poll_work(t1).unwrap().job.id, 1);
+        assert_eq!(m.poll_work().unwrap().job.id, 1);
     }
 
     #[test]
@@ -811,6 +812,6 @@ mod tests {
             "thread slave-worker-0 panicked; the node stopped"
         );
         assert!(c.poll_timeout().is_none());
-        assert!(c.poll_work(now).is_none());
+        assert!(c.poll_work().is_none());
     }
 }

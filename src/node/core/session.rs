@@ -242,6 +242,11 @@ impl NodeCore {
         if phase == Phase::Aggregation && self.role == Role::Slave {
             self.flush_results = true;
         }
+        if phase == Phase::Processing {
+            // Jobs timed during the bootstrap shared the CPU with moving
+            // it: the policies weigh the speed the processing phase shows.
+            self.capacity = super::state::CapacityMeter::default();
+        }
     }
 
     /// The master's bootstrap: keep the first half of the jobs, send the
