@@ -75,8 +75,8 @@ fn load(config: Option<&Path>) -> Result<(ConfigFile, Config), Failure> {
 
 fn check_rate(rate: Option<f64>) -> Result<(), Failure> {
     match rate {
-        Some(r) if !(r.is_finite() && r > 0.0) => Err(usage(anyhow::anyhow!(
-            "--rate {r}: must be a number of jobs per second above 0"
+        Some(r) if !(r.is_finite() && (1e-3..=1e9).contains(&r)) => Err(usage(anyhow::anyhow!(
+            "--rate {r}: must be a number of jobs per second from 0.001 to 1e9"
         ))),
         _ => Ok(()),
     }
@@ -222,6 +222,19 @@ pub fn compare(config_path: Option<&Path>, args: &CompareArgs) -> Result<u8, Fai
     }
     let (file, config) = load(config_path)?;
     let compression = file.network.compression;
+    // The output directory is made, and written to, before any work.
+    std::fs::create_dir_all(&args.out)
+        .and_then(|()| {
+            let probe = args.out.join(".loadbal-write-test");
+            std::fs::write(&probe, b"")?;
+            std::fs::remove_file(&probe)
+        })
+        .map_err(|e| {
+            usage(anyhow::anyhow!(
+                "--out {}: cannot write there ({e})",
+                args.out.display()
+            ))
+        })?;
     let machine = machine(args.rate, &config);
     let mut progress = |line: &str| loadbal::say!("{line}");
     let comparison = if args.real {

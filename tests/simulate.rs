@@ -107,7 +107,7 @@ fn simulate_refuses_bad_arguments_with_a_reason() {
         ),
         (
             &["simulate", "--config", c, "--rate", "0"],
-            "--rate 0: must be a number of jobs per second above 0",
+            "--rate 0: must be a number of jobs per second from 0.001 to 1e9",
         ),
         (
             &[

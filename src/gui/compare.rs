@@ -41,6 +41,7 @@ pub struct CompareView {
     rate: Option<crate::sim::MachineModel>,
     ideal_s: Option<f64>,
     results: Vec<Predicted>,
+    failures: Vec<String>,
     status: String,
     inbox: Option<Receiver<Msg>>,
 }
@@ -57,6 +58,7 @@ impl Default for CompareView {
             rate: None,
             ideal_s: None,
             results: Vec::new(),
+            failures: Vec::new(),
             status: "Pick throttles, a link and policies, then Simulate.".to_owned(),
             inbox: None,
         }
@@ -109,7 +111,10 @@ impl CompareView {
         let (tx, rx) = unbounded();
         self.inbox = Some(rx);
         self.results.clear();
+        self.failures.clear();
         self.ideal_s = None;
+        // The workload may have changed since the last measurement.
+        self.rate = None;
         self.status = "Simulating…".to_owned();
         std::thread::Builder::new()
             .name("compare".to_owned())
@@ -145,7 +150,19 @@ impl CompareView {
             return;
         };
         let mut done = false;
-        while let Ok(msg) = rx.try_recv() {
+        let mut failures = Vec::new();
+        loop {
+            let msg = match rx.try_recv() {
+                Ok(msg) => msg,
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    if !done {
+                        self.status = "The simulations stopped before the end.".to_owned();
+                        done = true;
+                    }
+                    break;
+                }
+            };
             match msg {
                 Msg::Rate(m) => {
                     self.rate = Some(m);
@@ -157,9 +174,7 @@ impl CompareView {
                     }
                 }
                 Msg::Row(p) => self.results.push(p),
-                Msg::Failed(policy, why) => {
-                    self.status = format!("{policy}: {why}");
-                }
+                Msg::Failed(policy, why) => failures.push(format!("{policy}: {why}")),
                 Msg::Done(seconds) => {
                     self.status = format!(
                         "{} policies simulated in {seconds:.2} s (a worker at {:.0} jobs/s, measured here).",
@@ -170,8 +185,14 @@ impl CompareView {
                 }
             }
         }
+        if !failures.is_empty() {
+            self.failures.extend(failures);
+        }
         if done {
             self.inbox = None;
+            if !self.failures.is_empty() {
+                self.status = format!("{} No result for {}", self.status, self.failures.join("; "));
+            }
         }
     }
 

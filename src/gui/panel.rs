@@ -191,10 +191,15 @@ impl NodePanel {
             self.outcome = Some(node.wait());
             self.predict();
         }
-        if let Prediction::Pending(rx) = &self.prediction
-            && let Ok(result) = rx.try_recv()
-        {
-            self.prediction = Prediction::Done(result);
+        if let Prediction::Pending(rx) = &self.prediction {
+            match rx.try_recv() {
+                Ok(result) => self.prediction = Prediction::Done(result),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    self.prediction =
+                        Prediction::Done(Err("the simulator stopped before the end".to_owned()));
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
         }
         let Some(view) = &self.view else {
             return;

@@ -53,6 +53,14 @@ pub struct CpuModel {
     pub shared: bool,
 }
 
+/// `seconds` after `at`; `None` past what an `Instant` can hold (a job
+/// that would take longer never ends, like a paused one).
+fn later(at: Instant, seconds: f64) -> Option<Instant> {
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .and_then(|d| at.checked_add(d))
+}
+
 /// One modelled worker.
 #[derive(Default)]
 struct ModelledWorker {
@@ -112,8 +120,9 @@ impl SimNode {
                 let w = &mut self.workers[i];
                 w.running = Some((seconds, now));
                 w.full_seconds = seconds;
-                w.ends =
-                    (throttle > 0.0).then(|| now + Duration::from_secs_f64(seconds / throttle));
+                w.ends = (throttle > 0.0)
+                    .then(|| later(now, seconds / throttle))
+                    .flatten();
             }
         }
     }
@@ -128,7 +137,7 @@ impl SimNode {
                 let done = now.saturating_duration_since(since).as_secs_f64() * old;
                 let left = (left - done).max(0.0);
                 w.running = Some((left, now));
-                w.ends = (new > 0.0).then(|| now + Duration::from_secs_f64(left / new));
+                w.ends = (new > 0.0).then(|| later(now, left / new)).flatten();
             }
         }
     }
@@ -412,7 +421,8 @@ impl Pair {
                 if w.ends.is_some_and(|t| t <= now) {
                     w.ends = None;
                     w.running = None;
-                    let computing = Duration::from_secs_f64(w.full_seconds);
+                    let computing =
+                        Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
                     if let Some(job) = w.jobs.pop_front() {
                         node.core.handle(
                             now,
@@ -457,7 +467,7 @@ impl Pair {
             let throttle = node.core.throttle();
             for w in &mut node.workers {
                 if let (Some(ends), Some((left, since))) = (w.ends, w.running) {
-                    w.ends = Some(ends + Duration::from_secs_f64(each));
+                    w.ends = later(ends, each).or(Some(ends));
                     w.running = Some((left + each * throttle, since));
                 }
             }

@@ -198,3 +198,36 @@ fn adaptive_keeps_the_bootstrap_a_slow_link_cannot_carry() {
         completion.elapsed()
     );
 }
+
+#[test]
+fn every_policy_finishes_when_a_node_pauses_mid_run() {
+    for name in crate::policy::NAMES {
+        for paused in [Role::Slave, Role::Master] {
+            let mut pair = Pair::new(&config(name, (1.0, 1.0)), RATE, 7);
+            pair.start();
+            assert!(!pair.run_until(Duration::from_millis(300)));
+            let now = pair.now;
+            pair.node(paused).set_throttle(now, 0.0);
+            let done_then = pair.node(paused).core.jobs_done();
+            assert!(
+                pair.run(Duration::from_secs(600)),
+                "{name}, {paused:?} paused at 0.3 s:\n{}",
+                pair.node(paused).log_text()
+            );
+            assert_eq!(
+                pair.master_end(),
+                Some(&End::Finished { verified: true }),
+                "{name}, {paused:?}:\n{}",
+                pair.master.log_text()
+            );
+            // The paused node finished nothing after the pause; its started
+            // job went back to the queue and away.
+            assert_eq!(pair.node(paused).core.jobs_done(), done_then, "{name}");
+            assert!(
+                pair.node(paused).log_text().contains("started jobs ["),
+                "{name}, {paused:?}:\n{}",
+                pair.node(paused).log_text()
+            );
+        }
+    }
+}

@@ -117,7 +117,7 @@ impl TransferPolicy for Classic {
                 (local - self.threshold).min(self.threshold - peer)
             }
             // Every job that would have joined the shorter queue.
-            ClassicRule::Jsq if local > peer + 1 => (local - peer) / 2,
+            ClassicRule::Jsq if local.saturating_sub(peer) > 1 => (local - peer) / 2,
             _ => 0,
         };
         let sender_jobs = sender_jobs.min(input.local_queue);

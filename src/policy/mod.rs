@@ -144,7 +144,8 @@ impl PolicyInput {
         )
     }
 
-    /// Whether both capacities are measured (predicted times are seconds).
+    /// Whether at least one capacity is measured (then predicted times are
+    /// seconds: the other node is taken to be alike).
     pub fn rates_measured(&self) -> bool {
         self.local_capacity > 0.0 || self.peer_capacity > 0.0
     }

@@ -170,7 +170,10 @@ pub fn simulate_all(
 ) -> Comparison {
     let started = std::time::Instant::now();
     let rate = machine.rate_jobs_per_s;
-    let scenarios = grid(super::ideal_seconds(base, rate, &[]));
+    // The drop comes a third of the way into an ideal run at (1, 1).
+    let mut full = base.clone();
+    (full.master.throttle, full.slave.throttle) = (1.0, 1.0);
+    let scenarios = grid(super::ideal_seconds(&full, rate, &[]));
     let policies: Vec<String> = crate::policy::NAMES
         .iter()
         .map(|s| (*s).to_owned())

@@ -230,7 +230,13 @@ pub fn simulate(
     let mut changes = changes.to_vec();
     changes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     for change in &changes {
-        let at = Duration::from_secs_f64(change.at_s);
+        // Past the virtual limit nothing changes any more.
+        let Ok(at) = Duration::try_from_secs_f64(change.at_s) else {
+            break;
+        };
+        if at >= VIRTUAL_LIMIT {
+            break;
+        }
         if pair.run_until(at) {
             break;
         }

@@ -32,10 +32,13 @@ impl NodeCore {
         self.departure_due = true;
         let id = job.id;
         if self.ledger.state(id) != JobState::Computing {
-            // Only a job given to a worker can come back from one.
+            // Only a job computing here counts: this one was put back in
+            // the queue (a pause) or was never given to a worker.
             self.log(
                 now,
-                format!("job {id}: a worker returned a job it was not given; dropped"),
+                format!(
+                    "job {id}: a worker returned it, but it is no longer computing here; dropped"
+                ),
             );
             return;
         }
@@ -222,7 +225,10 @@ impl NodeCore {
         // it once per move. A batch delivered within a microsecond of that
         // (a link in virtual time with no delay) counts as taking one.
         let rtt = self.endpoint.rtt().srtt().map_or(0.0, |r| r.as_secs_f64());
-        let took = (now.saturating_duration_since(p.sent_at).as_secs_f64() - rtt).max(1e-6);
+        // Never below a quarter of the whole time: a batch acknowledged
+        // within about a round trip says little about the rate.
+        let elapsed = now.saturating_duration_since(p.sent_at).as_secs_f64();
+        let took = (elapsed - rtt).max(elapsed / 4.0).max(1e-6);
         let sample = p.wire_bytes as f64 / took;
         self.link_rate = if self.link_rate == 0.0 {
             sample

@@ -658,7 +658,34 @@ impl NodeCore {
                 ),
             );
             self.state_due = true;
+            if t <= 0.0 && old > 0.0 {
+                self.requeue_started(now);
+            }
         }
+    }
+
+    /// Paused: the jobs the workers hold will not progress, so they go back
+    /// to the queue (a job's data before computing is the initial value, so
+    /// it is made again), where the policy can give them away. A worker that
+    /// finishes its copy later has its result kept only if the job is still
+    /// computing here; any other copy is dropped, so none counts twice.
+    fn requeue_started(&mut self, now: Instant) {
+        let started = self.ledger.ids_in(JobState::Computing);
+        if started.is_empty() {
+            return;
+        }
+        for &id in started.iter().rev() {
+            self.ledger.set(id, JobState::Queued);
+            self.queue.push_front(Job::unmade(id));
+        }
+        self.log(
+            now,
+            format!(
+                "paused: {} started jobs [{}] back in the queue",
+                started.len(),
+                crate::workload::format_id_ranges(&started)
+            ),
+        );
     }
 
     /// Everything that follows an input: batches delivered or received,
