@@ -35,6 +35,19 @@ pub struct LinkConfig {
 }
 
 impl LinkConfig {
+    /// The assignment's WAN: 10 Mbit/s, 54 ± 32 ms, 0.2 % loss.
+    pub fn assignment(seed: u64) -> Self {
+        LinkConfig {
+            loss: 0.002,
+            duplicate: 0.0,
+            reorder: 0.0,
+            delay_ms: 54.0,
+            jitter_ms: 32.0,
+            bandwidth_mbit: 10.0,
+            seed,
+        }
+    }
+
     /// True when the link changes nothing.
     pub fn is_plain(&self) -> bool {
         self.loss == 0.0

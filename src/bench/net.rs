@@ -485,15 +485,7 @@ fn master_peak(exe: &Path, dir: &Path, workload: WorkloadConfig) -> anyhow::Resu
 
 /// The assignment's link, as the faults issue emulates it.
 pub fn assignment_link(seed: u64) -> LinkConfig {
-    LinkConfig {
-        loss: 0.002,
-        duplicate: 0.0,
-        reorder: 0.0,
-        delay_ms: 54.0,
-        jitter_ms: 32.0,
-        bandwidth_mbit: 10.0,
-        seed,
-    }
+    LinkConfig::assignment(seed)
 }
 
 /// The bootstrap over the assignment's link (10 Mbit/s, 54 ± 32 ms, 0.2 %

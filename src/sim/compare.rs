@@ -31,15 +31,7 @@ impl Link {
     pub fn config(self, seed: u64) -> Option<LinkConfig> {
         match self {
             Link::Plain => None,
-            Link::Wan => Some(LinkConfig {
-                loss: 0.002,
-                duplicate: 0.0,
-                reorder: 0.0,
-                delay_ms: 54.0,
-                jitter_ms: 32.0,
-                bandwidth_mbit: 10.0,
-                seed,
-            }),
+            Link::Wan => Some(LinkConfig::assignment(seed)),
         }
     }
 }
@@ -142,6 +134,23 @@ pub struct Row {
     pub error: Option<String>,
 }
 
+impl Row {
+    /// A run that gave no result, and why.
+    fn failed(scenario: &Scenario, policy: &str, ideal_s: f64, why: String) -> Self {
+        Row {
+            scenario: scenario.name.clone(),
+            policy: policy.to_owned(),
+            finish_s: None,
+            ideal_s,
+            efficiency: None,
+            jobs_moved: 0,
+            bytes_moved: 0,
+            transfers: 0,
+            error: Some(why),
+        }
+    }
+}
+
 /// The whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -199,17 +208,7 @@ pub fn simulate_all(
                         error: None,
                     }
                 }
-                Err(e) => Row {
-                    scenario: scenario.name.clone(),
-                    policy: policy.clone(),
-                    finish_s: None,
-                    ideal_s,
-                    efficiency: None,
-                    jobs_moved: 0,
-                    bytes_moved: 0,
-                    transfers: 0,
-                    error: Some(e.to_string()),
-                },
+                Err(e) => Row::failed(scenario, policy, ideal_s, e.to_string()),
             };
             progress(&format!(
                 "{:<28} {:<18} {}",
@@ -268,17 +267,7 @@ pub fn run_real(
                         error: None,
                     }
                 }
-                Err(e) => Row {
-                    scenario: scenario.name.clone(),
-                    policy: policy.clone(),
-                    finish_s: None,
-                    ideal_s,
-                    efficiency: None,
-                    jobs_moved: 0,
-                    bytes_moved: 0,
-                    transfers: 0,
-                    error: Some(format!("{e:#}")),
-                },
+                Err(e) => Row::failed(scenario, &policy, ideal_s, format!("{e:#}")),
             };
             progress(&format!(
                 "{:<28} {:<18} {} (real)",
