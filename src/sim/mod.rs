@@ -21,7 +21,6 @@ use crate::config::{Config, Role};
 use crate::link::LinkConfig;
 use crate::node::core::End;
 use crate::node::harness::Pair;
-use crate::protocol::Phase;
 use crate::report::Report;
 use crate::transport::NetStats;
 
@@ -269,14 +268,8 @@ pub fn simulate(
     // Computed with one iteration, predicted for the workload's.
     report.expected_value = crate::workload::expected_value(&w);
     report.peak_rss_bytes = None;
-    let started = core.phase_started();
-    let finish_s = match (
-        started[Phase::Bootstrap as usize],
-        started[Phase::Done as usize],
-    ) {
-        (Some(a), Some(b)) => b.saturating_duration_since(a).as_secs_f64(),
-        _ => 0.0,
-    };
+    // The report's total (its phases, to the microsecond), so the two agree.
+    let finish_s = report.elapsed_s.total;
     let jobs_moved = report.jobs_moved.to_slave + report.jobs_moved.to_master;
     let ideal_s = ideal_seconds(config, rate, &changes);
     let prediction = Prediction {
