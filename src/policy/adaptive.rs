@@ -8,7 +8,7 @@
 //! milliseconds. On a slow link it moves fewer jobs, or none; before the
 //! link's rate is known it sends one job at a time, which measures it.
 
-use super::completion::{Forecast, RATE_NOISE, settled};
+use super::completion::{Forecast, Move, plan};
 use super::{Decision, PolicyInput, TransferPolicy};
 
 /// Completion-time balancing that pays for the move; threshold in ms.
@@ -98,18 +98,15 @@ impl TransferPolicy for Adaptive {
     }
 
     fn on_state(&mut self, input: &PolicyInput) -> Decision {
-        let forecast = Forecast::of(input);
-        if let Some(decision) = settled(input, &forecast) {
-            return decision;
-        }
-        let (local, peer) = forecast.finish();
-        if local - peer <= self.threshold_s + RATE_NOISE * local {
-            return Decision::Hold;
-        }
-        let most = forecast.level().floor().min(f64::from(input.local_queue));
-        if most < 1.0 {
-            return Decision::Hold;
-        }
+        let Move {
+            forecast,
+            local,
+            peer,
+            most,
+        } = match plan(input, self.threshold_s) {
+            Ok(m) => m,
+            Err(decision) => return decision,
+        };
         if input.link_bytes_per_s <= 0.0 {
             // The link's rate is unknown: a probe of one job measures it.
             return Decision::Send(1);

@@ -60,12 +60,44 @@ impl Forecast {
 
 /// Measured rates are this uncertain: a difference of finishing times
 /// within this share of the later one is noise.
-pub(super) const RATE_NOISE: f64 = 0.1;
+const RATE_NOISE: f64 = 0.1;
 
-/// What every completion-time policy does first: `Some` when the answer
-/// does not depend on the times (nothing to move, a move on its way, a
-/// paused node).
-pub(super) fn settled(input: &PolicyInput, forecast: &Forecast) -> Option<Decision> {
+/// A move the finishing times call for: the forecast, both predicted
+/// finishing times, and the most jobs worth moving (whole, at least one).
+pub(super) struct Move {
+    pub forecast: Forecast,
+    pub local: f64,
+    pub peer: f64,
+    pub most: f64,
+}
+
+/// What every completion-time policy does first: `Err` with the answer
+/// when the times do not call for a move (nothing to move, a move on its
+/// way, a paused node, a difference within the threshold and the noise
+/// band, less than a job to level), else the move they call for.
+pub(super) fn plan(input: &PolicyInput, threshold_s: f64) -> Result<Move, Decision> {
+    let forecast = Forecast::of(input);
+    if let Some(decision) = settled(input, &forecast) {
+        return Err(decision);
+    }
+    let (local, peer) = forecast.finish();
+    if local - peer <= threshold_s + RATE_NOISE * local {
+        return Err(Decision::Hold);
+    }
+    let most = forecast.level().floor().min(f64::from(input.local_queue));
+    if most < 1.0 {
+        return Err(Decision::Hold);
+    }
+    Ok(Move {
+        forecast,
+        local,
+        peer,
+        most,
+    })
+}
+
+/// The answers that do not depend on the times.
+fn settled(input: &PolicyInput, forecast: &Forecast) -> Option<Decision> {
     if input.local_queue == 0 || input.in_flight > 0 || input.peer_in_flight > 0 {
         return Some(Decision::Hold);
     }
@@ -98,19 +130,9 @@ impl TransferPolicy for Completion {
     }
 
     fn on_state(&mut self, input: &PolicyInput) -> Decision {
-        let forecast = Forecast::of(input);
-        if let Some(decision) = settled(input, &forecast) {
-            return decision;
-        }
-        let (local, peer) = forecast.finish();
-        if local - peer <= self.threshold_s + RATE_NOISE * local {
-            return Decision::Hold;
-        }
-        let jobs = forecast.level().floor().min(f64::from(input.local_queue));
-        if jobs >= 1.0 {
-            Decision::Send(jobs as u32)
-        } else {
-            Decision::Hold
+        match plan(input, self.threshold_s) {
+            Ok(m) => Decision::Send(m.most as u32),
+            Err(decision) => decision,
         }
     }
 }
