@@ -156,7 +156,17 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
         }
         std::thread::sleep(Duration::from_millis(1));
     };
-    let slave_received = slave.view().snapshot().local.jobs_received;
+    // The slave publishes its figures at least every 100 ms: wait for the
+    // snapshot that counts the last batch (or for a count that will not come).
+    let expected = config.workload.jobs / 2;
+    let settled = Instant::now();
+    let slave_received = loop {
+        let received = slave.view().snapshot().local.jobs_received;
+        if received >= expected || settled.elapsed() > Duration::from_millis(500) {
+            break received;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let retransmitted = master.view().snapshot().retransmitted;
     if until != Until::Verified {
         master.command(Command::Stop);

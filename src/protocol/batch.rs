@@ -1,111 +1,239 @@
 //! The payload of a reassembled batch: a list of jobs with their data,
-//! compressed when that pays.
+//! each job's data compressed when that pays.
 //!
 //! ```text
-//! u8 encoding (0 raw, 1 LZ4), then
-//!   raw:  u32 count, then count times: u32 job id, u32 element count, f64 LE data...
-//!   LZ4:  u32 size of the raw form, then the raw form (from `count` on) as one LZ4 block
+//! u8 encoding (0 raw, 1 LZ4 per job), u32 count, then count times:
+//!   raw:  u32 job id, u32 element count, element count f64 LE
+//!   LZ4:  u32 job id, u32 element count, u32 stored bytes, then
+//!         stored 0:                    one f64 LE, the value of every element
+//!         stored element count x 8:    the data as it is (it did not shrink)
+//!         otherwise:                   the f64 LE data as one LZ4 block
 //! ```
 //!
-//! Compression is per batch and only when it pays ([`compress_if_it_pays`]):
+//! A job whose elements are all one value (every job of the reference
+//! workload, before and after computing) goes as that value: checking costs
+//! a read at memory speed and filling a write, where LZ4 decompresses such
+//! data at about 2 GB/s.
+//!
+//! Compression is per job, so a sender compresses straight from each job's
+//! own memory and a receiver decompresses straight into the new job's
+//! buffer: no batch-sized copy at either end. Whether a batch is
+//! compressed is judged on a sample of its data ([`encode_batch`]):
 //! the reference workload's jobs (one value repeated) and results shrink to
-//! well under 1 %, random values not at all. On any real network a batch
-//! LZ4 shrinks by half costs less to compress than to send; on a plain
-//! loopback the link outruns LZ4's decompression, so there compression is
-//! off unless the config asks for it (`network.compression`).
+//! well under 1 %, random values not at all, and the trial costs a few
+//! microseconds. Jobs not started yet ([`Source::Fresh`]) all hold the
+//! workload's initial value, so their compressed form is made once per
+//! batch.
 //!
 //! Decoding checks every id and length against the run's parameters before
-//! allocating anything (a compressed batch's stated size too), and rejects
-//! duplicate ids within a batch.
+//! allocating anything, and rejects duplicate ids within a batch.
 
 use super::codec::{Reader, Writer};
 use super::{DecodeError, RunParams};
 use crate::workload::{Job, JobId};
 
-/// Bytes one job takes in a batch.
+/// Bytes one job takes in a raw batch.
 pub fn job_bytes(elements_per_job: u32) -> usize {
     8 + elements_per_job as usize * 8
 }
 
 /// The most job data a sender puts in one batch (a policy transfer; the
 /// bootstrap's and results' batches are about 2 MiB), unless a single job
-/// is larger. A receiver reassembles and decompresses a batch in one buffer,
-/// so this bounds its memory per batch.
+/// is larger. A receiver reassembles a batch in one buffer, so this bounds
+/// its memory per batch.
 pub const MAX_BATCH_DATA_BYTES: usize = 64 << 20;
 
 /// The encoding byte of an uncompressed batch.
 pub const RAW: u8 = 0;
-/// The encoding byte of an LZ4-compressed batch.
+/// The encoding byte of a batch whose jobs are LZ4-compressed one by one.
 pub const LZ4: u8 = 1;
 
-/// Bytes of a batch compressed on trial before the whole is: enough to
-/// judge, cheap to waste (about 5 µs when nothing compresses).
+/// Bytes of a batch's data compressed on trial before the batch is: enough
+/// to judge, cheap to waste (about 5 µs when nothing compresses).
 const SAMPLE_BYTES: usize = 64 << 10;
 
-/// Batches smaller than this are never compressed.
+/// Batches with less data than this are never compressed.
 const MIN_COMPRESSED_BYTES: usize = 4096;
+
+/// Where a batch's jobs come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// Jobs in memory, with their current data.
+    Jobs(&'a [Job]),
+    /// Jobs not made yet: every element the workload's initial value. The
+    /// master's bootstrap sends half the vector this way, a batch at a
+    /// time, so it never holds that half at all.
+    Fresh(&'a [JobId], &'a crate::config::WorkloadConfig),
+}
+
+impl Source<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Source::Jobs(jobs) => jobs.len(),
+            Source::Fresh(ids, _) => ids.len(),
+        }
+    }
+
+    fn elements(&self) -> usize {
+        match self {
+            Source::Jobs(jobs) => jobs.iter().map(|j| j.data.len()).sum(),
+            Source::Fresh(ids, w) => ids.len() * w.elements_per_job as usize,
+        }
+    }
+}
+
+/// An encoded batch payload and the size of its raw form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    pub payload: Vec<u8>,
+    /// What the batch would take uncompressed.
+    pub raw_bytes: usize,
+}
+
+impl Encoded {
+    /// True when the jobs went compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.payload.first() == Some(&LZ4)
+    }
+}
+
+/// Encodes a batch; with `compress`, each job's data compressed when a
+/// trial on a sample of the batch shows that halves it.
+pub fn encode_batch(source: Source<'_>, compress: bool) -> Encoded {
+    let raw_bytes = 5 + source.len() * 8 + source.elements() * 8;
+    let payload = if compress && worth_compressing(source) {
+        encode_packed(source, raw_bytes)
+    } else {
+        encode_raw(source, raw_bytes)
+    };
+    Encoded { payload, raw_bytes }
+}
 
 /// Encodes jobs (their current data) into an uncompressed batch payload.
 pub fn encode(jobs: &[Job]) -> Vec<u8> {
-    let size = 5 + jobs.iter().map(|j| 8 + j.data.len() * 8).sum::<usize>();
-    let mut out = Vec::with_capacity(size);
+    encode_batch(Source::Jobs(jobs), false).payload
+}
+
+/// The same bytes as [`encode`] of the jobs [`crate::workload::make_job`]
+/// would make, without making them.
+pub fn encode_fresh(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<u8> {
+    encode_batch(Source::Fresh(ids, workload), false).payload
+}
+
+fn initial_bytes(workload: &crate::config::WorkloadConfig) -> Vec<u8> {
+    workload
+        .initial
+        .to_le_bytes()
+        .repeat(workload.elements_per_job as usize)
+}
+
+fn encode_raw(source: Source<'_>, raw_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw_bytes);
     let mut w = Writer(&mut out);
     w.u8(RAW);
-    w.u32(jobs.len() as u32);
-    for job in jobs {
-        w.u32(job.id);
-        w.u32(job.data.len() as u32);
-        for &v in &job.data {
-            w.f64(v);
+    w.u32(source.len() as u32);
+    match source {
+        Source::Jobs(jobs) => {
+            for job in jobs {
+                w.u32(job.id);
+                w.u32(job.data.len() as u32);
+                w.bytes(&le_bytes(&job.data));
+            }
+        }
+        Source::Fresh(ids, workload) => {
+            // One job's data, encoded once and copied for every job.
+            let data = initial_bytes(workload);
+            for &id in ids {
+                w.u32(id);
+                w.u32(workload.elements_per_job);
+                w.bytes(&data);
+            }
         }
     }
     out
 }
 
-/// Encodes jobs not yet computed straight from the workload, without making
-/// them first: the same bytes as [`encode`] of the jobs
-/// [`crate::workload::make_job`] would make. The master's bootstrap sends
-/// half the vector this way, a batch at a time, so it never holds that
-/// half twice.
-pub fn encode_fresh(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<u8> {
-    let elements = workload.elements_per_job as usize;
-    let mut out = Vec::with_capacity(5 + ids.len() * job_bytes(workload.elements_per_job));
-    let mut w = Writer(&mut out);
-    w.u8(RAW);
-    w.u32(ids.len() as u32);
-    // One job's data, encoded once and copied for every job.
-    let data: Vec<u8> = workload.initial.to_le_bytes().repeat(elements);
-    for &id in ids {
-        w.u32(id);
-        w.u32(elements as u32);
-        w.bytes(&data);
+/// True when the batch is large enough to bother and a sample of its data
+/// (its first jobs', up to [`SAMPLE_BYTES`]) compresses to half or less.
+fn worth_compressing(source: Source<'_>) -> bool {
+    if source.elements() * 8 < MIN_COMPRESSED_BYTES {
+        return false;
     }
-    out
+    let mut sample = Vec::with_capacity(SAMPLE_BYTES);
+    match source {
+        Source::Jobs(jobs) => {
+            for job in jobs {
+                let room = (SAMPLE_BYTES - sample.len()) / 8;
+                if room == 0 {
+                    break;
+                }
+                sample.extend_from_slice(&le_bytes(&job.data[..job.data.len().min(room)]));
+            }
+        }
+        Source::Fresh(_, workload) => {
+            let elements = source.elements().min(SAMPLE_BYTES / 8);
+            sample = workload.initial.to_le_bytes().repeat(elements);
+        }
+    }
+    lz4_flex::block::compress(&sample).len() * 2 <= sample.len()
 }
 
-/// Compresses an uncompressed batch payload when that makes it at most half
-/// its size, judged first on a sample so incompressible data costs next to
-/// nothing; otherwise returns it as it is.
-pub fn compress_if_it_pays(raw: Vec<u8>) -> Vec<u8> {
-    let Some((&RAW, body)) = raw.split_first() else {
-        return raw;
+/// The value every element holds, bit for bit, if they all hold one.
+fn constant(data: &[f64]) -> Option<f64> {
+    let (&first, _) = data.split_first()?;
+    let bits: &[u64] = bytemuck::cast_slice(data);
+    let want = first.to_bits();
+    // Eight at a time without an early exit, so the loop vectorises.
+    let mut chunks = bits.chunks_exact(8);
+    let same = chunks
+        .by_ref()
+        .all(|c| c.iter().fold(true, |all, &b| all & (b == want)));
+    (same && chunks.remainder().iter().all(|&b| b == want)).then_some(first)
+}
+
+/// One job's entry of a compressed batch: its one value, an LZ4 block, or
+/// its data as it is when that is no larger.
+fn put_packed(w: &mut Writer<'_>, id: JobId, data: &[f64], fill: Option<f64>) {
+    w.u32(id);
+    w.u32(data.len() as u32);
+    if let Some(value) = fill.filter(|_| data.len() > 1) {
+        w.u32(0);
+        w.f64(value);
+        return;
+    }
+    let bytes = le_bytes(data);
+    let packed = lz4_flex::block::compress(&bytes);
+    let stored: &[u8] = if packed.len() < bytes.len() {
+        &packed
+    } else {
+        &bytes
     };
-    if body.len() < MIN_COMPRESSED_BYTES || u32::try_from(body.len()).is_err() {
-        return raw;
-    }
-    let sample = &body[..body.len().min(SAMPLE_BYTES)];
-    if lz4_flex::block::compress(sample).len() * 2 > sample.len() {
-        return raw;
-    }
-    let packed = lz4_flex::block::compress(body);
-    if packed.len() * 2 > body.len() {
-        return raw;
-    }
-    let mut out = Vec::with_capacity(5 + packed.len());
+    w.u32(stored.len() as u32);
+    w.bytes(stored);
+}
+
+fn encode_packed(source: Source<'_>, raw_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity((raw_bytes / 16).max(64));
     let mut w = Writer(&mut out);
     w.u8(LZ4);
-    w.u32(body.len() as u32);
-    w.bytes(&packed);
+    w.u32(source.len() as u32);
+    match source {
+        Source::Jobs(jobs) => {
+            for job in jobs {
+                put_packed(&mut w, job.id, &job.data, constant(&job.data));
+            }
+        }
+        Source::Fresh(ids, workload) => {
+            // Every fresh job is the same: encode one, copy it.
+            let mut one = Vec::new();
+            let job = vec![workload.initial; workload.elements_per_job as usize];
+            put_packed(&mut Writer(&mut one), 0, &job, constant(&job));
+            for &id in ids {
+                w.u32(id);
+                w.bytes(&one[4..]);
+            }
+        }
+    }
     out
 }
 
@@ -120,32 +248,90 @@ pub fn decode(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Jo
     let mut r = Reader::new(bytes);
     match r.u8()? {
         RAW => decode_raw(r.rest(), params, complete),
-        LZ4 => {
-            let size = r.u32()? as usize;
-            // No batch holds more than a sender puts in one, nor more than
-            // every job of the run: the decompressed size is capped before
-            // anything is allocated.
-            let per_job = job_bytes(params.elements_per_job);
-            let largest = (params.jobs as usize)
-                .saturating_mul(per_job)
-                .min(MAX_BATCH_DATA_BYTES.max(per_job))
-                .saturating_add(4);
-            if size > largest {
-                return Err(DecodeError::Invalid(
-                    "compressed batch larger than any batch of the run",
-                ));
-            }
-            let raw = lz4_flex::block::decompress(r.rest(), size)
-                .map_err(|_| DecodeError::Invalid("corrupt compressed batch"))?;
-            if raw.len() != size {
-                return Err(DecodeError::Invalid(
-                    "compressed batch size differs from its header",
-                ));
-            }
-            decode_raw(&raw, params, complete)
-        }
+        LZ4 => decode_packed(r.rest(), params, complete),
         _ => Err(DecodeError::Invalid("unknown batch encoding")),
     }
+}
+
+/// Checks a job's header against the run.
+fn check_job(id: JobId, elements: u32, params: &RunParams) -> Result<(), DecodeError> {
+    if id >= params.jobs {
+        return Err(DecodeError::Invalid("job id beyond the workload"));
+    }
+    if elements != params.elements_per_job {
+        return Err(DecodeError::Invalid("job length differs from the workload"));
+    }
+    Ok(())
+}
+
+fn no_duplicates(mut seen: Vec<JobId>) -> Result<(), DecodeError> {
+    seen.sort_unstable();
+    if seen.windows(2).any(|w| w[0] == w[1]) {
+        return Err(DecodeError::Invalid("a job appears twice in one batch"));
+    }
+    Ok(())
+}
+
+fn decode_packed(
+    bytes: &[u8],
+    params: &RunParams,
+    complete: bool,
+) -> Result<Vec<Job>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let count = r.u32()?;
+    let raw_job = params.elements_per_job as usize * 8;
+    // No batch holds more jobs than the run, nor more data than a sender
+    // puts in one; and every entry takes at least its 12-byte header. All
+    // checked before anything is allocated.
+    let largest = MAX_BATCH_DATA_BYTES.max(job_bytes(params.elements_per_job));
+    if count > params.jobs
+        || (count as usize).saturating_mul(job_bytes(params.elements_per_job)) > largest
+    {
+        return Err(DecodeError::Invalid(
+            "compressed batch larger than any batch of the run",
+        ));
+    }
+    if (count as usize).saturating_mul(12) > bytes.len().saturating_sub(4) {
+        return Err(DecodeError::Truncated {
+            needed: 4 + count as usize * 12,
+            got: bytes.len(),
+        });
+    }
+    let mut seen = Vec::with_capacity(count as usize);
+    let mut jobs = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let id = r.u32()?;
+        let elements = r.u32()?;
+        check_job(id, elements, params)?;
+        let stored = r.u32()? as usize;
+        if stored > raw_job {
+            return Err(DecodeError::Invalid("compressed job larger than its data"));
+        }
+        seen.push(id);
+        let data = if stored == 0 {
+            vec![r.f64()?; elements as usize]
+        } else if stored == raw_job {
+            f64s_from_le(r.take(stored)?)
+        } else {
+            let block = r.take(stored)?;
+            let mut data = vec![0.0f64; elements as usize];
+            let out = bytemuck::cast_slice_mut::<f64, u8>(&mut data);
+            match lz4_flex::block::decompress_into(block, out) {
+                Ok(n) if n == raw_job => {}
+                _ => return Err(DecodeError::Invalid("corrupt compressed job")),
+            }
+            #[cfg(target_endian = "big")]
+            for v in &mut data {
+                *v = f64::from_bits(u64::from_le(v.to_bits()));
+            }
+            data
+        };
+        let done = if complete { data.len() } else { 0 };
+        jobs.push(Job { id, data, done });
+    }
+    r.finish()?;
+    no_duplicates(seen)?;
+    Ok(jobs)
 }
 
 fn decode_raw(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Job>, DecodeError> {
@@ -179,31 +365,41 @@ fn decode_raw(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Jo
     for _ in 0..count {
         let id = r.u32()?;
         let elements = r.u32()?;
-        if id >= params.jobs {
-            return Err(DecodeError::Invalid("job id beyond the workload"));
-        }
-        if elements != params.elements_per_job {
-            return Err(DecodeError::Invalid("job length differs from the workload"));
-        }
+        check_job(id, elements, params)?;
         seen.push(id);
-        let raw = r.take(elements as usize * 8)?;
-        let data: Vec<f64> = raw
-            .chunks_exact(8)
-            .map(|c| {
-                let mut a = [0u8; 8];
-                a.copy_from_slice(c);
-                f64::from_le_bytes(a)
-            })
-            .collect();
+        let data = f64s_from_le(r.take(elements as usize * 8)?);
         let done = if complete { data.len() } else { 0 };
         jobs.push(Job { id, data, done });
     }
     r.finish()?;
-    seen.sort_unstable();
-    if seen.windows(2).any(|w| w[0] == w[1]) {
-        return Err(DecodeError::Invalid("a job appears twice in one batch"));
-    }
+    no_duplicates(seen)?;
     Ok(jobs)
+}
+
+/// Little-endian doubles from bytes (a multiple of 8 long): one copy into
+/// zeroed memory, not a loop over values.
+pub fn f64s_from_le(raw: &[u8]) -> Vec<f64> {
+    let n = raw.len() / 8;
+    let mut data = vec![0.0f64; n];
+    bytemuck::cast_slice_mut::<f64, u8>(&mut data).copy_from_slice(&raw[..n * 8]);
+    #[cfg(target_endian = "big")]
+    for v in &mut data {
+        *v = f64::from_bits(u64::from_le(v.to_bits()));
+    }
+    data
+}
+
+/// The little-endian bytes of doubles: the doubles' own memory on a
+/// little-endian machine, a converted copy elsewhere.
+pub fn le_bytes(data: &[f64]) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(target_endian = "little")]
+    {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(data))
+    }
+    #[cfg(target_endian = "big")]
+    {
+        std::borrow::Cow::Owned(data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
 }
 
 #[cfg(test)]
@@ -275,32 +471,60 @@ mod tests {
         }
     }
 
+    fn packed(source: Source<'_>) -> Vec<u8> {
+        let e = encode_batch(source, true);
+        assert!(e.is_compressed());
+        e.payload
+    }
+
     #[test]
     fn compressible_batches_are_compressed_and_come_back_bit_for_bit() {
         let w = workload(8, 32768);
         let ids: Vec<JobId> = (0..8).collect();
         let raw = encode_fresh(&ids, &w);
-        let packed = compress_if_it_pays(raw.clone());
-        assert!(is_compressed(&packed));
+        let fresh = encode_batch(Source::Fresh(&ids, &w), true);
+        assert!(fresh.is_compressed());
+        assert_eq!(fresh.raw_bytes, raw.len());
         // One value repeated: LZ4 leaves well under 1 %.
         assert!(
-            packed.len() * 100 < raw.len(),
+            fresh.payload.len() * 100 < raw.len(),
             "{} of {}",
-            packed.len(),
+            fresh.payload.len(),
             raw.len()
         );
         let p = params_of(&w);
-        assert_eq!(decode(&packed, &p, false), decode(&raw, &p, false));
-        assert_eq!(decode(&packed, &p, false).unwrap().len(), 8);
+        assert_eq!(decode(&fresh.payload, &p, false), decode(&raw, &p, false));
+        assert_eq!(decode(&fresh.payload, &p, false).unwrap().len(), 8);
+        // Made jobs compress to the same bytes as fresh ones.
+        let made: Vec<Job> = ids
+            .iter()
+            .map(|&id| crate::workload::make_job(&w, id))
+            .collect();
+        assert_eq!(packed(Source::Jobs(&made)), fresh.payload);
         // Results with rounding differences between jobs still shrink.
         let mut results = decode(&raw, &p, true).unwrap();
         for (i, job) in results.iter_mut().enumerate() {
             job.data[i * 7] = 1112.222111 + i as f64;
         }
-        let raw = encode(&results);
-        let packed = compress_if_it_pays(raw.clone());
-        assert!(is_compressed(&packed));
-        assert_eq!(decode(&packed, &p, true).unwrap(), results);
+        let bytes = packed(Source::Jobs(&results));
+        assert!(bytes.len() * 100 < raw.len());
+        assert_eq!(decode(&bytes, &p, true).unwrap(), results);
+    }
+
+    #[test]
+    fn a_job_that_does_not_shrink_goes_as_it_is_within_a_compressed_batch() {
+        let w = workload(3, 8192);
+        let p = params_of(&w);
+        let mut jobs: Vec<Job> = (0..3).map(|id| crate::workload::make_job(&w, id)).collect();
+        jobs[1] = crate::workload::random_job(1, w.elements_per_job);
+        let bytes = packed(Source::Jobs(&jobs));
+        // Job 0 as its one value, job 1 stored whole, job 2 as its value.
+        let stored = |at: usize| u32::from_le_bytes(bytes[at + 8..][..4].try_into().unwrap());
+        assert_eq!(stored(5), 0);
+        assert_eq!(stored(5 + 20), 8192 * 8);
+        assert_eq!(stored(5 + 20 + 12 + 8192 * 8), 0);
+        assert_eq!(bytes.len(), 5 + 20 + 12 + 8192 * 8 + 20);
+        assert_eq!(decode(&bytes, &p, false).unwrap(), jobs);
     }
 
     #[test]
@@ -309,12 +533,15 @@ mod tests {
         let jobs: Vec<Job> = (0..w.jobs)
             .map(|id| crate::workload::random_job(id, w.elements_per_job))
             .collect();
-        let random = encode(&jobs);
-        assert_eq!(compress_if_it_pays(random.clone()), random);
+        let random = encode_batch(Source::Jobs(&jobs), true);
+        assert!(!random.is_compressed());
+        assert_eq!(random.payload, encode(&jobs));
+        assert_eq!(random.raw_bytes, random.payload.len());
         let small = workload(2, 100);
-        let raw = encode_fresh(&[0, 1], &small);
-        assert_eq!(compress_if_it_pays(raw.clone()), raw);
-        assert!(!is_compressed(&raw));
+        let raw = encode_batch(Source::Fresh(&[0, 1], &small), true);
+        assert!(!raw.is_compressed());
+        assert_eq!(raw.payload, encode_fresh(&[0, 1], &small));
+        assert!(!encode_batch(Source::Jobs(&[]), true).is_compressed());
     }
 
     #[test]
@@ -322,10 +549,18 @@ mod tests {
         let w = workload(8, 4096);
         let p = params_of(&w);
         let ids: Vec<JobId> = (0..8).collect();
-        let packed = compress_if_it_pays(encode_fresh(&ids, &w));
-        assert!(is_compressed(&packed));
-        // A stated size beyond any batch of the run.
-        let mut huge = packed.clone();
+        // Jobs that are not one value, so they go as LZ4 blocks.
+        let mut jobs: Vec<Job> = ids
+            .iter()
+            .map(|&id| crate::workload::make_job(&w, id))
+            .collect();
+        for job in &mut jobs {
+            job.data[job.id as usize] = 2.5;
+        }
+        let bytes = packed(Source::Jobs(&jobs));
+        assert_ne!(bytes[5 + 8..5 + 12], [0; 4]);
+        // A count beyond the run.
+        let mut huge = bytes.clone();
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(
             decode(&huge, &p, false),
@@ -335,25 +570,45 @@ mod tests {
         );
         // Within the workload but beyond what a sender puts in one batch
         // (issue 11: the cap was the whole workload, up to 32 GiB).
-        let big = workload(1 << 20, 64);
-        let mut past = compress_if_it_pays(encode_fresh(&ids, &big));
-        past[1..5].copy_from_slice(&((MAX_BATCH_DATA_BYTES + 5) as u32).to_le_bytes());
+        let big = workload(1 << 20, 512);
+        let mut past = packed(Source::Fresh(&ids, &big));
+        let too_many = (MAX_BATCH_DATA_BYTES / job_bytes(512) + 1) as u32;
+        past[1..5].copy_from_slice(&too_many.to_le_bytes());
         assert_eq!(
             decode(&past, &params_of(&big), false),
             Err(DecodeError::Invalid(
                 "compressed batch larger than any batch of the run"
             ))
         );
-        // A stated size smaller than the data.
-        let mut short = packed.clone();
-        short[1..5].copy_from_slice(&100u32.to_le_bytes());
-        assert!(decode(&short, &p, false).is_err());
-        // Every truncation and every flipped byte of the block.
-        for len in 0..packed.len() {
-            assert!(decode(&packed[..len], &p, false).is_err(), "prefix {len}");
+        // More jobs stated than the bytes could hold: refused before any
+        // job's memory is allocated.
+        let mut many = bytes[..5].to_vec();
+        many[1..5].copy_from_slice(&8u32.to_le_bytes());
+        assert!(matches!(
+            decode(&many, &p, false),
+            Err(DecodeError::Truncated { .. })
+        ));
+        // A stored size beyond the job's data.
+        let mut long = bytes.clone();
+        long[5 + 8..5 + 12].copy_from_slice(&(4096 * 8 + 1u32).to_le_bytes());
+        assert_eq!(
+            decode(&long, &p, false),
+            Err(DecodeError::Invalid("compressed job larger than its data"))
+        );
+        // Every truncation and every flipped byte of the batch, of LZ4
+        // blocks and of jobs sent as one value.
+        let fill = packed(Source::Fresh(&ids, &w));
+        assert_eq!(fill.len(), 5 + 8 * 20);
+        for bytes in [&bytes, &fill] {
+            for len in 0..bytes.len() {
+                assert!(decode(&bytes[..len], &p, false).is_err(), "prefix {len}");
+            }
         }
-        for i in 5..packed.len() {
-            let mut bad = packed.clone();
+        for (batch, i) in (5..bytes.len())
+            .map(|i| (&bytes, i))
+            .chain((5..fill.len()).map(|i| (&fill, i)))
+        {
+            let mut bad = batch.clone();
             bad[i] ^= 0x55;
             // Either refused, or (a flipped literal) decoded into a batch of
             // the right shape: never a panic.
@@ -361,7 +616,7 @@ mod tests {
                 assert_eq!(jobs.len(), 8);
             }
         }
-        let mut unknown = packed;
+        let mut unknown = bytes;
         unknown[0] = 7;
         assert_eq!(
             decode(&unknown, &p, false),

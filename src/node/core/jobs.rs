@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{JobState, NodeCore, Pending, TransferRecord};
 use crate::config::Role;
-use crate::protocol::{BatchKind, batch};
+use crate::protocol::BatchKind;
+use crate::protocol::batch::{self, Encoded, Source};
 use crate::transfer::Event as EndpointEvent;
 use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 
@@ -302,16 +303,17 @@ impl NodeCore {
         while !self.bootstrap.is_empty() && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED {
             let n = self.bootstrap.len().min(self.batch_jobs);
             let ids: Vec<JobId> = self.bootstrap.drain(..n).collect();
-            let payload = if self.settings.random_bootstrap {
+            let compress = self.config.compression;
+            let encoded = if self.settings.random_bootstrap {
                 let jobs: Vec<Job> = ids
                     .iter()
                     .map(|&id| workload::random_job(id, workload.elements_per_job))
                     .collect();
-                batch::encode(&jobs)
+                batch::encode_batch(Source::Jobs(&jobs), compress)
             } else {
-                batch::encode_fresh(&ids, &workload)
+                batch::encode_batch(Source::Fresh(&ids, &workload), compress)
             };
-            self.send_batch(now, BatchKind::Bootstrap, ids, payload);
+            self.send_batch(now, BatchKind::Bootstrap, ids, encoded);
         }
     }
 
@@ -327,26 +329,21 @@ impl NodeCore {
         while !jobs.is_empty() {
             let rest = jobs.split_off(jobs.len().min(self.transfer_jobs));
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let payload = batch::encode(&jobs);
-            self.send_batch(now, BatchKind::Jobs, ids, payload);
+            let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
+            self.send_batch(now, BatchKind::Jobs, ids, encoded);
             jobs = rest;
         }
     }
 
-    fn send_batch(&mut self, now: Instant, kind: BatchKind, ids: Vec<JobId>, payload: Vec<u8>) {
-        let raw_bytes = payload.len();
-        let payload = if self.config.compression {
-            batch::compress_if_it_pays(payload)
-        } else {
-            payload
-        };
+    fn send_batch(&mut self, now: Instant, kind: BatchKind, ids: Vec<JobId>, encoded: Encoded) {
         let c = &mut self.counters;
         c.batches_sent += 1;
-        c.batch_raw_bytes += raw_bytes as u64;
-        c.batch_wire_bytes += payload.len() as u64;
-        if batch::is_compressed(&payload) {
+        c.batch_raw_bytes += encoded.raw_bytes as u64;
+        c.batch_wire_bytes += encoded.payload.len() as u64;
+        if encoded.is_compressed() {
             c.batches_compressed += 1;
         }
+        let payload = encoded.payload;
         let wire_bytes = payload.len();
         let id = self.endpoint.send_batch(kind, payload);
         let what = match kind {
@@ -398,9 +395,9 @@ impl NodeCore {
             let jobs: Vec<Job> = self.ready_results.drain(..n).collect();
             self.results_waiting_since = None;
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let payload = batch::encode(&jobs);
+            let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
             drop(jobs);
-            self.send_batch(now, BatchKind::Results, ids, payload);
+            self.send_batch(now, BatchKind::Results, ids, encoded);
         }
     }
 
