@@ -11,7 +11,7 @@ use std::collections::BinaryHeap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -143,6 +143,8 @@ pub struct Transport {
     key: Key,
     /// The counters.
     pub stats: NetStats,
+    /// Set when the node ends: receives return at once.
+    closing: AtomicBool,
 }
 
 /// The shaping thread and its inbox of datagrams to send.
@@ -242,6 +244,7 @@ impl Transport {
             shaper,
             key,
             stats,
+            closing: AtomicBool::new(false),
         })
     }
 
@@ -315,9 +318,24 @@ impl Transport {
         }
     }
 
-    /// Receives one datagram into `buf`; `Ok(None)` when the time-out passed.
+    /// Wakes a receive that is waiting and makes every later one return at
+    /// once with nothing: the node is ending, so its reader need not wait
+    /// out [`RECV_TIMEOUT`] to notice.
+    pub fn close_receiving(&self) {
+        self.closing.store(true, Ordering::Release);
+        // On an unconnected UDP socket Linux answers ENOTCONN but still
+        // marks the socket shut for reading and wakes its readers.
+        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Read);
+    }
+
+    /// Receives one datagram into `buf`; `Ok(None)` when the time-out passed
+    /// or receiving was closed.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
-        match self.socket.recv_from(buf) {
+        let got = self.socket.recv_from(buf);
+        if self.closing.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        match got {
             Ok((n, from)) => Ok(Some((n, from))),
             Err(e)
                 if matches!(

@@ -75,6 +75,15 @@ fn a_plain_run_verifies_and_the_slave_finishes_too() {
     );
     assert_verified(&pair);
     assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
+    // The master's bye ends the slave's linger: it is gone one round trip
+    // after the master's finish, not SLAVE_LINGER later.
+    assert!(pair.slave.log_text().contains("the master said goodbye"));
+    let done = pair.master.core.phase_started()[Phase::Done as usize].unwrap();
+    assert!(
+        pair.now.duration_since(done) < Duration::from_millis(5),
+        "{:?}",
+        pair.now.duration_since(done)
+    );
     let m = &pair.master.core;
     assert_eq!(m.bootstrap_jobs(), JOBS / 2);
     assert_eq!(m.phase(), Phase::Done);
@@ -290,6 +299,18 @@ fn a_lost_finish_is_repeated_and_a_lost_ack_waited_out() {
     assert_verified(&pair);
     assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
     assert_eq!(pair.filtered, 1);
+
+    // The bye is lost: the slave lingers its full time, then ends finished.
+    let mut pair = Pair::new(&config(""), RATE, 9);
+    pair.filter = Some(Box::new(|_, m| matches!(m, Message::Bye)));
+    pair.start();
+    assert!(pair.run(Duration::from_secs(30)));
+    assert_verified(&pair);
+    assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
+    assert_eq!(pair.filtered, 1);
+    assert!(!pair.slave.log_text().contains("said goodbye"));
+    let done = pair.master.core.phase_started()[Phase::Done as usize].unwrap();
+    assert!(pair.now.duration_since(done) >= Duration::from_millis(500));
 
     // Every ack is lost: the master gives up waiting after its patience
     // and still ends verified; the slave, which had the finish, too.

@@ -522,6 +522,7 @@ impl Shell {
             }
         }
         self.progress.finish();
+        self.transport.close_receiving();
         self.outcome()
     }
 

@@ -253,6 +253,9 @@ pub enum Message<'a> {
     },
     /// Slave to master: the finish was received.
     FinishAck,
+    /// Master to slave: the finish acknowledgement arrived, so the finish
+    /// will not be repeated and the slave need not stay to answer it.
+    Bye,
     /// The sender is stopping the run, with a reason.
     Abort {
         /// Why, in words for the log.
@@ -283,6 +286,7 @@ impl Message<'_> {
             Message::Abort { .. } => 7,
             Message::GoAway { .. } => 8,
             Message::Request { .. } => 9,
+            Message::Bye => 10,
         }
     }
 
@@ -298,6 +302,7 @@ impl Message<'_> {
             Message::Abort { .. } => "abort",
             Message::GoAway { .. } => "go-away",
             Message::Request { .. } => "request",
+            Message::Bye => "bye",
         }
     }
 }
@@ -389,7 +394,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.bytes(&a.sack[..len]);
         }
         Message::Finish { verified } => w.u8(u8::from(*verified)),
-        Message::FinishAck => {}
+        Message::FinishAck | Message::Bye => {}
         Message::Abort { reason } => {
             let text = truncate_utf8(reason, MAX_REASON_BYTES);
             w.u8(text.len() as u8);
@@ -562,6 +567,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
         }
         8 => Message::GoAway { nonce: r.u64()? },
         9 => Message::Request { jobs: r.u32()? },
+        10 => Message::Bye,
         other => return Err(DecodeError::UnknownKind(other)),
     };
     r.finish()?;

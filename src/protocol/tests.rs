@@ -57,6 +57,7 @@ fn samples() -> Vec<Message<'static>> {
         }),
         Message::Finish { verified: true },
         Message::FinishAck,
+        Message::Bye,
         Message::Request { jobs: 17 },
         Message::Abort {
             reason: "master stopped by the user",

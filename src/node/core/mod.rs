@@ -357,6 +357,7 @@ impl NodeCore {
             Message::Ack(ack) => self.endpoint.handle_ack(now, &ack),
             Message::Finish { verified } => self.on_finish(now, verified),
             Message::FinishAck => self.on_finish_ack(now),
+            Message::Bye => self.on_bye(now),
             Message::Abort { reason } => self.on_abort(now, reason),
             Message::GoAway { nonce } => self.on_go_away(now, nonce),
             Message::Request { jobs } => self.on_request(now, jobs),

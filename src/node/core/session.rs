@@ -20,7 +20,8 @@ pub const FINISH_INTERVAL: Duration = Duration::from_millis(200);
 pub const FINISH_PATIENCE: Duration = Duration::from_secs(3);
 /// Least time between two go-aways to a stray slave.
 const GO_AWAY_INTERVAL: Duration = Duration::from_millis(200);
-/// How long the slave stays to re-acknowledge a repeated finish.
+/// How long the slave stays to re-acknowledge a repeated finish, unless
+/// the master's bye comes first.
 pub const SLAVE_LINGER: Duration = Duration::from_millis(500);
 
 impl NodeCore {
@@ -416,6 +417,20 @@ impl NodeCore {
             && self.end.is_none()
         {
             self.log(now, "the slave acknowledged the finish");
+            // Once, and not again for a repeated acknowledgement: a lost
+            // bye only leaves the slave to its linger.
+            self.send_control(Message::Bye);
+            self.end = Some(End::Finished { verified });
+        }
+    }
+
+    /// Slave: the master has our finish acknowledgement; nothing is left
+    /// to answer, so the linger ends now.
+    pub(super) fn on_bye(&mut self, now: Instant) {
+        if let Ending::Lingering { verified, .. } = self.ending
+            && self.end.is_none()
+        {
+            self.log(now, "the master said goodbye");
             self.end = Some(End::Finished { verified });
         }
     }
