@@ -211,7 +211,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .config
             .clone()
             .unwrap_or_else(|| PathBuf::from("config.json"));
-        gui::run(mode, path, file).map_err(|e| runtime(anyhow::anyhow!(e)))?;
+        gui::run(mode, path, file, common.report.clone())
+            .map_err(|e| runtime(anyhow::anyhow!(e)))?;
         return Ok(0);
     }
     match role {

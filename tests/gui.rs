@@ -402,3 +402,35 @@ fn the_compare_view_simulates_the_chosen_policies() {
     );
     h.get_by_label_contains("7 policies simulated in");
 }
+
+// Regression: `demo --report PATH` with a window wrote nothing.
+#[test]
+fn with_report_every_finished_run_is_written_there() {
+    let path = config_file("report");
+    let report = path.with_file_name("report.json");
+    let file = config::load_file(Some(&path)).unwrap();
+    let app = LoadbalApp::with_report(Mode::Demo, path.clone(), file, Some(report.clone()));
+    let mut h = Harness::builder()
+        .with_size(egui::Vec2::new(1280.0, 800.0))
+        .build_ui_state(
+            |ui, app: &mut LoadbalApp| {
+                app.poll();
+                app.show(ui);
+            },
+            app,
+        );
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the run to end",
+        |h| outcome_of(h[0], Role::Master).is_some(),
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["verified"], true);
+    assert_eq!(value["jobs_total"], 32);
+    h.step();
+    h.get_by_label(&format!("saved {}", report.display()));
+}

@@ -16,9 +16,11 @@
 //! | memory      | the master's peak resident memory    | the vector's size                |
 //! | compression | the bootstrap over the assignment's link | the same without compression |
 //! | policies    | each throttle pair: the best policy's balance in the simulator; real runs of sender, completion and adaptive | the ideal; the simulator's prediction; sender |
+//! | window      | the demo window's own threads under Xvfb, idle and during a run; the run's time | targets; the same run headless |
 
 mod compute;
 mod net;
+mod window;
 
 pub use net::real_run;
 
@@ -57,6 +59,8 @@ pub enum Group {
     Compression,
     /// The policies: simulated balance, real runs against the prediction.
     Policies,
+    /// The demo window's own CPU under Xvfb, idle and during a run.
+    Window,
 }
 
 impl Options {
@@ -216,6 +220,9 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
     }
     if options.wants(Group::Policies) {
         net::policies(options, log, &mut figures)?;
+    }
+    if options.wants(Group::Window) {
+        window::window(options, log, &mut figures)?;
     }
     Ok(BenchReport {
         version: env!("CARGO_PKG_VERSION"),

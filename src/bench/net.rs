@@ -28,7 +28,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// A config on two fresh loopback ports.
-fn loopback(workload: WorkloadConfig) -> anyhow::Result<ConfigFile> {
+pub(super) fn loopback(workload: WorkloadConfig) -> anyhow::Result<ConfigFile> {
     let mut file = ConfigFile {
         workload,
         ..ConfigFile::default()

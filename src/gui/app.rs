@@ -26,6 +26,12 @@ pub enum Mode {
 
 /// Repaint interval while a run is going, when nothing else asked for one.
 const RUNNING_REPAINT: Duration = Duration::from_millis(250);
+/// The soonest a node's event repaints the window: events come up to 50
+/// times a second, and under software rendering a frame of this window
+/// costs about 25 ms of a core, CPU the workers it watches need. So a run
+/// is drawn four times a second whatever happens (10 % of a core under
+/// Xvfb's llvmpipe, against 95 % when every event drew a frame).
+pub const EVENT_REPAINT: Duration = RUNNING_REPAINT;
 /// Repaint interval when idle (the connection's "last heard" ticks).
 const IDLE_REPAINT: Duration = Duration::from_secs(1);
 
@@ -43,15 +49,31 @@ pub struct LoadbalApp {
 impl LoadbalApp {
     /// A window for `mode`, editing the config at `path` (`file` as read).
     pub fn new(mode: Mode, path: PathBuf, file: ConfigFile) -> Self {
+        Self::with_report(mode, path, file, None)
+    }
+
+    /// As [`new`](Self::new); with `report`, the master's report of every
+    /// finished run is written there (`--report`).
+    pub fn with_report(
+        mode: Mode,
+        path: PathBuf,
+        file: ConfigFile,
+        report: Option<PathBuf>,
+    ) -> Self {
         let roles: &[Role] = match mode {
             Mode::Node(Role::Master) => &[Role::Master],
             Mode::Node(Role::Slave) => &[Role::Slave],
             Mode::Demo => &[Role::Master, Role::Slave],
         };
-        let panels = roles
+        let mut panels: Vec<NodePanel> = roles
             .iter()
             .map(|&role| NodePanel::new(role, file.node(role).throttle))
             .collect();
+        if let (Some(report), Some(master)) =
+            (report, panels.iter_mut().find(|p| p.role() == Role::Master))
+        {
+            master.write_reports_to(report);
+        }
         LoadbalApp {
             mode,
             panels,
@@ -104,7 +126,8 @@ impl LoadbalApp {
         };
         self.notice = None;
         let ctx = ctx.clone();
-        let waker: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+        let waker: Arc<dyn Fn() + Send + Sync> =
+            Arc::new(move || ctx.request_repaint_after(EVENT_REPAINT));
         // The demo starts the slave first, so the master finds it at once.
         let path = self.editor.path().to_owned();
         for p in self.panels.iter_mut().rev() {
@@ -179,7 +202,11 @@ impl LoadbalApp {
                     self.compare.show(ui, config, move || ctx.request_repaint());
                 });
         }
-        egui::CentralPanel::default().show(ui, |ui| {
+        // The frame is cleared to the panel colour (`clear_color`), so the
+        // largest panel paints no background of its own: under software
+        // rendering every pixel filled twice is a cost per frame.
+        let central = egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT);
+        egui::CentralPanel::default().frame(central).show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| match self.mode {
                 Mode::Node(_) => start |= self.show_node(ui),
                 Mode::Demo => self.show_demo(ui),
@@ -276,6 +303,10 @@ fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::
 }
 
 impl eframe::App for LoadbalApp {
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        visuals.panel_fill.to_normalized_gamma_f32()
+    }
+
     fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
         self.poll();
         // Nodes wake the window on every event; this is the floor.

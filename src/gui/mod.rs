@@ -23,7 +23,12 @@ pub use app::{LoadbalApp, Mode};
 use crate::config::ConfigFile;
 
 /// Opens the window and runs until it is closed.
-pub fn run(mode: Mode, path: PathBuf, file: ConfigFile) -> Result<(), String> {
+pub fn run(
+    mode: Mode,
+    path: PathBuf,
+    file: ConfigFile,
+    report: Option<PathBuf>,
+) -> Result<(), String> {
     let title = match mode {
         Mode::Node(role) => format!("loadbal {role}"),
         Mode::Demo => "loadbal demo".to_owned(),
@@ -39,7 +44,7 @@ pub fn run(mode: Mode, path: PathBuf, file: ConfigFile) -> Result<(), String> {
     eframe::run_native(
         "loadbal",
         options,
-        Box::new(move |_cc| Ok(Box::new(LoadbalApp::new(mode, path, file)))),
+        Box::new(move |_cc| Ok(Box::new(LoadbalApp::with_report(mode, path, file, report)))),
     )
     .map_err(|e| format!("cannot open a window ({e}); without a display, use --headless"))
 }

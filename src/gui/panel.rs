@@ -60,6 +60,8 @@ pub struct NodePanel {
     run_config: Option<Config>,
     /// The simulator's finishing time for the last run, once it is in.
     prediction: Prediction,
+    /// `--report PATH`: every finished run's report is written there.
+    auto_report: Option<std::path::PathBuf>,
 }
 
 /// The simulator's prediction of a finished run, made after it ends (so
@@ -89,7 +91,15 @@ impl NodePanel {
             config_path: std::path::PathBuf::from("config.json"),
             run_config: None,
             prediction: Prediction::None,
+            auto_report: None,
         }
+    }
+
+    /// Writes each finished run's report to `path` as the run ends (the
+    /// window's `--report`), as well as offering Save report.
+    pub fn write_reports_to(&mut self, path: std::path::PathBuf) {
+        self.report_path = path.display().to_string();
+        self.auto_report = Some(path);
     }
 
     /// This panel's role.
@@ -189,6 +199,7 @@ impl NodePanel {
             // Every thread of the node has ended: this join returns at
             // once, and the socket is free for the next Start.
             self.outcome = Some(node.wait());
+            self.write_auto_report();
             self.predict();
         }
         if let Prediction::Pending(rx) = &self.prediction {
@@ -216,6 +227,23 @@ impl NodePanel {
 
     /// Starts the simulator on the run just finished: the same config at
     /// the throttles the report ends with, the worker's rate measured now.
+    /// With `--report`, writes the report of the run that just ended and
+    /// says so in the window and on stderr (where a script is watching).
+    fn write_auto_report(&mut self) {
+        let (
+            Some(path),
+            Some(Outcome::Finished {
+                report: Some(r), ..
+            }),
+        ) = (&self.auto_report, &self.outcome)
+        else {
+            return;
+        };
+        let status = save_report(r, path, &self.config_path);
+        crate::say!("{}: report {status}", self.role);
+        self.report_status = Some(status);
+    }
+
     fn predict(&mut self) {
         let (
             Some(Outcome::Finished {
@@ -646,17 +674,7 @@ impl NodePanel {
                         .labelled_by(label.id);
                     if ui.button("Save report").clicked() {
                         let path = std::path::PathBuf::from(report_path.trim());
-                        *report_status =
-                            Some(match crate::files::check_not_config(&path, config_path) {
-                                Err(why) => format!("not saved: {why}"),
-                                Ok(()) => match r.write(&path) {
-                                    Ok(()) if path.as_os_str() == "-" => {
-                                        "written to standard output".to_owned()
-                                    }
-                                    Ok(()) => format!("saved {}", path.display()),
-                                    Err(e) => format!("cannot save {}: {e}", path.display()),
-                                },
-                            });
+                        *report_status = Some(save_report(r, &path, config_path));
                     }
                 });
                 if let Some(s) = report_status {
@@ -670,5 +688,22 @@ impl NodePanel {
                 ui.label("Run stopped.");
             }
         }
+    }
+}
+
+/// Writes a run's report to `path` (never over the config file the window
+/// edits) and says what happened, for the window to show.
+fn save_report(
+    report: &crate::report::Report,
+    path: &std::path::Path,
+    config_path: &std::path::Path,
+) -> String {
+    match crate::files::check_not_config(path, config_path) {
+        Err(why) => format!("not saved: {why}"),
+        Ok(()) => match report.write(path) {
+            Ok(()) if path.as_os_str() == "-" => "written to standard output".to_owned(),
+            Ok(()) => format!("saved {}", path.display()),
+            Err(e) => format!("cannot save {}: {e}", path.display()),
+        },
     }
 }
