@@ -98,6 +98,8 @@ pub struct LinkModel {
     queue: std::collections::VecDeque<Instant>,
     /// Datagrams dropped: lost at random or by a full queue.
     pub dropped: u64,
+    /// Datagrams the bottleneck queues at most.
+    queue_limit: usize,
 }
 
 impl LinkModel {
@@ -110,7 +112,15 @@ impl LinkModel {
             busy_until: None,
             queue: std::collections::VecDeque::new(),
             dropped: 0,
+            queue_limit: QUEUE_LIMIT,
         }
+    }
+
+    /// The same link with a bottleneck queue of `datagrams` (a router or a
+    /// `tc tbf` with a small limit drops much sooner than netem's 1000).
+    pub fn with_queue_limit(mut self, datagrams: usize) -> Self {
+        self.queue_limit = datagrams.max(1);
+        self
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -143,7 +153,7 @@ impl LinkModel {
             while self.queue.front().is_some_and(|&d| d <= now) {
                 self.queue.pop_front();
             }
-            if self.queue.len() >= QUEUE_LIMIT {
+            if self.queue.len() >= self.queue_limit {
                 self.dropped += 1;
                 return Vec::new();
             }

@@ -12,7 +12,9 @@
 //! | scaling     | 1 … CPU-count workers                | one worker                       |
 //! | throttle    | a worker's CPU time / wall time      | the throttle setting             |
 //! | transport   | the bootstrap's 128 MiB over loopback UDP | a TCP stream of as many bytes, read into one buffer or kept |
-//! | two nodes   | the reference run, four throttle pairs | the ideal makespan             |
+//! | two nodes   | the reference run, four throttle pairs, sender and adaptive | the ideal makespan |
+//! | original    | the original program's workload (10 iterations), end to end | its bytes out and back over TCP |
+//! | job size    | the same vector in 128 … 8192 jobs   | 1024 jobs                        |
 //! | memory      | the master's peak resident memory    | the vector's size                |
 //! | compression | the bootstrap over the assignment's link | the same without compression |
 //! | policies    | each throttle pair: the best policy's balance in the simulator; real runs of sender, completion and adaptive | the ideal; the simulator's prediction; sender |
@@ -51,8 +53,14 @@ pub enum Group {
     Throttle,
     /// The bootstrap over loopback UDP against TCP.
     Transport,
-    /// The reference run at four throttle pairs against the ideal.
+    /// The reference run at four throttle pairs, default and best policy,
+    /// against the ideal.
     TwoNodes,
+    /// The original program's workload (10 iterations) against moving its
+    /// bytes over TCP.
+    Original,
+    /// The same vector in 128 to 8192 jobs.
+    JobSize,
     /// The master's peak memory against the vector.
     Memory,
     /// The bootstrap over the assignment's link, compressed or not.
@@ -211,6 +219,12 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
     }
     if let (true, Some(k)) = (options.wants(Group::TwoNodes), &kernel) {
         net::two_nodes(options, log, &mut figures, k.updates_per_second)?;
+    }
+    if options.wants(Group::Original) {
+        net::original(options, log, &mut figures)?;
+    }
+    if options.wants(Group::JobSize) {
+        net::job_size(options, log, &mut figures)?;
     }
     if options.wants(Group::Memory) {
         net::memory(options, log, &mut figures)?;

@@ -474,6 +474,13 @@ impl Pair {
         }
     }
 
+    /// Gives both directions' bottlenecks a queue of `datagrams`.
+    pub fn set_queue_limit(&mut self, datagrams: usize) {
+        for link in &mut self.links {
+            *link = link.clone().with_queue_limit(datagrams);
+        }
+    }
+
     /// Datagrams the link of `role`'s outgoing direction dropped.
     pub fn link_dropped(&self, role: Role) -> u64 {
         self.links[usize::from(role == Role::Slave)].dropped

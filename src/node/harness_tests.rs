@@ -431,3 +431,75 @@ fn the_policy_is_told_everything_it_may_weigh() {
     // States come every 50 ms.
     assert!(input.peer_state_age_s < 0.06, "{}", input.peer_state_age_s);
 }
+
+/// A 10 Mbit/s bottleneck with a short queue (20 datagrams, as a `tc tbf`
+/// with a 30 KB limit), `delay_ms` each way, nothing compressed: the
+/// bootstrap's 4 MB.
+fn bottleneck_pair(delay_ms: f64, seed: u64) -> Pair {
+    let link =
+        |s: u64| format!(r#"{{ "bandwidth_mbit": 10, "delay_ms": {delay_ms}, "seed": {s} }}"#);
+    let text = format!(
+        r#"{{
+            "workload": {{ "jobs": 64, "elements_per_job": 16384, "iterations": 1 }},
+            "policy": {{ "state_interval_ms": 50 }},
+            "network": {{ "datagram_bytes": 1472, "compression": false }},
+            "master": {{ "link": {} }},
+            "slave": {{ "link": {} }}
+        }}"#,
+        link(seed),
+        link(seed + 1)
+    );
+    let file: ConfigFile = parse(&text, "test").unwrap();
+    let config = file
+        .validate_on(&Machine {
+            memory_bytes: 0,
+            logical_cpus: 2,
+        })
+        .unwrap();
+    let mut pair = Pair::new(&config, RATE, seed);
+    pair.set_queue_limit(20);
+    pair
+}
+
+#[test]
+fn a_bottleneck_is_paced_not_overrun() {
+    // A LAN and a WAN: the window must not starve the pacer when the RTT
+    // is short and acks wait behind results on the way back.
+    for (delay_ms, seed) in [(0.1, 3), (1.0, 4), (10.0, 5)] {
+        paced_through_bottleneck(delay_ms, seed);
+    }
+}
+
+fn paced_through_bottleneck(delay_ms: f64, seed: u64) {
+    let mut pair = bottleneck_pair(delay_ms, seed);
+    pair.start();
+    assert!(
+        pair.run(Duration::from_secs(60)),
+        "{}",
+        pair.master.log_text()
+    );
+    let m = &pair.master.core;
+    assert_eq!(m.verification().map(|v| v.verified), Some(true));
+    // The bootstrap: 32 jobs of 128 KiB through 10 Mbit/s.
+    let phases = m.phase_started();
+    let bootstrap =
+        phases[Phase::Processing as usize].unwrap() - phases[Phase::Bootstrap as usize].unwrap();
+    let bytes = 32.0 * crate::protocol::batch::job_bytes(16384) as f64;
+    let goodput = bytes * 8.0 / bootstrap.as_secs_f64() / 10e6;
+    let (sent, dropped) = (pair.sent[0], pair.link_dropped(Role::Master));
+    let share = dropped as f64 / sent as f64;
+    assert!(
+        goodput >= 0.85,
+        "{delay_ms} ms: goodput {goodput:.3} of the bottleneck"
+    );
+    assert!(
+        share < 0.05,
+        "{delay_ms} ms: {dropped} of {sent} datagrams dropped"
+    );
+    // The master says what it learnt of the link.
+    let log = pair.master.log_text();
+    assert!(
+        log.contains("Mbit/s") && log.contains("ms min RTT"),
+        "{log}"
+    );
+}

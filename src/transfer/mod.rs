@@ -30,6 +30,7 @@
 //!
 //! Mechanism only: which jobs go and when is the policy's business.
 
+mod pacer;
 mod recv;
 mod rtt;
 mod send;
@@ -38,6 +39,8 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{Ack, BatchKind, Chunk, Message};
+use pacer::Pacer;
+pub use pacer::Phase as PacerPhase;
 use recv::{Arrival, Delivered, InBatch};
 pub use rtt::RttEstimator;
 use send::OutBatch;
@@ -171,6 +174,8 @@ pub struct Endpoint {
     /// Transmissions in time order: (sent at, transfer, chunk). An entry is
     /// stale once its chunk was acknowledged or sent again.
     sent_log: VecDeque<(Instant, u32, u32)>,
+    /// Paces chunks at the path's measured rate and caps what is in flight.
+    pacer: Pacer,
     // Receiving.
     inbound: HashMap<u32, InBatch>,
     inbound_bytes: usize,
@@ -201,6 +206,7 @@ impl Endpoint {
             undo: None,
             rtt,
             sent_log: VecDeque::new(),
+            pacer: Pacer::new(),
             inbound: HashMap::new(),
             inbound_bytes: 0,
             delivered: Delivered::default(),
@@ -236,9 +242,24 @@ impl Endpoint {
         self.peer_window
     }
 
-    /// The congestion window, in chunks.
+    /// The congestion window, in chunks: the loss-based window, capped by
+    /// the pacer's two bandwidth-delay products once it has an estimate.
     pub fn congestion_window(&self) -> u32 {
-        self.cwnd
+        self.pacer
+            .window()
+            .map_or(self.cwnd, |w| self.cwnd.min(w.max(MIN_CWND)))
+    }
+
+    /// The pacer's estimate of the path: bottleneck rate in bytes per
+    /// second, minimum RTT, and its phase.
+    pub fn path_estimate(&self) -> (Option<f64>, Option<Duration>, PacerPhase) {
+        (
+            self.pacer
+                .bandwidth()
+                .map(|chunks| chunks * self.cfg.chunk_bytes as f64),
+            self.pacer.min_rtt(),
+            self.pacer.phase(),
+        )
     }
 
     /// Sets the peer's window (from its hello, before any ack).
@@ -336,9 +357,20 @@ impl Endpoint {
         let effect = batch.handle_ack(ack.next, ack.sack, ack.complete, now, loss_age, quick);
         let delivered = batch.is_delivered().then_some(batch.id);
         self.in_flight -= effect.left_flight + effect.declared_lost;
-        if let Some(sent_at) = effect.rtt_sample_sent_at {
-            self.rtt.sample(now.saturating_duration_since(sent_at));
+        let rtt_sample = effect
+            .rtt_sample_sent_at
+            .map(|sent_at| now.saturating_duration_since(sent_at));
+        if let Some(sample) = rtt_sample {
+            self.rtt.sample(sample);
         }
+        self.pacer.on_ack(
+            now,
+            effect.newly_acked,
+            effect.declared_lost,
+            effect.latest,
+            rtt_sample,
+            self.in_flight,
+        );
         // A chunk declared lost was only late. If another was really lost,
         // its loss is detected again and the window reduced again.
         if effect.spurious > 0
@@ -510,7 +542,16 @@ impl Endpoint {
             .values()
             .map(|b| b.last_arrival + self.cfg.inbound_idle_timeout)
             .min();
-        [retransmit, self.ack_deadline, loss, idle]
+        // The pacing clock, when it alone holds back a chunk waiting to go.
+        let pace = self.pacer.send_time().filter(|_| {
+            self.in_flight < self.peer_window.min(self.congestion_window())
+                && self
+                    .outbound
+                    .iter()
+                    .take(self.cfg.max_open_batches)
+                    .any(|b| b.has_pending())
+        });
+        [retransmit, self.ack_deadline, loss, idle, pace]
             .into_iter()
             .flatten()
             .min()
@@ -543,17 +584,26 @@ impl Endpoint {
                 }),
             });
         }
-        if self.in_flight >= self.peer_window.min(self.cwnd) {
+        if self.in_flight >= self.peer_window.min(self.congestion_window())
+            || self.pacer.next_send(now).is_some()
+        {
             return None;
         }
         let open = self.cfg.max_open_batches.min(self.outbound.len());
-        let pos = self
+        let Some(pos) = self
             .outbound
             .iter()
             .take(open)
-            .position(|b| b.has_pending())?;
+            .position(|b| b.has_pending())
+        else {
+            // Room to send and nothing to send: the rate samples of what
+            // is in flight understate the path.
+            self.pacer.on_app_limited(self.in_flight);
+            return None;
+        };
+        let snapshot = self.pacer.on_send(now, self.in_flight);
         let batch = &mut self.outbound[pos];
-        let (index, again) = batch.take_next(now)?;
+        let (index, again) = batch.take_next(now, snapshot)?;
         self.in_flight += 1;
         if again {
             self.stats.retransmitted += 1;

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::pacer::{Acked, SendSnapshot};
 use crate::protocol::{BatchKind, MAX_SACK_BYTES};
 
 /// How far past the cumulative ack a receiver's ack can describe: chunk
@@ -17,8 +18,13 @@ pub(crate) const ACK_SPAN: u32 = 1 + MAX_SACK_BYTES as u32 * 8;
 pub(crate) enum ChunkState {
     /// Not sent yet.
     Unsent,
-    /// Sent and not yet acknowledged; `sends` counts transmissions so far.
-    InFlight { sent_at: Instant, sends: u16 },
+    /// Sent and not yet acknowledged; `sends` counts transmissions so far;
+    /// `snapshot` is what the pacer knew when it went.
+    InFlight {
+        sent_at: Instant,
+        sends: u16,
+        snapshot: SendSnapshot,
+    },
     /// Declared lost, waiting in the retransmit queue.
     Lost { sends: u16 },
     /// Acknowledged by the receiver.
@@ -66,6 +72,9 @@ pub(crate) struct AckEffect {
     /// Chunks declared lost whose original turned out to be only late: acked
     /// before the resend went out, or too soon after it to be the resend's.
     pub spurious: u32,
+    /// The latest-sent chunk newly acknowledged that was in flight, for the
+    /// pacer's rate sample.
+    pub latest: Option<Acked>,
 }
 
 impl OutBatch {
@@ -102,13 +111,15 @@ impl OutBatch {
         &self.payload[start..end]
     }
 
-    /// The next chunk to transmit, retransmissions first, marked in flight.
-    pub fn take_next(&mut self, now: Instant) -> Option<(u32, bool)> {
+    /// The next chunk to transmit, retransmissions first, marked in flight
+    /// with what the pacer knows at `snapshot`.
+    pub fn take_next(&mut self, now: Instant, snapshot: SendSnapshot) -> Option<(u32, bool)> {
         while let Some(index) = self.retransmit.pop_first() {
             if let ChunkState::Lost { sends } = self.states[index as usize] {
                 self.states[index as usize] = ChunkState::InFlight {
                     sent_at: now,
                     sends: sends.saturating_add(1),
+                    snapshot,
                 };
                 return Some((index, true));
             }
@@ -119,6 +130,7 @@ impl OutBatch {
             self.states[index as usize] = ChunkState::InFlight {
                 sent_at: now,
                 sends: 1,
+                snapshot,
             };
             return Some((index, false));
         }
@@ -140,7 +152,9 @@ impl OutBatch {
     /// `sent_at` (an entry of the sent log). Returns true if it was.
     pub fn expire(&mut self, index: u32, sent_at: Instant) -> bool {
         match self.states.get(index as usize) {
-            Some(&ChunkState::InFlight { sent_at: t, sends }) if t == sent_at => {
+            Some(&ChunkState::InFlight {
+                sent_at: t, sends, ..
+            }) if t == sent_at => {
                 self.states[index as usize] = ChunkState::Lost { sends };
                 self.retransmit.insert(index);
                 true
@@ -154,11 +168,18 @@ impl OutBatch {
         match *state {
             ChunkState::Acked => return,
             ChunkState::Lost { .. } => effect.spurious += 1,
-            ChunkState::InFlight { sent_at, sends } => {
+            ChunkState::InFlight {
+                sent_at,
+                sends,
+                snapshot,
+            } => {
                 if sends > 1 && now.saturating_duration_since(sent_at) < quick {
                     effect.spurious += 1;
                 }
                 effect.left_flight += 1;
+                if effect.latest.is_none_or(|l| sent_at > l.sent_at) {
+                    effect.latest = Some(Acked { sent_at, snapshot });
+                }
                 if self
                     .delivered_latest
                     .is_none_or(|latest| (sent_at, index) > latest)
@@ -232,7 +253,7 @@ impl OutBatch {
         };
         let mut declared = 0;
         for index in self.cum_acked..highest {
-            if let ChunkState::InFlight { sent_at, sends } = self.states[index as usize]
+            if let ChunkState::InFlight { sent_at, sends, .. } = self.states[index as usize]
                 && (sent_at, index) < latest
             {
                 if now.saturating_duration_since(sent_at) >= loss_age {

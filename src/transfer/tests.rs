@@ -518,7 +518,7 @@ fn the_sender_stays_within_what_an_ack_can_describe_and_resends_lowest_first() {
     let now = Instant::now();
     let mut batch = OutBatch::new(1, BatchKind::Results, vec![7u8; 3000 * 10], 10);
     let mut sent = 0;
-    while let Some((index, again)) = batch.take_next(now) {
+    while let Some((index, again)) = batch.take_next(now, snap(now)) {
         assert!(!again);
         assert_eq!(index, sent);
         sent += 1;
@@ -539,13 +539,13 @@ fn the_sender_stays_within_what_an_ack_can_describe_and_resends_lowest_first() {
     // Two chunks expire, the higher first: the lower goes out first.
     assert!(batch.expire(900, now));
     assert!(batch.expire(0, now));
-    assert_eq!(batch.take_next(now), Some((0, true)));
-    assert_eq!(batch.take_next(now), Some((900, true)));
-    assert_eq!(batch.take_next(now), None);
+    assert_eq!(batch.take_next(now, snap(now)), Some((0, true)));
+    assert_eq!(batch.take_next(now, snap(now)), Some((900, true)));
+    assert_eq!(batch.take_next(now, snap(now)), None);
     // The cumulative ack moves to 500: 500 more new chunks may go.
     batch.handle_ack(500, &[], false, now, Duration::from_secs(9), Duration::ZERO);
     let mut more = 0;
-    while let Some((_, again)) = batch.take_next(now) {
+    while let Some((_, again)) = batch.take_next(now, snap(now)) {
         assert!(!again);
         more += 1;
     }
@@ -566,5 +566,14 @@ fn a_batch_larger_than_the_ack_span_crosses_a_lossy_link() {
         pair.ends[0].send_batch(BatchKind::Results, data.clone());
         pair.run_until_idle(Duration::from_secs(30));
         assert_eq!(pair.received_payloads(1)[0].2, data, "seed {seed}");
+    }
+}
+
+fn snap(now: Instant) -> super::pacer::SendSnapshot {
+    super::pacer::SendSnapshot {
+        delivered: 0,
+        delivered_at: now,
+        first_sent: now,
+        app_limited: false,
     }
 }

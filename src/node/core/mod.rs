@@ -512,6 +512,14 @@ impl NodeCore {
         self.results.as_ref()
     }
 
+    /// The transfer pacer's view of the path to the peer: bottleneck rate
+    /// (bytes of chunk payload per second), minimum RTT, phase.
+    pub fn endpoint_path_estimate(
+        &self,
+    ) -> (Option<f64>, Option<Duration>, crate::transfer::PacerPhase) {
+        self.endpoint.path_estimate()
+    }
+
     /// Datagram and batch counters.
     pub fn counters(&self) -> Counters {
         let mut c = self.counters;

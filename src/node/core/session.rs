@@ -292,10 +292,19 @@ impl NodeCore {
             let params = self.config.workload;
             let bytes = f64::from(self.bootstrap_jobs)
                 * protocol::batch::job_bytes(params.elements_per_job) as f64;
+            let (rate, min_rtt, _) = self.endpoint.path_estimate();
+            let path = match (rate, min_rtt) {
+                (Some(rate), Some(rtt)) => format!(
+                    "; the link: {:.1} Mbit/s, {:.1} ms min RTT",
+                    rate * 8.0 / 1e6,
+                    rtt.as_secs_f64() * 1000.0
+                ),
+                _ => String::new(),
+            };
             self.log(
                 now,
                 format!(
-                    "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s)",
+                    "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s){path}",
                     self.bootstrap_jobs,
                     bytes / 1e6,
                     elapsed.as_secs_f64(),
