@@ -60,25 +60,63 @@ const MIN_COMPRESSED_BYTES: usize = 4096;
 pub enum Source<'a> {
     /// Jobs in memory, with their current data.
     Jobs(&'a [Job]),
+    /// Jobs from a queue: those not made yet ([`Job::unmade`]) go as fresh
+    /// ones, without being made, the others with their data. A policy's
+    /// transfer takes jobs nobody started from the back of the queue, so
+    /// the master does not fill in a job's 256 KiB only to send it.
+    Queued(&'a [Job], &'a crate::config::WorkloadConfig),
     /// Jobs not made yet: every element the workload's initial value. The
     /// master's bootstrap sends half the vector this way, a batch at a
     /// time, so it never holds that half at all.
     Fresh(&'a [JobId], &'a crate::config::WorkloadConfig),
 }
 
-impl Source<'_> {
+/// One job of a batch as the encoder sees it.
+enum Entry<'a> {
+    /// Its data.
+    Made(JobId, &'a [f64]),
+    /// A job not made yet: the workload's initial value throughout.
+    Fresh(JobId),
+}
+
+impl<'a> Source<'a> {
     fn len(&self) -> usize {
         match self {
-            Source::Jobs(jobs) => jobs.len(),
+            Source::Jobs(jobs) | Source::Queued(jobs, _) => jobs.len(),
             Source::Fresh(ids, _) => ids.len(),
         }
     }
 
-    fn elements(&self) -> usize {
+    fn workload(&self) -> Option<&'a crate::config::WorkloadConfig> {
         match self {
-            Source::Jobs(jobs) => jobs.iter().map(|j| j.data.len()).sum(),
-            Source::Fresh(ids, w) => ids.len() * w.elements_per_job as usize,
+            Source::Jobs(_) => None,
+            Source::Queued(_, w) | Source::Fresh(_, w) => Some(w),
         }
+    }
+
+    /// The jobs in order.
+    fn entries(&self) -> Box<dyn Iterator<Item = Entry<'a>> + 'a> {
+        match *self {
+            Source::Jobs(jobs) => Box::new(jobs.iter().map(|j| Entry::Made(j.id, &j.data))),
+            Source::Queued(jobs, _) => Box::new(jobs.iter().map(|j| {
+                if j.data.is_empty() && j.done == 0 {
+                    Entry::Fresh(j.id)
+                } else {
+                    Entry::Made(j.id, &j.data)
+                }
+            })),
+            Source::Fresh(ids, _) => Box::new(ids.iter().map(|&id| Entry::Fresh(id))),
+        }
+    }
+
+    fn elements(&self) -> usize {
+        let fresh = self.workload().map_or(0, |w| w.elements_per_job as usize);
+        self.entries()
+            .map(|e| match e {
+                Entry::Made(_, data) => data.len(),
+                Entry::Fresh(_) => fresh,
+            })
+            .sum()
     }
 }
 
@@ -101,10 +139,15 @@ impl Encoded {
 /// trial on a sample of the batch shows that halves it.
 pub fn encode_batch(source: Source<'_>, compress: bool) -> Encoded {
     let raw_bytes = 5 + source.len() * 8 + source.elements() * 8;
-    let payload = if compress && worth_compressing(source) {
-        encode_packed(source, raw_bytes)
+    // A fresh job's data, made once for the batch.
+    let initial: Vec<f64> = source
+        .workload()
+        .map(|w| vec![w.initial; w.elements_per_job as usize])
+        .unwrap_or_default();
+    let payload = if compress && worth_compressing(source, &initial) {
+        encode_packed(source, &initial, raw_bytes)
     } else {
-        encode_raw(source, raw_bytes)
+        encode_raw(source, &initial, raw_bytes)
     };
     Encoded { payload, raw_bytes }
 }
@@ -120,60 +163,41 @@ pub fn encode_fresh(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> 
     encode_batch(Source::Fresh(ids, workload), false).payload
 }
 
-fn initial_bytes(workload: &crate::config::WorkloadConfig) -> Vec<u8> {
-    workload
-        .initial
-        .to_le_bytes()
-        .repeat(workload.elements_per_job as usize)
-}
-
-fn encode_raw(source: Source<'_>, raw_bytes: usize) -> Vec<u8> {
+fn encode_raw(source: Source<'_>, initial: &[f64], raw_bytes: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw_bytes);
     let mut w = Writer(&mut out);
     w.u8(RAW);
     w.u32(source.len() as u32);
-    match source {
-        Source::Jobs(jobs) => {
-            for job in jobs {
-                w.u32(job.id);
-                w.u32(job.data.len() as u32);
-                w.bytes(&le_bytes(&job.data));
-            }
-        }
-        Source::Fresh(ids, workload) => {
-            // One job's data, encoded once and copied for every job.
-            let data = initial_bytes(workload);
-            for &id in ids {
-                w.u32(id);
-                w.u32(workload.elements_per_job);
-                w.bytes(&data);
-            }
-        }
+    let fresh = le_bytes(initial);
+    for entry in source.entries() {
+        let (id, data) = match entry {
+            Entry::Made(id, data) => (id, le_bytes(data)),
+            Entry::Fresh(id) => (id, std::borrow::Cow::Borrowed(&*fresh)),
+        };
+        w.u32(id);
+        w.u32((data.len() / 8) as u32);
+        w.bytes(&data);
     }
     out
 }
 
 /// True when the batch is large enough to bother and a sample of its data
 /// (its first jobs', up to [`SAMPLE_BYTES`]) compresses to half or less.
-fn worth_compressing(source: Source<'_>) -> bool {
+fn worth_compressing(source: Source<'_>, initial: &[f64]) -> bool {
     if source.elements() * 8 < MIN_COMPRESSED_BYTES {
         return false;
     }
     let mut sample = Vec::with_capacity(SAMPLE_BYTES);
-    match source {
-        Source::Jobs(jobs) => {
-            for job in jobs {
-                let room = (SAMPLE_BYTES - sample.len()) / 8;
-                if room == 0 {
-                    break;
-                }
-                sample.extend_from_slice(&le_bytes(&job.data[..job.data.len().min(room)]));
-            }
+    for entry in source.entries() {
+        let room = (SAMPLE_BYTES - sample.len()) / 8;
+        if room == 0 {
+            break;
         }
-        Source::Fresh(_, workload) => {
-            let elements = source.elements().min(SAMPLE_BYTES / 8);
-            sample = workload.initial.to_le_bytes().repeat(elements);
-        }
+        let data = match entry {
+            Entry::Made(_, data) => data,
+            Entry::Fresh(_) => initial,
+        };
+        sample.extend_from_slice(&le_bytes(&data[..data.len().min(room)]));
     }
     lz4_flex::block::compress(&sample).len() * 2 <= sample.len()
 }
@@ -191,12 +215,12 @@ fn constant(data: &[f64]) -> Option<f64> {
     (same && chunks.remainder().iter().all(|&b| b == want)).then_some(first)
 }
 
-/// One job's entry of a compressed batch: its one value, an LZ4 block, or
-/// its data as it is when that is no larger.
-fn put_packed(w: &mut Writer<'_>, id: JobId, data: &[f64], fill: Option<f64>) {
-    w.u32(id);
+/// One job's entry of a compressed batch after its id: the element count,
+/// then its one value, an LZ4 block, or its data as it is when that is no
+/// larger.
+fn put_packed(w: &mut Writer<'_>, data: &[f64]) {
     w.u32(data.len() as u32);
-    if let Some(value) = fill.filter(|_| data.len() > 1) {
+    if let Some(value) = constant(data).filter(|_| data.len() > 1) {
         w.u32(0);
         w.f64(value);
         return;
@@ -212,25 +236,27 @@ fn put_packed(w: &mut Writer<'_>, id: JobId, data: &[f64], fill: Option<f64>) {
     w.bytes(stored);
 }
 
-fn encode_packed(source: Source<'_>, raw_bytes: usize) -> Vec<u8> {
+fn encode_packed(source: Source<'_>, initial: &[f64], raw_bytes: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity((raw_bytes / 16).max(64));
     let mut w = Writer(&mut out);
     w.u8(LZ4);
     w.u32(source.len() as u32);
-    match source {
-        Source::Jobs(jobs) => {
-            for job in jobs {
-                put_packed(&mut w, job.id, &job.data, constant(&job.data));
-            }
-        }
-        Source::Fresh(ids, workload) => {
-            // Every fresh job is the same: encode one, copy it.
-            let mut one = Vec::new();
-            let job = vec![workload.initial; workload.elements_per_job as usize];
-            put_packed(&mut Writer(&mut one), 0, &job, constant(&job));
-            for &id in ids {
+    // Every fresh job is the same: encoded once, copied.
+    let mut fresh: Option<Vec<u8>> = None;
+    for entry in source.entries() {
+        match entry {
+            Entry::Made(id, data) => {
                 w.u32(id);
-                w.bytes(&one[4..]);
+                put_packed(&mut w, data);
+            }
+            Entry::Fresh(id) => {
+                w.u32(id);
+                let one = fresh.get_or_insert_with(|| {
+                    let mut one = Vec::new();
+                    put_packed(&mut Writer(&mut one), initial);
+                    one
+                });
+                w.bytes(one);
             }
         }
     }
@@ -509,6 +535,32 @@ mod tests {
         let bytes = packed(Source::Jobs(&results));
         assert!(bytes.len() * 100 < raw.len());
         assert_eq!(decode(&bytes, &p, true).unwrap(), results);
+    }
+
+    #[test]
+    fn queued_jobs_not_made_go_as_fresh_ones_and_made_ones_with_their_data() {
+        let w = workload(6, 8192);
+        let p = params_of(&w);
+        let mut queued: Vec<Job> = (0..6).map(Job::unmade).collect();
+        // Job 2 is made, job 4 holds other data (a reclaimed, restarted one).
+        queued[2].make_ready(&w);
+        queued[4] = crate::workload::random_job(4, w.elements_per_job);
+        let made: Vec<Job> = queued
+            .iter()
+            .map(|j| {
+                let mut j = j.clone();
+                j.make_ready(&w);
+                j
+            })
+            .collect();
+        for compress in [false, true] {
+            let from_queue = encode_batch(Source::Queued(&queued, &w), compress);
+            let from_made = encode_batch(Source::Jobs(&made), compress);
+            assert_eq!(from_queue, from_made, "compress {compress}");
+            assert_eq!(decode(&from_queue.payload, &p, false).unwrap(), made);
+        }
+        // The queue's jobs are left as they were.
+        assert!(queued[0].data.is_empty());
     }
 
     #[test]

@@ -17,13 +17,17 @@
 //! - Flow control is the receiver's: it advertises how many chunks it can
 //!   take in flight (sized to its socket's receive buffer), and the sender
 //!   never has more than that outstanding.
-//! - Congestion control is the sender's: a window that grows as chunks are
-//!   acknowledged (slow start, then one chunk per window), halves when
-//!   selective acks show a loss, and drops to a few chunks after a time-out,
-//!   so a stalled receiver or a lossy link never gets a burst of resends.
-//!   When the chunks declared lost turn out to have been only late, the
-//!   reduction is undone (the Eifel response, RFC 4015): on a jittery path
-//!   lateness is not congestion.
+//! - Congestion control is the sender's, in two parts. The pacer
+//!   ([`pacer`]) estimates the bottleneck's rate and the minimum RTT from
+//!   the acks, in the manner of BBR, spaces chunks at that rate and keeps
+//!   about two bandwidth-delay products in flight, so a bottleneck's queue
+//!   is not overrun. Under it, a loss-based window stays a ceiling: it grows
+//!   as chunks are acknowledged (slow start, then one chunk per window),
+//!   halves when selective acks show a loss, and drops to a few chunks after
+//!   a time-out, so a stalled receiver or a lossy link never gets a burst of
+//!   resends. When the chunks declared lost turn out to have been only late,
+//!   the reduction is undone (the Eifel response, RFC 4015): on a jittery
+//!   path lateness is not congestion.
 //! - A batch stays the sender's until every chunk is acknowledged
 //!   ([`Event::Delivered`]); the receiver delivers each batch exactly once
 //!   ([`Event::Received`]), however many duplicates arrive.

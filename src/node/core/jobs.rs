@@ -323,13 +323,12 @@ impl NodeCore {
         let Some(workload) = self.params.map(|p| p.workload()) else {
             return;
         };
-        for job in &mut jobs {
-            job.make_ready(&workload);
-        }
         while !jobs.is_empty() {
             let rest = jobs.split_off(jobs.len().min(self.transfer_jobs));
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
+            // Jobs not made yet go as fresh ones, never filled in here.
+            let encoded =
+                batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression);
             self.send_batch(now, BatchKind::Jobs, ids, encoded);
             jobs = rest;
         }
