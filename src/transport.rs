@@ -320,17 +320,32 @@ impl Transport {
 
     /// Wakes a receive that is waiting and makes every later one return at
     /// once with nothing: the node is ending, so its reader need not wait
-    /// out [`RECV_TIMEOUT`] to notice.
+    /// out [`RECV_TIMEOUT`] to notice. The wake-up is an empty datagram to
+    /// the socket's own address (shutting the socket for reading would
+    /// wake it too, but a receive then returns no source address, which
+    /// the standard library's `recv_from` treats as a bug and panics on);
+    /// if it cannot be sent, the reader notices at its next time-out.
     pub fn close_receiving(&self) {
         self.closing.store(true, Ordering::Release);
-        // On an unconnected UDP socket Linux answers ENOTCONN but still
-        // marks the socket shut for reading and wakes its readers.
-        let _ = socket2::SockRef::from(&self.socket).shutdown(std::net::Shutdown::Read);
+        let mut to = self.local;
+        if to.ip().is_unspecified() {
+            to.set_ip(match to {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = self.socket.send_to(&[], to);
     }
 
     /// Receives one datagram into `buf`; `Ok(None)` when the time-out passed
     /// or receiving was closed.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddr)>> {
+        if self.closing.load(Ordering::Acquire) {
+            // The node is ending and its reader about to: no need to wait
+            // a whole time-out, nor to spin while it finishes.
+            std::thread::sleep(Duration::from_millis(1));
+            return Ok(None);
+        }
         let got = self.socket.recv_from(buf);
         if self.closing.load(Ordering::Acquire) {
             return Ok(None);
@@ -465,6 +480,41 @@ mod tests {
             a.stats.bytes_sent.load(Ordering::Relaxed),
             5 + crate::auth::TAG_BYTES as u64
         );
+    }
+
+    #[test]
+    fn closing_wakes_a_waiting_receive_which_returns_nothing() {
+        let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let a = Arc::new(
+            Transport::bind(
+                "127.0.0.1:0".parse().unwrap(),
+                b.local_addr().unwrap(),
+                None,
+                Key::demo(),
+            )
+            .unwrap(),
+        );
+        let reader = {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                let waited = Instant::now();
+                let got = a.recv(&mut buf).unwrap();
+                (got, waited.elapsed())
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        a.close_receiving();
+        let (got, waited) = reader.join().expect("the reader must not panic");
+        assert_eq!(got, None);
+        // Woken, not timed out.
+        assert!(waited < RECV_TIMEOUT, "{waited:?}");
+        // Later receives return nothing, without waiting a time-out.
+        let mut buf = [0u8; 64];
+        let t = Instant::now();
+        assert_eq!(a.recv(&mut buf).unwrap(), None);
+        assert!(t.elapsed() < RECV_TIMEOUT);
+        assert_eq!(a.stats.receive_errors.load(Ordering::Relaxed), 0);
     }
 
     #[test]

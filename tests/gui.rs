@@ -2,7 +2,6 @@
 //! display needed. Nodes are real (threads, UDP on loopback, kernel-chosen
 //! ports); every wait is bounded.
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,13 +14,8 @@ use loadbal::gui::{LoadbalApp, Mode};
 use loadbal::node::Outcome;
 use loadbal::protocol::Phase;
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::free_port;
 
 /// A config file with fresh ports and a small workload, in its own directory.
 fn config_file(name: &str) -> PathBuf {

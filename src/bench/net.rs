@@ -316,7 +316,7 @@ pub fn transport(
     out.push(
         Figure::new(
             "transport",
-            format!("bootstrap, {mib} MiB over UDP"),
+            format!("bootstrap, {mib} MiB over UDP, every byte sent"),
             plain,
             "MB/s",
         )
@@ -332,24 +332,24 @@ pub fn transport(
             "MB/s",
         )
         .against("TCP kept", tcp_kept)
-        .note("where the time goes: a receiver that keeps 128 MiB faults in every page of it")
+        .note("a receiver that keeps 128 MiB faults in every page of it")
         .samples(reps),
     );
     out.push(
         Figure::new(
             "transport",
-            "the same, compression forced on (reference data)",
+            "the same, compression on (the default; reference data)",
             packed,
             "MB/s",
         )
         .against("off", plain)
-        .note("off by default on a plain loopback: no steady gain there")
+        .note("each job goes as its one value")
         .samples(reps),
     );
     out.push(
         Figure::new(
             "transport",
-            "random values, compression forced on",
+            "random values, compression on",
             random_packed,
             "MB/s",
         )

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: the real `loadbal` binary as
-//! separate processes on loopback, each test on its own ports (chosen by the
-//! kernel) so tests run in parallel. Every wait is bounded.
+//! separate processes on loopback, each test on its own ports so tests run
+//! in parallel. Every wait is bounded.
 
 #![allow(dead_code)]
 
@@ -13,14 +13,34 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_loadbal");
 
-/// Two loopback ports nobody is using right now.
+/// Two loopback ports nobody is using right now, and that nobody will be
+/// given later by the kernel: they come from below its ephemeral range
+/// (32768 and up), one after another for this test binary, starting at a
+/// place set by its process id. Ports the kernel chose (bind to port 0) were
+/// freed again at once, so a socket another test bound to port 0 could get
+/// the same one before the node did, and the node then failed to bind.
 pub fn free_ports() -> (u16, u16) {
-    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    (
-        a.local_addr().unwrap().port(),
-        b.local_addr().unwrap().port(),
-    )
+    (free_port(), free_port())
+}
+
+/// One port as [`free_ports`] gives them.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        (std::process::id() % 1_000) * 20 + 1,
+        Ordering::Relaxed,
+        Ordering::Relaxed,
+    );
+    loop {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) as u16;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A fresh directory for one test.
