@@ -92,7 +92,16 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     let mut h = window(Mode::Demo, &path);
     h.step();
     assert!(h.query_by_label("Result: verified").is_none());
+    // The test harness turns animations off; a window has them on.
+    let animation_time = 0.2;
+    h.ctx.all_styles_mut(|s| s.animation_time = animation_time);
     h.get_by_label("Start").click();
+    // While the run goes, animations are off (each draws frames the
+    // workers pay for)...
+    h.step();
+    h.step();
+    assert!(h.state().is_running());
+    assert_eq!(h.ctx.global_style().animation_time, 0.0);
     step_until(
         &mut [&mut h],
         Duration::from_secs(60),
@@ -112,6 +121,8 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     h.step();
     h.get_by_label("Result: verified");
     h.get_by_label_contains("Jobs computed");
+    // ... and back on after it.
+    assert_eq!(h.ctx.global_style().animation_time, animation_time);
     // No slave was lost; each node shows its rejected datagrams.
     h.get_by_label("Slave lost");
     h.get_by_label("no");

@@ -25,12 +25,13 @@ pub enum Mode {
 }
 
 /// Repaint interval while a run is going, when nothing else asked for one.
-const RUNNING_REPAINT: Duration = Duration::from_millis(250);
+const RUNNING_REPAINT: Duration = Duration::from_millis(500);
 /// The soonest a node's event repaints the window: events come up to 50
 /// times a second, and under software rendering a frame of this window
-/// costs about 25 ms of a core, CPU the workers it watches need. So a run
-/// is drawn four times a second whatever happens (10 % of a core under
-/// Xvfb's llvmpipe, against 95 % when every event drew a frame).
+/// costs about 20 - 25 ms of a core, CPU the workers it watches need. So a
+/// run is drawn twice a second whatever happens: 5 - 7 % of a core under
+/// Xvfb's llvmpipe (`loadbal bench --only window`), against 10 % at four
+/// frames a second and 95 % when every event drew a frame.
 pub const EVENT_REPAINT: Duration = RUNNING_REPAINT;
 /// Repaint interval when idle (the connection's "last heard" ticks).
 const IDLE_REPAINT: Duration = Duration::from_secs(1);
@@ -44,6 +45,10 @@ pub struct LoadbalApp {
     compare: CompareView,
     show_compare: bool,
     notice: Option<String>,
+    /// The style's animation time, kept here while a run is going and
+    /// animations are off: a scroll bar that fades in or a panel that
+    /// slides draws a frame every few milliseconds until it is done.
+    paused_animation: Option<f32>,
 }
 
 impl LoadbalApp {
@@ -82,6 +87,7 @@ impl LoadbalApp {
             compare: CompareView::default(),
             show_compare: false,
             notice: None,
+            paused_animation: None,
         }
     }
 
@@ -135,8 +141,25 @@ impl LoadbalApp {
         }
     }
 
+    /// Turns the style's animations off while a run is going and back on
+    /// after it.
+    fn pause_animations_while_running(&mut self, ctx: &egui::Context) {
+        match (self.is_running(), self.paused_animation) {
+            (true, None) => {
+                self.paused_animation = Some(ctx.global_style().animation_time);
+                ctx.all_styles_mut(|s| s.animation_time = 0.0);
+            }
+            (false, Some(time)) => {
+                self.paused_animation = None;
+                ctx.all_styles_mut(|s| s.animation_time = time);
+            }
+            _ => {}
+        }
+    }
+
     /// Draws the window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
+        self.pause_animations_while_running(ui.ctx());
         let running = self.is_running();
         let mut start = false;
         egui::Panel::top("header").show(ui, |ui| {

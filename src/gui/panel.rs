@@ -384,6 +384,9 @@ impl NodePanel {
         let other = self.role.peer().name();
         egui::Grid::new(("stats", me))
             .num_columns(3)
+            // Wide enough for every figure, so a figure that grows a digit
+            // does not change the columns (each change costs a frame).
+            .min_col_width(130.0)
             .striped(true)
             .spacing([24.0, 4.0])
             .show(ui, |ui| {
@@ -569,6 +572,7 @@ impl NodePanel {
             .id_salt(("log", self.role.name()))
             .max_height(height)
             .stick_to_bottom(true)
+            .scroll_bar_visibility(egui::scroll_area::ScrollBarVisibility::AlwaysVisible)
             .auto_shrink([false, true])
             .show_rows(ui, row, self.log.len(), |ui, rows| {
                 ui.with_layout(egui::Layout::top_down(egui::Align::Min), |ui| {
