@@ -335,7 +335,16 @@ fn decode_packed(
         }
         seen.push(id);
         let data = if stored == 0 {
-            vec![r.f64()?; elements as usize]
+            let value = r.f64()?;
+            if !complete && value.to_bits() == params.initial.to_bits() {
+                // A job nobody has computed yet, sent as the workload's
+                // initial value: it stays unmade here too, and the worker
+                // that takes it fills it in, in its own cache, just before
+                // computing it (not this thread, all at once, on arrival).
+                jobs.push(Job::unmade(id));
+                continue;
+            }
+            vec![value; elements as usize]
         } else if stored == raw_job {
             f64s_from_le(r.take(stored)?)
         } else {
@@ -497,6 +506,14 @@ mod tests {
         }
     }
 
+    /// Jobs as a worker computes them: unmade ones filled in.
+    fn made(mut jobs: Vec<Job>, w: &crate::config::WorkloadConfig) -> Vec<Job> {
+        for j in &mut jobs {
+            j.make_ready(w);
+        }
+        jobs
+    }
+
     fn packed(source: Source<'_>) -> Vec<u8> {
         let e = encode_batch(source, true);
         assert!(e.is_compressed());
@@ -519,8 +536,14 @@ mod tests {
             raw.len()
         );
         let p = params_of(&w);
-        assert_eq!(decode(&fresh.payload, &p, false), decode(&raw, &p, false));
-        assert_eq!(decode(&fresh.payload, &p, false).unwrap().len(), 8);
+        // Fresh jobs arrive unmade: nothing allocated until a worker takes
+        // them, and then the same data as sent raw.
+        let arrived = decode(&fresh.payload, &p, false).unwrap();
+        assert_eq!(
+            arrived,
+            ids.iter().map(|&id| Job::unmade(id)).collect::<Vec<_>>()
+        );
+        assert_eq!(made(arrived, &w), decode(&raw, &p, false).unwrap());
         // Made jobs compress to the same bytes as fresh ones.
         let made: Vec<Job> = ids
             .iter()
@@ -557,7 +580,12 @@ mod tests {
             let from_queue = encode_batch(Source::Queued(&queued, &w), compress);
             let from_made = encode_batch(Source::Jobs(&made), compress);
             assert_eq!(from_queue, from_made, "compress {compress}");
-            assert_eq!(decode(&from_queue.payload, &p, false).unwrap(), made);
+            let arrived = decode(&from_queue.payload, &p, false).unwrap();
+            // Compressed, the fresh ones arrive unmade; job 4 with its data.
+            assert_eq!(arrived[0].data.is_empty(), compress);
+            assert_eq!(arrived[2].data.is_empty(), compress);
+            assert_eq!(arrived[4], made[4]);
+            assert_eq!(self::made(arrived, &w), made);
         }
         // The queue's jobs are left as they were.
         assert!(queued[0].data.is_empty());
@@ -576,7 +604,14 @@ mod tests {
         assert_eq!(stored(5 + 20), 8192 * 8);
         assert_eq!(stored(5 + 20 + 12 + 8192 * 8), 0);
         assert_eq!(bytes.len(), 5 + 20 + 12 + 8192 * 8 + 20);
-        assert_eq!(decode(&bytes, &p, false).unwrap(), jobs);
+        assert_eq!(made(decode(&bytes, &p, false).unwrap(), &w), jobs);
+        // As results, every job comes back whole.
+        let results = decode(&bytes, &p, true).unwrap();
+        assert!(
+            results
+                .iter()
+                .all(|j| j.data.len() == 8192 && j.is_complete())
+        );
     }
 
     #[test]
