@@ -18,15 +18,24 @@ rate=${RATE:-10mbit}
 limit=${LIMIT:-30kb}
 jobs=${JOBS:-64}
 elements=${ELEMENTS:-16384}
+[ "$(id -u)" = 0 ] || { echo "bottleneck.sh: needs root (network namespaces)" >&2; exit 2; }
+for tool in ip tc python3; do
+    command -v "$tool" >/dev/null || {
+        echo "bottleneck.sh: needs $tool (Debian packages iproute2, python3)" >&2
+        exit 2
+    }
+done
 if [ -z "${LOADBAL:-}" ]; then
+    command -v cargo >/dev/null || {
+        echo "bottleneck.sh: no cargo on root's PATH: build first and name the binary," >&2
+        echo "  cargo build --release && sudo LOADBAL=target/release/loadbal $0" >&2
+        exit 2
+    }
     cargo build --release --quiet
     LOADBAL="${CARGO_TARGET_DIR:-target}/release/loadbal"
 fi
+[ -x "$LOADBAL" ] || { echo "bottleneck.sh: $LOADBAL is not an executable" >&2; exit 2; }
 LOADBAL=$(realpath "$LOADBAL")
-[ "$(id -u)" = 0 ] || { echo "bottleneck.sh: needs root (network namespaces)" >&2; exit 2; }
-for tool in ip tc; do
-    command -v "$tool" >/dev/null || { echo "bottleneck.sh: needs $tool (iproute2)" >&2; exit 2; }
-done
 
 tag=lb$$
 ns_m=${tag}m ns_s=${tag}s

@@ -42,9 +42,10 @@ impl Job {
         }
     }
 
-    /// True when every element has received all its additions.
+    /// True when every element has received all its additions; never for
+    /// an [`unmade`](Job::unmade) job.
     pub fn is_complete(&self) -> bool {
-        self.done == self.data.len()
+        !self.data.is_empty() && self.done == self.data.len()
     }
 }
 

@@ -1,6 +1,6 @@
 //! GUI tests with egui_kittest: the real window code, driven by label, no
-//! display needed. Nodes are real (threads, UDP on loopback, kernel-chosen
-//! ports); every wait is bounded.
+//! display needed. Nodes are real (threads, UDP on loopback, each test on
+//! its own ports); every wait is bounded.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -92,16 +92,7 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     let mut h = window(Mode::Demo, &path);
     h.step();
     assert!(h.query_by_label("Result: verified").is_none());
-    // The test harness turns animations off; a window has them on.
-    let animation_time = 0.2;
-    h.ctx.all_styles_mut(|s| s.animation_time = animation_time);
     h.get_by_label("Start").click();
-    // While the run goes, animations are off (each draws frames the
-    // workers pay for)...
-    h.step();
-    h.step();
-    assert!(h.state().is_running());
-    assert_eq!(h.ctx.global_style().animation_time, 0.0);
     step_until(
         &mut [&mut h],
         Duration::from_secs(60),
@@ -121,8 +112,6 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     h.step();
     h.get_by_label("Result: verified");
     h.get_by_label_contains("Jobs computed");
-    // ... and back on after it.
-    assert_eq!(h.ctx.global_style().animation_time, animation_time);
     // No slave was lost; each node shows its rejected datagrams.
     h.get_by_label("Slave lost");
     h.get_by_label("no");
@@ -251,6 +240,38 @@ fn pressing_start_on_a_connected_pair_of_windows_starts_the_run() {
     slave.step();
     master.get_by_label("Result: verified");
     slave.get_by_label("Result: verified");
+}
+
+// Issue 13: an animation draws a frame every few milliseconds until it is
+// done, CPU the workers pay for under software rendering.
+#[test]
+fn animations_are_off_while_a_node_runs_and_back_on_after() {
+    let path = config_file("animations");
+    let mut h = window(Mode::Node(Role::Slave), &path);
+    // The test harness turns animations off; a window has them on.
+    let animation_time = 0.2;
+    h.ctx.all_styles_mut(|s| s.animation_time = animation_time);
+    h.step();
+    assert_eq!(h.ctx.global_style().animation_time, animation_time);
+    // A slave with no master runs until it is stopped.
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(10),
+        "the slave to start",
+        |h| h[0].state().is_running(),
+    );
+    h.step();
+    assert_eq!(h.ctx.global_style().animation_time, 0.0);
+    h.get_by_label("Stop the slave").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(10),
+        "the slave to stop",
+        |h| !h[0].state().is_running(),
+    );
+    h.step();
+    assert_eq!(h.ctx.global_style().animation_time, animation_time);
 }
 
 #[test]

@@ -97,7 +97,12 @@ impl<'a> Source<'a> {
     /// The jobs in order.
     fn entries(&self) -> Box<dyn Iterator<Item = Entry<'a>> + 'a> {
         match *self {
-            Source::Jobs(jobs) => Box::new(jobs.iter().map(|j| Entry::Made(j.id, &j.data))),
+            Source::Jobs(jobs) => Box::new(jobs.iter().map(|j| {
+                // Jobs with their data: an unmade one would go with no
+                // elements and the whole batch be refused at the other end.
+                debug_assert!(!j.data.is_empty(), "job {} sent unmade", j.id);
+                Entry::Made(j.id, &j.data)
+            })),
             Source::Queued(jobs, _) => Box::new(jobs.iter().map(|j| {
                 if j.data.is_empty() && j.done == 0 {
                     Entry::Fresh(j.id)

@@ -385,6 +385,7 @@ impl Endpoint {
             self.stats.undone_reductions += 1;
         }
         if effect.spurious > 0 {
+            self.pacer.on_spurious(now, effect.spurious);
             self.stats.spurious += u64::from(effect.spurious);
             self.rtt.widen_reordering_window();
         }

@@ -110,6 +110,10 @@ pub(crate) struct Pacer {
     app_limited_until: u64,
     /// The earliest the next chunk may go.
     next_send: Option<Instant>,
+    /// The estimate before the last cut for a lossy round, until the
+    /// losses prove spurious (and the cut is undone) or a new cut replaces
+    /// it.
+    cut_from: Option<f64>,
 }
 
 impl Pacer {
@@ -132,6 +136,7 @@ impl Pacer {
             cycle_start: None,
             app_limited_until: 0,
             next_send: None,
+            cut_from: None,
         }
     }
 
@@ -189,7 +194,7 @@ impl Pacer {
             _ => floor,
         };
         let bdp = self.bandwidth()? * rtt.as_secs_f64();
-        Some((gain * bdp).ceil().min(f64::from(u32::MAX)) as u32 + 4)
+        Some(((gain * bdp).ceil().min(f64::from(u32::MAX)) as u32).saturating_add(4))
     }
 
     /// When pacing lets the next chunk go: the pacing clock less the burst
@@ -297,6 +302,17 @@ impl Pacer {
         self.advance(now, in_flight);
     }
 
+    /// `count` chunks declared lost proved only late (their acks came):
+    /// they no longer count against this round, and a cut they caused is
+    /// undone, as the endpoint undoes its window's (the Eifel response), so
+    /// a link that reorders does not pace lower and lower.
+    pub fn on_spurious(&mut self, now: Instant, count: u32) {
+        self.round_lost = self.round_lost.saturating_sub(u64::from(count));
+        if let Some(bw) = self.cut_from.take() {
+            self.samples.push_back((now, self.round, bw));
+        }
+    }
+
     /// A round trip ended: judge whether start-up has filled the path, and
     /// whether a probe met loss.
     fn end_round(&mut self, now: Instant, app_limited: bool) {
@@ -321,6 +337,7 @@ impl Pacer {
                 // acks) or the path's share shrank. Pace 15 % lower and
                 // stop any probe at once.
                 if let Some(bw) = self.bandwidth() {
+                    self.cut_from = Some(bw);
                     self.samples.clear();
                     self.samples.push_back((now, self.round, bw * LOSS_BACKOFF));
                 }
@@ -470,6 +487,55 @@ mod tests {
             Phase::ProbeBw,
             "drained at once: nothing in flight"
         );
+    }
+
+    #[test]
+    fn a_cut_for_losses_that_prove_spurious_is_undone() {
+        let rtt = Duration::from_millis(10);
+        let (mut p, _) = steady(10_000.0, rtt, 3.0);
+        assert_eq!(p.phase(), Phase::ProbeBw);
+        let bw = p.bandwidth().unwrap();
+        // A round that loses half its chunks: the estimate is cut.
+        let now = Instant::now() + Duration::from_secs(4);
+        let snap = p.on_send(now, 0);
+        let acked = Acked {
+            sent_at: now,
+            snapshot: snap,
+        };
+        p.on_ack(now + rtt, 20, 20, Some(acked), Some(rtt), 0);
+        let cut = p.bandwidth().unwrap();
+        assert!((cut - bw * LOSS_BACKOFF).abs() < 1e-6, "{cut} from {bw}");
+        // The losses were reordering: their acks come, the cut goes.
+        p.on_spurious(now + rtt * 2, 20);
+        assert_eq!(p.bandwidth(), Some(bw));
+        // Only once.
+        p.on_spurious(now + rtt * 3, 20);
+        assert_eq!(p.bandwidth(), Some(bw));
+    }
+
+    #[test]
+    fn an_absurd_sample_saturates_the_window_instead_of_overflowing() {
+        // Four million chunks acknowledged a millisecond after they left,
+        // with a one-second RTT: a bandwidth-delay product beyond u32.
+        let t0 = Instant::now();
+        let mut p = Pacer::new();
+        let snap = p.on_send(t0, 0);
+        p.on_ack(
+            t0 + Duration::from_millis(1),
+            4_000_000,
+            0,
+            Some(Acked {
+                sent_at: t0,
+                snapshot: snap,
+            }),
+            Some(Duration::from_secs(1)),
+            0,
+        );
+        assert_eq!(p.window(), Some(u32::MAX));
+        // The pacing clock still moves forward.
+        let next = p.on_send(t0 + Duration::from_millis(2), 0);
+        assert_eq!(next.delivered, 4_000_000);
+        assert!(p.send_time().is_some());
     }
 
     #[test]
