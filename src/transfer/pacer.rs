@@ -424,6 +424,26 @@ mod tests {
         (p, queue_delays)
     }
 
+    /// One flight with nothing else out: sent at `at`, `delivered` chunks
+    /// (and `lost`) acknowledged `after` later with an RTT sample of `rtt`.
+    /// Returns what the send remembered.
+    fn flight(
+        p: &mut Pacer,
+        at: Instant,
+        after: Duration,
+        delivered: u32,
+        lost: u32,
+        rtt: Duration,
+    ) -> SendSnapshot {
+        let snapshot = p.on_send(at, 0);
+        let acked = Acked {
+            sent_at: at,
+            snapshot,
+        };
+        p.on_ack(at + after, delivered, lost, Some(acked), Some(rtt), 0);
+        snapshot
+    }
+
     #[test]
     fn it_learns_the_bottleneck_rate_and_the_path_rtt_and_settles() {
         let rtt = Duration::from_millis(40);
@@ -456,32 +476,10 @@ mod tests {
     fn a_lossy_round_ends_startup() {
         let t0 = Instant::now();
         let mut p = Pacer::new();
-        let snap = p.on_send(t0, 0);
-        let at = t0 + Duration::from_millis(10);
-        p.on_ack(
-            at,
-            10,
-            0,
-            Some(Acked {
-                sent_at: t0,
-                snapshot: snap,
-            }),
-            Some(Duration::from_millis(10)),
-            0,
-        );
+        let rtt = Duration::from_millis(10);
+        flight(&mut p, t0, rtt, 10, 0, rtt);
         assert_eq!(p.phase(), Phase::Startup);
-        let snap = p.on_send(at, 0);
-        p.on_ack(
-            at + Duration::from_millis(10),
-            50,
-            5,
-            Some(Acked {
-                sent_at: at,
-                snapshot: snap,
-            }),
-            Some(Duration::from_millis(10)),
-            0,
-        );
+        flight(&mut p, t0 + rtt, rtt, 50, 5, rtt);
         assert_eq!(
             p.phase(),
             Phase::ProbeBw,
@@ -497,12 +495,7 @@ mod tests {
         let bw = p.bandwidth().unwrap();
         // A round that loses half its chunks: the estimate is cut.
         let now = Instant::now() + Duration::from_secs(4);
-        let snap = p.on_send(now, 0);
-        let acked = Acked {
-            sent_at: now,
-            snapshot: snap,
-        };
-        p.on_ack(now + rtt, 20, 20, Some(acked), Some(rtt), 0);
+        flight(&mut p, now, rtt, 20, 20, rtt);
         let cut = p.bandwidth().unwrap();
         assert!((cut - bw * LOSS_BACKOFF).abs() < 1e-6, "{cut} from {bw}");
         // The losses were reordering: their acks come, the cut goes.
@@ -519,17 +512,13 @@ mod tests {
         // with a one-second RTT: a bandwidth-delay product beyond u32.
         let t0 = Instant::now();
         let mut p = Pacer::new();
-        let snap = p.on_send(t0, 0);
-        p.on_ack(
-            t0 + Duration::from_millis(1),
+        flight(
+            &mut p,
+            t0,
+            Duration::from_millis(1),
             4_000_000,
             0,
-            Some(Acked {
-                sent_at: t0,
-                snapshot: snap,
-            }),
-            Some(Duration::from_secs(1)),
-            0,
+            Duration::from_secs(1),
         );
         assert_eq!(p.window(), Some(u32::MAX));
         // The pacing clock still moves forward.
@@ -542,37 +531,14 @@ mod tests {
     fn app_limited_samples_do_not_lower_the_estimate() {
         let t0 = Instant::now();
         let mut p = Pacer::new();
-        let snap = p.on_send(t0, 0);
         let ms = Duration::from_millis;
-        p.on_ack(
-            t0 + ms(10),
-            100,
-            0,
-            Some(Acked {
-                sent_at: t0,
-                snapshot: snap,
-            }),
-            Some(ms(10)),
-            0,
-        );
+        flight(&mut p, t0, ms(10), 100, 0, ms(10));
         let bw = p.bandwidth().unwrap();
         assert!((bw - 10_000.0).abs() < 1.0, "{bw}");
         // The sender then has little to send: one chunk in 10 ms.
         p.on_app_limited(0);
-        let t1 = t0 + ms(20);
-        let snap = p.on_send(t1, 0);
+        let snap = flight(&mut p, t0 + ms(20), ms(10), 1, 0, ms(10));
         assert!(snap.app_limited);
-        p.on_ack(
-            t1 + ms(10),
-            1,
-            0,
-            Some(Acked {
-                sent_at: t1,
-                snapshot: snap,
-            }),
-            Some(ms(10)),
-            0,
-        );
         assert_eq!(p.bandwidth(), Some(bw));
     }
 
@@ -581,20 +547,9 @@ mod tests {
         let t0 = Instant::now();
         let mut p = Pacer::new();
         assert_eq!(p.next_send(t0), None, "no estimate: unpaced");
-        let snap = p.on_send(t0, 0);
         let ms = Duration::from_millis;
         // 1000 chunks per second measured; start-up paces at 2.885x.
-        p.on_ack(
-            t0 + ms(100),
-            100,
-            0,
-            Some(Acked {
-                sent_at: t0,
-                snapshot: snap,
-            }),
-            Some(ms(100)),
-            0,
-        );
+        flight(&mut p, t0, ms(100), 100, 0, ms(100));
         let now = t0 + ms(100);
         let mut sent = 0;
         while p.next_send(now).is_none() && sent < 100 {
