@@ -82,6 +82,18 @@ fn start_pair(path: &Path) -> (Harness<'static, LoadbalApp>, Harness<'static, Lo
     (slave, master)
 }
 
+/// Presses Start in a slave's window with no master anywhere: its node
+/// runs, waiting, until it is stopped.
+fn start_lone_slave(h: &mut Harness<'static, LoadbalApp>) {
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [h],
+        Duration::from_secs(10),
+        "the slave to start",
+        |h| h[0].state().panel(Role::Slave).unwrap().is_running(),
+    );
+}
+
 fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outcome> {
     h.state().panel(role).and_then(|p| p.outcome())
 }
@@ -254,13 +266,7 @@ fn animations_are_off_while_a_node_runs_and_back_on_after() {
     h.step();
     assert_eq!(h.ctx.global_style().animation_time, animation_time);
     // A slave with no master runs until it is stopped.
-    h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(10),
-        "the slave to start",
-        |h| h[0].state().is_running(),
-    );
+    start_lone_slave(&mut h);
     h.step();
     assert_eq!(h.ctx.global_style().animation_time, 0.0);
     h.get_by_label("Stop the slave").click();
@@ -280,13 +286,7 @@ fn moving_the_throttle_slider_changes_the_running_nodes_throttle() {
     let mut h = window(Mode::Node(Role::Slave), &path);
     h.step();
     // A slave waits for its master: its node runs, so the change is live.
-    h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(10),
-        "the slave to start",
-        |h| h[0].state().panel(Role::Slave).unwrap().is_running(),
-    );
+    start_lone_slave(&mut h);
     h.get_by_role_and_label(A11yRole::Slider, "slave throttle")
         .set_value_accesskit(25.0);
     step_until(

@@ -125,6 +125,14 @@ pub fn real_run(
     }
 }
 
+/// Runs a master and a slave in this process to the end; the master's
+/// report of the verified run.
+fn verified_run(file: &ConfigFile) -> anyhow::Result<Report> {
+    run_pair(file, Until::Verified)?
+        .report
+        .context("the master made no report")
+}
+
 /// Runs a master and a slave in this process.
 fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
     let config = file.validate().context("the bench's config")?;
@@ -392,10 +400,7 @@ pub fn two_nodes(
                 file.master.throttle = tm;
                 file.slave.throttle = ts;
                 file.policy.transfer = policy.to_owned();
-                let run = run_pair(&file, Until::Verified)?;
-                let Some(r) = run.report else {
-                    bail!("the master made no report");
-                };
+                let r = verified_run(&file)?;
                 totals.push(r.elapsed_s.total);
                 phases[0].push(r.elapsed_s.bootstrap);
                 phases[1].push(r.elapsed_s.processing);
@@ -469,11 +474,7 @@ pub fn original(
         for (compression, into) in [(true, &mut on), (false, &mut off)] {
             let mut file = loopback(workload)?;
             file.network.compression = Some(compression);
-            let run = run_pair(&file, Until::Verified)?;
-            let Some(r) = run.report else {
-                bail!("the master made no report");
-            };
-            into.push(r.elapsed_s.total);
+            into.push(verified_run(&file)?.elapsed_s.total);
         }
     }
     let (tcp, on, off) = (median(&tcp), median(&on), median(&off));
@@ -525,11 +526,7 @@ pub fn job_size(
         };
         let mut totals = Vec::new();
         for _ in 0..reps {
-            let run = run_pair(&loopback(workload)?, Until::Verified)?;
-            let Some(r) = run.report else {
-                bail!("the master made no report");
-            };
-            totals.push(r.elapsed_s.total);
+            totals.push(verified_run(&loopback(workload)?)?.elapsed_s.total);
         }
         let t = median(&totals);
         let _ = writeln!(

@@ -282,30 +282,36 @@ fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
     assert_verified(&pair);
 }
 
-#[test]
-fn a_lost_finish_is_repeated_and_a_lost_ack_waited_out() {
-    // The first finish is lost: the master repeats it.
-    let mut pair = Pair::new(&config(""), RATE, 7);
-    let mut dropped = false;
-    pair.filter = Some(Box::new(move |_, m| {
-        if matches!(m, Message::Finish { .. }) && !dropped {
-            dropped = true;
-            return true;
-        }
-        false
-    }));
+/// A reference pair (seed `seed`) whose datagrams `drop` says to lose,
+/// run to its end, which must be verified.
+fn verified_dropping(seed: u64, drop: crate::node::harness::DropFilter) -> Pair {
+    let mut pair = Pair::new(&config(""), RATE, seed);
+    pair.filter = Some(drop);
     pair.start();
     assert!(pair.run(Duration::from_secs(30)));
     assert_verified(&pair);
+    pair
+}
+
+#[test]
+fn a_lost_finish_is_repeated_and_a_lost_ack_waited_out() {
+    // The first finish is lost: the master repeats it.
+    let mut dropped = false;
+    let pair = verified_dropping(
+        7,
+        Box::new(move |_, m| {
+            if matches!(m, Message::Finish { .. }) && !dropped {
+                dropped = true;
+                return true;
+            }
+            false
+        }),
+    );
     assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
     assert_eq!(pair.filtered, 1);
 
     // The bye is lost: the slave lingers its full time, then ends finished.
-    let mut pair = Pair::new(&config(""), RATE, 9);
-    pair.filter = Some(Box::new(|_, m| matches!(m, Message::Bye)));
-    pair.start();
-    assert!(pair.run(Duration::from_secs(30)));
-    assert_verified(&pair);
+    let pair = verified_dropping(9, Box::new(|_, m| matches!(m, Message::Bye)));
     assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
     assert_eq!(pair.filtered, 1);
     assert!(!pair.slave.log_text().contains("said goodbye"));
@@ -314,11 +320,7 @@ fn a_lost_finish_is_repeated_and_a_lost_ack_waited_out() {
 
     // Every ack is lost: the master gives up waiting after its patience
     // and still ends verified; the slave, which had the finish, too.
-    let mut pair = Pair::new(&config(""), RATE, 8);
-    pair.filter = Some(Box::new(|_, m| matches!(m, Message::FinishAck)));
-    pair.start();
-    assert!(pair.run(Duration::from_secs(30)));
-    assert_verified(&pair);
+    let pair = verified_dropping(8, Box::new(|_, m| matches!(m, Message::FinishAck)));
     assert_eq!(pair.slave_end(), Some(&End::Finished { verified: true }));
     assert!(
         pair.master
