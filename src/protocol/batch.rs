@@ -157,17 +157,6 @@ pub fn encode_batch(source: Source<'_>, compress: bool) -> Encoded {
     Encoded { payload, raw_bytes }
 }
 
-/// Encodes jobs (their current data) into an uncompressed batch payload.
-pub fn encode(jobs: &[Job]) -> Vec<u8> {
-    encode_batch(Source::Jobs(jobs), false).payload
-}
-
-/// The same bytes as [`encode`] of the jobs [`crate::workload::make_job`]
-/// would make, without making them.
-pub fn encode_fresh(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<u8> {
-    encode_batch(Source::Fresh(ids, workload), false).payload
-}
-
 fn encode_raw(source: Source<'_>, initial: &[f64], raw_bytes: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw_bytes);
     let mut w = Writer(&mut out);
@@ -445,6 +434,17 @@ pub fn le_bytes(data: &[f64]) -> std::borrow::Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Jobs (their current data) as an uncompressed batch payload.
+    fn encode(jobs: &[Job]) -> Vec<u8> {
+        encode_batch(Source::Jobs(jobs), false).payload
+    }
+
+    /// The same bytes as [`encode`] of the jobs
+    /// [`crate::workload::make_job`] would make, without making them.
+    fn encode_fresh(ids: &[JobId], workload: &crate::config::WorkloadConfig) -> Vec<u8> {
+        encode_batch(Source::Fresh(ids, workload), false).payload
+    }
 
     fn params() -> RunParams {
         RunParams {
