@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Takes assets/screenshot.png: the demo window under Xvfb, Start pressed,
-# jobs moving. Needs Debian's Xvfb, xdotool and ImageMagick (installed here
-# if missing, as root).
+# Takes the README's pictures of the demo window under Xvfb, one per view:
+#   assets/screenshot.png          the overview during a run
+#   assets/screenshot-before.png   the window before Start
+#   assets/screenshot-stream.png   the task stream after the run
+#   assets/screenshot-jobs.png     the jobs table after the run
+#   assets/screenshot-config.png   the configuration panel
+# Uses the binary cargo builds (CARGO_TARGET_DIR honoured) and fails if a
+# picture comes out blank. Needs Debian's Xvfb, xdotool and ImageMagick
+# (installed here if missing, as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +18,19 @@ if ! command -v Xvfb >/dev/null || ! command -v xdotool >/dev/null || ! command 
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}"
 fi
 
-cargo build --release --quiet
+# The executable cargo built, wherever its target directory is.
+bin=$(cargo build --release --message-format=json-render-diagnostics 2>/dev/null |
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "loadbal" \
+            and "bin" in m["target"]["kind"] and m.get("executable"):
+        print(m["executable"])')
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "screenshot.sh: cargo built no loadbal binary" >&2
+    exit 1
+fi
 work=$(mktemp -d)
 trap 'kill "${app:-}" "${xvfb:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -31,15 +49,46 @@ Xvfb "$display" -screen 0 1280x800x24 >/dev/null 2>&1 &
 xvfb=$!
 sleep 1
 export DISPLAY=$display
-(cd "$work" && exec "$OLDPWD/target/release/loadbal" demo --config config.json) >"$work/demo.log" 2>&1 &
+(cd "$work" && exec "$bin" demo --config config.json) >"$work/demo.log" 2>&1 &
 app=$!
 for _ in $(seq 50); do
     xdotool search --name 'loadbal demo' >/dev/null 2>&1 && break
     sleep 0.2
 done
 sleep 1
-# The Start button sits in the header, right of the title.
-xdotool mousemove 147 16 click 1
-sleep "${SCREENSHOT_AFTER:-5}"
-import -window root assets/screenshot.png
-echo "wrote assets/screenshot.png"
+
+# Takes the screen into assets/NAME.png; a picture of one colour (a black
+# screen, a window that drew nothing) is an error, not a picture.
+shoot() {
+    # The pointer out of the way: no hover line across a plot.
+    xdotool mousemove 1279 799
+    sleep 0.7
+    import -window root "$work/shot.png"
+    local spread
+    spread=$(convert "$work/shot.png" -format '%[fx:standard_deviation]' info:)
+    if python3 -c "import sys; sys.exit(0 if float('$spread') > 0.02 else 1)"; then
+        mv "$work/shot.png" "assets/$1.png"
+        echo "wrote assets/$1.png"
+    else
+        echo "screenshot.sh: assets/$1.png would be blank (spread $spread); demo log:" >&2
+        cat "$work/demo.log" >&2
+        exit 1
+    fi
+}
+click() { xdotool mousemove "$1" "$2" click 1; }
+
+# Positions in the 1280 x 800 window: the Start button right of the title;
+# the tabs under the header (which gains a progress bar once a run starts).
+shoot screenshot-before
+click 147 16
+sleep "${SCREENSHOT_AFTER:-1.2}"
+shoot screenshot
+# The run (about 2 s here) ends; the task stream and the jobs table show it.
+sleep 3
+click 129 63
+shoot screenshot-stream
+click 217 63
+shoot screenshot-jobs
+click 43 63
+click 1222 16
+shoot screenshot-config

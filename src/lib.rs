@@ -17,7 +17,8 @@
 //! - [`node`]: the threads of a node (worker, hardware monitor, state
 //!   manager, transfer manager, adaptor, socket reader) and the run's
 //!   phases, around the sans-IO core.
-//! - [`report`]: the run report.
+//! - [`report`]: the run report; [`trace`]: the run as a trace file
+//!   (Trace Event Format, for Perfetto).
 //! - [`files`]: writing a user's output files without destroying what is
 //!   at the path; [`term`]: stderr output that a closed pipe cannot stop.
 //! - [`bench`]: `loadbal bench`, every speed figure against its reference.
@@ -38,6 +39,7 @@ pub mod report;
 pub mod sim;
 pub mod term;
 pub mod throttle;
+pub mod trace;
 pub mod transfer;
 pub mod transport;
 pub mod workload;

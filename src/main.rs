@@ -31,37 +31,88 @@ struct Cli {
     #[arg(long, value_enum)]
     role: Option<RoleArg>,
 
-    #[command(flatten)]
-    common: Common,
-
     /// Override this node's throttle from the config: the share of each
     /// 100 ms period its workers compute, from 0.0 (paused) to 1.0.
     #[arg(long, value_name = "F", value_parser = parse_throttle)]
     throttle: Option<f64>,
+
+    #[command(flatten)]
+    run: RunArgs,
 }
 
-#[derive(Debug, clap::Args)]
-struct Common {
+/// The options of a run: a node's (`--role`) or the demo's.
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
     /// Config file [default: config.json in the current directory, or the
     /// built-in defaults if there is none].
-    #[arg(long, value_name = "PATH", global = true)]
+    #[arg(long, value_name = "PATH")]
     config: Option<PathBuf>,
 
     /// Run without a window: start at once, print progress to stderr and exit
     /// when this node's part is over. Without it, a window opens and the run
     /// begins with its Start button.
-    #[arg(long, global = true)]
+    #[arg(long)]
     headless: bool,
 
-    /// Write the run report as JSON to PATH when the run ends (master and demo).
-    #[arg(long, value_name = "PATH", global = true)]
+    /// Write the run report as JSON to PATH when the run ends (master and
+    /// demo; `-` is standard output).
+    #[arg(long, value_name = "PATH")]
     report: Option<PathBuf>,
+
+    /// Write the run as a trace to PATH when it ends: Trace Event Format
+    /// JSON, a span per job and per batch, for https://ui.perfetto.dev or
+    /// chrome://tracing (`-` is standard output).
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
+
+    /// Headless: print every line of the log, each batch with its job ids.
+    #[arg(short, long, conflicts_with = "quiet")]
+    verbose: bool,
+
+    /// Headless: print only errors and the result.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+impl RunArgs {
+    /// True when any option was given.
+    fn any(&self) -> bool {
+        self.config.is_some()
+            || self.headless
+            || self.report.is_some()
+            || self.trace.is_some()
+            || self.verbose
+            || self.quiet
+    }
+
+    /// These options, with those not given here taken from `outer` (the
+    /// ones written before the subcommand: `loadbal --config c.json demo`).
+    fn or(self, outer: RunArgs) -> RunArgs {
+        RunArgs {
+            config: self.config.or(outer.config),
+            headless: self.headless || outer.headless,
+            report: self.report.or(outer.report),
+            trace: self.trace.or(outer.trace),
+            verbose: self.verbose || outer.verbose,
+            quiet: self.quiet || outer.quiet,
+        }
+    }
+
+    fn verbosity(&self) -> node::Verbosity {
+        if self.quiet {
+            node::Verbosity::Quiet
+        } else if self.verbose {
+            node::Verbosity::Verbose
+        } else {
+            node::Verbosity::Normal
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 enum Sub {
     /// Run a master and a slave in this process on the config's addresses.
-    Demo,
+    Demo(RunArgs),
     /// Print a fresh random secret for the config's "secret" (the same on
     /// both nodes).
     Keygen,
@@ -150,33 +201,59 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let common = &cli.common;
-    let role = match (&cli.command, cli.role) {
-        (Some(Sub::Demo), Some(_)) => {
+    let outer = cli.run;
+    // Options written before a subcommand are a run's: only the demo takes
+    // them (and simulate and compare a --config).
+    let only_its_own = |command: &str, config_too: bool| -> Result<(), Failure> {
+        let config_ok = if config_too {
+            outer.config.is_none()
+        } else {
+            true
+        };
+        let others = RunArgs {
+            config: None,
+            ..outer.clone()
+        };
+        if cli.role.is_some() || cli.throttle.is_some() || others.any() || !config_ok {
+            return Err(usage(anyhow::anyhow!(
+                "{command} takes only its own options (see `loadbal {command} --help`); \
+                 --role, --throttle, --headless, --report, --trace, -v and -q are for runs"
+            )));
+        }
+        Ok(())
+    };
+    let (role, args) = match (cli.command, cli.role) {
+        (Some(Sub::Demo(_)), Some(_)) => {
             return Err(usage(anyhow::anyhow!(
                 "--role does not go with demo: the demo runs both roles"
             )));
         }
-        (Some(Sub::Demo), None) if cli.throttle.is_some() => {
+        (Some(Sub::Demo(_)), None) if cli.throttle.is_some() => {
             return Err(usage(anyhow::anyhow!(
                 "--throttle does not go with demo: set each node's throttle in the config"
             )));
         }
-        (Some(Sub::Demo), None) => None,
-        (Some(Sub::Keygen), _) => return keygen(&cli),
-        (Some(Sub::Simulate(args)), _) => {
-            only_config_with(&cli, "simulate")?;
-            return sim_cmd::simulate(common.config.as_deref(), args);
+        (Some(Sub::Demo(args)), None) => (None, args.or(outer)),
+        (Some(Sub::Keygen), _) => {
+            only_its_own("keygen", true)?;
+            return keygen();
         }
-        (Some(Sub::Compare(args)), _) => {
-            only_config_with(&cli, "compare")?;
-            return sim_cmd::compare(common.config.as_deref(), args);
+        (Some(Sub::Simulate(mut args)), _) => {
+            only_its_own("simulate", false)?;
+            args.config = args.config.or(outer.config);
+            return sim_cmd::simulate(&args);
+        }
+        (Some(Sub::Compare(mut args)), _) => {
+            only_its_own("compare", false)?;
+            args.config = args.config.or(outer.config);
+            return sim_cmd::compare(&args);
         }
         (Some(Sub::Bench { quick, json, only }), _) => {
-            return bench(&cli, *quick, json.as_deref(), only);
+            only_its_own("bench", true)?;
+            return bench(quick, json.as_deref(), &only);
         }
-        (None, Some(RoleArg::Master)) => Some(Role::Master),
-        (None, Some(RoleArg::Slave)) => Some(Role::Slave),
+        (None, Some(RoleArg::Master)) => (Some(Role::Master), outer),
+        (None, Some(RoleArg::Slave)) => (Some(Role::Slave), outer),
         (None, None) => {
             return Err(usage(anyhow::anyhow!(
                 "say what to run: `loadbal --role master`, `loadbal --role slave` or \
@@ -184,63 +261,68 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             )));
         }
     };
-    if role == Some(Role::Slave) && common.report.is_some() {
+    if role == Some(Role::Slave) && args.report.is_some() {
         return Err(usage(anyhow::anyhow!(
             "--report is for the master and the demo: the slave has no report to write"
         )));
     }
-    if let Some(path) = &common.report {
-        check_output_path("--report", path).map_err(usage)?;
-        let config_path = common.config.as_deref().unwrap_or(Path::new("config.json"));
-        loadbal::files::check_not_config(path, config_path)
-            .map_err(|why| usage(anyhow::anyhow!("--report {why}")))?;
+    let config_path = args.config.as_deref().unwrap_or(Path::new("config.json"));
+    for (option, path) in [("--report", &args.report), ("--trace", &args.trace)] {
+        if let Some(path) = path {
+            check_output_path(option, path).map_err(usage)?;
+            loadbal::files::check_not_config(path, config_path)
+                .map_err(|why| usage(anyhow::anyhow!("{option} {why}")))?;
+        }
+    }
+    if let (Some(report), Some(trace)) = (&args.report, &args.trace)
+        && report == trace
+        && report.as_os_str() != "-"
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--report and --trace name the same file, {}: give each its own",
+            report.display()
+        )));
     }
     let mut file =
-        config::load_file(common.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
+        config::load_file(args.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
     if let (Some(role), Some(t)) = (role, cli.throttle) {
         file.node_mut(role).throttle = t;
     }
     // Checked in full before anything starts, window or not.
     let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
-    if !common.headless {
+    let outputs = Outputs {
+        report: args.report.clone(),
+        trace: args.trace.clone(),
+        verbosity: args.verbosity(),
+    };
+    if !args.headless {
         let mode = match role {
             Some(role) => gui::Mode::Node(role),
             None => gui::Mode::Demo,
         };
-        let path = common
-            .config
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("config.json"));
-        gui::run(mode, path, file, common.report.clone())
+        let gui_outputs = gui::Outputs {
+            report: outputs.report,
+            trace: outputs.trace,
+        };
+        gui::run(mode, config_path.to_owned(), file, gui_outputs)
             .map_err(|e| runtime(anyhow::anyhow!(e)))?;
         return Ok(0);
     }
     match role {
-        Some(role) => run_node(role, &config, common.report.as_deref()),
-        None => run_demo(&config, common.report.as_deref()),
+        Some(role) => run_node(role, &config, &outputs),
+        None => run_demo(&config, &outputs),
     }
 }
 
-/// Simulate and compare take --config and their own options only.
-fn only_config_with(cli: &Cli, command: &str) -> Result<(), Failure> {
-    let common = &cli.common;
-    if cli.role.is_some() || cli.throttle.is_some() || common.headless || common.report.is_some() {
-        return Err(usage(anyhow::anyhow!(
-            "{command} takes --config and its own options (see `loadbal {command} --help`); \
-             --role, --throttle, --headless and --report are for runs"
-        )));
-    }
-    Ok(())
+/// What a headless run writes besides its progress.
+struct Outputs {
+    report: Option<PathBuf>,
+    trace: Option<PathBuf>,
+    verbosity: node::Verbosity,
 }
 
 /// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
-fn keygen(cli: &Cli) -> Result<u8, Failure> {
-    let common = &cli.common;
-    if cli.role.is_some() || cli.throttle.is_some() || common.headless || common.report.is_some() {
-        return Err(usage(anyhow::anyhow!(
-            "keygen takes no other options: run `loadbal keygen`"
-        )));
-    }
+fn keygen() -> Result<u8, Failure> {
     let secret = loadbal::auth::generate_secret()
         .context("cannot read the system's random number generator")
         .map_err(runtime)?;
@@ -254,23 +336,7 @@ fn keygen(cli: &Cli) -> Result<u8, Failure> {
 }
 
 /// `loadbal bench`: the table on stdout, progress on stderr.
-fn bench(
-    cli: &Cli,
-    quick: bool,
-    json: Option<&Path>,
-    only: &[loadbal::bench::Group],
-) -> Result<u8, Failure> {
-    let common = &cli.common;
-    if cli.role.is_some()
-        || cli.throttle.is_some()
-        || common.headless
-        || common.report.is_some()
-        || common.config.is_some()
-    {
-        return Err(usage(anyhow::anyhow!(
-            "bench takes only --quick, --only and --json PATH: it makes its own configs on loopback"
-        )));
-    }
+fn bench(quick: bool, json: Option<&Path>, only: &[loadbal::bench::Group]) -> Result<u8, Failure> {
     if let Some(path) = json {
         check_output_path("--json", path).map_err(usage)?;
     }
@@ -323,62 +389,103 @@ pub(crate) fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-fn run_node(role: Role, config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
+fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     let me = config.node(role);
-    loadbal::say!(
-        "loadbal {role} on {} (peer {}), throttle {:.0} %, {} worker{}",
-        me.address,
-        config.node(role.peer()).address,
-        me.throttle * 100.0,
-        me.workers,
-        if me.workers == 1 { "" } else { "s" }
-    );
-    announce_links(config, &[role]);
+    if outputs.verbosity != node::Verbosity::Quiet {
+        loadbal::say!(
+            "loadbal {role} on {} (peer {}), throttle {:.0} %, {} worker{}",
+            me.address,
+            config.node(role.peer()).address,
+            me.throttle * 100.0,
+            me.workers,
+            if me.workers == 1 { "" } else { "s" }
+        );
+        announce_links(config, &[role]);
+    }
     let options = NodeOptions {
         inject_panic: node::panic_hook_from_env(),
+        progress: outputs.verbosity != node::Verbosity::Quiet,
+        verbosity: outputs.verbosity,
         ..NodeOptions::headless()
     };
     let handle = node::start(role, config, options)
         .with_context(|| format!("cannot start the {role}"))
         .map_err(runtime)?;
+    let view = handle.view().clone();
     handle.command(Command::Start);
     let outcome = handle.wait();
-    finish(&outcome, report)
+    write_trace(outputs, &[&view]);
+    finish(&outcome, outputs.report.as_deref())
 }
 
-fn run_demo(config: &Config, report: Option<&Path>) -> Result<u8, Failure> {
-    loadbal::say!(
-        "loadbal demo: master on {}, slave on {}, {} jobs",
-        config.master.address,
-        config.slave.address,
-        config.workload.jobs
-    );
-    announce_links(config, &[Role::Master, Role::Slave]);
+fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
+    let quiet = outputs.verbosity == node::Verbosity::Quiet;
+    if !quiet {
+        loadbal::say!(
+            "loadbal demo: master on {}, slave on {}, {} jobs",
+            config.master.address,
+            config.slave.address,
+            config.workload.jobs
+        );
+        announce_links(config, &[Role::Master, Role::Slave]);
+    }
     // One progress display for the demo: the master's counts the whole run.
     let inject_panic = node::panic_hook_from_env();
-    let quiet = NodeOptions {
+    let slave_options = NodeOptions {
         progress: false,
+        verbosity: outputs.verbosity,
         inject_panic: inject_panic.clone(),
         ..NodeOptions::headless()
     };
-    let slave = node::start(Role::Slave, config, quiet)
+    let slave = node::start(Role::Slave, config, slave_options)
         .context("cannot start the slave")
         .map_err(runtime)?;
-    let loud = NodeOptions {
+    let master_options = NodeOptions {
+        progress: !quiet,
+        verbosity: outputs.verbosity,
         inject_panic,
         ..NodeOptions::headless()
     };
-    let master = node::start(Role::Master, config, loud)
+    let master = node::start(Role::Master, config, master_options)
         .context("cannot start the master")
         .map_err(runtime)?;
+    let views = [master.view().clone(), slave.view().clone()];
     slave.command(Command::Start);
     master.command(Command::Start);
     let (master_outcome, slave_outcome) = wait_together(master, slave);
     if let Outcome::Failed(why) = &slave_outcome {
         loadbal::say!("loadbal: the slave failed: {why}");
     }
-    let code = finish(&master_outcome, report)?;
+    write_trace(outputs, &[&views[0], &views[1]]);
+    let code = finish(&master_outcome, outputs.report.as_deref())?;
     Ok(code.max(slave_outcome.exit_code()))
+}
+
+/// With `--trace`, writes the run's trace, however it ended. One that
+/// cannot be written is not lost: it goes to stdout, the reason to stderr.
+fn write_trace(outputs: &Outputs, views: &[&node::NodeView]) {
+    let Some(path) = &outputs.trace else {
+        return;
+    };
+    let json = loadbal::trace::of_views(views);
+    match loadbal::trace::write(path, &json) {
+        Ok(()) if path.as_os_str() == "-" => {}
+        Ok(()) => {
+            if outputs.verbosity != node::Verbosity::Quiet {
+                loadbal::say!(
+                    "trace written to {} (open it at https://ui.perfetto.dev)",
+                    path.display()
+                );
+            }
+        }
+        Err(e) => {
+            loadbal::say!(
+                "loadbal: cannot write the trace to {}: {e}; here it is on standard output",
+                path.display()
+            );
+            let _ = loadbal::term::out(&format!("{json}\n"));
+        }
+    }
 }
 
 /// Waits for both of the demo's nodes. They stop together: when either

@@ -10,6 +10,10 @@ use crate::{Failure, check_output_path, runtime, usage};
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
+    /// Config file [default: config.json in the current directory, or the
+    /// built-in defaults if there is none].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Jobs per second one worker computes at full throttle [default:
     /// measured on this machine first, in under a second].
     #[arg(long, value_name = "JOBS_PER_S")]
@@ -51,6 +55,10 @@ pub struct SimulateArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct CompareArgs {
+    /// Config file [default: config.json in the current directory, or the
+    /// built-in defaults if there is none].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Simulate every run (the default: seconds).
     #[arg(long, conflicts_with = "real")]
     sim: bool,
@@ -111,7 +119,8 @@ fn write_json(path: Option<&Path>, text: &str) -> Result<(), Failure> {
 }
 
 /// `loadbal simulate`.
-pub fn simulate(config_path: Option<&Path>, args: &SimulateArgs) -> Result<u8, Failure> {
+pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
+    let config_path = args.config.as_deref();
     if let Some(path) = &args.json {
         check_output_path("--json", path).map_err(usage)?;
     }
@@ -212,7 +221,8 @@ fn queueing_mode(args: &SimulateArgs) -> Result<u8, Failure> {
 }
 
 /// `loadbal compare`.
-pub fn compare(config_path: Option<&Path>, args: &CompareArgs) -> Result<u8, Failure> {
+pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
+    let config_path = args.config.as_deref();
     check_rate(args.rate)?;
     if args.out.exists() && !args.out.is_dir() {
         return Err(usage(anyhow::anyhow!(

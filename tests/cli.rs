@@ -42,6 +42,7 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
             "--throttle",
             "0.5",
             "--headless",
+            "-v",
         ],
         &[
             "--role",
@@ -71,9 +72,18 @@ fn two_processes_with_throttles_1_and_half_finish_verified() {
         "{m}"
     );
     assert!(m.contains("verified: all 96 jobs present once"), "{m}");
+    // The master, not verbose, sums its bootstrap and results up; the
+    // slave, with -v, logs every batch with its job ids.
+    assert!(!m.contains("acknowledged 48 jobs [48-95]"), "{m}");
+    assert!(m.contains("bootstrap done: 48 jobs"), "{m}");
+    assert!(m.contains("results: "), "{m}");
     let s = stderr(&slave);
     assert!(
         s.contains("received 48 bootstrap jobs [48-95] from master"),
+        "{s}"
+    );
+    assert!(
+        s.contains("bootstrap: received 48 jobs from the master in 1 batches"),
         "{s}"
     );
     assert!(
@@ -499,7 +509,10 @@ fn a_slave_whose_master_dies_stops_with_exit_3() {
         }),
     );
     let config = config.to_str().unwrap();
-    let slave = Watched::spawn(&["--role", "slave", "--config", config, "--headless"], &dir);
+    let slave = Watched::spawn(
+        &["--role", "slave", "--config", config, "--headless", "-v"],
+        &dir,
+    );
     let mut master = spawn(
         &["--role", "master", "--config", config, "--headless"],
         &dir,
@@ -664,11 +677,30 @@ fn bench_measures_the_kernel_and_compression_and_writes_json() {
 #[test]
 fn bench_takes_no_config_and_checks_its_json_path() {
     let dir = test_dir("bench-args");
+    // Its help lists only its own options, and a run's option is refused
+    // after it or before it.
+    let help = run(&["bench", "--help"], &dir);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    for own in ["--quick", "--json", "--only"] {
+        assert!(help.contains(own), "{help}");
+    }
+    for other in ["--config", "--headless", "--report", "--trace", "--role"] {
+        assert!(!help.contains(other), "{other} in {help}");
+    }
     let out = run(&["bench", "--config", "c.json"], &dir);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: unexpected argument '--config' found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--config", "c.json", "bench"], &dir);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out).trim(),
-        "loadbal: bench takes only --quick, --only and --json PATH: it makes its own configs on loopback"
+        "loadbal: bench takes only its own options (see `loadbal bench --help`); --role, \
+         --throttle, --headless, --report, --trace, -v and -q are for runs"
     );
     let out = run(&["bench", "--json", "no/such/dir/b.json"], &dir);
     assert_eq!(out.status.code(), Some(2));

@@ -107,6 +107,7 @@ fn a_slave_killed_during_the_bootstrap_leaves_the_unsent_jobs_with_the_master() 
             "--config",
             config,
             "--headless",
+            "--verbose",
             "--report",
             "r.json",
         ],

@@ -92,6 +92,9 @@ fn start_lone_slave(h: &mut Harness<'static, LoadbalApp>) {
         "the slave to start",
         |h| h[0].state().panel(Role::Slave).unwrap().is_running(),
     );
+    // The frame that carried out Start was drawn before it: the next one
+    // shows the running node's window.
+    h.step();
 }
 
 fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outcome> {
@@ -123,6 +126,11 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     }
     h.step();
     h.get_by_label("Result: verified");
+    h.get_by_label_contains("computed: master ");
+    // The details are folded, to keep the plots in view.
+    assert!(h.query_by_label("Slave lost").is_none());
+    h.get_by_label("Run details").click();
+    h.run_steps(2);
     h.get_by_label_contains("Jobs computed");
     // No slave was lost; each node shows its rejected datagrams.
     h.get_by_label("Slave lost");
@@ -362,6 +370,10 @@ fn save_writes_a_config_that_loads_back_equal() {
     h.get_by_role_and_label(A11yRole::Slider, "master throttle")
         .set_value_accesskit(40.0);
     h.run_steps(2);
+    // A slider is not a config edit until the user asks for it.
+    h.get_by_label("Keep the sliders' throttles (master 40 %)")
+        .click();
+    h.run_steps(2);
     h.get_by_label("Save").click();
     h.run_steps(2);
     let after = std::fs::read_to_string(&path).unwrap();
@@ -370,6 +382,16 @@ fn save_writes_a_config_that_loads_back_equal() {
     assert_eq!(Some(&saved), h.state().editor().config());
     assert_eq!(saved.workload.jobs, 48);
     assert_eq!(saved.master.throttle, 0.4);
+    // Only what changed was written: the file keeps its own fields, in
+    // its own order, and gains no defaults.
+    let mut expected: serde_json::Value = serde_json::from_str(&before).unwrap();
+    expected["workload"]["jobs"] = 48.into();
+    expected["master"]["throttle"] = 0.4.into();
+    let written: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!(written, expected);
+    let keys: Vec<&String> = written.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["master", "slave", "workload", "policy"]);
+    assert!(!h.state().editor().is_dirty());
     // No temporary file is left beside it.
     let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
         .unwrap()
@@ -429,13 +451,34 @@ fn the_compare_view_simulates_the_chosen_policies() {
     h.get_by_label_contains("7 policies simulated in");
 }
 
+#[test]
+fn a_throttle_slider_alone_leaves_the_config_file_unchanged() {
+    let path = config_file("slider");
+    let mut h = window(Mode::Node(Role::Master), &path);
+    h.step();
+    h.get_by_label("Configuration").click();
+    h.step();
+    h.get_by_role_and_label(A11yRole::Slider, "master throttle")
+        .set_value_accesskit(30.0);
+    h.run_steps(2);
+    assert!(!h.state().editor().is_dirty());
+    assert!(h.query_by_label_contains("Unsaved changes").is_none());
+    // What the run would start with says the slider's throttle.
+    h.get_by_label_contains("throttle 30 %");
+}
+
 // Regression: `demo --report PATH` with a window wrote nothing.
 #[test]
 fn with_report_every_finished_run_is_written_there() {
     let path = config_file("report");
     let report = path.with_file_name("report.json");
+    let trace = path.with_file_name("trace.json");
     let file = config::load_file(Some(&path)).unwrap();
-    let app = LoadbalApp::with_report(Mode::Demo, path.clone(), file, Some(report.clone()));
+    let outputs = loadbal::gui::Outputs {
+        report: Some(report.clone()),
+        trace: Some(trace.clone()),
+    };
+    let app = LoadbalApp::with_outputs(Mode::Demo, path.clone(), file, outputs);
     let mut h = Harness::builder()
         .with_size(egui::Vec2::new(1280.0, 800.0))
         .build_ui_state(
@@ -459,4 +502,93 @@ fn with_report_every_finished_run_is_written_there() {
     assert_eq!(value["jobs_total"], 32);
     h.step();
     h.get_by_label(&format!("saved {}", report.display()));
+    // The trace (`--trace`) is written once both nodes have ended: it
+    // parses, and has one kept span per job, on both nodes' workers.
+    step_until(&mut [&mut h], Duration::from_secs(30), "the trace", |_| {
+        trace.exists()
+    });
+    let value: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let mut ids: Vec<u64> = value["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["kept"] == true)
+        .map(|e| e["args"]["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..32).collect::<Vec<_>>());
+}
+
+#[test]
+fn after_a_run_the_views_show_all_of_it_and_stop() {
+    let path = config_file("views");
+    // Jobs of a few milliseconds: each wider than a pixel of the stream.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(r#""iterations": 100"#, r#""iterations": 5000"#),
+    )
+    .unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    // Before Start: what the run will be, and the plots' axes.
+    h.get_by_label_contains(
+        "32 jobs of 2048 doubles (512 KiB), each element 1.111111 + 1.111111 × 5000 times",
+    );
+    h.get_by_label("Queue length (jobs)");
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the run to end",
+        |h| !h[0].state().is_running() && outcome_of(h[0], Role::Master).is_some(),
+    );
+    let report = match outcome_of(&h, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(report),
+        }) => report.clone(),
+        other => panic!("{other:?}"),
+    };
+    h.step();
+    // The plots end where the run did, and sampling has stopped.
+    let panel = h.state().panel(Role::Master).unwrap();
+    let end = panel.history().last_t().unwrap();
+    assert!(
+        (end - report.elapsed_s.total).abs() < 0.002,
+        "{end} vs {}",
+        report.elapsed_s.total
+    );
+    let samples = panel.history().len();
+    std::thread::sleep(Duration::from_millis(600));
+    h.run_steps(3);
+    assert_eq!(
+        h.state().panel(Role::Master).unwrap().history().len(),
+        samples
+    );
+    h.get_by_label_contains("run over (verified): ended at");
+    assert_eq!(
+        h.query_all_by_label_contains("Run over: the figures as it ended")
+            .count(),
+        2
+    );
+    // The task stream: one bar per job computed.
+    h.get_by_label("Task stream").click();
+    h.run_steps(2);
+    assert_eq!(h.state().stream().bars_drawn(), 32);
+    let jobs = format!(
+        "32 jobs computed (master {}, slave {})",
+        report.jobs_done.master, report.jobs_done.slave
+    );
+    h.get_by_label_contains(&jobs);
+    // The jobs table: every job done, on the node that computed it.
+    h.get_by_label("Jobs table").click();
+    h.run_steps(2);
+    h.get_by_label("32 of 32 jobs shown");
+    let table = h.state_mut().jobs();
+    table.set_filters(Some(loadbal::gui::jobs::Where::Done), Some(Role::Slave));
+    assert_eq!(table.visible().len() as u32, report.jobs_done.slave);
+    table.set_filters(Some(loadbal::gui::jobs::Where::Queued), None);
+    assert!(table.visible().is_empty());
 }

@@ -181,3 +181,97 @@ fn a_report_over_the_config_is_refused_before_the_run() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&config).unwrap(), before);
 }
+
+/// `demo --headless` on the test config with `args` added.
+fn demo_with(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let config = write_config(dir, serde_json::json!({}));
+    let mut all = vec!["demo", "--headless", "--config", config.to_str().unwrap()];
+    all.extend_from_slice(args);
+    run(&all, dir)
+}
+
+#[test]
+fn trace_writes_a_span_per_job_on_both_nodes_workers() {
+    let dir = test_dir("trace");
+    let out = demo_with(&dir, &["--trace", "t.json", "--report", "r.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("trace written to t.json"),
+        "{}",
+        stderr(&out)
+    );
+    let r = read_report(&dir.join("r.json"));
+    let t: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("t.json")).unwrap())
+        .expect("the trace parses");
+    let events = t["traceEvents"].as_array().unwrap();
+    // A kept span per job, on the node the report says computed it.
+    let kept: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["ph"] == "X" && e["args"]["kept"] == true)
+        .collect();
+    let mut ids: Vec<u64> = kept
+        .iter()
+        .map(|e| e["args"]["id"].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..64).collect::<Vec<_>>());
+    let on = |pid: u64| kept.iter().filter(|e| e["pid"] == pid).count() as u64;
+    assert_eq!(on(1), r["jobs_done"]["master"].as_u64().unwrap());
+    assert_eq!(on(2), r["jobs_done"]["slave"].as_u64().unwrap());
+    // Each node is named, its batches are spans, its queue a counter.
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "process_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["master", "slave"]);
+    assert!(events.iter().any(|e| e["cat"] == "transfer,bootstrap"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "C" && e["name"] == "queue")
+    );
+}
+
+#[test]
+fn a_trace_that_cannot_be_written_goes_to_stdout() {
+    let dir = test_dir("trace-full");
+    let out = demo_with(&dir, &["--trace", "/dev/full"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("loadbal: cannot write the trace to /dev/full: No space left on device"),
+        "{}",
+        stderr(&out)
+    );
+    let t: Value = serde_json::from_slice(&out.stdout).expect("the trace on stdout");
+    assert!(t["traceEvents"].as_array().unwrap().len() > 64);
+}
+
+#[test]
+fn quiet_prints_the_result_only_and_verbose_every_batch() {
+    let dir = test_dir("verbosity");
+    let quiet = stderr(&demo_with(&dir, &["-q"]));
+    let lines: Vec<&str> = quiet.lines().collect();
+    assert_eq!(lines.len(), 2, "{quiet}");
+    assert!(lines[0].starts_with("VERIFIED: 64 jobs"), "{quiet}");
+    assert!(lines[1].starts_with("time: "), "{quiet}");
+    let normal = stderr(&demo_with(&dir, &[]));
+    assert!(normal.contains("phase: processing"), "{normal}");
+    assert!(
+        normal.contains("bootstrap: received 32 jobs from the master in "),
+        "{normal}"
+    );
+    assert!(normal.contains("results: "), "{normal}");
+    assert!(!normal.contains("bootstrap jobs ["), "{normal}");
+    let verbose = stderr(&demo_with(&dir, &["-v"]));
+    assert!(verbose.contains("bootstrap jobs [32-"), "{verbose}");
+    assert!(verbose.lines().count() > normal.lines().count());
+    let both = run(&["demo", "--headless", "-q", "-v"], &dir);
+    assert_eq!(both.status.code(), Some(2));
+    assert!(
+        stderr(&both).contains("cannot be used with"),
+        "{}",
+        stderr(&both)
+    );
+}

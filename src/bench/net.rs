@@ -76,6 +76,7 @@ pub fn real_run(
     let quiet = NodeOptions {
         headless: false,
         progress: false,
+        verbosity: node::Verbosity::Quiet,
         waker: Arc::new(|| {}),
         random_bootstrap: false,
         inject_panic: None,
@@ -139,6 +140,7 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
     let quiet = |random_bootstrap| NodeOptions {
         headless: false,
         progress: false,
+        verbosity: node::Verbosity::Quiet,
         waker: Arc::new(|| {}),
         random_bootstrap,
         inject_panic: None,

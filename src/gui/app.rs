@@ -1,8 +1,8 @@
 //! The window's top level: a node window (one panel) or the demo window
 //! (master and slave side by side, one Start for the run), the header, the
-//! config editor, and the eframe glue. `poll` collects what changed without
-//! blocking; `show` draws; both are plain methods so tests drive them
-//! without a display.
+//! tabs (overview, task stream, jobs, log), the config editor, and the
+//! eframe glue. `poll` collects what changed without blocking; `show`
+//! draws; both are plain methods so tests drive them without a display.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,10 +10,40 @@ use std::time::Duration;
 
 use eframe::egui;
 
+use super::Outputs;
 use super::compare::CompareView;
 use super::editor::{ConfigEditor, EditorCommand};
+use super::jobs::JobsTable;
 use super::panel::{NodePanel, PanelCommand};
+use super::stream::TaskStream;
 use crate::config::{ConfigFile, Role};
+use crate::node::Outcome;
+
+/// The window's views of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Statistics, progress, the result and the plots.
+    Overview,
+    /// A lane per worker, a bar per job, the batches between the nodes.
+    TaskStream,
+    /// Every job: where it is, who computed it, when.
+    Jobs,
+    /// The nodes' event logs.
+    Log,
+}
+
+impl Tab {
+    const ALL: [Tab; 4] = [Tab::Overview, Tab::TaskStream, Tab::Jobs, Tab::Log];
+
+    fn name(self) -> &'static str {
+        match self {
+            Tab::Overview => "Overview",
+            Tab::TaskStream => "Task stream",
+            Tab::Jobs => "Jobs table",
+            Tab::Log => "Log",
+        }
+    }
+}
 
 /// Which window this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,22 +79,26 @@ pub struct LoadbalApp {
     /// animations are off: a scroll bar that fades in or a panel that
     /// slides draws a frame every few milliseconds until it is done.
     paused_animation: Option<f32>,
+    tab: Tab,
+    stream: TaskStream,
+    jobs: JobsTable,
+    trace_path: String,
+    trace_status: Option<String>,
+    /// `--trace PATH`: every finished run's trace is written there.
+    auto_trace: Option<PathBuf>,
+    /// A node was running at the last poll.
+    was_running: bool,
 }
 
 impl LoadbalApp {
     /// A window for `mode`, editing the config at `path` (`file` as read).
     pub fn new(mode: Mode, path: PathBuf, file: ConfigFile) -> Self {
-        Self::with_report(mode, path, file, None)
+        Self::with_outputs(mode, path, file, Outputs::default())
     }
 
-    /// As [`new`](Self::new); with `report`, the master's report of every
-    /// finished run is written there (`--report`).
-    pub fn with_report(
-        mode: Mode,
-        path: PathBuf,
-        file: ConfigFile,
-        report: Option<PathBuf>,
-    ) -> Self {
+    /// As [`new`](Self::new); every finished run's master report and trace
+    /// are written where `outputs` says (`--report`, `--trace`).
+    pub fn with_outputs(mode: Mode, path: PathBuf, file: ConfigFile, outputs: Outputs) -> Self {
         let roles: &[Role] = match mode {
             Mode::Node(Role::Master) => &[Role::Master],
             Mode::Node(Role::Slave) => &[Role::Slave],
@@ -74,11 +108,16 @@ impl LoadbalApp {
             .iter()
             .map(|&role| NodePanel::new(role, file.node(role).throttle))
             .collect();
-        if let (Some(report), Some(master)) =
-            (report, panels.iter_mut().find(|p| p.role() == Role::Master))
-        {
+        if let (Some(report), Some(master)) = (
+            outputs.report,
+            panels.iter_mut().find(|p| p.role() == Role::Master),
+        ) {
             master.write_reports_to(report);
         }
+        let trace_path = outputs.trace.as_ref().map_or_else(
+            || "loadbal-trace.json".to_owned(),
+            |p| p.display().to_string(),
+        );
         LoadbalApp {
             mode,
             panels,
@@ -88,6 +127,70 @@ impl LoadbalApp {
             show_compare: false,
             notice: None,
             paused_animation: None,
+            tab: Tab::Overview,
+            stream: TaskStream::default(),
+            jobs: JobsTable::default(),
+            trace_path,
+            trace_status: None,
+            auto_trace: outputs.trace,
+            was_running: false,
+        }
+    }
+
+    /// The tab shown.
+    pub fn tab(&self) -> Tab {
+        self.tab
+    }
+
+    /// Shows `tab` (the tab bar, or a test).
+    pub fn set_tab(&mut self, tab: Tab) {
+        self.tab = tab;
+    }
+
+    /// The task stream of the current or last run.
+    pub fn stream(&self) -> &TaskStream {
+        &self.stream
+    }
+
+    /// The jobs table, brought up to date.
+    pub fn jobs(&mut self) -> &mut JobsTable {
+        self.update_jobs();
+        &mut self.jobs
+    }
+
+    fn update_jobs(&mut self) {
+        let snapshots: Vec<_> = self
+            .panels
+            .iter()
+            .filter_map(|p| p.view().map(crate::node::NodeView::snapshot))
+            .collect();
+        let refs: Vec<&crate::node::Snapshot> = snapshots.iter().map(AsRef::as_ref).collect();
+        self.jobs.update(&refs, &self.stream);
+    }
+
+    /// The trace of the current or last run (both nodes' in the demo), as
+    /// Trace Event Format JSON; `None` before the first run.
+    pub fn trace_json(&self) -> Option<String> {
+        let views: Vec<&crate::node::NodeView> =
+            self.panels.iter().filter_map(NodePanel::view).collect();
+        (!views.is_empty()).then(|| crate::trace::of_views(&views))
+    }
+
+    /// Writes the trace to `path` and says what happened, for the window.
+    fn save_trace(&self, path: &std::path::Path) -> String {
+        let Some(json) = self.trace_json() else {
+            return "no run to trace yet".to_owned();
+        };
+        if let Err(why) = crate::files::check_not_config(path, self.editor.path()) {
+            return format!("not saved: {why}");
+        }
+        match crate::trace::write(path, &json) {
+            Ok(()) if path.as_os_str() == "-" => "written to standard output".to_owned(),
+            Ok(()) => format!(
+                "saved {} (open it at https://ui.perfetto.dev)",
+                path.display()
+            ),
+            Err(e) => format!("cannot save {}: {e}", path.display()),
         }
     }
 
@@ -121,7 +224,27 @@ impl LoadbalApp {
         for p in &mut self.panels {
             p.poll();
         }
+        let views: Vec<&crate::node::NodeView> =
+            self.panels.iter().filter_map(NodePanel::view).collect();
+        if !views.is_empty() {
+            self.stream.update(&views);
+        }
+        let running = self.is_running();
+        if self.was_running && !running {
+            self.run_ended();
+        }
+        self.was_running = running;
         self.compare.poll(self.editor.config());
+    }
+
+    /// Every node of the run has ended: with `--trace`, the trace is
+    /// written (and said on stderr, where a script is watching).
+    fn run_ended(&mut self) {
+        if let Some(path) = self.auto_trace.clone() {
+            let status = self.save_trace(&path);
+            crate::say!("trace {status}");
+            self.trace_status = Some(status);
+        }
     }
 
     fn start(&mut self, ctx: &egui::Context) {
@@ -131,6 +254,9 @@ impl LoadbalApp {
             return;
         };
         self.notice = None;
+        self.stream.clear();
+        self.jobs = JobsTable::default();
+        self.trace_status = None;
         let ctx = ctx.clone();
         let waker: Arc<dyn Fn() + Send + Sync> =
             Arc::new(move || ctx.request_repaint_after(EVENT_REPAINT));
@@ -157,6 +283,45 @@ impl LoadbalApp {
         }
     }
 
+    /// One line on the run: not started, running for how long, or over
+    /// (when it ended, how long it took, how long ago).
+    pub fn run_status(&self) -> String {
+        let master = &self.panels[0];
+        let Some(view) = master.view() else {
+            return "not started".to_owned();
+        };
+        let s = view.snapshot();
+        if self.is_running() {
+            return match s.phase_started[crate::protocol::Phase::Bootstrap as usize] {
+                Some(t) => format!(
+                    "running for {:.1} s · phase: {}",
+                    t.elapsed().as_secs_f64(),
+                    s.phase.name()
+                ),
+                None => format!("starting · phase: {}", s.phase.name()),
+            };
+        }
+        let how = match master.outcome() {
+            Some(Outcome::Finished { verified: true, .. }) => "verified",
+            Some(Outcome::Finished {
+                verified: false, ..
+            }) => "NOT verified",
+            Some(Outcome::Failed(_)) => "failed",
+            Some(Outcome::Stopped) | None => "stopped",
+        };
+        let took = master.history().last_t().unwrap_or(0.0);
+        match master.ended_at() {
+            Some(at) => {
+                let ago = at.elapsed().map_or(0, |d| d.as_secs());
+                format!(
+                    "run over ({how}): ended at {} UTC after {took:.3} s, {ago} s ago",
+                    utc_time(at)
+                )
+            }
+            None => format!("run over ({how}) after {took:.3} s"),
+        }
+    }
+
     /// Draws the window.
     pub fn show(&mut self, ui: &mut egui::Ui) {
         self.pause_animations_while_running(ui.ctx());
@@ -175,8 +340,7 @@ impl LoadbalApp {
                         start = true;
                     }
                 }
-                let phase = self.panels[0].phase();
-                ui.label(format!("phase: {}", phase.name()));
+                ui.label(self.run_status());
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     ui.toggle_value(&mut self.show_config, "Configuration");
                     ui.toggle_value(&mut self.show_compare, "Compare policies");
@@ -188,12 +352,23 @@ impl LoadbalApp {
             if self.mode == Mode::Demo {
                 self.panels[0].show_run_progress(ui);
             }
-            ui.add_space(4.0);
+            ui.horizontal(|ui| {
+                for tab in Tab::ALL {
+                    ui.selectable_value(&mut self.tab, tab, tab.name());
+                }
+            });
+            ui.add_space(2.0);
         });
         if self.show_config {
+            let sliders: Vec<(Role, f64)> = self
+                .panels
+                .iter()
+                .map(|p| (p.role(), p.throttle()))
+                .collect();
             egui::Panel::right("config")
                 .resizable(true)
-                .default_size(420.0)
+                .default_size(440.0)
+                .min_size(300.0)
                 .show(ui, |ui| {
                     ui.heading("Configuration");
                     ui.label(format!("File: {}", self.editor.path().display()));
@@ -204,7 +379,7 @@ impl LoadbalApp {
                         );
                     }
                     egui::ScrollArea::vertical().show(ui, |ui| {
-                        if self.editor.show(ui, running) == EditorCommand::Saved {
+                        if self.editor.show(ui, running, &sliders) == EditorCommand::Saved {
                             self.notice = Some(
                                 "Configuration saved; address changes take effect when a node \
                                  is next started."
@@ -229,20 +404,106 @@ impl LoadbalApp {
         // largest panel paints no background of its own: under software
         // rendering every pixel filled twice is a cost per frame.
         let central = egui::Frame::central_panel(ui.style()).fill(egui::Color32::TRANSPARENT);
-        egui::CentralPanel::default().frame(central).show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| match self.mode {
-                Mode::Node(_) => start |= self.show_node(ui),
-                Mode::Demo => self.show_demo(ui),
+        egui::CentralPanel::default()
+            .frame(central)
+            .show(ui, |ui| match self.tab {
+                Tab::Overview => {
+                    egui::ScrollArea::vertical().show(ui, |ui| match self.mode {
+                        Mode::Node(_) => start |= self.show_node(ui),
+                        Mode::Demo => self.show_demo(ui),
+                    });
+                }
+                Tab::TaskStream => self.show_stream(ui),
+                Tab::Jobs => {
+                    self.update_jobs();
+                    self.jobs.show(ui);
+                }
+                Tab::Log => self.show_logs(ui),
             });
-        });
         if start {
             let ctx = ui.ctx().clone();
             self.start(&ctx);
         }
     }
 
-    /// One node: header, controls, statistics, progress, plots, log, result.
+    /// Before the first Start: what the run will be.
+    fn show_plan(&self, ui: &mut egui::Ui) {
+        if self.panels.iter().any(|p| p.view().is_some()) {
+            return;
+        }
+        let Some(c) = self.editor.config() else {
+            ui.colored_label(
+                ui.visuals().warn_fg_color,
+                "The configuration has errors: open Configuration to fix them.",
+            );
+            return;
+        };
+        let w = &c.workload;
+        let bytes = u64::from(w.jobs) * u64::from(w.elements_per_job) * 8;
+        egui::Grid::new("plan").num_columns(2).show(ui, |ui| {
+            let rows = [
+                (
+                    "Workload",
+                    format!(
+                        "{} jobs of {} doubles ({}), each element {} + {} × {} times",
+                        w.jobs,
+                        w.elements_per_job,
+                        if bytes < 1 << 20 {
+                            format!("{:.0} KiB", bytes as f64 / 1024.0)
+                        } else {
+                            format!("{:.0} MiB", bytes as f64 / f64::from(1 << 20))
+                        },
+                        w.initial,
+                        w.addend,
+                        w.iterations
+                    ),
+                ),
+                (
+                    "Policy",
+                    format!(
+                        "{}, threshold {} {}, state every {} ms",
+                        c.policy.transfer,
+                        c.policy.threshold(),
+                        crate::policy::threshold_unit(&c.policy.transfer),
+                        c.policy.state_interval_ms
+                    ),
+                ),
+                (
+                    "Master",
+                    format!(
+                        "{} · {} worker(s) · throttle {:.0} %",
+                        c.master.address,
+                        c.master.workers,
+                        self.throttle_of(Role::Master).unwrap_or(c.master.throttle) * 100.0
+                    ),
+                ),
+                (
+                    "Slave",
+                    format!(
+                        "{} · {} worker(s) · throttle {:.0} %",
+                        c.slave.address,
+                        c.slave.workers,
+                        self.throttle_of(Role::Slave).unwrap_or(c.slave.throttle) * 100.0
+                    ),
+                ),
+            ];
+            for (k, v) in rows {
+                ui.strong(k);
+                ui.label(v);
+                ui.end_row();
+            }
+        });
+        ui.separator();
+    }
+
+    /// The throttle on this window's slider for `role`, if it shows it.
+    fn throttle_of(&self, role: Role) -> Option<f64> {
+        self.panel(role).map(NodePanel::throttle)
+    }
+
+    /// One node: header, controls, statistics, progress, result, plots.
     fn show_node(&mut self, ui: &mut egui::Ui) -> bool {
+        self.show_plan(ui);
         let p = &mut self.panels[0];
         node_header(ui, p, self.editor.config());
         let command = p.show_controls(ui, true);
@@ -251,9 +512,7 @@ impl LoadbalApp {
         p.show_progress(ui, true);
         ui.separator();
         p.show_result(ui);
-        p.show_plots(ui, 170.0);
-        ui.separator();
-        p.show_log(ui, 200.0);
+        p.show_plots(ui, 200.0);
         self.carry_out(0, command)
     }
 
@@ -267,17 +526,16 @@ impl LoadbalApp {
                 false
             }
             PanelCommand::Throttle(t) => {
-                let panel = &mut self.panels[index];
-                panel.set_throttle(t);
-                // Save keeps the throttle the user set.
-                self.editor.set_throttle(panel.role(), panel.throttle());
+                // Not a config edit: Configuration offers to keep it.
+                self.panels[index].set_throttle(t);
                 false
             }
         }
     }
 
-    /// Both nodes side by side, then the master's plots and the result.
+    /// Both nodes side by side, then the master's result and plots.
     fn show_demo(&mut self, ui: &mut egui::Ui) {
+        self.show_plan(ui);
         let mut commands = Vec::new();
         ui.columns(2, |columns| {
             let config = self.editor.config();
@@ -286,7 +544,6 @@ impl LoadbalApp {
                 commands.push(p.show_controls(ui, false));
                 p.show_stats(ui);
                 p.show_progress(ui, false);
-                p.show_log(ui, 140.0);
             }
         });
         for (index, command) in commands.into_iter().enumerate() {
@@ -298,6 +555,62 @@ impl LoadbalApp {
         master.show_result(ui);
         master.show_plots(ui, 220.0);
     }
+
+    /// The task stream, its summary and Save trace.
+    fn show_stream(&mut self, ui: &mut egui::Ui) {
+        if self.panels.iter().all(|p| p.view().is_none()) {
+            ui.label(
+                "Each worker gets a lane here and each job a bar, from the moment its worker \
+                 took it to the moment it finished, coloured by where the job came from; \
+                 arrows are the batches between the nodes. Press Start.",
+            );
+        } else {
+            ui.label(self.stream.summary());
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("Trace file");
+            ui.add(egui::TextEdit::singleline(&mut self.trace_path).desired_width(260.0))
+                .labelled_by(label.id);
+            let can = self.panels.iter().any(|p| p.view().is_some());
+            if ui
+                .add_enabled(can, egui::Button::new("Save trace"))
+                .on_hover_text("Trace Event Format JSON: open it at https://ui.perfetto.dev")
+                .clicked()
+            {
+                let path = PathBuf::from(self.trace_path.trim());
+                self.trace_status = Some(self.save_trace(&path));
+            }
+            if let Some(s) = &self.trace_status {
+                ui.label(s.as_str());
+            }
+        });
+        let height = (ui.available_height() * 0.62).max(160.0);
+        self.stream.show(ui, height);
+    }
+
+    /// Each node's log, side by side in the demo.
+    fn show_logs(&self, ui: &mut egui::Ui) {
+        let height = (ui.available_height() - 40.0).max(120.0);
+        match self.mode {
+            Mode::Node(_) => self.panels[0].show_log(ui, height),
+            Mode::Demo => {
+                ui.columns(2, |columns| {
+                    for (p, ui) in self.panels.iter().zip(columns.iter_mut()) {
+                        p.show_log(ui, height);
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// `t` as HH:MM:SS, UTC.
+fn utc_time(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let day = secs % 86_400;
+    format!("{:02}:{:02}:{:02}", day / 3600, day % 3600 / 60, day % 60)
 }
 
 fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::Config>) {

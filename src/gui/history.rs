@@ -42,6 +42,41 @@ impl History {
         if self.last_t.is_some_and(|last| t - last < SAMPLE_INTERVAL_S) {
             return false;
         }
+        self.push(s, t);
+        true
+    }
+
+    /// The run is over: a last sample at its end (the moment the node's
+    /// part ended, or its last snapshot), after which nothing is sampled,
+    /// so the plots end where the run did.
+    pub fn finish(&mut self, s: &Snapshot) {
+        let Some(started) = s.phase_started[crate::protocol::Phase::Bootstrap as usize] else {
+            return;
+        };
+        let end = s.phase_started[crate::protocol::Phase::Done as usize]
+            .unwrap_or_else(std::time::Instant::now);
+        let t = end.saturating_duration_since(started).as_secs_f64();
+        // Samples taken after the end (the node lingers to see its peer
+        // finish) are dropped: the plots stop where the run did.
+        for series in [
+            &mut self.queue_local,
+            &mut self.queue_peer,
+            &mut self.cpu_local,
+            &mut self.cpu_peer,
+            &mut self.done_local,
+            &mut self.done_peer,
+        ] {
+            series.retain(|p| p.x < t);
+        }
+        self.push(s, t);
+    }
+
+    /// The x of the last sample: the run's end once it is over.
+    pub fn last_t(&self) -> Option<f64> {
+        self.last_t
+    }
+
+    fn push(&mut self, s: &Snapshot, t: f64) {
         self.last_t = Some(t);
         let (queue, done) = (f64::from(s.local.queue), f64::from(s.local.jobs_done));
         self.queue_local.push(PlotPoint { x: t, y: queue });
@@ -64,7 +99,6 @@ impl History {
                 y: f64::from(peer.jobs_done),
             });
         }
-        true
     }
 
     /// Samples taken.

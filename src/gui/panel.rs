@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eframe::egui;
-use egui_plot::{Legend, Line, Plot, PlotPoint, PlotPoints, Text, VLine};
+use egui_plot::{Line, Plot, PlotPoint, PlotPoints, Text, VLine};
 
 use super::history::{self, History};
+use super::stream;
 use crate::config::{Config, Role};
 use crate::node::{self, Command, LogEntry, NodeHandle, NodeOptions, NodeView, Outcome};
 use crate::protocol::Phase;
@@ -62,6 +63,8 @@ pub struct NodePanel {
     prediction: Prediction,
     /// `--report PATH`: every finished run's report is written there.
     auto_report: Option<std::path::PathBuf>,
+    /// When the last run ended, by the wall clock.
+    ended_at: Option<std::time::SystemTime>,
 }
 
 /// The simulator's prediction of a finished run, made after it ends (so
@@ -92,7 +95,18 @@ impl NodePanel {
             run_config: None,
             prediction: Prediction::None,
             auto_report: None,
+            ended_at: None,
         }
+    }
+
+    /// The plots' samples.
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    /// When the last run ended, by the wall clock.
+    pub fn ended_at(&self) -> Option<std::time::SystemTime> {
+        self.ended_at
     }
 
     /// Writes each finished run's report to `path` as the run ends (the
@@ -149,12 +163,14 @@ impl NodePanel {
         let options = NodeOptions {
             headless: false,
             progress: false,
+            verbosity: node::Verbosity::Quiet,
             waker,
             random_bootstrap: false,
             inject_panic: None,
         };
         self.start_error = None;
         self.outcome = None;
+        self.ended_at = None;
         self.report_status = None;
         self.prediction = Prediction::None;
         self.run_config = Some(config.clone());
@@ -199,6 +215,10 @@ impl NodePanel {
             // Every thread of the node has ended: this join returns at
             // once, and the socket is free for the next Start.
             self.outcome = Some(node.wait());
+            self.ended_at = Some(std::time::SystemTime::now());
+            if let Some(view) = &self.view {
+                self.history.finish(&view.snapshot());
+            }
             self.write_auto_report();
             self.predict();
         }
@@ -215,7 +235,9 @@ impl NodePanel {
         let Some(view) = &self.view else {
             return;
         };
-        self.history.sample(&view.snapshot());
+        if self.node.is_some() {
+            self.history.sample(&view.snapshot());
+        }
         let (new, seen) = view.log.since(self.log_seen);
         self.log_seen = seen;
         self.log.extend(new);
@@ -372,10 +394,19 @@ impl NodePanel {
     /// This node's and its peer's figures side by side.
     pub fn show_stats(&self, ui: &mut egui::Ui) {
         let Some(view) = &self.view else {
-            ui.label("Press Start to begin.");
+            ui.label("Not started: press Start to begin.");
             return;
         };
         let snapshot = view.snapshot();
+        if self.outcome.is_some() {
+            ui.label(
+                egui::RichText::new(format!(
+                    "Run over: the figures as it ended ({:.3} s)",
+                    self.history.last_t().unwrap_or(0.0)
+                ))
+                .italics(),
+            );
+        }
         let local = snapshot.local;
         let peer = snapshot.peer;
         let received = local.jobs_received;
@@ -414,7 +445,7 @@ impl NodePanel {
                         peer_or(&|p| format!("{:.0} %", p.throttle * 100.0)),
                     ),
                     (
-                        "CPU (process / system)",
+                        "CPU (node / system)",
                         format!("{:.0} % / {:.0} %", local.cpu_process, local.cpu_system),
                         peer_or(&|p| format!("{:.0} % / {:.0} %", p.cpu_process, p.cpu_system)),
                     ),
@@ -487,14 +518,23 @@ impl NodePanel {
     }
 
     /// The live plots: queues, CPU and cumulative jobs done, with every
-    /// transfer marked.
+    /// transfer marked. Before a run they are drawn empty, with their axes;
+    /// after it they end where the run did. Their legend is a line above
+    /// them, never over the data.
     pub fn show_plots(&self, ui: &mut egui::Ui, height: f32) {
-        let Some(view) = &self.view else {
-            return;
-        };
-        let marks = history::transfer_marks(&view.snapshot());
+        let marks = self
+            .view
+            .as_ref()
+            .map(|v| history::transfer_marks(&v.snapshot()))
+            .unwrap_or_default();
         let h = &self.history;
-        let (me, other) = (self.role.name(), self.role.peer().name());
+        let (me, other) = (self.role, self.role.peer());
+        ui.horizontal_wrapped(|ui| {
+            stream::swatch(ui, stream::node_color(me), &format!("{me} (this node)"));
+            stream::swatch(ui, stream::node_color(other), other.name());
+            stream::swatch(ui, MASTER_TO_SLAVE, "jobs moved master to slave");
+            stream::swatch(ui, SLAVE_TO_MASTER, "jobs moved slave to master");
+        });
         let plots: [(&str, &str, &Vec<_>, &Vec<_>); 3] = [
             (
                 "Queue length (jobs)",
@@ -511,37 +551,49 @@ impl NodePanel {
             ),
         ];
         let width = (ui.available_width() / 3.0 - 8.0).max(120.0);
+        // The run's length so far: each marker's label takes the next row
+        // down when it would overlap the one before (about 8 px a digit).
+        let span = h.last_t().unwrap_or(1.0).max(0.1);
+        let px = span / f64::from(width - 50.0).max(50.0);
+        let rows = label_rows(&marks, px);
         ui.horizontal(|ui| {
             for (title, id, local, peer) in plots {
                 ui.vertical(|ui| {
                     ui.set_width(width);
                     ui.label(title);
-                    Plot::new((id, me))
+                    Plot::new((id, me.name()))
                         .height(height)
                         .width(width)
-                        .legend(Legend::default())
                         .x_axis_label("seconds")
+                        .include_x(0.0)
+                        .include_x(span)
+                        .include_y(0.0)
                         .allow_scroll(false)
                         .show(ui, |p| {
-                            p.line(Line::new(me, PlotPoints::Borrowed(local)));
-                            p.line(Line::new(other, PlotPoints::Borrowed(peer)));
-                            // One legend entry and colour per direction; the
-                            // job count is written on each marker.
+                            p.line(
+                                Line::new(me.name(), PlotPoints::Borrowed(local))
+                                    .color(stream::node_color(me)),
+                            );
+                            p.line(
+                                Line::new(other.name(), PlotPoints::Borrowed(peer))
+                                    .color(stream::node_color(other)),
+                            );
                             let top = local
                                 .iter()
                                 .chain(peer.iter())
                                 .map(|q| q.y)
                                 .fold(1.0, f64::max);
-                            for m in &marks {
+                            for (m, row) in marks.iter().zip(&rows) {
                                 let (name, color) = match m.from {
                                     Role::Master => ("transfer master to slave", MASTER_TO_SLAVE),
                                     Role::Slave => ("transfer slave to master", SLAVE_TO_MASTER),
                                 };
                                 p.vline(VLine::new(name, m.at_s).color(color));
+                                let y = top * (1.0 - 0.12 * f64::from(*row));
                                 p.text(
                                     Text::new(
                                         name,
-                                        PlotPoint::new(m.at_s, top),
+                                        PlotPoint::new(m.at_s, y),
                                         format!("{}", m.jobs),
                                     )
                                     .color(color),
@@ -608,11 +660,39 @@ impl NodePanel {
                 } else {
                     ("Result: NOT verified", ui.visuals().error_fg_color)
                 };
-                ui.colored_label(color, egui::RichText::new(text).strong().size(18.0));
                 let Some(r) = report else {
+                    ui.colored_label(color, egui::RichText::new(text).strong().size(18.0));
                     ui.label("The master verified every result.");
                     return;
                 };
+                // One line and Save report in view; the rest folded, so the
+                // plots stay on a 1280 x 800 screen.
+                ui.horizontal_wrapped(|ui| {
+                    ui.colored_label(color, egui::RichText::new(text).strong().size(18.0));
+                    ui.label(format!(
+                        "in {:.3} s · computed: master {}, slave {} · moved: {} to the slave, {} to the master",
+                        r.elapsed_s.total,
+                        r.jobs_done.master,
+                        r.jobs_done.slave,
+                        r.jobs_moved.to_slave,
+                        r.jobs_moved.to_master
+                    ));
+                });
+                ui.horizontal(|ui| {
+                    let label = ui.label("Report file");
+                    ui.add(egui::TextEdit::singleline(report_path).desired_width(220.0))
+                        .labelled_by(label.id);
+                    if ui.button("Save report").clicked() {
+                        let path = std::path::PathBuf::from(report_path.trim());
+                        *report_status = Some(save_report(r, &path, config_path));
+                    }
+                    if let Some(s) = report_status {
+                        ui.label(s.as_str());
+                    }
+                });
+                egui::CollapsingHeader::new("Run details")
+                    .id_salt(("result-details", role.name()))
+                    .show(ui, |ui| {
                 egui::Grid::new(("result", role.name())).num_columns(2).show(ui, |ui| {
                     let e = &r.elapsed_s;
                     let rows = [
@@ -672,18 +752,7 @@ impl NodePanel {
                         ui.end_row();
                     }
                 });
-                ui.horizontal(|ui| {
-                    let label = ui.label("Report file");
-                    ui.add(egui::TextEdit::singleline(report_path).desired_width(220.0))
-                        .labelled_by(label.id);
-                    if ui.button("Save report").clicked() {
-                        let path = std::path::PathBuf::from(report_path.trim());
-                        *report_status = Some(save_report(r, &path, config_path));
-                    }
-                });
-                if let Some(s) = report_status {
-                    ui.label(s.as_str());
-                }
+                    });
             }
             Outcome::Failed(why) => {
                 ui.colored_label(ui.visuals().error_fg_color, format!("Run failed: {why}"));
@@ -693,6 +762,31 @@ impl NodePanel {
             }
         }
     }
+}
+
+/// The row (0 at the top) of each transfer marker's label, so that no two
+/// labels overlap: a label goes one row down while it would start within
+/// its neighbour's width (`px` seconds a pixel, 8 px a character), and back
+/// to the top when there is room; after 5 rows it wraps.
+pub fn label_rows(marks: &[history::Mark], px: f64) -> Vec<u8> {
+    let mut ends: Vec<f64> = Vec::new(); // per row: where its last label ends
+    marks
+        .iter()
+        .map(|m| {
+            let width = (m.jobs.to_string().len() as f64 * 8.0 + 6.0) * px;
+            let start = m.at_s - width / 2.0;
+            let row = ends
+                .iter()
+                .position(|&end| end <= start)
+                .unwrap_or(ends.len());
+            let row = row.min(4);
+            if row == ends.len() {
+                ends.push(0.0);
+            }
+            ends[row] = ends[row].max(start + width);
+            row as u8
+        })
+        .collect()
 }
 
 /// Writes a run's report to `path` (never over the config file the window

@@ -73,6 +73,8 @@ struct ModelledWorker {
     full_seconds: f64,
     /// When the running job ends at the present throttle (None: paused).
     ends: Option<Instant>,
+    /// When the running job started.
+    started: Option<Instant>,
 }
 
 impl SimNode {
@@ -120,6 +122,7 @@ impl SimNode {
                 let w = &mut self.workers[i];
                 w.running = Some((seconds, now));
                 w.full_seconds = seconds;
+                w.started = Some(now);
                 w.ends = (throttle > 0.0)
                     .then(|| later(now, seconds / throttle))
                     .flatten();
@@ -423,12 +426,14 @@ impl Pair {
                     w.running = None;
                     let computing =
                         Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
+                    let started = w.started.take().unwrap_or(now);
                     if let Some(job) = w.jobs.pop_front() {
                         node.core.handle(
                             now,
                             Input::JobDone {
                                 worker,
                                 job,
+                                started,
                                 computing,
                             },
                         );

@@ -64,6 +64,67 @@ fn assert_verified(pair: &Pair) {
     assert_eq!(m.jobs_done() + m.results_received(), JOBS);
 }
 
+/// Both nodes' timelines of a run where neither was lost: every job has
+/// exactly one kept span, on the node that computed it, with the origin it
+/// arrived with; every span and batch ends by the run's end; the bootstrap
+/// batches the slave received carry the bootstrap's jobs.
+fn assert_timelines(pair: &Pair) {
+    use crate::node::core::Origin;
+    let (m, s) = (&pair.master.core, &pair.slave.core);
+    let mut kept = vec![0u32; JOBS as usize];
+    for (node, allowed) in [
+        (m, [Origin::Own, Origin::Moved]),
+        (s, [Origin::Bootstrap, Origin::Moved]),
+    ] {
+        let spans = node.timeline().jobs();
+        for span in spans.iter().filter(|span| span.kept) {
+            kept[span.id as usize] += 1;
+            assert!(
+                allowed.contains(&span.origin),
+                "{:?}: {span:?}",
+                node.role()
+            );
+            assert!(
+                0.0 <= span.start_s && span.start_s <= span.end_s,
+                "{span:?}"
+            );
+        }
+        assert_eq!(
+            spans.iter().filter(|span| span.kept).count() as u32,
+            node.jobs_done(),
+            "{:?}",
+            node.role()
+        );
+        let end = node.run_seconds(pair.now);
+        assert!(spans.iter().all(|span| span.end_s <= end));
+        let queue = node.timeline().queue();
+        assert!(queue.windows(2).all(|w| w[0].at_s <= w[1].at_s));
+        assert_eq!(queue.last().map(|q| q.queue), Some(0), "{:?}", node.role());
+    }
+    assert!(kept.iter().all(|&n| n == 1), "{kept:?}");
+    let bootstrap = |node: &crate::node::core::NodeCore, outbound: bool| -> u32 {
+        node.timeline()
+            .batches()
+            .iter()
+            .filter(|b| b.kind == protocol::BatchKind::Bootstrap && b.outbound == outbound)
+            .map(|b| b.jobs)
+            .sum()
+    };
+    // A batch counts as sent once acknowledged, and the run can end
+    // before a lost ack is repeated (the results say it arrived).
+    assert!(bootstrap(m, true) <= m.bootstrap_jobs());
+    assert_eq!(bootstrap(s, false), m.bootstrap_jobs());
+    // Every result the master stored came in a results batch it received.
+    let results: u32 = m
+        .timeline()
+        .batches()
+        .iter()
+        .filter(|b| b.kind == protocol::BatchKind::Results && !b.outbound)
+        .map(|b| b.jobs)
+        .sum();
+    assert!(results >= m.results_received());
+}
+
 #[test]
 fn a_plain_run_verifies_and_the_slave_finishes_too() {
     let mut pair = Pair::new(&config(""), RATE, 1);
@@ -95,6 +156,7 @@ fn a_plain_run_verifies_and_the_slave_finishes_too() {
         JOBS
     );
     assert_eq!(s.ledger().count(JobState::Returned), m.results_received());
+    assert_timelines(&pair);
 }
 
 #[test]
@@ -110,6 +172,14 @@ fn unequal_throttles_move_jobs_to_the_faster_node() {
         pair.master.log_text()
     );
     assert!(m.jobs_done() > JOBS / 2);
+    assert_timelines(&pair);
+    // The slave's jobs the policy moved back are computed here as moved.
+    assert!(
+        m.timeline()
+            .jobs()
+            .iter()
+            .any(|span| span.origin == crate::node::core::Origin::Moved)
+    );
 }
 
 #[test]
@@ -128,6 +198,7 @@ fn loss_duplication_and_reordering_lose_nothing_over_many_seeds() {
             Some(&End::Finished { verified: true }),
             "seed {seed}"
         );
+        assert_timelines(&pair);
     }
 }
 
@@ -174,6 +245,15 @@ fn a_slave_lost_in_any_phase_is_reclaimed_and_nothing_counts_twice() {
         let m = &pair.master.core;
         if m.is_peer_lost() {
             assert!(m.peer_lost_at_s().is_some());
+            // Every job the master took back is computed as reclaimed.
+            let reclaimed = m
+                .timeline()
+                .jobs()
+                .iter()
+                .filter(|span| span.kept && span.origin == crate::node::core::Origin::Reclaimed)
+                .count() as u32;
+            assert!(reclaimed <= m.jobs_reclaimed(), "at {ms} ms");
+            assert_eq!(reclaimed > 0, m.jobs_reclaimed() > 0, "at {ms} ms");
             // Reclaimed jobs were computed here unless the slave's result
             // had come back.
             assert_eq!(

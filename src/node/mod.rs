@@ -38,7 +38,7 @@ pub use self::core::Rejection;
 pub use self::core::{End, Failure, Work};
 pub use progress::status_line;
 pub use reader::receive;
-pub use view::{EventLog, LogEntry, NodeView, Snapshot};
+pub use view::{EventLog, LogEntry, NodeView, Snapshot, Verbosity};
 
 use self::core::{CoreSettings, Event, Input, NodeCore};
 use crate::config::{Config, Role};
@@ -111,6 +111,8 @@ pub struct NodeOptions {
     pub headless: bool,
     /// Print a progress line or bar on stderr (headless only).
     pub progress: bool,
+    /// How much of the log a headless node prints.
+    pub verbosity: Verbosity,
     /// Called whenever something worth redrawing happened.
     pub waker: Arc<dyn Fn() + Send + Sync>,
     /// For the benchmark only (master): send the bootstrap as random
@@ -128,6 +130,7 @@ impl NodeOptions {
         NodeOptions {
             headless: true,
             progress: true,
+            verbosity: Verbosity::Normal,
             waker: Arc::new(|| {}),
             random_bootstrap: false,
             inject_panic: None,
@@ -336,7 +339,10 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         now,
     );
     let addresses = (me.address, peer.address);
-    let log = Arc::new(EventLog::new(role, options.headless));
+    let log = Arc::new(EventLog::new(
+        role,
+        options.headless.then_some(options.verbosity),
+    ));
     let view = NodeView::new(log, Snapshot::of(&core, addresses, Default::default(), 0));
 
     let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
@@ -365,10 +371,11 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
                         &rx,
                         &knob,
                         &stop,
-                        |job, computing| {
+                        |job, started, computing| {
                             let done = Input::JobDone {
                                 worker: i,
                                 job,
+                                started,
                                 computing,
                             };
                             inbox.send(Msg::Input(done)).is_ok()
@@ -386,6 +393,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             move |hook: PanicHook| {
                 monitor::run(
                     &stop,
+                    name,
                     |system, process| {
                         let cpu = Input::Cpu { system, process };
                         inbox.send(Msg::Input(cpu)).is_ok()
@@ -552,7 +560,9 @@ impl Shell {
         }
         while let Some(event) = self.core.poll_event() {
             match event {
-                Event::Log { at, text } => self.view.log.push(LogEntry { at, text }),
+                Event::Log { at, text, detail } => {
+                    self.view.log.push(LogEntry { at, text, detail });
+                }
                 Event::Throttle(t) => self.knob.set(t),
                 Event::Phase(_) => {}
             }
@@ -572,7 +582,7 @@ impl Shell {
                 .load(std::sync::atomic::Ordering::Relaxed),
         );
         self.progress.tick(&snapshot, Instant::now());
-        self.view.publish(snapshot);
+        self.view.publish(snapshot, self.core.timeline());
         (self.waker)();
     }
 

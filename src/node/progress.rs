@@ -91,7 +91,9 @@ pub fn status_line(s: &Snapshot) -> String {
         "[{:<6} {:>7.1}s] {:<11} [{}{}] {finished}/{of} {} | queue {queue} (peer {peer_queue}), \
          computing {busy}, {:.1} jobs/s, in flight {}",
         s.role.name(),
-        s.run_seconds(),
+        // The log's clock, so that a progress line and the log lines
+        // around it agree.
+        s.node_seconds(),
         s.phase.name(),
         "#".repeat(filled),
         "-".repeat(BAR_WIDTH - filled),

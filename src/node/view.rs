@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::core::{NodeCore, TransferRecord};
+use super::core::{JobState, NodeCore, Timeline, TransferRecord};
 use crate::config::Role;
 use crate::link::LinkConfig;
 use crate::protocol::{Phase, State};
@@ -23,10 +23,26 @@ pub struct LogEntry {
     pub at: Duration,
     /// What happened.
     pub text: String,
+    /// A line only `-v` prints (one batch of the bootstrap or results).
+    pub detail: bool,
 }
 
 /// Most log entries kept in memory; older ones are dropped.
 pub const LOG_CAPACITY: usize = 5000;
+
+/// How much of its log a headless node prints on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Verbosity {
+    /// None of it (`-q`): the run's errors and result are printed by the
+    /// command.
+    Quiet,
+    /// Phases, connections, policy transfers, bootstrap and results
+    /// summarised, errors.
+    #[default]
+    Normal,
+    /// Every line, with every batch and its job ids (`-v`).
+    Verbose,
+}
 
 /// A bounded, timestamped log of what the node did, echoed to stderr when
 /// running headless (best effort: a closed stderr is never fatal).
@@ -34,15 +50,17 @@ pub const LOG_CAPACITY: usize = 5000;
 pub struct EventLog {
     /// The kept entries, and how many were ever pushed.
     entries: Mutex<(VecDeque<LogEntry>, u64)>,
-    echo: bool,
+    /// What is echoed to stderr: nothing without a value.
+    echo: Option<Verbosity>,
     /// Stderr is a terminal: clear a progress bar's line before a log line.
     terminal: bool,
     prefix: String,
 }
 
 impl EventLog {
-    /// A log for `role`; `echo` copies every line to stderr.
-    pub fn new(role: Role, echo: bool) -> Self {
+    /// A log for `role`; with `echo`, lines are copied to stderr at that
+    /// verbosity.
+    pub fn new(role: Role, echo: Option<Verbosity>) -> Self {
         EventLog {
             entries: Mutex::new((VecDeque::new(), 0)),
             echo,
@@ -53,7 +71,12 @@ impl EventLog {
 
     /// Records an event.
     pub fn push(&self, entry: LogEntry) {
-        if self.echo {
+        let shown = match self.echo {
+            None | Some(Verbosity::Quiet) => false,
+            Some(Verbosity::Normal) => !entry.detail,
+            Some(Verbosity::Verbose) => true,
+        };
+        if shown {
             crate::say!(
                 "{}[{:<6} {:>8.3}s] {}",
                 if self.terminal { "\r\x1b[K" } else { "" },
@@ -94,6 +117,8 @@ pub struct Snapshot {
     pub role: Role,
     /// Its address and its peer's.
     pub addresses: (SocketAddr, SocketAddr),
+    /// When the node started: the log's clock.
+    pub epoch: Instant,
     /// The phase.
     pub phase: Phase,
     /// True once the peer answered the handshake.
@@ -118,6 +143,9 @@ pub struct Snapshot {
     pub phase_started: [Option<Instant>; 5],
     /// Policy transfers so far.
     pub transfers: Vec<TransferRecord>,
+    /// Every job's state here, by id (empty before the run's parameters
+    /// are known).
+    pub states: Vec<JobState>,
     /// Datagrams rejected, by reason (the reader's and the core's).
     pub rejected: Rejected,
     /// Datagrams the emulated link dropped.
@@ -142,6 +170,7 @@ impl Snapshot {
         Snapshot {
             role: core.role(),
             addresses,
+            epoch: core.epoch(),
             phase: core.phase(),
             connected: core.is_connected(),
             peer_lost: core.is_peer_lost(),
@@ -154,6 +183,7 @@ impl Snapshot {
             jobs_reclaimed: core.jobs_reclaimed(),
             phase_started: core.phase_started(),
             transfers: core.transfers().to_vec(),
+            states: core.ledger().states().to_vec(),
             rejected,
             link_dropped,
             link: core.config().node(core.role()).link,
@@ -166,19 +196,25 @@ impl Snapshot {
         self.phase_started[Phase::Bootstrap as usize].map_or(0.0, |t| t.elapsed().as_secs_f64())
     }
 
+    /// Seconds since the node started, the log's clock.
+    pub fn node_seconds(&self) -> f64 {
+        self.epoch.elapsed().as_secs_f64()
+    }
+
     /// How long since the peer was last heard.
     pub fn silence(&self) -> Option<Duration> {
         self.last_heard.map(|t| t.elapsed())
     }
 }
 
-/// A viewer's handle on a node: its log and its latest snapshot. It stays
-/// readable after the node has ended.
+/// A viewer's handle on a node: its log, its latest snapshot and its
+/// timeline. It stays readable after the node has ended.
 #[derive(Debug, Clone)]
 pub struct NodeView {
     /// The event log.
     pub log: Arc<EventLog>,
     snapshot: Arc<Mutex<Arc<Snapshot>>>,
+    timeline: Arc<Mutex<Timeline>>,
 }
 
 impl NodeView {
@@ -186,7 +222,14 @@ impl NodeView {
         NodeView {
             log,
             snapshot: Arc::new(Mutex::new(Arc::new(first))),
+            timeline: Arc::default(),
         }
+    }
+
+    /// Brings `copy` up to date with the node's timeline (as of its last
+    /// publication), copying only what is new.
+    pub fn timeline_into(&self, copy: &mut Timeline) {
+        copy.catch_up(&self.timeline.lock());
     }
 
     /// The latest snapshot.
@@ -194,7 +237,8 @@ impl NodeView {
         self.snapshot.lock().clone()
     }
 
-    pub(super) fn publish(&self, snapshot: Snapshot) {
+    pub(super) fn publish(&self, snapshot: Snapshot, timeline: &Timeline) {
+        self.timeline.lock().catch_up(timeline);
         *self.snapshot.lock() = Arc::new(snapshot);
     }
 }
@@ -207,12 +251,13 @@ mod tests {
         LogEntry {
             at: Duration::ZERO,
             text: text.into(),
+            detail: false,
         }
     }
 
     #[test]
     fn the_log_hands_out_only_what_is_new_and_stays_bounded() {
-        let log = EventLog::new(Role::Master, false);
+        let log = EventLog::new(Role::Master, None);
         log.push(entry("a"));
         log.push(entry("b"));
         let (first, seen) = log.since(0);

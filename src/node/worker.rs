@@ -36,17 +36,19 @@ impl Knob {
 }
 
 /// Runs one worker until its job channel closes or `stop` is dropped.
-/// `done` gets each computed job, with the time spent computing it (the
-/// throttle's sleeps left out), and says whether to go on.
+/// `done` gets each computed job, when the worker took it and the time
+/// spent computing it (the throttle's sleeps left out), and says whether
+/// to go on.
 pub fn run(
     jobs: &Receiver<Work>,
     knob: &Knob,
     stop: &Receiver<()>,
-    mut done: impl FnMut(Job, Duration) -> bool,
+    mut done: impl FnMut(Job, Instant, Duration) -> bool,
     mut check: impl FnMut(),
 ) {
     let mut schedule = ThrottleSchedule::new(Instant::now());
     while let Ok(work) = jobs.recv() {
+        let started = Instant::now();
         let mut job = work.job;
         job.make_ready(&work.workload);
         let mut computing = Duration::ZERO;
@@ -62,7 +64,7 @@ pub fn run(
             // Stopping mid-job: the job is abandoned with the run.
             return;
         }
-        if !done(job, computing) {
+        if !done(job, started, computing) {
             return;
         }
     }

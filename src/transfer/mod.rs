@@ -118,6 +118,8 @@ pub enum Event {
         kind: BatchKind,
         /// The reassembled bytes.
         payload: Vec<u8>,
+        /// When its first chunk arrived.
+        since: Instant,
     },
     /// The peer acknowledged every chunk of one of our batches: it is theirs now.
     Delivered {
@@ -331,6 +333,7 @@ impl Endpoint {
                             transfer: id,
                             kind: batch.kind,
                             payload: batch.data,
+                            since: batch.first_arrival,
                         });
                     }
                     self.queue_ack_now(id);

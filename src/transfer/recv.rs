@@ -24,6 +24,8 @@ pub(crate) struct InBatch {
     /// When the last new chunk arrived: a batch that stops growing is
     /// abandoned after the endpoint's `inbound_idle_timeout`.
     pub last_arrival: Instant,
+    /// When the first chunk arrived.
+    pub first_arrival: Instant,
 }
 
 /// Whether a chunk was new.
@@ -49,6 +51,7 @@ impl InBatch {
             next: 0,
             unacked: 0,
             last_arrival: now,
+            first_arrival: now,
         }
     }
 

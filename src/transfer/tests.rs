@@ -171,6 +171,7 @@ impl Pair {
                     transfer,
                     kind,
                     payload,
+                    ..
                 } => Some((*transfer, *kind, payload.clone())),
                 Event::Delivered { .. } => None,
             })

@@ -31,6 +31,8 @@ pub enum Input {
         worker: usize,
         /// The job, computed.
         job: Job,
+        /// When the worker took it.
+        started: std::time::Instant,
         /// Time spent computing it, the throttle's sleeps left out.
         computing: std::time::Duration,
     },
@@ -86,6 +88,9 @@ pub enum Event {
         at: Duration,
         /// What happened.
         text: String,
+        /// Only for a verbose reader: one batch of the bootstrap or the
+        /// results.
+        detail: bool,
     },
     /// The phase changed.
     Phase(Phase),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{JobState, NodeCore, Pending, TransferRecord};
+use super::{JobState, NodeCore, Origin, Pending, TransferRecord};
 use crate::config::Role;
 use crate::protocol::BatchKind;
 use crate::protocol::batch::{self, Encoded, Source};
@@ -25,14 +25,28 @@ impl NodeCore {
     /// A worker finished a job: the master keeps the result, the slave
     /// holds it for the master. It counts as this node's only if its result
     /// is the one kept.
-    pub(super) fn job_done(&mut self, now: Instant, worker: usize, job: Job, computing: Duration) {
+    pub(super) fn job_done(
+        &mut self,
+        now: Instant,
+        worker: usize,
+        job: Job,
+        started: Instant,
+        computing: Duration,
+    ) {
         if let Some(n) = self.assigned.get_mut(worker) {
             *n = n.saturating_sub(1);
         }
         self.capacity.add(now, computing.as_secs_f64());
         self.departure_due = true;
         let id = job.id;
-        if self.ledger.state(id) != JobState::Computing {
+        let computing_here = self.ledger.state(id) == JobState::Computing;
+        let kept = computing_here
+            && (self.role == Role::Slave || self.results.as_ref().is_some_and(|r| !r.contains(id)));
+        let (start_s, end_s) = (self.run_seconds(started), self.run_seconds(now));
+        let worker_index = u16::try_from(worker).unwrap_or(u16::MAX);
+        self.timeline
+            .computed(id, worker_index, start_s, end_s, kept);
+        if !computing_here {
             // Only a job computing here counts: this one was put back in
             // the queue (a pause) or was never given to a worker.
             self.log(
@@ -86,13 +100,21 @@ impl NodeCore {
                     transfer,
                     kind,
                     payload,
-                } => self.received(now, transfer, kind, &payload),
+                    since,
+                } => self.received(now, transfer, kind, &payload, since),
                 EndpointEvent::Delivered { transfer } => self.delivered(now, transfer),
             }
         }
     }
 
-    fn received(&mut self, now: Instant, transfer: u32, kind: BatchKind, payload: &[u8]) {
+    fn received(
+        &mut self,
+        now: Instant,
+        transfer: u32,
+        kind: BatchKind,
+        payload: &[u8],
+        since: Instant,
+    ) {
         let peer = self.role.peer();
         let Some(params) = self.params else {
             self.log(
@@ -118,6 +140,15 @@ impl NodeCore {
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
         let n = jobs.len() as u32;
         let ranges = format_id_ranges(&ids);
+        self.timeline.batch(super::BatchSpan {
+            transfer,
+            kind,
+            outbound: false,
+            jobs: n,
+            bytes: payload.len(),
+            start_s: self.run_seconds(since),
+            end_s: self.run_seconds(now),
+        });
         match kind {
             BatchKind::Results => {
                 if self.role != Role::Master {
@@ -144,7 +175,7 @@ impl NodeCore {
                     }
                 }
                 self.results_received += stored;
-                self.log(now, format!("received {n} results [{ranges}] from {peer}"));
+                self.log_detail(now, format!("received {n} results [{ranges}] from {peer}"));
                 if late > 0 {
                     self.log(
                         now,
@@ -178,6 +209,14 @@ impl NodeCore {
                         continue;
                     }
                     self.ledger.set(job.id, JobState::Queued);
+                    self.timeline.arrived(
+                        job.id,
+                        if kind == BatchKind::Bootstrap {
+                            Origin::Bootstrap
+                        } else {
+                            Origin::Moved
+                        },
+                    );
                     self.queue.push_back(job);
                     taken += 1;
                 }
@@ -207,7 +246,12 @@ impl NodeCore {
                 } else {
                     "jobs"
                 };
-                self.log(now, format!("received {n} {what} [{ranges}] from {peer}"));
+                let text = format!("received {n} {what} [{ranges}] from {peer}");
+                if kind == BatchKind::Bootstrap {
+                    self.log_detail(now, text);
+                } else {
+                    self.log(now, text);
+                }
                 self.state_due = true;
             }
         }
@@ -218,6 +262,15 @@ impl NodeCore {
             return;
         };
         let n = p.ids.len() as u32;
+        self.timeline.batch(super::BatchSpan {
+            transfer,
+            kind: p.kind,
+            outbound: true,
+            jobs: n,
+            bytes: p.wire_bytes,
+            start_s: self.run_seconds(p.sent_at),
+            end_s: self.run_seconds(now),
+        });
         let peer = self.role.peer();
         // The link's rate: this batch's bytes over the time it took, from
         // its sending to its ack (an underestimate while batches queue
@@ -243,7 +296,7 @@ impl NodeCore {
                         self.ledger.set(id, JobState::Returned);
                     }
                 }
-                self.log(
+                self.log_detail(
                     now,
                     format!(
                         "{peer} acknowledged {n} results [{}]",
@@ -273,13 +326,15 @@ impl NodeCore {
                         jobs: n,
                     });
                 }
-                self.log(
-                    now,
-                    format!(
-                        "{peer} acknowledged {n} jobs [{}]: they are its own now",
-                        format_id_ranges(&p.ids)
-                    ),
+                let text = format!(
+                    "{peer} acknowledged {n} jobs [{}]: they are its own now",
+                    format_id_ranges(&p.ids)
                 );
+                if p.kind == BatchKind::Bootstrap {
+                    self.log_detail(now, text);
+                } else {
+                    self.log(now, text);
+                }
                 if p.kind == BatchKind::Bootstrap {
                     self.bootstrap_delivered(now, n);
                 }
@@ -350,15 +405,17 @@ impl NodeCore {
             BatchKind::Jobs => "jobs",
             BatchKind::Results => "results",
         };
-        self.log(
-            now,
-            format!(
-                "sending {} {what} [{}] to {} (batch {id})",
-                ids.len(),
-                format_id_ranges(&ids),
-                self.role.peer()
-            ),
+        let text = format!(
+            "sending {} {what} [{}] to {} (batch {id})",
+            ids.len(),
+            format_id_ranges(&ids),
+            self.role.peer()
         );
+        if kind == BatchKind::Jobs {
+            self.log(now, text);
+        } else {
+            self.log_detail(now, text);
+        }
         self.pending.insert(
             id,
             Pending {
@@ -439,6 +496,7 @@ impl NodeCore {
             );
             for &id in &unsent {
                 self.ledger.set(id, JobState::Queued);
+                self.timeline.arrived(id, Origin::Reclaimed);
                 self.queue.push_back(Job::unmade(id));
             }
             // Meant for the slave and taken back: counted with the reclaimed.
@@ -453,6 +511,7 @@ impl NodeCore {
         };
         for &id in &missing {
             self.ledger.set(id, JobState::Queued);
+            self.timeline.arrived(id, Origin::Reclaimed);
             self.queue.push_back(Job::unmade(id));
         }
         self.in_flight_jobs = 0;

@@ -75,6 +75,11 @@ impl Ledger {
         from
     }
 
+    /// Every job's state, by id.
+    pub fn states(&self) -> &[JobState] {
+        &self.states
+    }
+
     /// Jobs in `state`.
     pub fn count(&self, state: JobState) -> u32 {
         self.counts[state.index()]

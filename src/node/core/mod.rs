@@ -25,6 +25,7 @@ mod jobs;
 pub mod ledger;
 mod session;
 mod state;
+pub mod timeline;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 pub use admit::{Admission, admit};
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
+pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline};
 
 use crate::auth::ReplayWindow;
 use crate::config::{Config, Role};
@@ -169,6 +171,7 @@ pub struct NodeCore {
     peer_lost_at_s: Option<f64>,
     bootstrap_jobs: u32,
     transfers: Vec<TransferRecord>,
+    timeline: Timeline,
 
     // The transfer manager.
     endpoint: Endpoint,
@@ -262,6 +265,7 @@ impl NodeCore {
             peer_lost_at_s: None,
             bootstrap_jobs: 0,
             transfers: Vec::new(),
+            timeline: Timeline::default(),
             // Until the peer's hello says otherwise, a window that fits any socket.
             endpoint: Endpoint::new(endpoint_cfg, 32),
             pending: HashMap::new(),
@@ -311,9 +315,19 @@ impl NodeCore {
             Input::JobDone {
                 worker,
                 job,
+                started,
                 computing,
-            } => self.job_done(now, worker, job, computing),
-            Input::Cpu { system, process } => self.cpu = (system, process),
+            } => self.job_done(now, worker, job, started, computing),
+            Input::Cpu { system, process } => {
+                self.cpu = (system, process);
+                if self.phase_started[Phase::Bootstrap as usize].is_some() && self.end.is_none() {
+                    self.timeline.cpu_sample(CpuSample {
+                        at_s: self.run_seconds(now),
+                        node: process as f32,
+                        system: system as f32,
+                    });
+                }
+            }
             Input::ThreadEnded { name, panicked } => {
                 if self.end.is_none() {
                     let failure = if panicked {
@@ -579,6 +593,16 @@ impl NodeCore {
         self.throttle
     }
 
+    /// When the core was created: the log's clock starts here.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    /// The run as it happened here: jobs computed, batches, the queue.
+    pub fn timeline(&self) -> &Timeline {
+        &self.timeline
+    }
+
     /// Seconds since the run started (0 before).
     pub fn run_seconds(&self, now: Instant) -> f64 {
         self.phase_started[Phase::Bootstrap as usize]
@@ -615,6 +639,18 @@ impl NodeCore {
         self.events.push_back(Event::Log {
             at: now.saturating_duration_since(self.epoch),
             text: text.into(),
+            detail: false,
+        });
+    }
+
+    /// A log line that only a verbose reader wants (every batch of the
+    /// bootstrap and the results, with its job ids): the window shows it,
+    /// a headless node prints it only with `-v`.
+    fn log_detail(&mut self, now: Instant, text: impl Into<String>) {
+        self.events.push_back(Event::Log {
+            at: now.saturating_duration_since(self.epoch),
+            text: text.into(),
+            detail: true,
         });
     }
 
@@ -725,6 +761,17 @@ impl NodeCore {
             self.send_state();
             self.evaluate(now);
         }
+        self.sample_queue(now, false);
+    }
+
+    /// Adds a queue sample to the timeline once the run has started;
+    /// `force` takes it however soon after the last (the run's end).
+    fn sample_queue(&mut self, now: Instant, force: bool) {
+        if self.phase_started[Phase::Bootstrap as usize].is_some() {
+            let (at_s, queue) = (self.run_seconds(now), self.queued());
+            self.timeline
+                .sample(at_s, queue, self.in_flight_jobs, force);
+        }
     }
 }
 
@@ -816,6 +863,7 @@ mod tests {
             Input::JobDone {
                 worker: 0,
                 job: w.job,
+                started: t1,
                 computing: Duration::from_millis(1),
             },
         );

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::{End, Ending, Failure, JobState, NodeCore, id_range};
 use crate::config::Role;
-use crate::protocol::{self, Hello, Message, Phase, RunParams};
+use crate::protocol::{self, BatchKind, Hello, Message, Phase, RunParams};
 use crate::workload::{Job, ResultStore, format_id_ranges};
 
 /// How often a hello is repeated until the peer answers.
@@ -46,6 +46,7 @@ impl NodeCore {
             });
             self.results = Some(ResultStore::new(w.jobs));
             self.ledger = super::Ledger::new(w.jobs);
+            self.timeline = super::Timeline::new(w.jobs);
             self.log(
                 now,
                 format!(
@@ -148,6 +149,7 @@ impl NodeCore {
                     self.params = Some(hello.params);
                     self.policy = policy;
                     self.ledger = super::Ledger::new(hello.params.jobs);
+                    self.timeline = super::Timeline::new(hello.params.jobs);
                     let p = hello.params;
                     self.log(
                         now,
@@ -237,6 +239,10 @@ impl NodeCore {
             self.phase_started[p].get_or_insert(now);
         }
         self.phase = phase;
+        if phase == Phase::Done {
+            self.sample_queue(now, true);
+        }
+        self.summarise_batches(now, old, phase);
         self.log(now, format!("phase: {}", phase.name()));
         self.events.push_back(super::Event::Phase(phase));
         self.state_due = true;
@@ -247,6 +253,43 @@ impl NodeCore {
             // Jobs timed during the bootstrap shared the CPU with moving
             // it: the policies weigh the speed the processing phase shows.
             self.capacity = super::state::CapacityMeter::default();
+        }
+    }
+
+    /// The lines a reader without `-v` gets instead of one per batch: the
+    /// slave's bootstrap when it ends, the results when the run does.
+    fn summarise_batches(&mut self, now: Instant, old: Phase, new: Phase) {
+        let sum = |kind: BatchKind, outbound: bool, timeline: &super::Timeline| {
+            timeline
+                .batches()
+                .iter()
+                .filter(|b| b.kind == kind && b.outbound == outbound)
+                .fold((0u32, 0u32, 0usize), |(jobs, n, bytes), b| {
+                    (jobs + b.jobs, n + 1, bytes + b.bytes)
+                })
+        };
+        let peer = self.role.peer();
+        if self.role == Role::Slave && old <= Phase::Bootstrap && new > Phase::Bootstrap {
+            let (jobs, n, bytes) = sum(BatchKind::Bootstrap, false, &self.timeline);
+            self.log(
+                now,
+                format!(
+                    "bootstrap: received {jobs} jobs from the {peer} in {n} batches ({})",
+                    human_bytes(bytes)
+                ),
+            );
+        }
+        if new == Phase::Done {
+            let outbound = self.role == Role::Slave;
+            let (jobs, n, bytes) = sum(BatchKind::Results, outbound, &self.timeline);
+            let way = if outbound { "sent to" } else { "received from" };
+            self.log(
+                now,
+                format!(
+                    "results: {jobs} {way} the {peer} in {n} batches ({})",
+                    human_bytes(bytes)
+                ),
+            );
         }
     }
 
@@ -620,5 +663,14 @@ impl NodeCore {
                 ),
             );
         }
+    }
+}
+
+/// Bytes as B, KiB or MiB, for a log line.
+fn human_bytes(bytes: usize) -> String {
+    match bytes {
+        b if b < 1 << 10 => format!("{b} B"),
+        b if b < 1 << 20 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
     }
 }

@@ -1,0 +1,271 @@
+//! A run as a trace file in the Trace Event Format (the JSON that
+//! Perfetto, `chrome://tracing` and Speedscope open): a process per node, a
+//! track per worker with a span per job it computed, a track each for the
+//! batches the node sent and received, and counters for its queue and CPU.
+//!
+//! Times are microseconds since the earliest node's run started: in the
+//! demo both nodes share one clock, so their tracks line up exactly; a
+//! node's own trace starts at its own run.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::config::Role;
+use crate::node::core::Timeline;
+use crate::node::{NodeView, Snapshot};
+use crate::protocol::{BatchKind, Phase};
+
+/// Track id of a node's sent batches (workers are 0, 1, ...).
+const SENT_TRACK: u32 = 1000;
+/// Track id of a node's received batches.
+const RECEIVED_TRACK: u32 = 1001;
+
+/// One node's part of a trace.
+#[derive(Debug, Clone, Copy)]
+pub struct TracedNode<'a> {
+    /// The node's role.
+    pub role: Role,
+    /// Its worker threads (a track each, idle or not).
+    pub workers: usize,
+    /// Seconds from the trace's zero to this node's run start.
+    pub offset_s: f64,
+    /// What happened on it.
+    pub timeline: &'a Timeline,
+}
+
+fn pid(role: Role) -> u32 {
+    match role {
+        Role::Master => 1,
+        Role::Slave => 2,
+    }
+}
+
+fn micros(seconds: f64) -> f64 {
+    (seconds * 1e6 * 1000.0).round() / 1000.0
+}
+
+fn kind_name(kind: BatchKind) -> &'static str {
+    match kind {
+        BatchKind::Bootstrap => "bootstrap",
+        BatchKind::Jobs => "jobs",
+        BatchKind::Results => "results",
+    }
+}
+
+/// The trace of `nodes` as Trace Event Format JSON.
+pub fn to_json(nodes: &[TracedNode<'_>]) -> String {
+    let mut events = Vec::new();
+    for node in nodes {
+        let pid = pid(node.role);
+        let t = |s: f64| micros(node.offset_s + s);
+        let meta = |name: &str, tid: u32, args: Value| json!({ "name": name, "ph": "M", "pid": pid, "tid": tid, "args": args });
+        events.push(meta("process_name", 0, json!({ "name": node.role.name() })));
+        events.push(meta("process_sort_index", 0, json!({ "sort_index": pid })));
+        for worker in 0..node.workers {
+            let tid = worker as u32;
+            events.push(meta(
+                "thread_name",
+                tid,
+                json!({ "name": format!("worker {worker}") }),
+            ));
+            events.push(meta("thread_sort_index", tid, json!({ "sort_index": tid })));
+        }
+        for (tid, name) in [
+            (SENT_TRACK, "batches sent"),
+            (RECEIVED_TRACK, "batches received"),
+        ] {
+            events.push(meta("thread_name", tid, json!({ "name": name })));
+            events.push(meta("thread_sort_index", tid, json!({ "sort_index": tid })));
+        }
+        for span in node.timeline.jobs() {
+            events.push(json!({
+                "name": format!("job {}", span.id),
+                "cat": format!("job,{}", span.origin.name()),
+                "ph": "X",
+                "ts": t(span.start_s),
+                "dur": micros(span.end_s - span.start_s),
+                "pid": pid,
+                "tid": u32::from(span.worker),
+                "args": { "id": span.id, "origin": span.origin.name(), "kept": span.kept },
+            }));
+        }
+        for b in node.timeline.batches() {
+            let (tid, way) = if b.outbound {
+                (SENT_TRACK, "to")
+            } else {
+                (RECEIVED_TRACK, "from")
+            };
+            events.push(json!({
+                "name": format!("{} batch {} ({} jobs)", kind_name(b.kind), b.transfer, b.jobs),
+                "cat": format!("transfer,{}", kind_name(b.kind)),
+                "ph": "X",
+                "ts": t(b.start_s),
+                "dur": micros(b.end_s - b.start_s),
+                "pid": pid,
+                "tid": tid,
+                "args": {
+                    "transfer": b.transfer,
+                    "kind": kind_name(b.kind),
+                    "jobs": b.jobs,
+                    "bytes": b.bytes,
+                    way: node.role.peer().name(),
+                },
+            }));
+        }
+        for q in node.timeline.queue() {
+            events.push(json!({
+                "name": "queue", "ph": "C", "ts": t(q.at_s), "pid": pid,
+                "args": { "queued": q.queue, "in flight": q.in_flight },
+            }));
+        }
+        for c in node.timeline.cpu() {
+            events.push(json!({
+                "name": "CPU %", "ph": "C", "ts": t(c.at_s), "pid": pid,
+                "args": { "node": c.node, "system": c.system },
+            }));
+        }
+    }
+    json!({
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": { "producer": format!("loadbal {}", env!("CARGO_PKG_VERSION")) },
+    })
+    .to_string()
+}
+
+/// The trace of the nodes behind `views` (one node's, or the demo's two),
+/// as published when they last did: after a run, all of it. Each node's
+/// times are shifted so that both share the earliest run start.
+pub fn of_views(views: &[&NodeView]) -> String {
+    let nodes: Vec<(Snapshot, Timeline)> = views
+        .iter()
+        .map(|v| {
+            let mut timeline = Timeline::default();
+            v.timeline_into(&mut timeline);
+            ((*v.snapshot()).clone(), timeline)
+        })
+        .collect();
+    let start = |s: &Snapshot| s.phase_started[Phase::Bootstrap as usize];
+    let zero = nodes.iter().filter_map(|(s, _)| start(s)).min();
+    let traced: Vec<TracedNode<'_>> = nodes
+        .iter()
+        .map(|(s, timeline)| TracedNode {
+            role: s.role,
+            workers: usize::from(s.local.workers),
+            offset_s: match (start(s), zero) {
+                (Some(t), Some(zero)) => t.duration_since(zero).as_secs_f64(),
+                _ => 0.0,
+            },
+            timeline,
+        })
+        .collect();
+    to_json(&traced)
+}
+
+/// Writes a trace's JSON to `path` (`-` is standard output).
+pub fn write(path: &Path, json: &str) -> std::io::Result<()> {
+    let text = format!("{json}\n");
+    if path.as_os_str() == "-" {
+        crate::term::out(&text)
+    } else {
+        crate::files::write(path, text.as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::core::{BatchSpan, CpuSample, Origin};
+
+    #[test]
+    fn every_job_and_batch_is_a_span_on_its_track() {
+        let mut master = Timeline::new(3);
+        master.computed(0, 0, 0.0, 0.5, true);
+        master.arrived(2, Origin::Moved);
+        master.computed(2, 1, 0.5, 0.75, true);
+        master.batch(BatchSpan {
+            transfer: 4,
+            kind: BatchKind::Bootstrap,
+            outbound: true,
+            jobs: 1,
+            bytes: 20,
+            start_s: 0.0,
+            end_s: 0.001,
+        });
+        master.sample(0.0, 2, 1, false);
+        master.cpu_sample(CpuSample {
+            at_s: 0.5,
+            node: 99.5,
+            system: 50.0,
+        });
+        let mut slave = Timeline::new(3);
+        slave.arrived(1, Origin::Bootstrap);
+        slave.computed(1, 0, 0.0, 0.25, true);
+        let json = to_json(&[
+            TracedNode {
+                role: Role::Master,
+                workers: 2,
+                offset_s: 0.0,
+                timeline: &master,
+            },
+            TracedNode {
+                role: Role::Slave,
+                workers: 1,
+                offset_s: 0.002,
+                timeline: &slave,
+            },
+        ]);
+        let v: Value = serde_json::from_str(&json).unwrap();
+        let events = v["traceEvents"].as_array().unwrap();
+        let spans: Vec<(&str, u64, u64, f64, f64)> = events
+            .iter()
+            .filter(|e| e["ph"] == "X")
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap(),
+                    e["pid"].as_u64().unwrap(),
+                    e["tid"].as_u64().unwrap(),
+                    e["ts"].as_f64().unwrap(),
+                    e["dur"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                ("job 0", 1, 0, 0.0, 500_000.0),
+                ("job 2", 1, 1, 500_000.0, 250_000.0),
+                ("bootstrap batch 4 (1 jobs)", 1, 1000, 0.0, 1000.0),
+                ("job 1", 2, 0, 2000.0, 250_000.0),
+            ]
+        );
+        let origin = |name: &str| {
+            events.iter().find(|e| e["name"] == name).unwrap()["args"]["origin"].clone()
+        };
+        assert_eq!(origin("job 2"), "moved");
+        assert_eq!(origin("job 1"), "bootstrap");
+        let counters: Vec<&Value> = events.iter().filter(|e| e["ph"] == "C").collect();
+        assert_eq!(counters.len(), 2);
+        assert_eq!(counters[0]["args"]["queued"], 2);
+        assert_eq!(counters[1]["args"]["node"], 99.5);
+        // Each worker and each batch track is named.
+        let names: Vec<&str> = events
+            .iter()
+            .filter(|e| e["name"] == "thread_name")
+            .map(|e| e["args"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "worker 0",
+                "worker 1",
+                "batches sent",
+                "batches received",
+                "worker 0",
+                "batches sent",
+                "batches received"
+            ]
+        );
+    }
+}
