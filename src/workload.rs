@@ -193,6 +193,13 @@ impl ResultStore {
         }
     }
 
+    /// Makes room for `more` jobs added to the run.
+    pub fn grow(&mut self, more: u32) {
+        let jobs = self.slots.len() + more as usize;
+        self.slots.resize(jobs, None);
+        self.reclaimed.resize(jobs, false);
+    }
+
     /// Stores a job's result. A second result for the same id is dropped:
     /// expected for a reclaimed job, a duplicate (it would be computed into
     /// the vector twice, and fails verification) for any other.

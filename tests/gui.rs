@@ -592,3 +592,57 @@ fn after_a_run_the_views_show_all_of_it_and_stop() {
     table.set_filters(Some(loadbal::gui::jobs::Where::Queued), None);
     assert!(table.visible().is_empty());
 }
+
+#[test]
+fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
+    let path = config_file("add-jobs");
+    // Jobs long enough (tens of milliseconds) to press Add jobs mid-run.
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace(r#""iterations": 100"#, r#""iterations": 40000"#),
+    )
+    .unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the run to compute",
+        |h| h[0].state().panel(Role::Master).unwrap().phase() == Phase::Processing,
+    );
+    h.step();
+    h.get_by_label("Add jobs").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(120),
+        "the run to end",
+        |h| outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some(),
+    );
+    match outcome_of(&h, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(r),
+        }) => {
+            assert_eq!(r.jobs_total, 32 + 64);
+            assert_eq!(r.jobs_done.master + r.jobs_done.slave, 96);
+        }
+        other => panic!("the master ended with {other:?}"),
+    }
+    h.step();
+    h.get_by_label("run: 96 / 96 jobs computed");
+    let view = h
+        .state()
+        .panel(Role::Master)
+        .unwrap()
+        .view()
+        .unwrap()
+        .clone();
+    assert!(
+        view.log
+            .entries()
+            .iter()
+            .any(|e| e.text == "added 64 jobs [32-95]: the run has 96 jobs now")
+    );
+}

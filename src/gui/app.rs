@@ -530,6 +530,10 @@ impl LoadbalApp {
                 self.panels[index].set_throttle(t);
                 false
             }
+            PanelCommand::AddJobs(n) => {
+                self.panels[index].add_jobs(n);
+                false
+            }
         }
     }
 

@@ -37,7 +37,12 @@ pub enum PanelCommand {
     Stop,
     /// The throttle slider moved to this value (0 to 1).
     Throttle(f64),
+    /// Add this many jobs to the run (the master's Add jobs button).
+    AddJobs(u32),
 }
+
+/// Jobs the Add jobs button adds unless the user changes it.
+const ADD_JOBS_DEFAULT: u32 = 64;
 
 /// One node's part of the window.
 pub struct NodePanel {
@@ -65,6 +70,8 @@ pub struct NodePanel {
     auto_report: Option<std::path::PathBuf>,
     /// When the last run ended, by the wall clock.
     ended_at: Option<std::time::SystemTime>,
+    /// How many jobs Add jobs adds.
+    add_jobs: u32,
 }
 
 /// The simulator's prediction of a finished run, made after it ends (so
@@ -96,6 +103,7 @@ impl NodePanel {
             prediction: Prediction::None,
             auto_report: None,
             ended_at: None,
+            add_jobs: ADD_JOBS_DEFAULT,
         }
     }
 
@@ -196,6 +204,13 @@ impl NodePanel {
         self.throttle = throttle.clamp(0.0, 1.0);
         if let Some(node) = &self.node {
             node.command(Command::SetThrottle(self.throttle));
+        }
+    }
+
+    /// Master: adds `n` jobs to the running run (the Add jobs button).
+    pub fn add_jobs(&mut self, n: u32) {
+        if let Some(node) = &self.node {
+            node.command(Command::AddJobs(n));
         }
     }
 
@@ -382,8 +397,30 @@ impl NodePanel {
                 command = PanelCommand::Throttle(percent / 100.0);
             }
         });
-        if self.is_running() && ui.button(format!("Stop the {}", self.role)).clicked() {
-            command = PanelCommand::Stop;
+        if self.is_running() {
+            ui.horizontal(|ui| {
+                if ui.button(format!("Stop the {}", self.role)).clicked() {
+                    command = PanelCommand::Stop;
+                }
+                // Work added while running: the master's, before its
+                // aggregation (the policy moves the new jobs like any other).
+                let phase = self.phase();
+                if self.role == Role::Master {
+                    let open = matches!(phase, Phase::Bootstrap | Phase::Processing);
+                    ui.add(
+                        egui::DragValue::new(&mut self.add_jobs)
+                            .range(1..=crate::config::limits::MAX_JOBS)
+                            .suffix(" jobs"),
+                    );
+                    let button = ui
+                        .add_enabled(open, egui::Button::new("Add jobs"))
+                        .on_hover_text("More jobs of the same kind, queued on the master")
+                        .on_disabled_hover_text("Only while the run computes");
+                    if button.clicked() {
+                        command = PanelCommand::AddJobs(self.add_jobs);
+                    }
+                }
+            });
         }
         if let Some(e) = &self.start_error {
             ui.colored_label(ui.visuals().error_fg_color, e);

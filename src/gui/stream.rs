@@ -28,6 +28,7 @@ pub fn origin_color(origin: Origin) -> egui::Color32 {
         Origin::Bootstrap => egui::Color32::from_rgb(80, 170, 110),
         Origin::Moved => egui::Color32::from_rgb(230, 160, 40),
         Origin::Reclaimed => egui::Color32::from_rgb(210, 70, 70),
+        Origin::Added => egui::Color32::from_rgb(150, 110, 220),
     }
 }
 
@@ -355,7 +356,7 @@ impl TaskStream {
         let bounds = transform.bounds();
         let (lo, hi) = (bounds.min()[0], bounds.max()[0]);
         let pixel = (hi - lo) / f64::from(transform.frame().width().max(1.0));
-        let mut by_origin: [Vec<Bar>; 4] = Default::default();
+        let mut by_origin: [Vec<Bar>; 5] = Default::default();
         let mut drawn = 0;
         let groups = self.groups();
         for n in &self.nodes {
@@ -366,7 +367,7 @@ impl TaskStream {
                 let y = -((first_row + i) as f64);
                 let first = lane.partition_point(|s| s.end_s < lo);
                 let mut pending: Option<LaneSpan> = None;
-                let emit = |s: LaneSpan, by_origin: &mut [Vec<Bar>; 4]| {
+                let emit = |s: LaneSpan, by_origin: &mut [Vec<Bar>; 5]| {
                     let name = if s.id == u32::MAX {
                         "jobs".to_owned()
                     } else {

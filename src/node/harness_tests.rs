@@ -585,3 +585,66 @@ fn paced_through_bottleneck(delay_ms: f64, seed: u64) {
         "{log}"
     );
 }
+
+#[test]
+fn jobs_added_while_running_are_balanced_and_verified() {
+    use crate::node::core::{Event, Input, Origin};
+    let mut pair = Pair::new(&config(""), RATE, 5);
+    pair.start();
+    pair.run_until(Duration::from_millis(60));
+    assert_eq!(pair.master.core.phase(), Phase::Processing);
+    let now = pair.now;
+    pair.master.core.handle(now, Input::AddJobs(32));
+    assert!(
+        pair.run(Duration::from_secs(30)),
+        "{}",
+        pair.master.log_text()
+    );
+    let total = JOBS + 32;
+    let m = &pair.master.core;
+    assert_eq!(m.end(), Some(&End::Finished { verified: true }));
+    assert_eq!(m.params().unwrap().jobs, total);
+    assert_eq!(m.ledger().count(JobState::Returned), total);
+    assert_eq!(m.jobs_done() + m.results_received(), total);
+    assert!(
+        pair.master
+            .log_text()
+            .contains("added 32 jobs [64-95]: the run has 96 jobs now")
+    );
+    // Each added job computed once, on one node or the other; the policy
+    // moved some to the slave, which grew to hold them.
+    let added = |core: &crate::node::core::NodeCore| -> Vec<u32> {
+        core.timeline()
+            .jobs()
+            .iter()
+            .filter(|s| s.kept && s.id >= JOBS)
+            .map(|s| s.id)
+            .collect()
+    };
+    let mut ids = added(m);
+    let on_slave = added(&pair.slave.core);
+    assert!(!on_slave.is_empty(), "{}", pair.slave.log_text());
+    ids.extend(&on_slave);
+    ids.sort_unstable();
+    assert_eq!(ids, (JOBS..total).collect::<Vec<_>>());
+    assert!(
+        m.timeline()
+            .jobs()
+            .iter()
+            .filter(|s| s.id >= JOBS)
+            .all(|s| s.origin == Origin::Added)
+    );
+    // After the run it is too late, and the master says so.
+    let now = pair.now;
+    let m = &mut pair.master.core;
+    while m.poll_event().is_some() {}
+    m.handle(now, Input::AddJobs(1));
+    let said: Vec<String> = std::iter::from_fn(|| m.poll_event())
+        .filter_map(|e| match e {
+            Event::Log { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, ["add 1 jobs: the run is past its processing (done)"]);
+    assert_eq!(m.params().unwrap().jobs, total);
+}

@@ -55,6 +55,8 @@ pub enum Command {
     SetThrottle(f64),
     /// Abandon the run and tell the peer.
     Stop,
+    /// Master: add this many jobs to the run while it goes.
+    AddJobs(u32),
 }
 
 /// How a node's part ended.
@@ -254,6 +256,7 @@ impl NodeHandle {
             },
             Command::SetThrottle(t) => Input::SetThrottle(t),
             Command::Stop => Input::Stop,
+            Command::AddJobs(n) => Input::AddJobs(n),
         };
         let _ = self.inbox.send(Msg::Input(input));
     }

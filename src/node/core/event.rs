@@ -25,6 +25,9 @@ pub enum Input {
     SetThrottle(f64),
     /// Abandon the run and tell the peer.
     Stop,
+    /// Master: add this many jobs of the same kind to the run while it
+    /// goes (before its aggregation).
+    AddJobs(u32),
     /// A worker finished a job it was given (its data computed).
     JobDone {
         /// The worker's index.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::{JobState, NodeCore, Origin, Pending, TransferRecord};
 use crate::config::Role;
-use crate::protocol::BatchKind;
 use crate::protocol::batch::{self, Encoded, Source};
+use crate::protocol::{BatchKind, Phase};
 use crate::transfer::Event as EndpointEvent;
 use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 
@@ -92,6 +92,76 @@ impl NodeCore {
         }
     }
 
+    /// Master: `n` more jobs of the run's kind, queued here (the policy
+    /// moves them like any other). Refused, and said, once the run is in
+    /// its aggregation or over, or past the largest workload.
+    pub(super) fn add_jobs(&mut self, now: Instant, n: u32) {
+        if n == 0 {
+            return;
+        }
+        let refuse = |core: &mut Self, why: String| core.log(now, format!("add {n} jobs: {why}"));
+        let Some(params) = self.params else {
+            return refuse(self, "the run has not started".to_owned());
+        };
+        if self.role != Role::Master {
+            return refuse(self, "only the master adds jobs".to_owned());
+        }
+        if self.end.is_some() || !matches!(self.phase, Phase::Bootstrap | Phase::Processing) {
+            return refuse(
+                self,
+                format!("the run is past its processing ({})", self.phase.name()),
+            );
+        }
+        let limit = crate::config::limits::MAX_JOBS;
+        let total = u64::from(params.jobs) + u64::from(n);
+        let vector = total * u64::from(params.elements_per_job);
+        if total > u64::from(limit) || vector > crate::config::limits::MAX_TOTAL_ELEMENTS {
+            return refuse(
+                self,
+                format!(
+                    "the run would have {total} jobs of {} doubles; at most {limit} jobs and {} \
+                     doubles in all",
+                    params.elements_per_job,
+                    crate::config::limits::MAX_TOTAL_ELEMENTS
+                ),
+            );
+        }
+        let first = params.jobs;
+        let jobs = first + n;
+        self.grow_to(jobs);
+        if let Some(store) = self.results.as_mut() {
+            store.grow(n);
+        }
+        for id in first..jobs {
+            self.ledger.set(id, JobState::Queued);
+            self.timeline.arrived(id, Origin::Added);
+            self.queue.push_back(Job::unmade(id));
+        }
+        self.log(
+            now,
+            format!(
+                "added {n} jobs [{}]: the run has {jobs} jobs now",
+                format_id_ranges(&(first..jobs).collect::<Vec<_>>())
+            ),
+        );
+        self.state_due = true;
+        self.evaluate_due = true;
+    }
+
+    /// Makes the run `jobs` long (jobs added by the master); never shrinks.
+    fn grow_to(&mut self, jobs: u32) {
+        let Some(params) = self.params.as_mut() else {
+            return;
+        };
+        if jobs <= params.jobs {
+            return;
+        }
+        params.jobs = jobs;
+        self.config.workload.jobs = jobs;
+        self.ledger.grow_to(jobs);
+        self.timeline.grow_to(jobs);
+    }
+
     /// Acts on what the endpoint delivered or received.
     pub(super) fn drain_endpoint(&mut self, now: Instant) {
         while let Some(event) = self.endpoint.poll_event() {
@@ -126,7 +196,18 @@ impl NodeCore {
             return;
         };
         let is_results = kind == BatchKind::Results;
-        let jobs = match batch::decode(payload, &params, is_results) {
+        // The master may add jobs while the run goes: a slave takes ids
+        // past the run's length it knows (up to the largest workload) and
+        // grows to hold them.
+        let bound = if self.role == Role::Slave && kind == BatchKind::Jobs {
+            crate::protocol::RunParams {
+                jobs: params.jobs.max(crate::config::limits::MAX_JOBS),
+                ..params
+            }
+        } else {
+            params
+        };
+        let jobs = match batch::decode(payload, &bound, is_results) {
             Ok(jobs) => jobs,
             Err(e) => {
                 self.log(
@@ -138,6 +219,18 @@ impl NodeCore {
             }
         };
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+        if let Some(&last) = ids.iter().max()
+            && last >= params.jobs
+        {
+            self.grow_to(last + 1);
+            self.log(
+                now,
+                format!(
+                    "the master added jobs: the run has at least {} now",
+                    last + 1
+                ),
+            );
+        }
         let n = jobs.len() as u32;
         let ranges = format_id_ranges(&ids);
         self.timeline.batch(super::BatchSpan {

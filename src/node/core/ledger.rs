@@ -50,6 +50,15 @@ impl Ledger {
         }
     }
 
+    /// Makes the run `jobs` jobs long, the new ones absent; never shrinks.
+    pub fn grow_to(&mut self, jobs: u32) {
+        let old = self.states.len() as u32;
+        if jobs > old {
+            self.states.resize(jobs as usize, JobState::Absent);
+            self.counts[JobState::Absent.index()] += jobs - old;
+        }
+    }
+
     /// Jobs in the run (0 before its parameters are known).
     pub fn jobs(&self) -> u32 {
         self.states.len() as u32

@@ -303,6 +303,7 @@ impl NodeCore {
         match input {
             Input::Start { random } => self.start(now, random),
             Input::SetThrottle(t) => self.set_throttle(now, t),
+            Input::AddJobs(n) => self.add_jobs(now, n),
             Input::Stop => {
                 if self.end.is_none() {
                     self.send_control(Message::Abort {

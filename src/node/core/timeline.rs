@@ -24,15 +24,18 @@ pub enum Origin {
     Moved,
     /// Lent to a slave that was lost, and taken back by the master.
     Reclaimed,
+    /// Added to the run while it went (the master's Add jobs).
+    Added,
 }
 
 impl Origin {
     /// Every origin, in the legend's order.
-    pub const ALL: [Origin; 4] = [
+    pub const ALL: [Origin; 5] = [
         Origin::Own,
         Origin::Bootstrap,
         Origin::Moved,
         Origin::Reclaimed,
+        Origin::Added,
     ];
 
     /// The origin's name, as the legend and the trace write it.
@@ -42,6 +45,7 @@ impl Origin {
             Origin::Bootstrap => "bootstrap",
             Origin::Moved => "moved",
             Origin::Reclaimed => "reclaimed",
+            Origin::Added => "added",
         }
     }
 }
@@ -129,6 +133,13 @@ impl Timeline {
         Timeline {
             origins: vec![Origin::Own; jobs as usize],
             ..Timeline::default()
+        }
+    }
+
+    /// Makes the run `jobs` jobs long; never shrinks.
+    pub fn grow_to(&mut self, jobs: u32) {
+        if jobs as usize > self.origins.len() {
+            self.origins.resize(jobs as usize, Origin::Own);
         }
     }
 
