@@ -120,14 +120,18 @@ impl JobsTable {
             .max()
             .unwrap_or(0);
         let computed = stream.computed(jobs);
+        // A window of one node: a job done with no span here was computed
+        // by the peer.
+        let peer = match snapshots {
+            [one] => Some(one.role.peer()),
+            _ => None,
+        };
         self.rows = (0..jobs)
             .map(|id| {
                 let (mut state, mut node) = locate(id, snapshots);
                 let computed = computed[id];
-                if state == Where::Done
-                    && let Some((by, ..)) = computed
-                {
-                    node = Some(by);
+                if state == Where::Done {
+                    node = computed.map(|c| c.0).or(peer).or(node);
                 } else if state == Where::AtPeer && computed.is_some() {
                     // A lone master sees a job lent and computed here
                     // before (a reclaimed one's late copy): it is done.

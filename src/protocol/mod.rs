@@ -21,7 +21,7 @@ use codec::{Reader, Writer};
 /// The first four bytes of every loadbal datagram.
 pub const MAGIC: [u8; 4] = *b"LDBL";
 /// The wire format's version; a datagram of another version is rejected.
-pub const VERSION: u8 = 4;
+pub const VERSION: u8 = 5;
 /// Bytes in the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Bytes in a chunk message before its payload (header included).
