@@ -106,6 +106,9 @@ pub struct WorkloadConfig {
     pub initial: f64,
     /// The value added at each iteration.
     pub addend: f64,
+    /// Jobs arriving at each node while the run goes (none by default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<crate::arrivals::Arrivals>,
 }
 
 impl Default for WorkloadConfig {
@@ -116,6 +119,7 @@ impl Default for WorkloadConfig {
             iterations: 1000,
             initial: 1.111111,
             addend: 1.111111,
+            arrivals: None,
         }
     }
 }
@@ -319,6 +323,14 @@ pub mod limits {
     pub const MAX_WORKERS: u32 = 256;
     /// Most jobs in a workload.
     pub const MAX_JOBS: u32 = 1 << 20;
+    /// Arrivals: jobs a second at each node.
+    pub const MIN_ARRIVAL_RATE: f64 = 0.001;
+    /// Arrivals: jobs a second at each node.
+    pub const MAX_ARRIVAL_RATE: f64 = 100_000.0;
+    /// Arrivals: seconds of arrivals.
+    pub const MIN_ARRIVAL_DURATION_S: f64 = 0.001;
+    /// Arrivals: seconds of arrivals (a day).
+    pub const MAX_ARRIVAL_DURATION_S: f64 = 86_400.0;
     /// Most doubles in one job (64 MiB of data).
     pub const MAX_ELEMENTS_PER_JOB: u32 = 8 << 20;
     /// Most doubles in the whole vector (32 GiB).
@@ -711,7 +723,45 @@ impl WorkloadConfig {
         )?;
         check_finite("workload.initial", self.initial)?;
         check_finite("workload.addend", self.addend)?;
+        if let Some(a) = &self.arrivals {
+            check_finite("workload.arrivals.rate_per_s", a.rate_per_s)?;
+            check_range(
+                "workload.arrivals.rate_per_s",
+                a.rate_per_s,
+                limits::MIN_ARRIVAL_RATE,
+                limits::MAX_ARRIVAL_RATE,
+            )?;
+            check_finite("workload.arrivals.duration_s", a.duration_s)?;
+            check_range(
+                "workload.arrivals.duration_s",
+                a.duration_s,
+                limits::MIN_ARRIVAL_DURATION_S,
+                limits::MAX_ARRIVAL_DURATION_S,
+            )?;
+            let schedule = self.schedule();
+            let all = schedule.total();
+            let vector = u64::from(all) * u64::from(self.elements_per_job);
+            if all >= limits::MAX_JOBS || vector > limits::MAX_TOTAL_ELEMENTS {
+                return Err(ConfigError::invalid(
+                    "workload.arrivals",
+                    format!(
+                        "{} jobs would arrive on top of the {} present: at most {} jobs and {} \
+                         doubles in all; lower rate_per_s or duration_s",
+                        all - self.jobs,
+                        self.jobs,
+                        limits::MAX_JOBS,
+                        limits::MAX_TOTAL_ELEMENTS
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The run's jobs: the initial ones and those arriving (capped one past
+    /// the largest run, so that validation sees a stream too long).
+    pub fn schedule(&self) -> crate::arrivals::Schedule {
+        crate::arrivals::Schedule::new(self.jobs, self.arrivals.as_ref(), limits::MAX_JOBS)
     }
 }
 

@@ -7,6 +7,7 @@
 //!   datagrams) and the replay window. Pure.
 //! - [`kernel`]: the numeric kernel, vectorised for the CPU at run time. Pure.
 //! - [`workload`]: jobs, the expected value, verification. Pure.
+//! - [`arrivals`]: jobs arriving during a run (Poisson streams). Pure.
 //! - [`throttle`]: the worker's compute/sleep schedule. Pure.
 //! - [`protocol`]: the wire format and the batch payload. Sans-IO.
 //! - [`transfer`]: reliable chunked batches with selective acks,
@@ -25,6 +26,7 @@
 //!
 //! The binary (`src/main.rs`) parses arguments and runs nodes headless.
 
+pub mod arrivals;
 pub mod auth;
 pub mod bench;
 pub mod config;

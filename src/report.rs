@@ -173,6 +173,47 @@ pub struct Report {
     /// The process's peak resident memory when the report was made (in a
     /// demo, both nodes'); null where the system does not say.
     pub peak_rss_bytes: Option<u64>,
+    /// With `workload.arrivals`: the arrived jobs' response times, from
+    /// each job's arrival to its result held by the master. Absent without
+    /// arrivals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_s: Option<ResponseTimes>,
+}
+
+/// Response times of the jobs that arrived during the run, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ResponseTimes {
+    /// Jobs measured (every arrived job whose result came in).
+    pub jobs: u32,
+    /// Their mean.
+    pub mean: f64,
+    /// The median.
+    pub p50: f64,
+    /// The 99th percentile.
+    pub p99: f64,
+}
+
+impl ResponseTimes {
+    /// The figures of `times` (seconds); `None` for none.
+    pub fn of(times: &[f64]) -> Option<ResponseTimes> {
+        if times.is_empty() {
+            return None;
+        }
+        let mut sorted = times.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        // The nearest-rank percentile: the smallest value with at least
+        // p % of the values at or below it.
+        let rank = |p: f64| {
+            let r = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+            sorted[r.clamp(1, sorted.len()) - 1]
+        };
+        Some(ResponseTimes {
+            jobs: sorted.len() as u32,
+            mean: round_micros(sorted.iter().sum::<f64>() / sorted.len() as f64),
+            p50: round_micros(rank(50.0)),
+            p99: round_micros(rank(99.0)),
+        })
+    }
 }
 
 impl Report {
@@ -229,7 +270,8 @@ impl Report {
         Report {
             verified: verification.verified,
             expected_value: verification.expected,
-            jobs_total: workload.jobs,
+            // Every job that was in the run: present, arrived or added.
+            jobs_total: core.params().map_or(workload.jobs, |p| p.jobs),
             jobs_done: PerNode {
                 master: core.jobs_done(),
                 slave: core.results_received(),
@@ -280,6 +322,11 @@ impl Report {
             jobs_reclaimed: core.jobs_reclaimed(),
             peer_lost_at_s: core.peer_lost_at_s(),
             peak_rss_bytes: peak_rss_bytes(),
+            response_s: if core.schedule().has_arrivals() {
+                ResponseTimes::of(&core.response_times())
+            } else {
+                None
+            },
         }
     }
 

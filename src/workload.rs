@@ -309,6 +309,7 @@ mod tests {
             iterations: 1000,
             initial: 1.111111,
             addend: 1.111111,
+            arrivals: None,
         }
     }
 

@@ -324,6 +324,27 @@ const BAD_CONFIGS: &[(&str, &str)] = &[
         r#"{"slave": {"link": {"jitter_ms": -1}}}"#,
         "slave.link.jitter_ms: -1 is out of range: must be from 0 to 60000",
     ),
+    // Arrivals.
+    (
+        r#"{"workload": {"arrivals": {"rate_per_s": 0, "duration_s": 1}}}"#,
+        "workload.arrivals.rate_per_s: 0 is out of range: must be from 0.001 to 100000",
+    ),
+    (
+        r#"{"workload": {"arrivals": {"rate_per_s": 10, "duration_s": 100000}}}"#,
+        "workload.arrivals.duration_s: 100000 is out of range: must be from 0.001 to 86400",
+    ),
+    (
+        r#"{"workload": {"arrivals": {"rate_per_s": 10}}}"#,
+        "c.json: workload.arrivals: missing field `duration_s`",
+    ),
+    (
+        r#"{"workload": {"arrivals": {"rate_per_s": 10, "duration_s": 1, "burst": 2}}}"#,
+        "c.json: workload.arrivals.burst: unknown field `burst`, expected one of `rate_per_s`, `duration_s`, `seed`",
+    ),
+    (
+        r#"{"workload": {"arrivals": {"rate_per_s": 100000, "duration_s": 60}}}"#,
+        "workload.arrivals: 1047552 jobs would arrive on top of the 1024 present: at most 1048576 jobs",
+    ),
     // Secrets.
     (
         r#"{"secret": "short"}"#,
@@ -711,4 +732,42 @@ fn bench_takes_no_config_and_checks_its_json_path() {
     let out = run(&["bench", "--only", "everything"], &dir);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("invalid value 'everything' for '--only <GROUP>'"));
+}
+
+#[test]
+fn jobs_arriving_during_a_demo_are_verified_and_their_response_times_reported() {
+    let dir = test_dir("arrivals");
+    let (r, err) = run_demo_report(
+        &dir,
+        serde_json::json!({
+            "workload": { "arrivals": { "rate_per_s": 200, "duration_s": 0.5, "seed": 3 } }
+        }),
+    );
+    // Both streams drawn from the seed: the total is the same every run.
+    let config: loadbal::config::ConfigFile = loadbal::config::parse(
+        &std::fs::read_to_string(dir.join("config.json")).unwrap(),
+        "c",
+    )
+    .unwrap();
+    let total = config.workload.schedule().total();
+    assert!(total > 64 + 100, "{total}");
+    assert_eq!(r["verified"], true, "{r:#}");
+    assert_eq!(r["jobs_total"], total, "{r:#}");
+    let done =
+        r["jobs_done"]["master"].as_u64().unwrap() + r["jobs_done"]["slave"].as_u64().unwrap();
+    assert_eq!(done, u64::from(total), "{r:#}");
+    // The bootstrap split the jobs present at the start only.
+    assert_eq!(r["bootstrap_jobs"], 32);
+    let response = &r["response_s"];
+    assert_eq!(response["jobs"], total - 64, "{r:#}");
+    let (mean, p50, p99) = (
+        response["mean"].as_f64().unwrap(),
+        response["p50"].as_f64().unwrap(),
+        response["p99"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && mean <= p99, "{response}");
+    assert!(err.contains("VERIFIED"), "{err}");
+    // Without arrivals there is no such field.
+    let (plain, _) = run_demo_report(&test_dir("no-arrivals"), serde_json::json!({}));
+    assert!(plain.get("response_s").is_none(), "{plain:#}");
 }

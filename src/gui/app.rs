@@ -459,6 +459,19 @@ impl LoadbalApp {
                     ),
                 ),
                 (
+                    "Arrivals",
+                    match &w.arrivals {
+                        None => "none: every job is there from the start".to_owned(),
+                        Some(a) => format!(
+                            "{} more jobs arrive during the run: {} a second at each node for {} s (seed {})",
+                            w.schedule().total() - w.jobs,
+                            a.rate_per_s,
+                            a.duration_s,
+                            a.seed
+                        ),
+                    },
+                ),
+                (
                     "Policy",
                     format!(
                         "{}, threshold {} {}, state every {} ms",

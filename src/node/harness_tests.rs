@@ -333,6 +333,8 @@ fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
             addend: 1.111111,
             threshold: 2,
             policy: 0,
+            present: JOBS,
+            arrivals: None,
         },
         // An earlier run's nonce, not this slave's.
         nonce: 12345,
@@ -647,4 +649,100 @@ fn jobs_added_while_running_are_balanced_and_verified() {
         .collect();
     assert_eq!(said, ["add 1 jobs: the run is past its processing (done)"]);
     assert_eq!(m.params().unwrap().jobs, total);
+}
+
+#[test]
+fn jobs_arriving_at_both_nodes_are_computed_verified_and_timed() {
+    use crate::node::core::Origin;
+    let text = format!(
+        r#"{{
+            "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
+                "arrivals": {{ "rate_per_s": 100, "duration_s": 0.4, "seed": 9 }} }},
+            "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
+            "network": {{ "datagram_bytes": 1472 }}
+        }}"#
+    );
+    let file: ConfigFile = parse(&text, "test").unwrap();
+    let cfg = file
+        .validate_on(&Machine {
+            memory_bytes: 0,
+            logical_cpus: 2,
+        })
+        .unwrap();
+    let mut pair = Pair::new(&cfg, RATE, 8);
+    pair.start();
+    assert!(
+        pair.run(Duration::from_secs(30)),
+        "{}",
+        pair.master.log_text()
+    );
+    let m = &pair.master.core;
+    let schedule = m.schedule().clone();
+    let total = schedule.total();
+    let (slave_first, slave_times) = schedule.arrivals(Role::Slave);
+    assert!(total > JOBS + 40 && !slave_times.is_empty(), "{total}");
+    assert_eq!(m.end(), Some(&End::Finished { verified: true }));
+    assert_eq!(m.params().unwrap().jobs, total);
+    assert_eq!(m.jobs_done() + m.results_received(), total);
+    // The slave knew the same schedule, and its own arrivals came to it.
+    assert_eq!(pair.slave.core.schedule(), &schedule);
+    let s = &pair.slave.core;
+    let arrived_here = s
+        .timeline()
+        .jobs()
+        .iter()
+        .filter(|span| span.id >= slave_first && span.origin == Origin::Added)
+        .count();
+    assert!(arrived_here > 0, "{}", pair.slave.log_text());
+    // No job computed before it arrived.
+    for core in [m, s] {
+        for span in core.timeline().jobs() {
+            let arrival = schedule.arrival_of(span.id).unwrap();
+            assert!(span.start_s + 1e-9 >= arrival, "{span:?} arrived {arrival}");
+        }
+    }
+    // A response time per arrived job, none negative, none before the
+    // job's own computing time (5 ms).
+    let times = m.response_times();
+    assert_eq!(times.len() as u32, total - JOBS);
+    assert!(times.iter().all(|&t| t >= 0.004), "{times:?}");
+}
+
+#[test]
+fn a_lost_slaves_arrivals_are_computed_by_the_master() {
+    let text = format!(
+        r#"{{
+            "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
+                "arrivals": {{ "rate_per_s": 100, "duration_s": 0.4, "seed": 4 }} }},
+            "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
+            "peer_timeout_ms": 1000,
+            "network": {{ "datagram_bytes": 1472 }}
+        }}"#
+    );
+    let file: ConfigFile = parse(&text, "test").unwrap();
+    let cfg = file
+        .validate_on(&Machine {
+            memory_bytes: 0,
+            logical_cpus: 2,
+        })
+        .unwrap();
+    for ms in [50, 150, 300, 450] {
+        let mut pair = Pair::new(&cfg, RATE, 2);
+        pair.start();
+        pair.run_until(Duration::from_millis(ms));
+        pair.kill(Role::Slave);
+        assert!(
+            pair.run(Duration::from_secs(60)),
+            "at {ms} ms\n{}",
+            pair.master.log_text()
+        );
+        let m = &pair.master.core;
+        let total = m.schedule().total();
+        assert_eq!(
+            m.end(),
+            Some(&End::Finished { verified: true }),
+            "at {ms} ms"
+        );
+        assert_eq!(m.jobs_done() + m.results_received(), total, "at {ms} ms");
+    }
 }

@@ -145,6 +145,8 @@ mod tests {
             addend: 0.5,
             threshold: 2,
             policy: 0,
+            present: 64,
+            arrivals: None,
         };
         vec![
             Message::Hello(protocol::Hello {

@@ -455,6 +455,8 @@ mod tests {
             addend: 0.25,
             threshold: 2,
             policy: 0,
+            present: 10,
+            arrivals: None,
         }
     }
 
@@ -496,6 +498,7 @@ mod tests {
             iterations: 3,
             initial: 1.111111,
             addend: 1.0,
+            arrivals: None,
         }
     }
 
@@ -508,6 +511,8 @@ mod tests {
             addend: w.addend,
             threshold: 2,
             policy: 0,
+            present: w.jobs,
+            arrivals: None,
         }
     }
 
@@ -724,6 +729,7 @@ mod tests {
             iterations: 3,
             initial: -1.25e-3,
             addend: 1.0,
+            arrivals: None,
         };
         for ids in [vec![], vec![4], vec![9, 0, 3]] {
             let made: Vec<Job> = ids

@@ -120,6 +120,11 @@ pub struct RunParams {
     /// The transfer policy, as its index in [`crate::policy::NAMES`]: the
     /// slave follows the master's.
     pub policy: u8,
+    /// Jobs present from the start; the rest (`jobs - present`) arrive
+    /// during the run, as `arrivals` says.
+    pub present: u32,
+    /// The jobs arriving at each node during the run, if any.
+    pub arrivals: Option<crate::arrivals::Arrivals>,
 }
 
 impl RunParams {
@@ -132,9 +137,21 @@ impl RunParams {
         addend: 0.0,
         threshold: 0,
         policy: 0,
+        present: 0,
+        arrivals: None,
     };
 
-    /// The workload these parameters describe.
+    /// The run's jobs: those present from the start and those arriving.
+    pub fn schedule(&self) -> crate::arrivals::Schedule {
+        crate::arrivals::Schedule::new(
+            self.present,
+            self.arrivals.as_ref(),
+            crate::config::limits::MAX_JOBS,
+        )
+    }
+
+    /// The workload these parameters describe (its jobs: every job of the
+    /// run, arrivals included).
     pub fn workload(&self) -> crate::config::WorkloadConfig {
         crate::config::WorkloadConfig {
             jobs: self.jobs,
@@ -142,6 +159,7 @@ impl RunParams {
             iterations: self.iterations,
             initial: self.initial,
             addend: self.addend,
+            arrivals: None,
         }
     }
 }
@@ -358,6 +376,16 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.f64(p.addend);
             w.u32(p.threshold);
             w.u8(p.policy);
+            w.u32(p.present);
+            match &p.arrivals {
+                None => w.u8(0),
+                Some(a) => {
+                    w.u8(1);
+                    w.f64(a.rate_per_s);
+                    w.f64(a.duration_s);
+                    w.u64(a.seed);
+                }
+            }
             w.u64(h.nonce);
         }
         Message::State(s) => {
@@ -473,8 +501,29 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 addend: r.f64()?,
                 threshold: r.u32()?,
                 policy: r.u8()?,
+                present: r.u32()?,
+                arrivals: match r.u8()? {
+                    0 => None,
+                    1 => Some(crate::arrivals::Arrivals {
+                        rate_per_s: r.f64()?,
+                        duration_s: r.f64()?,
+                        seed: r.u64()?,
+                    }),
+                    _ => return Err(DecodeError::Invalid("bad arrivals flag")),
+                },
             };
             let nonce = r.u64()?;
+            if params.present > params.jobs {
+                return Err(DecodeError::Invalid("more jobs present than in the run"));
+            }
+            if let Some(a) = &params.arrivals
+                && !(a.rate_per_s.is_finite()
+                    && a.duration_s.is_finite()
+                    && a.rate_per_s > 0.0
+                    && a.duration_s > 0.0)
+            {
+                return Err(DecodeError::Invalid("bad arrivals"));
+            }
             if !params.initial.is_finite() || !params.addend.is_finite() {
                 return Err(DecodeError::Invalid("non-finite number"));
             }

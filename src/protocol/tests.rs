@@ -10,6 +10,8 @@ fn params() -> RunParams {
         addend: 1.111111,
         threshold: 30,
         policy: 3,
+        present: 1024,
+        arrivals: None,
     }
 }
 

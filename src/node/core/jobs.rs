@@ -65,7 +65,10 @@ impl NodeCore {
                 };
                 self.ledger.set(id, JobState::Returned);
                 match inserted {
-                    Insert::Stored => self.done += 1,
+                    Insert::Stored => {
+                        self.done += 1;
+                        self.result_held(id, end_s);
+                    }
                     Insert::Late => self.log(
                         now,
                         format!(
@@ -90,6 +93,56 @@ impl NodeCore {
         if self.queued() == 0 {
             self.state_due = true;
         }
+    }
+
+    /// Master: job `id`'s result is held from `at_s` (run seconds).
+    fn result_held(&mut self, id: JobId, at_s: f64) {
+        if let Some(t) = self.result_at.get_mut(id as usize) {
+            *t = at_s;
+        }
+    }
+
+    /// Jobs whose arrival time has come join this node's queue.
+    pub(super) fn admit_arrivals(&mut self, now: Instant) {
+        if self.end.is_some() || self.phase_started[Phase::Bootstrap as usize].is_none() {
+            return;
+        }
+        let (first, _) = self.schedule.arrivals(self.role);
+        let mut arrived = Vec::new();
+        // The same instants as the timer's, so a due timer always admits.
+        while self.next_arrival_at().is_some_and(|t| t <= now) {
+            arrived.push(first + self.next_arrival as u32);
+            self.next_arrival += 1;
+        }
+        if arrived.is_empty() {
+            return;
+        }
+        for &id in &arrived {
+            // A job already here (the master lent it on, impossible before
+            // it arrives) is left alone.
+            if self.ledger.state(id) == JobState::Absent {
+                self.ledger.set(id, JobState::Queued);
+                self.timeline.arrived(id, Origin::Added);
+                self.queue.push_back(Job::unmade(id));
+            }
+        }
+        self.log_detail(
+            now,
+            format!(
+                "{} jobs arrived [{}]",
+                arrived.len(),
+                format_id_ranges(&arrived)
+            ),
+        );
+        self.state_due = true;
+        self.evaluate_due = true;
+    }
+
+    /// When the next job arrives here, if one does.
+    pub(super) fn next_arrival_at(&self) -> Option<Instant> {
+        let start = self.phase_started[Phase::Bootstrap as usize]?;
+        let t = *self.schedule.arrivals(self.role).1.get(self.next_arrival)?;
+        Some(start + Duration::from_secs_f64(t))
     }
 
     /// Master: `n` more jobs of the run's kind, queued here (the policy
@@ -157,8 +210,10 @@ impl NodeCore {
             return;
         }
         params.jobs = jobs;
-        self.config.workload.jobs = jobs;
         self.ledger.grow_to(jobs);
+        if self.role == Role::Master {
+            self.result_at.resize(jobs as usize, f64::NAN);
+        }
         self.timeline.grow_to(jobs);
     }
 
@@ -254,6 +309,7 @@ impl NodeCore {
                     return;
                 }
                 let (mut stored, mut late) = (0, 0);
+                let now_s = self.run_seconds(now);
                 if let Some(store) = self.results.as_mut() {
                     for job in jobs {
                         let id = job.id;
@@ -261,6 +317,9 @@ impl NodeCore {
                             Insert::Stored => {
                                 stored += 1;
                                 self.ledger.set(id, JobState::Returned);
+                                if let Some(t) = self.result_at.get_mut(id as usize) {
+                                    *t = now_s;
+                                }
                             }
                             Insert::Late => late += 1,
                             Insert::Duplicate | Insert::OutOfRange => {}
@@ -298,7 +357,13 @@ impl NodeCore {
                         Role::Master => JobState::Lent,
                         Role::Slave => JobState::Absent,
                     };
-                    if state != given && state != JobState::InFlight {
+                    // A job that arrived at the slave was never the
+                    // master's to lend: the master takes it from absent.
+                    let slave_arrival = self.role == Role::Master
+                        && state == JobState::Absent
+                        && job.id >= self.schedule.arrivals(Role::Slave).0
+                        && job.id < self.schedule.total();
+                    if state != given && state != JobState::InFlight && !slave_arrival {
                         continue;
                     }
                     self.ledger.set(job.id, JobState::Queued);
@@ -597,6 +662,12 @@ impl NodeCore {
         }
         let mut lent = self.ledger.ids_in(JobState::Lent);
         lent.extend(self.ledger.ids_in(JobState::InFlight));
+        // The slave's own arrivals not come back (arrived or still to
+        // arrive): the master computes them, at once.
+        let (first, _) = self.schedule.arrivals(Role::Slave);
+        lent.extend(
+            (first..self.schedule.total()).filter(|&id| self.ledger.state(id) == JobState::Absent),
+        );
         lent.sort_unstable();
         let missing = match self.results.as_mut() {
             Some(store) => store.reclaim(lent),

@@ -172,6 +172,12 @@ pub struct NodeCore {
     bootstrap_jobs: u32,
     transfers: Vec<TransferRecord>,
     timeline: Timeline,
+    /// The run's jobs: those present and those arriving, and the next of
+    /// this node's arrivals.
+    schedule: crate::arrivals::Schedule,
+    next_arrival: usize,
+    /// Master: when each job's result was held (run seconds; NaN before).
+    result_at: Vec<f64>,
 
     // The transfer manager.
     endpoint: Endpoint,
@@ -266,6 +272,9 @@ impl NodeCore {
             bootstrap_jobs: 0,
             transfers: Vec::new(),
             timeline: Timeline::default(),
+            schedule: crate::arrivals::Schedule::default(),
+            next_arrival: 0,
+            result_at: Vec::new(),
             // Until the peer's hello says otherwise, a window that fits any socket.
             endpoint: Endpoint::new(endpoint_cfg, 32),
             pending: HashMap::new(),
@@ -453,6 +462,7 @@ impl NodeCore {
         };
         at(self.session_deadline());
         at(self.next_state);
+        at(self.next_arrival_at());
         at(self.request_expires);
         at(self
             .results_waiting_since
@@ -599,6 +609,24 @@ impl NodeCore {
         self.epoch
     }
 
+    /// The run's jobs: those present from the start and those arriving.
+    pub fn schedule(&self) -> &crate::arrivals::Schedule {
+        &self.schedule
+    }
+
+    /// Master: each arrived job's response time, seconds from its arrival
+    /// to its result held here, in id order (only jobs whose result is in).
+    pub fn response_times(&self) -> Vec<f64> {
+        let (first, _) = self.schedule.arrivals(Role::Master);
+        (first..self.schedule.total())
+            .filter_map(|id| {
+                let held = *self.result_at.get(id as usize)?;
+                let arrived = self.schedule.arrival_of(id)?;
+                (!held.is_nan()).then_some((held - arrived).max(0.0))
+            })
+            .collect()
+    }
+
     /// The run as it happened here: jobs computed, batches, the queue.
     pub fn timeline(&self) -> &Timeline {
         &self.timeline
@@ -742,6 +770,7 @@ impl NodeCore {
             return;
         }
         self.drain_endpoint(now);
+        self.admit_arrivals(now);
         if self.role == Role::Master && self.phase == Phase::Bootstrap {
             // Before the next batch is encoded: the policy may keep it.
             self.evaluate_bootstrap(now);

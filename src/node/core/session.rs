@@ -35,18 +35,23 @@ impl NodeCore {
         if self.role == Role::Master {
             self.session = random;
             let w = self.config.workload;
+            self.schedule = w.schedule();
+            let jobs = self.schedule.total();
             self.params = Some(RunParams {
-                jobs: w.jobs,
+                jobs,
                 elements_per_job: w.elements_per_job,
                 iterations: w.iterations,
                 initial: w.initial,
                 addend: w.addend,
                 threshold: self.config.policy.threshold(),
                 policy: crate::policy::index_of(&self.config.policy.transfer).unwrap_or(0),
+                present: w.jobs,
+                arrivals: w.arrivals,
             });
-            self.results = Some(ResultStore::new(w.jobs));
-            self.ledger = super::Ledger::new(w.jobs);
-            self.timeline = super::Timeline::new(w.jobs);
+            self.results = Some(ResultStore::new(jobs));
+            self.result_at = vec![f64::NAN; jobs as usize];
+            self.ledger = super::Ledger::new(jobs);
+            self.timeline = super::Timeline::new(jobs);
             self.log(
                 now,
                 format!(
@@ -145,6 +150,20 @@ impl NodeCore {
                         );
                         return;
                     };
+                    let schedule = hello.params.schedule();
+                    if schedule.total() != hello.params.jobs {
+                        self.log(
+                            now,
+                            format!(
+                                "ignored a hello from the master: its {} jobs do not match the {} \
+                                 its arrivals make",
+                                hello.params.jobs,
+                                schedule.total()
+                            ),
+                        );
+                        return;
+                    }
+                    self.schedule = schedule;
                     self.session = session;
                     self.params = Some(hello.params);
                     self.policy = policy;
@@ -374,7 +393,7 @@ impl NodeCore {
         if self.role != Role::Master || !matches!(self.ending, Ending::No) || self.end.is_some() {
             return;
         }
-        if self.phase == Phase::Processing && self.nothing_left_to_start() {
+        if self.phase == Phase::Processing && self.nothing_left_to_start(now) {
             self.set_phase(now, Phase::Aggregation);
         }
         let complete = self.results.as_ref().is_some_and(ResultStore::is_complete);
@@ -384,8 +403,14 @@ impl NodeCore {
         }
     }
 
-    fn nothing_left_to_start(&self) -> bool {
+    fn nothing_left_to_start(&self, now: Instant) -> bool {
         if self.queued() > 0 || self.in_flight_jobs > 0 {
+            return false;
+        }
+        // Jobs still to arrive, here or (by this node's clock) at the peer.
+        if self.next_arrival < self.schedule.arrivals(self.role).1.len()
+            || self.run_seconds(now) < self.schedule.last_arrival()
+        {
             return false;
         }
         if self.peer_lost {
@@ -410,7 +435,8 @@ impl NodeCore {
                 now,
                 format!(
                     "verified: all {} jobs present once, every element equals {:.9}",
-                    workload.jobs, verification.expected
+                    self.params.map_or(workload.jobs, |p| p.jobs),
+                    verification.expected
                 ),
             );
         } else {
