@@ -102,11 +102,6 @@ impl Schedule {
         }
     }
 
-    /// Jobs present from the start.
-    pub fn initial(&self) -> u32 {
-        self.initial
-    }
-
     /// Every job of the run, arrivals included.
     pub fn total(&self) -> u32 {
         self.initial + self.master.len() as u32 + self.slave.len() as u32

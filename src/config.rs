@@ -738,16 +738,21 @@ impl WorkloadConfig {
                 limits::MIN_ARRIVAL_DURATION_S,
                 limits::MAX_ARRIVAL_DURATION_S,
             )?;
-            let schedule = self.schedule();
-            let all = schedule.total();
+            // Drawn one past the largest run, so that a stream too long shows.
+            let all =
+                crate::arrivals::Schedule::new(self.jobs, Some(a), limits::MAX_JOBS + 1).total();
             let vector = u64::from(all) * u64::from(self.elements_per_job);
-            if all >= limits::MAX_JOBS || vector > limits::MAX_TOTAL_ELEMENTS {
+            if all > limits::MAX_JOBS || vector > limits::MAX_TOTAL_ELEMENTS {
+                let arriving = if all > limits::MAX_JOBS {
+                    format!("more than {}", limits::MAX_JOBS - self.jobs)
+                } else {
+                    (all - self.jobs).to_string()
+                };
                 return Err(ConfigError::invalid(
                     "workload.arrivals",
                     format!(
-                        "{} jobs would arrive on top of the {} present: at most {} jobs and {} \
-                         doubles in all; lower rate_per_s or duration_s",
-                        all - self.jobs,
+                        "{arriving} jobs would arrive on top of the {} present: at most {} jobs \
+                         and {} doubles in all; lower rate_per_s or duration_s",
                         self.jobs,
                         limits::MAX_JOBS,
                         limits::MAX_TOTAL_ELEMENTS
@@ -758,8 +763,8 @@ impl WorkloadConfig {
         Ok(())
     }
 
-    /// The run's jobs: the initial ones and those arriving (capped one past
-    /// the largest run, so that validation sees a stream too long).
+    /// The run's jobs: the initial ones and those arriving (at most the
+    /// largest run; validation refuses a stream that would go past it).
     pub fn schedule(&self) -> crate::arrivals::Schedule {
         crate::arrivals::Schedule::new(self.jobs, self.arrivals.as_ref(), limits::MAX_JOBS)
     }

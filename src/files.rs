@@ -147,19 +147,36 @@ pub fn check_not_config(path: &Path, config: &Path) -> Result<(), String> {
     }
     if same_file(path, config) {
         return Err(format!(
-            "{} is the config file: the report would overwrite it; name another file, or - for \
-             standard output",
+            "{} is the config file: writing there would overwrite it; name another file, or - \
+             for standard output",
             path.display()
         ));
     }
     if !config.exists() && absolute(path).is_some() && absolute(path) == absolute(config) {
         return Err(format!(
-            "{} is where the config is read from: a report there would be taken for the config \
-             by the next run; name another file, or - for standard output",
+            "{} is where the config is read from: a file written there would be taken for the \
+             config by the next run; name another file, or - for standard output",
             path.display()
         ));
     }
     Ok(())
+}
+
+/// True when `a` and `b` name the same file: the same existing file (same
+/// device and inode), or the same absolute path (neither there yet).
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    same_file(a, b)
+        || matches!(
+            (std::path::absolute(a), std::path::absolute(b)),
+            (Ok(x), Ok(y)) if normal(&x) == normal(&y)
+        )
+}
+
+/// A path with its `.` components dropped (`./r.json` is `r.json`).
+fn normal(p: &Path) -> std::path::PathBuf {
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// True when `a` and `b` are the same existing file (same device and
@@ -256,15 +273,22 @@ mod tests {
         assert!(
             check_not_config(&config, &config)
                 .unwrap_err()
-                .ends_with("is where the config is read from: a report there would be taken for the config by the next run; name another file, or - for standard output")
+                .ends_with("is where the config is read from: a file written there would be taken for the config by the next run; name another file, or - for standard output")
         );
         std::fs::write(&config, "{}").unwrap();
         assert!(
             check_not_config(&dir.join(".").join("config.json"), &config)
                 .unwrap_err()
-                .ends_with("is the config file: the report would overwrite it; name another file, or - for standard output")
+                .ends_with("is the config file: writing there would overwrite it; name another file, or - for standard output")
         );
         assert_eq!(check_not_config(&dir.join("r.json"), &config), Ok(()));
+        // Two outputs: the same file however spelled, existing or not.
+        assert!(same_path(
+            &dir.join("r.json"),
+            &dir.join(".").join("r.json")
+        ));
+        assert!(same_path(&config, &dir.join(".").join("config.json")));
+        assert!(!same_path(&dir.join("r.json"), &dir.join("t.json")));
         assert_eq!(check_not_config(Path::new("-"), &config), Ok(()));
     }
 

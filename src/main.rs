@@ -215,9 +215,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             ..outer.clone()
         };
         if cli.role.is_some() || cli.throttle.is_some() || others.any() || !config_ok {
+            let config = if config_too { "--config, " } else { "" };
             return Err(usage(anyhow::anyhow!(
                 "{command} takes only its own options (see `loadbal {command} --help`); \
-                 --role, --throttle, --headless, --report, --trace, -v and -q are for runs"
+                 --role, --throttle, {config}--headless, --report, --trace, -v and -q are for runs"
             )));
         }
         Ok(())
@@ -233,7 +234,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 "--throttle does not go with demo: set each node's throttle in the config"
             )));
         }
-        (Some(Sub::Demo(args)), None) => (None, args.or(outer)),
+        (Some(Sub::Demo(args)), None) => {
+            let args = args.or(outer);
+            if args.quiet && args.verbose {
+                return Err(usage(anyhow::anyhow!(
+                    "-q (--quiet) and -v (--verbose) ask for opposite things: give one"
+                )));
+            }
+            (None, args)
+        }
         (Some(Sub::Keygen), _) => {
             only_its_own("keygen", true)?;
             return keygen();
@@ -274,14 +283,20 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 .map_err(|why| usage(anyhow::anyhow!("{option} {why}")))?;
         }
     }
-    if let (Some(report), Some(trace)) = (&args.report, &args.trace)
-        && report == trace
-        && report.as_os_str() != "-"
-    {
-        return Err(usage(anyhow::anyhow!(
-            "--report and --trace name the same file, {}: give each its own",
-            report.display()
-        )));
+    if let (Some(report), Some(trace)) = (&args.report, &args.trace) {
+        if report.as_os_str() == "-" && trace.as_os_str() == "-" {
+            return Err(usage(anyhow::anyhow!(
+                "--report - and --trace - would both go to standard output as one stream that \
+                 is neither: send one of them to a file"
+            )));
+        }
+        if loadbal::files::same_path(report, trace) {
+            return Err(usage(anyhow::anyhow!(
+                "--report {} and --trace {} are the same file: give each its own",
+                report.display(),
+                trace.display()
+            )));
+        }
     }
     let mut file =
         config::load_file(args.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
@@ -415,17 +430,24 @@ fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failur
     handle.command(Command::Start);
     let outcome = handle.wait();
     write_trace(outputs, &[&view]);
-    finish(&outcome, outputs.report.as_deref())
+    finish(&outcome, outputs)
 }
 
 fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     let quiet = outputs.verbosity == node::Verbosity::Quiet;
     if !quiet {
+        let w = &config.workload;
+        let arriving = w.schedule().total() - w.jobs;
         loadbal::say!(
-            "loadbal demo: master on {}, slave on {}, {} jobs",
+            "loadbal demo: master on {}, slave on {}, {} jobs{}",
             config.master.address,
             config.slave.address,
-            config.workload.jobs
+            w.jobs,
+            if arriving > 0 {
+                format!(" and {arriving} arriving during the run")
+            } else {
+                String::new()
+            }
         );
         announce_links(config, &[Role::Master, Role::Slave]);
     }
@@ -457,7 +479,7 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
         loadbal::say!("loadbal: the slave failed: {why}");
     }
     write_trace(outputs, &[&views[0], &views[1]]);
-    let code = finish(&master_outcome, outputs.report.as_deref())?;
+    let code = finish(&master_outcome, outputs)?;
     Ok(code.max(slave_outcome.exit_code()))
 }
 
@@ -476,6 +498,24 @@ fn write_trace(outputs: &Outputs, views: &[&node::NodeView]) {
                     "trace written to {} (open it at https://ui.perfetto.dev)",
                     path.display()
                 );
+            }
+        }
+        Err(e) if outputs.report.as_deref() == Some(Path::new("-")) => {
+            // Standard output carries the report: the trace goes to a file
+            // of its own rather than into the report's stream.
+            let spare =
+                std::env::temp_dir().join(format!("loadbal-trace-{}.json", std::process::id()));
+            match loadbal::trace::write(&spare, &json) {
+                Ok(()) => loadbal::say!(
+                    "loadbal: cannot write the trace to {}: {e}; written to {} instead",
+                    path.display(),
+                    spare.display()
+                ),
+                Err(e2) => loadbal::say!(
+                    "loadbal: cannot write the trace to {} ({e}) nor to {} ({e2}); it is lost",
+                    path.display(),
+                    spare.display()
+                ),
             }
         }
         Err(e) => {
@@ -528,13 +568,14 @@ fn announce_links(config: &Config, roles: &[Role]) {
     }
 }
 
-fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> {
+fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
+    let quiet = outputs.verbosity == node::Verbosity::Quiet;
     match outcome {
         Outcome::Finished { verified, report } => {
             if let Some(report) = report {
                 print_summary(report);
-                if let Some(path) = report_path {
-                    write_report(report, path);
+                if let Some(path) = &outputs.report {
+                    write_report(report, path, quiet);
                 }
             }
             Ok(if *verified { 0 } else { 1 })
@@ -547,9 +588,9 @@ fn finish(outcome: &Outcome, report_path: Option<&Path>) -> Result<u8, Failure> 
 /// Writes the report to `path`. One that cannot be written is not lost: its
 /// JSON goes to stdout, the reason to stderr, and the run's exit code
 /// stands.
-fn write_report(report: &loadbal::report::Report, path: &Path) {
+fn write_report(report: &loadbal::report::Report, path: &Path, quiet: bool) {
     match report.write(path) {
-        Ok(()) if path.as_os_str() == "-" => {}
+        Ok(()) if path.as_os_str() == "-" || quiet => {}
         Ok(()) => loadbal::say!("report written to {}", path.display()),
         Err(e) => {
             loadbal::say!(

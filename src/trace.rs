@@ -1,7 +1,8 @@
 //! A run as a trace file in the Trace Event Format (the JSON that
-//! Perfetto, `chrome://tracing` and Speedscope open): a process per node, a
-//! track per worker with a span per job it computed, a track each for the
-//! batches the node sent and received, and counters for its queue and CPU.
+//! Perfetto and `chrome://tracing` open): a process per node, a track per
+//! worker with a span per job it computed, the batches the node sent and
+//! received as async spans (they overlap: several are in flight at once),
+//! and counters for its queue and CPU.
 //!
 //! Times are microseconds since the earliest node's run started: in the
 //! demo both nodes share one clock, so their tracks line up exactly; a
@@ -15,11 +16,6 @@ use crate::config::Role;
 use crate::node::core::Timeline;
 use crate::node::{NodeView, Snapshot};
 use crate::protocol::{BatchKind, Phase};
-
-/// Track id of a node's sent batches (workers are 0, 1, ...).
-const SENT_TRACK: u32 = 1000;
-/// Track id of a node's received batches.
-const RECEIVED_TRACK: u32 = 1001;
 
 /// One node's part of a trace.
 #[derive(Debug, Clone, Copy)]
@@ -71,13 +67,6 @@ pub fn to_json(nodes: &[TracedNode<'_>]) -> String {
             ));
             events.push(meta("thread_sort_index", tid, json!({ "sort_index": tid })));
         }
-        for (tid, name) in [
-            (SENT_TRACK, "batches sent"),
-            (RECEIVED_TRACK, "batches received"),
-        ] {
-            events.push(meta("thread_name", tid, json!({ "name": name })));
-            events.push(meta("thread_sort_index", tid, json!({ "sort_index": tid })));
-        }
         for span in node.timeline.jobs() {
             events.push(json!({
                 "name": format!("job {}", span.id),
@@ -90,27 +79,39 @@ pub fn to_json(nodes: &[TracedNode<'_>]) -> String {
                 "args": { "id": span.id, "origin": span.origin.name(), "kept": span.kept },
             }));
         }
+        // Batches overlap in time (several are in flight at once), so each
+        // is an async span of its own (begin and end, keyed by its
+        // direction and transfer id), which the viewer lays out on as many
+        // rows as it needs under the node's "batches sent" or "batches
+        // received" track.
         for b in node.timeline.batches() {
-            let (tid, way) = if b.outbound {
-                (SENT_TRACK, "to")
+            let (way, peer_key) = if b.outbound {
+                ("sent", "to")
             } else {
-                (RECEIVED_TRACK, "from")
+                ("received", "from")
             };
+            let id = format!("{}-{way}-{}", node.role.name(), b.transfer);
+            let name = format!(
+                "{} batch {} ({} jobs)",
+                kind_name(b.kind),
+                b.transfer,
+                b.jobs
+            );
+            let cat = format!("batches {way}");
             events.push(json!({
-                "name": format!("{} batch {} ({} jobs)", kind_name(b.kind), b.transfer, b.jobs),
-                "cat": format!("transfer,{}", kind_name(b.kind)),
-                "ph": "X",
-                "ts": t(b.start_s),
-                "dur": micros(b.end_s - b.start_s),
-                "pid": pid,
-                "tid": tid,
+                "name": name, "cat": cat, "ph": "b", "id": id,
+                "ts": t(b.start_s), "pid": pid,
                 "args": {
                     "transfer": b.transfer,
                     "kind": kind_name(b.kind),
                     "jobs": b.jobs,
                     "bytes": b.bytes,
-                    way: node.role.peer().name(),
+                    peer_key: node.role.peer().name(),
                 },
+            }));
+            events.push(json!({
+                "name": name, "cat": cat, "ph": "e", "id": id,
+                "ts": t(b.end_s), "pid": pid,
             }));
         }
         for q in node.timeline.queue() {
@@ -236,9 +237,24 @@ mod tests {
             [
                 ("job 0", 1, 0, 0.0, 500_000.0),
                 ("job 2", 1, 1, 500_000.0, 250_000.0),
-                ("bootstrap batch 4 (1 jobs)", 1, 1000, 0.0, 1000.0),
                 ("job 1", 2, 0, 2000.0, 250_000.0),
             ]
+        );
+        // The batch: an async span, its begin and end under one id.
+        let ends: Vec<(&str, &str, f64)> = events
+            .iter()
+            .filter(|e| e["ph"] == "b" || e["ph"] == "e")
+            .map(|e| {
+                (
+                    e["ph"].as_str().unwrap(),
+                    e["id"].as_str().unwrap(),
+                    e["ts"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ends,
+            [("b", "master-sent-4", 0.0), ("e", "master-sent-4", 1000.0)]
         );
         let origin = |name: &str| {
             events.iter().find(|e| e["name"] == name).unwrap()["args"]["origin"].clone()
@@ -255,17 +271,6 @@ mod tests {
             .filter(|e| e["name"] == "thread_name")
             .map(|e| e["args"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(
-            names,
-            [
-                "worker 0",
-                "worker 1",
-                "batches sent",
-                "batches received",
-                "worker 0",
-                "batches sent",
-                "batches received"
-            ]
-        );
+        assert_eq!(names, ["worker 0", "worker 1", "worker 0"]);
     }
 }

@@ -343,7 +343,7 @@ const BAD_CONFIGS: &[(&str, &str)] = &[
     ),
     (
         r#"{"workload": {"arrivals": {"rate_per_s": 100000, "duration_s": 60}}}"#,
-        "workload.arrivals: 1047552 jobs would arrive on top of the 1024 present: at most 1048576 jobs",
+        "workload.arrivals: more than 1047552 jobs would arrive on top of the 1024 present: at most 1048576 jobs",
     ),
     // Secrets.
     (
@@ -721,7 +721,7 @@ fn bench_takes_no_config_and_checks_its_json_path() {
     assert_eq!(
         stderr(&out).trim(),
         "loadbal: bench takes only its own options (see `loadbal bench --help`); --role, \
-         --throttle, --headless, --report, --trace, -v and -q are for runs"
+         --throttle, --config, --headless, --report, --trace, -v and -q are for runs"
     );
     let out = run(&["bench", "--json", "no/such/dir/b.json"], &dir);
     assert_eq!(out.status.code(), Some(2));

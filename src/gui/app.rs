@@ -88,6 +88,11 @@ pub struct LoadbalApp {
     auto_trace: Option<PathBuf>,
     /// A node was running at the last poll.
     was_running: bool,
+    /// When the jobs table was last rebuilt.
+    jobs_updated: Option<std::time::Instant>,
+    /// The plan's count of jobs in all, for the workload it was made for
+    /// (drawing the arrivals' schedule every frame would cost).
+    plan_total: Option<(crate::config::WorkloadConfig, u32)>,
 }
 
 impl LoadbalApp {
@@ -134,6 +139,8 @@ impl LoadbalApp {
             trace_status: None,
             auto_trace: outputs.trace,
             was_running: false,
+            jobs_updated: None,
+            plan_total: None,
         }
     }
 
@@ -159,6 +166,7 @@ impl LoadbalApp {
     }
 
     fn update_jobs(&mut self) {
+        self.jobs_updated = Some(std::time::Instant::now());
         let snapshots: Vec<_> = self
             .panels
             .iter()
@@ -427,7 +435,7 @@ impl LoadbalApp {
     }
 
     /// Before the first Start: what the run will be.
-    fn show_plan(&self, ui: &mut egui::Ui) {
+    fn show_plan(&mut self, ui: &mut egui::Ui) {
         if self.panels.iter().any(|p| p.view().is_some()) {
             return;
         }
@@ -438,7 +446,15 @@ impl LoadbalApp {
             );
             return;
         };
-        let w = &c.workload;
+        let w = c.workload;
+        let total = match self.plan_total {
+            Some((made_for, total)) if made_for == w => total,
+            _ => {
+                let total = w.schedule().total();
+                self.plan_total = Some((w, total));
+                total
+            }
+        };
         let bytes = u64::from(w.jobs) * u64::from(w.elements_per_job) * 8;
         egui::Grid::new("plan").num_columns(2).show(ui, |ui| {
             let rows = [
@@ -464,7 +480,7 @@ impl LoadbalApp {
                         None => "none: every job is there from the start".to_owned(),
                         Some(a) => format!(
                             "{} more jobs arrive during the run: {} a second at each node for {} s (seed {})",
-                            w.schedule().total() - w.jobs,
+                            total - w.jobs,
                             a.rate_per_s,
                             a.duration_s,
                             a.seed

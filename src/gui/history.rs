@@ -46,9 +46,9 @@ impl History {
         true
     }
 
-    /// The run is over: a last sample at its end (the moment the node's
-    /// part ended, or its last snapshot), after which nothing is sampled,
-    /// so the plots end where the run did.
+    /// The run is over: a last sample at its end (the moment its phase
+    /// became done; for a run that failed or was stopped, now), after which
+    /// nothing is sampled, so the plots end where the run did.
     pub fn finish(&mut self, s: &Snapshot) {
         let Some(started) = s.phase_started[crate::protocol::Phase::Bootstrap as usize] else {
             return;

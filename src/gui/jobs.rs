@@ -13,7 +13,9 @@ use crate::node::core::JobState;
 /// Where a job is, as the window can tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Where {
-    /// Not handed out yet (before the run's bootstrap reaches it).
+    /// Not in this node's view of the run yet: before the run starts, or a
+    /// job still to arrive (or, in a master's window, arrived at the slave
+    /// and not sent on).
     NotStarted,
     /// In a node's queue.
     Queued,

@@ -626,6 +626,7 @@ impl NodePanel {
                                     Role::Slave => ("transfer slave to master", SLAVE_TO_MASTER),
                                 };
                                 p.vline(VLine::new(name, m.at_s).color(color));
+                                let Some(row) = row else { continue };
                                 let y = top * (1.0 - 0.12 * f64::from(*row));
                                 p.text(
                                     Text::new(
@@ -801,27 +802,23 @@ impl NodePanel {
     }
 }
 
+/// Rows a transfer marker's label may take, from the top down.
+const LABEL_ROWS: usize = 6;
+
 /// The row (0 at the top) of each transfer marker's label, so that no two
-/// labels overlap: a label goes one row down while it would start within
-/// its neighbour's width (`px` seconds a pixel, 8 px a character), and back
-/// to the top when there is room; after 5 rows it wraps.
-pub fn label_rows(marks: &[history::Mark], px: f64) -> Vec<u8> {
-    let mut ends: Vec<f64> = Vec::new(); // per row: where its last label ends
+/// labels overlap: a label takes the highest row where it starts after the
+/// last label there ends (`px` seconds a pixel, 8 px a character). A label
+/// with no such row among [`LABEL_ROWS`] is not drawn (its marker is).
+pub fn label_rows(marks: &[history::Mark], px: f64) -> Vec<Option<u8>> {
+    let mut ends = [f64::NEG_INFINITY; LABEL_ROWS]; // where each row's last label ends
     marks
         .iter()
         .map(|m| {
             let width = (m.jobs.to_string().len() as f64 * 8.0 + 6.0) * px;
             let start = m.at_s - width / 2.0;
-            let row = ends
-                .iter()
-                .position(|&end| end <= start)
-                .unwrap_or(ends.len());
-            let row = row.min(4);
-            if row == ends.len() {
-                ends.push(0.0);
-            }
-            ends[row] = ends[row].max(start + width);
-            row as u8
+            let row = ends.iter().position(|&end| end <= start)?;
+            ends[row] = start + width;
+            Some(row as u8)
         })
         .collect()
 }
@@ -840,5 +837,61 @@ fn save_report(
             Ok(()) => format!("saved {}", path.display()),
             Err(e) => format!("cannot save {}: {e}", path.display()),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mark(at_s: f64, jobs: u32) -> history::Mark {
+        history::Mark {
+            at_s,
+            from: Role::Master,
+            jobs,
+        }
+    }
+
+    #[test]
+    fn transfer_labels_never_overlap() {
+        // 1 ms a pixel: a five-digit label is 46 px, 46 ms wide; markers
+        // 5 ms apart.
+        let px = 0.001;
+        let marks: Vec<_> = (0..11)
+            .map(|i| mark(0.1 + f64::from(i) * 0.005, 10_000))
+            .collect();
+        let rows = label_rows(&marks, px);
+        // Six rows, then no room: four go unlabelled, until the top row is
+        // free again.
+        let none = None;
+        assert_eq!(
+            rows,
+            [
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                Some(4),
+                Some(5),
+                none,
+                none,
+                none,
+                none,
+                Some(0)
+            ]
+        );
+        let mut placed: Vec<(u8, f64, f64)> = Vec::new();
+        for (m, row) in marks.iter().zip(&rows) {
+            let Some(row) = row else { continue };
+            let width = (m.jobs.to_string().len() as f64 * 8.0 + 6.0) * px;
+            let (a, b) = (m.at_s - width / 2.0, m.at_s + width / 2.0);
+            for &(r, x, y) in &placed {
+                assert!(r != *row || b <= x || y <= a, "overlap in row {row}");
+            }
+            placed.push((*row, a, b));
+        }
+        // Far apart, every label sits in the top row.
+        let apart: Vec<_> = (0..5).map(|i| mark(f64::from(i), 7)).collect();
+        assert_eq!(label_rows(&apart, px), vec![Some(0); 5]);
     }
 }

@@ -104,8 +104,9 @@ impl NodeLanes {
                 origin: span.origin,
                 id: span.id,
             };
-            // A worker's jobs end in the order it took them: appending keeps
-            // each lane sorted, which the drawing's binary search needs.
+            // Each lane is kept sorted by start (a worker's jobs come in
+            // the order it took them, so this inserts at the end), which the
+            // drawing's binary search needs.
             let lane_spans = &mut self.lanes[worker];
             let at = lane_spans.partition_point(|s| s.start_s <= lane.start_s);
             lane_spans.insert(at, lane);
@@ -120,6 +121,11 @@ impl NodeLanes {
 #[derive(Debug, Default)]
 pub struct TaskStream {
     nodes: Vec<NodeLanes>,
+    /// The last job's or batch's end, stream seconds.
+    end_s: f64,
+    /// Throughput points per node, and the (jobs, bin) they were made for.
+    throughput: Vec<(Role, Vec<PlotPoint>)>,
+    throughput_of: (usize, u64),
     /// Bars drawn in the last frame.
     bars_drawn: usize,
     /// Whether the peer of a lone node gets a row of its own (for the
@@ -146,18 +152,22 @@ impl TaskStream {
         for (node, view) in self.nodes.iter_mut().zip(views) {
             node.catch_up(view, zero);
         }
+        self.end_s = self
+            .nodes
+            .iter()
+            .flat_map(|n| {
+                let last_batch = n
+                    .timeline
+                    .batches()
+                    .last()
+                    .map_or(0.0, |b| n.offset_s + b.end_s);
+                [n.ends.last().copied().unwrap_or(0.0), last_batch]
+            })
+            .fold(0.0, f64::max);
         self.peer_row = match views {
             [one] => Some(one.snapshot().role.peer()),
             _ => None,
         };
-    }
-
-    /// Jobs in the stream (kept spans) per node, in lane order.
-    pub fn jobs(&self) -> Vec<(Role, usize)> {
-        self.nodes
-            .iter()
-            .filter_map(|n| Some((n.role?, n.ends.len())))
-            .collect()
     }
 
     /// Who computed each job so far (the kept span), by id: the node, the
@@ -182,18 +192,7 @@ impl TaskStream {
 
     /// The stream's end: the last job or batch, in stream seconds.
     pub fn end_s(&self) -> f64 {
-        self.nodes
-            .iter()
-            .flat_map(|n| {
-                let last_batch = n
-                    .timeline
-                    .batches()
-                    .iter()
-                    .map(|b| n.offset_s + b.end_s)
-                    .fold(0.0, f64::max);
-                [n.ends.last().copied().unwrap_or(0.0), last_batch]
-            })
-            .fold(0.0, f64::max)
+        self.end_s
     }
 
     /// The lanes' names, top to bottom; an empty row between the nodes
@@ -347,7 +346,16 @@ impl TaskStream {
             .include_x(end)
             .include_y(0.0)
             .y_axis_min_width(AXIS_WIDTH)
-            .show(ui, |p| self.draw_throughput(p, end));
+            .show(ui, |p| {
+                self.update_throughput(end);
+                for (role, points) in &self.throughput {
+                    p.line(
+                        Line::new(role.name(), PlotPoints::Borrowed(points))
+                            .color(node_color(*role))
+                            .width(1.5),
+                    );
+                }
+            });
     }
 
     /// The bars in view, sub-pixel ones merged; returns how many.
@@ -426,13 +434,14 @@ impl TaskStream {
                 );
             }
         }
-        self.draw_batches(p);
+        self.draw_batches(p, lo, hi, pixel);
         drawn
     }
 
-    /// Each received batch as an arrow from the sender's lanes (when it
-    /// began) to the receiver's (when it was whole).
-    fn draw_batches(&self, p: &mut PlotUi<'_>) {
+    /// Each batch in view as an arrow from the sender's lanes (when it
+    /// began) to the receiver's (when it was whole); of batches less than a
+    /// pixel apart, one arrow.
+    fn draw_batches(&self, p: &mut PlotUi<'_>, lo: f64, hi: f64, pixel: f64) {
         // From the sender's lanes' edge to the receiver's, across the gap
         // between them: an arrow never covers a bar.
         let groups = self.groups();
@@ -464,13 +473,24 @@ impl TaskStream {
                 let Some((y0, y1)) = ends(from, to) else {
                     continue;
                 };
+                let (start, end) = (n.offset_s + b.start_s, n.offset_s + b.end_s);
+                if end < lo || start > hi {
+                    continue;
+                }
                 let target = if b.kind == BatchKind::Jobs {
                     &mut policy
                 } else {
                     &mut other
                 };
-                target.0.push([n.offset_s + b.start_s, y0]);
-                target.1.push([n.offset_s + b.end_s, y1]);
+                let near = target
+                    .0
+                    .last()
+                    .is_some_and(|&[x, y]: &[f64; 2]| y == y0 && (start - x).abs() < pixel);
+                if b.kind != BatchKind::Jobs && near {
+                    continue;
+                }
+                target.0.push([start, y0]);
+                target.1.push([end, y1]);
             }
         }
         for ((origins, tips), name, color) in [
@@ -489,31 +509,37 @@ impl TaskStream {
 
     /// Jobs finished per second on each node, in bins of a fortieth of the
     /// run, and at least a throttle period (100 ms) once the run is long
-    /// enough: a throttled worker computes in bursts of one.
-    fn draw_throughput(&self, p: &mut PlotUi<'_>, end: f64) {
+    /// enough: a throttled worker computes in bursts of one. Made again
+    /// only when a job has ended or the bins changed.
+    fn update_throughput(&mut self, end: f64) {
         let bin = (end / 40.0).max((end / 10.0).min(0.1));
-        let bins = (end / bin).ceil().max(1.0) as usize;
-        for n in &self.nodes {
-            let Some(role) = n.role else { continue };
-            let mut counts = vec![0u32; bins];
-            for &e in &n.ends {
-                let i = ((e / bin) as usize).min(bins - 1);
-                counts[i] += 1;
-            }
-            let points: Vec<PlotPoint> = counts
-                .iter()
-                .enumerate()
-                // The last bin may end after the run: its point stays in it,
-                // so both plots' time axes end at the run's end.
-                .map(|(i, &c)| {
-                    PlotPoint::new(((i as f64 + 0.5) * bin).min(end), f64::from(c) / bin)
-                })
-                .collect();
-            p.line(
-                Line::new(role.name(), PlotPoints::Owned(points))
-                    .color(node_color(role))
-                    .width(1.5),
-            );
+        let jobs: usize = self.nodes.iter().map(|n| n.ends.len()).sum();
+        if self.throughput_of == (jobs, bin.to_bits()) && !self.throughput.is_empty() {
+            return;
         }
+        self.throughput_of = (jobs, bin.to_bits());
+        let bins = (end / bin).ceil().max(1.0) as usize;
+        self.throughput = self
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let role = n.role?;
+                let mut counts = vec![0u32; bins];
+                for &e in &n.ends {
+                    let i = ((e / bin) as usize).min(bins - 1);
+                    counts[i] += 1;
+                }
+                // The last bin may end after the run: its point stays in
+                // it, so both plots' time axes end at the run's end.
+                let points = counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &c)| {
+                        PlotPoint::new(((i as f64 + 0.5) * bin).min(end), f64::from(c) / bin)
+                    })
+                    .collect();
+                Some((role, points))
+            })
+            .collect();
     }
 }

@@ -83,6 +83,7 @@ impl SimNode {
             window_chunks: 256,
             headless: true,
             random_bootstrap: false,
+            memory_bytes: 0,
         };
         SimNode {
             core: NodeCore::new(role, config, settings, now),

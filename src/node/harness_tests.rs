@@ -713,7 +713,7 @@ fn a_lost_slaves_arrivals_are_computed_by_the_master() {
     let text = format!(
         r#"{{
             "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
-                "arrivals": {{ "rate_per_s": 100, "duration_s": 0.4, "seed": 4 }} }},
+                "arrivals": {{ "rate_per_s": 30, "duration_s": 2.5, "seed": 4 }} }},
             "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
             "peer_timeout_ms": 1000,
             "network": {{ "datagram_bytes": 1472 }}
@@ -726,7 +726,9 @@ fn a_lost_slaves_arrivals_are_computed_by_the_master() {
             logical_cpus: 2,
         })
         .unwrap();
-    for ms in [50, 150, 300, 450] {
+    // Lost (after the 1 s peer time-out) before, during and after the
+    // arrivals' 2.5 s.
+    for ms in [50, 150, 1800, 3000] {
         let mut pair = Pair::new(&cfg, RATE, 2);
         pair.start();
         pair.run_until(Duration::from_millis(ms));
@@ -744,5 +746,18 @@ fn a_lost_slaves_arrivals_are_computed_by_the_master() {
             "at {ms} ms"
         );
         assert_eq!(m.jobs_done() + m.results_received(), total, "at {ms} ms");
+        // The slave's arrivals still to come were taken on as they came:
+        // none computed before its arrival, so every response time is at
+        // least a job's computing time (5 ms).
+        for span in m.timeline().jobs() {
+            let arrival = m.schedule().arrival_of(span.id).unwrap();
+            assert!(
+                span.start_s + 1e-9 >= arrival,
+                "at {ms} ms: {span:?} arrived {arrival}"
+            );
+        }
+        let times = m.response_times();
+        assert_eq!(times.len() as u32, total - JOBS);
+        assert!(times.iter().all(|&t| t >= 0.004), "at {ms} ms: {times:?}");
     }
 }

@@ -338,6 +338,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             window_chunks: transport.window_chunks(datagram_bytes),
             headless: options.headless,
             random_bootstrap: options.random_bootstrap,
+            memory_bytes: crate::config::Machine::probe().memory_bytes,
         },
         now,
     );
@@ -346,7 +347,10 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         role,
         options.headless.then_some(options.verbosity),
     ));
-    let view = NodeView::new(log, Snapshot::of(&core, addresses, Default::default(), 0));
+    let view = NodeView::new(
+        log,
+        Snapshot::of(&core, addresses, Default::default(), 0, false),
+    );
 
     let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
     // Dropped by the event loop when it ends: every spoke then stops.
@@ -440,6 +444,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         waker: options.waker.clone(),
         progress: progress::Progress::new(options.headless && options.progress),
         hook: PanicHook::for_thread(&format!("{name}-core"), inject),
+        headless: options.headless,
     };
     let event_loop = std::thread::Builder::new()
         .name(format!("{name}-core"))
@@ -482,6 +487,7 @@ struct Shell {
     waker: Arc<dyn Fn() + Send + Sync>,
     progress: progress::Progress,
     hook: PanicHook,
+    headless: bool,
 }
 
 impl Shell {
@@ -583,6 +589,8 @@ impl Shell {
             stats
                 .link_dropped
                 .load(std::sync::atomic::Ordering::Relaxed),
+            // Only a window has a jobs table to fill.
+            !self.headless,
         );
         self.progress.tick(&snapshot, Instant::now());
         self.view.publish(snapshot, self.core.timeline());

@@ -143,8 +143,9 @@ pub struct Snapshot {
     pub phase_started: [Option<Instant>; 5],
     /// Policy transfers so far.
     pub transfers: Vec<TransferRecord>,
-    /// Every job's state here, by id (empty before the run's parameters
-    /// are known).
+    /// Every job's state here, by id, for the window's jobs table (empty
+    /// before the run's parameters are known, and for a headless node,
+    /// which has no table to fill).
     pub states: Vec<JobState>,
     /// Datagrams rejected, by reason (the reader's and the core's).
     pub rejected: Rejected,
@@ -158,11 +159,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The figures of `core` now; the reader's counts come from the shell.
+    /// `with_states` copies every job's state (a byte a job).
     pub fn of(
         core: &NodeCore,
         addresses: (SocketAddr, SocketAddr),
         reader_rejected: Rejected,
         link_dropped: u64,
+        with_states: bool,
     ) -> Self {
         let mut rejected = core.counters().rejected;
         rejected.unknown_source += reader_rejected.unknown_source;
@@ -183,7 +186,11 @@ impl Snapshot {
             jobs_reclaimed: core.jobs_reclaimed(),
             phase_started: core.phase_started(),
             transfers: core.transfers().to_vec(),
-            states: core.ledger().states().to_vec(),
+            states: if with_states {
+                core.ledger().states().to_vec()
+            } else {
+                Vec::new()
+            },
             rejected,
             link_dropped,
             link: core.config().node(core.role()).link,

@@ -110,22 +110,30 @@ impl NodeCore {
         let (first, _) = self.schedule.arrivals(self.role);
         let mut arrived = Vec::new();
         // The same instants as the timer's, so a due timer always admits.
-        while self.next_arrival_at().is_some_and(|t| t <= now) {
-            arrived.push(first + self.next_arrival as u32);
+        while self.own_arrival_at().is_some_and(|t| t <= now) {
+            arrived.push((first + self.next_arrival as u32, Origin::Added));
             self.next_arrival += 1;
+        }
+        // Master: a lost slave's arrivals, taken on as they come.
+        let (slave_first, _) = self.schedule.arrivals(Role::Slave);
+        while self.adopted_arrival_at().is_some_and(|t| t <= now) {
+            if let Some(next) = self.adopted.as_mut() {
+                arrived.push((slave_first + *next as u32, Origin::Reclaimed));
+                *next += 1;
+            }
         }
         if arrived.is_empty() {
             return;
         }
-        for &id in &arrived {
-            // A job already here (the master lent it on, impossible before
-            // it arrives) is left alone.
+        for &(id, origin) in &arrived {
+            // Only a job nobody holds yet arrives.
             if self.ledger.state(id) == JobState::Absent {
                 self.ledger.set(id, JobState::Queued);
-                self.timeline.arrived(id, Origin::Added);
+                self.timeline.arrived(id, origin);
                 self.queue.push_back(Job::unmade(id));
             }
         }
+        let arrived: Vec<JobId> = arrived.into_iter().map(|(id, _)| id).collect();
         self.log_detail(
             now,
             format!(
@@ -140,8 +148,24 @@ impl NodeCore {
 
     /// When the next job arrives here, if one does.
     pub(super) fn next_arrival_at(&self) -> Option<Instant> {
+        match (self.own_arrival_at(), self.adopted_arrival_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn own_arrival_at(&self) -> Option<Instant> {
+        self.arrival_instant(self.role, self.next_arrival)
+    }
+
+    fn adopted_arrival_at(&self) -> Option<Instant> {
+        self.arrival_instant(Role::Slave, self.adopted?)
+    }
+
+    /// When arrival `index` of `role`'s stream comes, by this node's clock.
+    fn arrival_instant(&self, role: Role, index: usize) -> Option<Instant> {
         let start = self.phase_started[Phase::Bootstrap as usize]?;
-        let t = *self.schedule.arrivals(self.role).1.get(self.next_arrival)?;
+        let t = *self.schedule.arrivals(role).1.get(index)?;
         Some(start + Duration::from_secs_f64(t))
     }
 
@@ -176,6 +200,17 @@ impl NodeCore {
                      doubles in all",
                     params.elements_per_job,
                     crate::config::limits::MAX_TOTAL_ELEMENTS
+                ),
+            );
+        }
+        let memory = self.settings.memory_bytes;
+        if memory > 0 && vector * 8 > memory {
+            return refuse(
+                self,
+                format!(
+                    "the run would hold {:.1} GiB of doubles, more than this machine's {:.1} GiB",
+                    (vector * 8) as f64 / f64::from(1u32 << 30),
+                    memory as f64 / f64::from(1u32 << 30)
                 ),
             );
         }
@@ -662,12 +697,16 @@ impl NodeCore {
         }
         let mut lent = self.ledger.ids_in(JobState::Lent);
         lent.extend(self.ledger.ids_in(JobState::InFlight));
-        // The slave's own arrivals not come back (arrived or still to
-        // arrive): the master computes them, at once.
-        let (first, _) = self.schedule.arrivals(Role::Slave);
+        // The slave's own arrivals not come back: those already due the
+        // master computes now; the rest it takes on as they arrive, on the
+        // slave's schedule (so their response times stay true).
+        let (first, times) = self.schedule.arrivals(Role::Slave);
+        let now_s = self.run_seconds(now);
+        let due = times.partition_point(|&t| t <= now_s);
         lent.extend(
-            (first..self.schedule.total()).filter(|&id| self.ledger.state(id) == JobState::Absent),
+            (first..first + due as u32).filter(|&id| self.ledger.state(id) == JobState::Absent),
         );
+        self.adopted = Some(due);
         lent.sort_unstable();
         let missing = match self.results.as_mut() {
             Some(store) => store.reclaim(lent),

@@ -58,6 +58,9 @@ pub struct CoreSettings {
     /// For the benchmark only: the bootstrap carries random values (which
     /// do not compress) instead of the workload's; such a run cannot verify.
     pub random_bootstrap: bool,
+    /// This machine's memory, bytes (0: unknown): jobs added during a run
+    /// must fit in it, as the config's workload must.
+    pub memory_bytes: u64,
 }
 
 /// What the core counts of datagrams and batches, for the report and the
@@ -176,6 +179,9 @@ pub struct NodeCore {
     /// this node's arrivals.
     schedule: crate::arrivals::Schedule,
     next_arrival: usize,
+    /// Master, its slave lost: the next of the slave's arrivals it takes
+    /// on itself.
+    adopted: Option<usize>,
     /// Master: when each job's result was held (run seconds; NaN before).
     result_at: Vec<f64>,
 
@@ -274,6 +280,7 @@ impl NodeCore {
             timeline: Timeline::default(),
             schedule: crate::arrivals::Schedule::default(),
             next_arrival: 0,
+            adopted: None,
             result_at: Vec::new(),
             // Until the peer's hello says otherwise, a window that fits any socket.
             endpoint: Endpoint::new(endpoint_cfg, 32),
@@ -829,6 +836,7 @@ mod tests {
             window_chunks: 64,
             headless: true,
             random_bootstrap: false,
+            memory_bytes: 0,
         };
         (NodeCore::new(role, &config, settings, now), now)
     }

@@ -55,9 +55,18 @@ impl NodeCore {
             self.log(
                 now,
                 format!(
-                    "started: {} jobs of {} doubles, {} iterations; policy {}, threshold {} {}; waiting for the slave at {peer}",
+                    "started: {} jobs of {} doubles{}, {} iterations; policy {}, threshold {} {}; waiting for the slave at {peer}",
                     w.jobs,
                     w.elements_per_job,
+                    match &w.arrivals {
+                        Some(a) => format!(
+                            ", and {} arriving ({} a second at each node for {} s)",
+                            jobs - w.jobs,
+                            a.rate_per_s,
+                            a.duration_s
+                        ),
+                        None => String::new(),
+                    },
                     w.iterations,
                     self.config.policy.transfer,
                     self.config.policy.threshold(),
@@ -293,19 +302,27 @@ impl NodeCore {
             self.log(
                 now,
                 format!(
-                    "bootstrap: received {jobs} jobs from the {peer} in {n} batches ({})",
+                    "bootstrap: received {jobs} jobs from the {peer} in {n} batches ({} \
+                     reassembled)",
                     human_bytes(bytes)
                 ),
             );
         }
         if new == Phase::Done {
+            // The slave counts what the master has acknowledged so far (the
+            // last batch's ack may still be on its way); the master, what
+            // it received.
             let outbound = self.role == Role::Slave;
             let (jobs, n, bytes) = sum(BatchKind::Results, outbound, &self.timeline);
-            let way = if outbound { "sent to" } else { "received from" };
+            let (way, size) = if outbound {
+                ("acknowledged by", "on the wire")
+            } else {
+                ("received from", "reassembled")
+            };
             self.log(
                 now,
                 format!(
-                    "results: {jobs} {way} the {peer} in {n} batches ({})",
+                    "results: {jobs} {way} the {peer} in {n} batches ({} {size})",
                     human_bytes(bytes)
                 ),
             );
