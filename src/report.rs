@@ -173,17 +173,17 @@ pub struct Report {
     /// The process's peak resident memory when the report was made (in a
     /// demo, both nodes'); null where the system does not say.
     pub peak_rss_bytes: Option<u64>,
-    /// With `workload.arrivals`: the arrived jobs' response times, from
-    /// each job's arrival to its result held by the master. Absent without
-    /// arrivals.
+    /// With `workload.arrivals` or Add jobs: the response times of the jobs
+    /// that came during the run, from each one's coming to its result held
+    /// by the master. Absent when every job was there from the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_s: Option<ResponseTimes>,
 }
 
-/// Response times of the jobs that arrived during the run, seconds.
+/// Response times of the jobs that came during the run, seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ResponseTimes {
-    /// Jobs measured (every arrived job whose result came in).
+    /// Jobs measured (every such job whose result came in).
     pub jobs: u32,
     /// Their mean.
     pub mean: f64,
@@ -322,7 +322,7 @@ impl Report {
             jobs_reclaimed: core.jobs_reclaimed(),
             peer_lost_at_s: core.peer_lost_at_s(),
             peak_rss_bytes: peak_rss_bytes(),
-            response_s: if core.schedule().has_arrivals() {
+            response_s: if core.jobs_came_during_run() {
                 ResponseTimes::of(&core.response_times())
             } else {
                 None

@@ -627,6 +627,10 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
         }) => {
             assert_eq!(r.jobs_total, 32 + 64);
             assert_eq!(r.jobs_done.master + r.jobs_done.slave, 96);
+            // The added jobs' response times, from the press of the button.
+            let response = r.response_s.expect("response times of the added jobs");
+            assert_eq!(response.jobs, 64);
+            assert!(0.0 < response.p50 && response.p50 <= response.p99);
         }
         other => panic!("the master ended with {other:?}"),
     }

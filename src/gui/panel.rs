@@ -783,6 +783,19 @@ impl NodePanel {
                             "Datagrams rejected",
                             r.network.rejected_by_reason.to_string(),
                         ),
+                        (
+                            "Response times",
+                            r.response_s.map_or_else(
+                                || "none: every job was there from the start".to_owned(),
+                                |t| {
+                                    format!(
+                                        "of the {} jobs that came during the run: mean {:.4} s, \
+                                         median {:.4} s, 99th percentile {:.4} s",
+                                        t.jobs, t.mean, t.p50, t.p99
+                                    )
+                                },
+                            ),
+                        ),
                     ];
                     for (k, v) in rows {
                         ui.label(k);

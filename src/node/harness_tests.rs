@@ -636,6 +636,12 @@ fn jobs_added_while_running_are_balanced_and_verified() {
             .filter(|s| s.id >= JOBS)
             .all(|s| s.origin == Origin::Added)
     );
+    // The added jobs are timed from when they were added: at least a
+    // job's computing time (5 ms) each.
+    assert!(m.jobs_came_during_run());
+    let times = m.response_times();
+    assert_eq!(times.len(), 32);
+    assert!(times.iter().all(|&t| t >= 0.004), "{times:?}");
     // After the run it is too late, and the master says so.
     let now = pair.now;
     let m = &mut pair.master.core;

@@ -217,6 +217,8 @@ impl NodeCore {
         let first = params.jobs;
         let jobs = first + n;
         self.grow_to(jobs);
+        let at_s = self.run_seconds(now);
+        self.added_at.extend(std::iter::repeat_n(at_s, n as usize));
         if let Some(store) = self.results.as_mut() {
             store.grow(n);
         }

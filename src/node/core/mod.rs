@@ -184,6 +184,9 @@ pub struct NodeCore {
     adopted: Option<usize>,
     /// Master: when each job's result was held (run seconds; NaN before).
     result_at: Vec<f64>,
+    /// Master: when each job added by hand (Add jobs) came, run seconds,
+    /// from the first id past the schedule.
+    added_at: Vec<f64>,
 
     // The transfer manager.
     endpoint: Endpoint,
@@ -282,6 +285,7 @@ impl NodeCore {
             next_arrival: 0,
             adopted: None,
             result_at: Vec::new(),
+            added_at: Vec::new(),
             // Until the peer's hello says otherwise, a window that fits any socket.
             endpoint: Endpoint::new(endpoint_cfg, 32),
             pending: HashMap::new(),
@@ -621,17 +625,28 @@ impl NodeCore {
         &self.schedule
     }
 
-    /// Master: each arrived job's response time, seconds from its arrival
-    /// to its result held here, in id order (only jobs whose result is in).
+    /// Master: the response time of each job that came during the run
+    /// (arrived, or added by hand), seconds from its coming to its result
+    /// held here, in id order (only jobs whose result is in).
     pub fn response_times(&self) -> Vec<f64> {
         let (first, _) = self.schedule.arrivals(Role::Master);
-        (first..self.schedule.total())
+        let scheduled = self.schedule.total();
+        let came = |id: JobId| match id.checked_sub(scheduled) {
+            Some(i) => self.added_at.get(i as usize).copied(),
+            None => self.schedule.arrival_of(id),
+        };
+        (first..self.result_at.len() as JobId)
             .filter_map(|id| {
                 let held = *self.result_at.get(id as usize)?;
-                let arrived = self.schedule.arrival_of(id)?;
-                (!held.is_nan()).then_some((held - arrived).max(0.0))
+                let came = came(id)?;
+                (!held.is_nan()).then_some((held - came).max(0.0))
             })
             .collect()
+    }
+
+    /// True when jobs came during the run (arrivals, or Add jobs).
+    pub fn jobs_came_during_run(&self) -> bool {
+        self.schedule.has_arrivals() || !self.added_at.is_empty()
     }
 
     /// The run as it happened here: jobs computed, batches, the queue.
