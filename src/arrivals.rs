@@ -31,11 +31,13 @@ fn default_seed() -> u64 {
     1
 }
 
-/// SplitMix64, for the exponential gaps between arrivals.
-struct Rng(u64);
+/// SplitMix64: small, fast and good enough for exponential variates (the
+/// gaps between arrivals here, and the queueing experiment's).
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -44,7 +46,7 @@ impl Rng {
     }
 
     /// An exponential variate of mean `mean`.
-    fn exp(&mut self, mean: f64) -> f64 {
+    pub(crate) fn exp(&mut self, mean: f64) -> f64 {
         // 53 random bits in (0, 1].
         let u = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
         -mean * u.ln()

@@ -17,6 +17,19 @@ use loadbal::protocol::Phase;
 mod common;
 use common::free_port;
 
+/// As [`config_file`], with `iterations` per element instead of 100.
+fn config_file_iterating(name: &str, iterations: u32) -> PathBuf {
+    let path = config_file(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace(
+        r#""iterations": 100"#,
+        &format!(r#""iterations": {iterations}"#),
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
 /// A config file with fresh ports and a small workload, in its own directory.
 fn config_file(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gui-{name}"));
@@ -522,14 +535,8 @@ fn with_report_every_finished_run_is_written_there() {
 
 #[test]
 fn after_a_run_the_views_show_all_of_it_and_stop() {
-    let path = config_file("views");
     // Jobs of a few milliseconds: each wider than a pixel of the stream.
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace(r#""iterations": 100"#, r#""iterations": 5000"#),
-    )
-    .unwrap();
+    let path = config_file_iterating("views", 5000);
     let mut h = window(Mode::Demo, &path);
     h.step();
     // Before Start: what the run will be, and the plots' axes.
@@ -595,14 +602,8 @@ fn after_a_run_the_views_show_all_of_it_and_stop() {
 
 #[test]
 fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
-    let path = config_file("add-jobs");
     // Jobs long enough (tens of milliseconds) to press Add jobs mid-run.
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace(r#""iterations": 100"#, r#""iterations": 40000"#),
-    )
-    .unwrap();
+    let path = config_file_iterating("add-jobs", 40000);
     let mut h = window(Mode::Demo, &path);
     h.step();
     h.get_by_label("Start").click();

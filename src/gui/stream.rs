@@ -305,14 +305,20 @@ impl TaskStream {
                 .collect()
         };
         let lane_names = names.clone();
-        Plot::new("task-stream")
-            .height(height)
-            .link_axis(link, [true, false])
-            .allow_zoom([true, false])
-            .allow_drag([true, false])
-            .allow_scroll(false)
-            .include_x(0.0)
-            .include_x(end)
+        // Both plots: the run's time axis, linked, zoomed and dragged along
+        // it only; their y axes equally wide, so the time axes line up.
+        let time_plot = |id: &str, height: f32| {
+            Plot::new(id)
+                .height(height)
+                .link_axis(link, [true, false])
+                .allow_zoom([true, false])
+                .allow_drag([true, false])
+                .allow_scroll(false)
+                .include_x(0.0)
+                .include_x(end)
+                .y_axis_min_width(AXIS_WIDTH)
+        };
+        time_plot("task-stream", height)
             .include_y(0.6)
             .include_y(-(rows as f64) + 0.4)
             .y_grid_spacer(spacer)
@@ -325,7 +331,6 @@ impl TaskStream {
                 }
             })
             .x_axis_label("seconds since the run started")
-            .y_axis_min_width(AXIS_WIDTH)
             .show(ui, |p| bars = self.draw_lanes(p));
         self.bars_drawn = bars;
         ui.horizontal_wrapped(|ui| {
@@ -336,16 +341,8 @@ impl TaskStream {
                 }
             }
         });
-        Plot::new("task-stream-throughput")
-            .height((height * 0.45).max(80.0))
-            .link_axis(link, [true, false])
-            .allow_zoom([true, false])
-            .allow_drag([true, false])
-            .allow_scroll(false)
-            .include_x(0.0)
-            .include_x(end)
+        time_plot("task-stream-throughput", (height * 0.45).max(80.0))
             .include_y(0.0)
-            .y_axis_min_width(AXIS_WIDTH)
             .show(ui, |p| {
                 self.update_throughput(end);
                 for (role, points) in &self.throughput {

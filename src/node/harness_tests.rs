@@ -34,6 +34,29 @@ fn config(extra: &str) -> crate::config::Config {
     .unwrap()
 }
 
+/// The test config, with `arrivals` (a `workload.arrivals` object) and a
+/// peer time-out of 1 s.
+fn with_arrivals(arrivals: &str) -> crate::config::Config {
+    let file: ConfigFile = parse(
+        &format!(
+            r#"{{
+                "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
+                    "arrivals": {arrivals} }},
+                "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
+                "peer_timeout_ms": 1000,
+                "network": {{ "datagram_bytes": 1472 }}
+            }}"#
+        ),
+        "test",
+    )
+    .unwrap();
+    file.validate_on(&Machine {
+        memory_bytes: 0,
+        logical_cpus: 2,
+    })
+    .unwrap()
+}
+
 fn lossy(loss: f64, duplicate: f64, reorder: f64, seed: u64) -> crate::config::Config {
     let link = format!(
         r#"{{ "loss": {loss}, "duplicate": {duplicate}, "reorder": {reorder},
@@ -660,21 +683,7 @@ fn jobs_added_while_running_are_balanced_and_verified() {
 #[test]
 fn jobs_arriving_at_both_nodes_are_computed_verified_and_timed() {
     use crate::node::core::Origin;
-    let text = format!(
-        r#"{{
-            "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
-                "arrivals": {{ "rate_per_s": 100, "duration_s": 0.4, "seed": 9 }} }},
-            "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
-            "network": {{ "datagram_bytes": 1472 }}
-        }}"#
-    );
-    let file: ConfigFile = parse(&text, "test").unwrap();
-    let cfg = file
-        .validate_on(&Machine {
-            memory_bytes: 0,
-            logical_cpus: 2,
-        })
-        .unwrap();
+    let cfg = with_arrivals(r#"{ "rate_per_s": 100, "duration_s": 0.4, "seed": 9 }"#);
     let mut pair = Pair::new(&cfg, RATE, 8);
     pair.start();
     assert!(
@@ -716,22 +725,7 @@ fn jobs_arriving_at_both_nodes_are_computed_verified_and_timed() {
 
 #[test]
 fn a_lost_slaves_arrivals_are_computed_by_the_master() {
-    let text = format!(
-        r#"{{
-            "workload": {{ "jobs": {JOBS}, "elements_per_job": 256, "iterations": 10,
-                "arrivals": {{ "rate_per_s": 30, "duration_s": 2.5, "seed": 4 }} }},
-            "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
-            "peer_timeout_ms": 1000,
-            "network": {{ "datagram_bytes": 1472 }}
-        }}"#
-    );
-    let file: ConfigFile = parse(&text, "test").unwrap();
-    let cfg = file
-        .validate_on(&Machine {
-            memory_bytes: 0,
-            logical_cpus: 2,
-        })
-        .unwrap();
+    let cfg = with_arrivals(r#"{ "rate_per_s": 30, "duration_s": 2.5, "seed": 4 }"#);
     // Lost (after the 1 s peer time-out) before, during and after the
     // arrivals' 2.5 s.
     for ms in [50, 150, 1800, 3000] {

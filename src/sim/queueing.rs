@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
+use crate::arrivals::Rng;
 use crate::policy::{Decision, Placement, PolicyInput, TransferPolicy};
 
 /// The experiment's parameters.
@@ -66,26 +67,6 @@ pub fn policy_name(name: &str) -> Option<&'static str> {
         .iter()
         .find(|(short, full)| *short == name || *full == name)
         .map(|(_, full)| *full)
-}
-
-/// SplitMix64: small, fast and good enough for exponential variates.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// An exponential variate of mean `mean`.
-    fn exp(&mut self, mean: f64) -> f64 {
-        // 53 random bits in (0, 1].
-        let u = ((self.next() >> 11) as f64 + 1.0) / (1u64 << 53) as f64;
-        -mean * u.ln()
-    }
 }
 
 /// One node: its jobs' arrival times (the first in service) and when the

@@ -171,7 +171,8 @@ impl NodeCore {
 
     /// Master: `n` more jobs of the run's kind, queued here (the policy
     /// moves them like any other). Refused, and said, once the run is in
-    /// its aggregation or over, or past the largest workload.
+    /// its aggregation or over, past the largest workload, or past the
+    /// machine's memory.
     pub(super) fn add_jobs(&mut self, now: Instant, n: u32) {
         if n == 0 {
             return;
@@ -219,9 +220,6 @@ impl NodeCore {
         self.grow_to(jobs);
         let at_s = self.run_seconds(now);
         self.added_at.extend(std::iter::repeat_n(at_s, n as usize));
-        if let Some(store) = self.results.as_mut() {
-            store.grow(n);
-        }
         for id in first..jobs {
             self.ledger.set(id, JobState::Queued);
             self.timeline.arrived(id, Origin::Added);
@@ -238,7 +236,8 @@ impl NodeCore {
         self.evaluate_due = true;
     }
 
-    /// Makes the run `jobs` long (jobs added by the master); never shrinks.
+    /// Makes the run `jobs` long (jobs added by the master): the ledger, the
+    /// timeline and, on the master, the results grow together; never shrinks.
     fn grow_to(&mut self, jobs: u32) {
         let Some(params) = self.params.as_mut() else {
             return;
@@ -246,12 +245,14 @@ impl NodeCore {
         if jobs <= params.jobs {
             return;
         }
+        let more = jobs - params.jobs;
         params.jobs = jobs;
         self.ledger.grow_to(jobs);
-        if self.role == Role::Master {
+        self.timeline.grow_to(jobs);
+        if let Some(store) = self.results.as_mut() {
+            store.grow(more);
             self.result_at.resize(jobs as usize, f64::NAN);
         }
-        self.timeline.grow_to(jobs);
     }
 
     /// Acts on what the endpoint delivered or received.
