@@ -114,6 +114,24 @@ fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outc
     h.state().panel(role).and_then(|p| p.outcome())
 }
 
+/// Steps the demo window until both nodes have ended (within `limit`) and
+/// returns the master's report, which must say the run verified.
+fn verified_report_after_run(
+    h: &mut Harness<'static, LoadbalApp>,
+    limit: Duration,
+) -> loadbal::report::Report {
+    step_until(&mut [h], limit, "the run to end", |h| {
+        outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some()
+    });
+    match outcome_of(h, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(r),
+        }) => (**r).clone(),
+        other => panic!("the master ended with {other:?}"),
+    }
+}
+
 #[test]
 fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     let path = config_file("demo");
@@ -121,22 +139,9 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
     h.step();
     assert!(h.query_by_label("Result: verified").is_none());
     h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(60),
-        "the run to end",
-        |h| outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some(),
-    );
-    match outcome_of(&h, Role::Master) {
-        Some(Outcome::Finished {
-            verified: true,
-            report: Some(r),
-        }) => {
-            assert_eq!(r.jobs_done.master + r.jobs_done.slave, 32);
-            assert_eq!(r.bootstrap_jobs, 16);
-        }
-        other => panic!("the master ended with {other:?}"),
-    }
+    let r = verified_report_after_run(&mut h, Duration::from_secs(60));
+    assert_eq!(r.jobs_done.master + r.jobs_done.slave, 32);
+    assert_eq!(r.bootstrap_jobs, 16);
     h.step();
     h.get_by_label("Result: verified");
     h.get_by_label_contains("computed: master ");
@@ -545,19 +550,8 @@ fn after_a_run_the_views_show_all_of_it_and_stop() {
     );
     h.get_by_label("Queue length (jobs)");
     h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(60),
-        "the run to end",
-        |h| !h[0].state().is_running() && outcome_of(h[0], Role::Master).is_some(),
-    );
-    let report = match outcome_of(&h, Role::Master) {
-        Some(Outcome::Finished {
-            verified: true,
-            report: Some(report),
-        }) => report.clone(),
-        other => panic!("{other:?}"),
-    };
+    let report = verified_report_after_run(&mut h, Duration::from_secs(60));
+    assert!(!h.state().is_running());
     h.step();
     // The plots end where the run did, and sampling has stopped.
     let panel = h.state().panel(Role::Master).unwrap();
@@ -615,26 +609,13 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
     );
     h.step();
     h.get_by_label("Add jobs").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(120),
-        "the run to end",
-        |h| outcome_of(h[0], Role::Master).is_some() && outcome_of(h[0], Role::Slave).is_some(),
-    );
-    match outcome_of(&h, Role::Master) {
-        Some(Outcome::Finished {
-            verified: true,
-            report: Some(r),
-        }) => {
-            assert_eq!(r.jobs_total, 32 + 64);
-            assert_eq!(r.jobs_done.master + r.jobs_done.slave, 96);
-            // The added jobs' response times, from the press of the button.
-            let response = r.response_s.expect("response times of the added jobs");
-            assert_eq!(response.jobs, 64);
-            assert!(0.0 < response.p50 && response.p50 <= response.p99);
-        }
-        other => panic!("the master ended with {other:?}"),
-    }
+    let r = verified_report_after_run(&mut h, Duration::from_secs(120));
+    assert_eq!(r.jobs_total, 32 + 64);
+    assert_eq!(r.jobs_done.master + r.jobs_done.slave, 96);
+    // The added jobs' response times, from the press of the button.
+    let response = r.response_s.expect("response times of the added jobs");
+    assert_eq!(response.jobs, 64);
+    assert!(0.0 < response.p50 && response.p50 <= response.p99);
     h.step();
     h.get_by_label("run: 96 / 96 jobs computed");
     let view = h

@@ -300,13 +300,14 @@ impl LoadbalApp {
         };
         let s = view.snapshot();
         if self.is_running() {
-            return match s.phase_started[crate::protocol::Phase::Bootstrap as usize] {
-                Some(t) => format!(
+            return if s.phase_started[crate::protocol::Phase::Bootstrap as usize].is_some() {
+                format!(
                     "running for {:.1} s · phase: {}",
-                    t.elapsed().as_secs_f64(),
+                    s.run_seconds(),
                     s.phase.name()
-                ),
-                None => format!("starting · phase: {}", s.phase.name()),
+                )
+            } else {
+                format!("starting · phase: {}", s.phase.name())
             };
         }
         let how = match master.outcome() {

@@ -343,10 +343,13 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         now,
     );
     let addresses = (me.address, peer.address);
-    let log = Arc::new(EventLog::new(
-        role,
-        options.headless.then_some(options.verbosity),
-    ));
+    // Only a headless node prints its log; a window shows it.
+    let echo = if options.headless {
+        options.verbosity
+    } else {
+        Verbosity::Quiet
+    };
+    let log = Arc::new(EventLog::new(role, echo));
     let view = NodeView::new(
         log,
         Snapshot::of(&core, addresses, Default::default(), 0, false),

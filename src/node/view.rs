@@ -50,17 +50,16 @@ pub enum Verbosity {
 pub struct EventLog {
     /// The kept entries, and how many were ever pushed.
     entries: Mutex<(VecDeque<LogEntry>, u64)>,
-    /// What is echoed to stderr: nothing without a value.
-    echo: Option<Verbosity>,
+    /// What is echoed to stderr (a window's nodes: nothing, `Quiet`).
+    echo: Verbosity,
     /// Stderr is a terminal: clear a progress bar's line before a log line.
     terminal: bool,
     prefix: String,
 }
 
 impl EventLog {
-    /// A log for `role`; with `echo`, lines are copied to stderr at that
-    /// verbosity.
-    pub fn new(role: Role, echo: Option<Verbosity>) -> Self {
+    /// A log for `role`; lines are copied to stderr as `echo` says.
+    pub fn new(role: Role, echo: Verbosity) -> Self {
         EventLog {
             entries: Mutex::new((VecDeque::new(), 0)),
             echo,
@@ -72,9 +71,9 @@ impl EventLog {
     /// Records an event.
     pub fn push(&self, entry: LogEntry) {
         let shown = match self.echo {
-            None | Some(Verbosity::Quiet) => false,
-            Some(Verbosity::Normal) => !entry.detail,
-            Some(Verbosity::Verbose) => true,
+            Verbosity::Quiet => false,
+            Verbosity::Normal => !entry.detail,
+            Verbosity::Verbose => true,
         };
         if shown {
             crate::say!(
@@ -264,7 +263,7 @@ mod tests {
 
     #[test]
     fn the_log_hands_out_only_what_is_new_and_stays_bounded() {
-        let log = EventLog::new(Role::Master, None);
+        let log = EventLog::new(Role::Master, Verbosity::Quiet);
         log.push(entry("a"));
         log.push(entry("b"));
         let (first, seen) = log.since(0);
