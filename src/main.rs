@@ -138,6 +138,10 @@ enum Sub {
     /// link and the assignment's WAN, a throttle drop) and write a table,
     /// JSON and charts.
     Compare(sim_cmd::CompareArgs),
+    /// Run thousands of seeded two-node runs in virtual time with faults
+    /// (loss, pauses, lost and restarted nodes, differing configs, forged
+    /// hellos), each checked for safety and liveness and replayed once.
+    Swarm(sim_cmd::SwarmArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -256,6 +260,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             only_its_own("compare", false)?;
             args.config = args.config.or(outer.config);
             return sim_cmd::compare(&args);
+        }
+        (Some(Sub::Swarm(args)), _) => {
+            only_its_own("swarm", true)?;
+            return sim_cmd::swarm(&args);
         }
         (Some(Sub::Bench { quick, json, only }), _) => {
             only_its_own("bench", true)?;

@@ -281,3 +281,83 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
     );
     Ok(0)
 }
+
+#[derive(Debug, clap::Args)]
+pub struct SwarmArgs {
+    /// Seeds to run.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    from: u64,
+    /// Most jobs a scenario starts with.
+    #[arg(long = "jobs-max", value_name = "J", default_value_t = 48,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    jobs_max: u32,
+    /// Also write the summary as JSON to PATH.
+    #[arg(long, value_name = "PATH")]
+    json: Option<PathBuf>,
+    /// Print each seed's scenario and both nodes' logs (for replaying one
+    /// seed: --from S --seeds 1 -v).
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// `loadbal swarm`: exit 0 when every seed ended verified or with a failure
+/// its scenario allows, 1 otherwise.
+pub fn swarm(args: &SwarmArgs) -> Result<u8, Failure> {
+    use loadbal::sim::swarm;
+    if let Some(path) = &args.json {
+        check_output_path("--json", path).map_err(usage)?;
+    }
+    if args.seeds == 0 {
+        return Err(usage(anyhow::anyhow!("--seeds: give at least 1")));
+    }
+    // A seed's panic is caught and reported as a violation; the default
+    // hook would print it too, between the progress lines.
+    if !args.verbose {
+        std::panic::set_hook(Box::new(|_| {}));
+    }
+    if args.verbose {
+        let mut summary = swarm::Summary::default();
+        let wall = std::time::Instant::now();
+        for seed in args.from..args.from.saturating_add(args.seeds) {
+            let mut text = String::new();
+            let r = swarm::run_seed(seed, args.jobs_max, Some(&mut text));
+            loadbal::term::err(&text);
+            summary.add(r);
+        }
+        summary.wall_s = wall.elapsed().as_secs_f64();
+        return finish_swarm(args, &summary);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let total = args.seeds;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let step = (total / 100).max(1);
+    let progress = move |done: u64| {
+        if done.is_multiple_of(step) || done == total {
+            let line = format!("swarm: {done}/{total} seeds");
+            if tty {
+                loadbal::term::err(&format!("\r{line}"));
+            } else if done.is_multiple_of(step * 10) || done == total {
+                loadbal::term::err_line(&line);
+            }
+        }
+    };
+    let summary = swarm::run(args.from, args.seeds, args.jobs_max, threads, &progress);
+    if tty {
+        loadbal::term::err("\n");
+    }
+    finish_swarm(args, &summary)
+}
+
+fn finish_swarm(args: &SwarmArgs, summary: &loadbal::sim::swarm::Summary) -> Result<u8, Failure> {
+    loadbal::term::err_line(&summary.text());
+    if let Some(path) = &args.json {
+        let json = serde_json::to_string_pretty(summary)
+            .context("encode the summary")
+            .map_err(runtime)?;
+        write_json(Some(path), &json)?;
+    }
+    Ok(if summary.passed() { 0 } else { 1 })
+}

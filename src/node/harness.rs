@@ -168,7 +168,8 @@ pub struct Pair {
     /// Virtual time now.
     pub now: Instant,
     start: Instant,
-    config: Config,
+    /// Each node's config (master, slave): a restarted slave takes its own.
+    configs: [Config; 2],
     links: [LinkModel; 2],
     transit: BinaryHeap<Reverse<InTransit>>,
     order: u64,
@@ -184,6 +185,13 @@ pub struct Pair {
     pub cpu: Option<CpuModel>,
     /// Datagrams the filter dropped.
     pub filtered: u64,
+    /// Datagrams each role's reader dropped as longer than its receive
+    /// buffer (the real reader counts them unauthentic).
+    pub cut: [u64; 2],
+    /// When set, every input and output of both cores goes into it (the
+    /// datagrams sent and delivered, the jobs done, the log lines, each
+    /// with its virtual time): two runs of one seed must hash the same.
+    pub digest: Option<blake3::Hasher>,
     seed: u64,
 }
 
@@ -205,15 +213,24 @@ impl Pair {
     /// (plain if none), and each worker updates `rate` elements a second.
     /// `seed` chooses the session id and nonces.
     pub fn new(config: &Config, rate: f64, seed: u64) -> Self {
+        Self::with_configs(config, config, [rate, rate], seed)
+    }
+
+    /// A pair whose nodes run under configs of their own (as two machines'
+    /// config.json files may differ), each node's workers at its own rate.
+    /// Each node's datagrams go through the `link` its own config gives it.
+    pub fn with_configs(master: &Config, slave: &Config, rates: [f64; 2], seed: u64) -> Self {
         let now = Instant::now();
-        let link = |role: Role| LinkModel::new(config.node(role).link.unwrap_or_else(plain));
+        let link = |config: &Config, role: Role| {
+            LinkModel::new(config.node(role).link.unwrap_or_else(plain))
+        };
         Pair {
-            master: SimNode::new(Role::Master, config, now, rate),
-            slave: SimNode::new(Role::Slave, config, now, rate),
+            master: SimNode::new(Role::Master, master, now, rates[0]),
+            slave: SimNode::new(Role::Slave, slave, now, rates[1]),
             now,
             start: now,
-            config: config.clone(),
-            links: [link(Role::Master), link(Role::Slave)],
+            configs: [master.clone(), slave.clone()],
+            links: [link(master, Role::Master), link(slave, Role::Slave)],
             transit: BinaryHeap::new(),
             order: 0,
             filter: None,
@@ -222,8 +239,29 @@ impl Pair {
             delivered: [0, 0],
             cpu: None,
             filtered: 0,
+            cut: [0, 0],
+            digest: None,
             seed,
         }
+    }
+
+    /// Adds a record to the digest, if one is kept: the role, the virtual
+    /// time, then the bytes.
+    fn record(&mut self, role: Role, what: u8, bytes: &[u8]) {
+        let at = (self.now - self.start).as_nanos() as u64;
+        if let Some(d) = self.digest.as_mut() {
+            d.update(&[what, role as u8]);
+            d.update(&at.to_le_bytes());
+            d.update(&(bytes.len() as u64).to_le_bytes());
+            d.update(bytes);
+        }
+    }
+
+    /// The digest of everything recorded so far (all zeros when none is kept).
+    pub fn digest_hex(&self) -> String {
+        self.digest
+            .as_ref()
+            .map_or_else(|| "0".repeat(64), |d| d.finalize().to_hex().to_string())
     }
 
     /// Virtual time since the pair was made.
@@ -264,7 +302,7 @@ impl Pair {
     /// Replaces the slave with a fresh one (a restarted process), started.
     pub fn restart_slave(&mut self) {
         let rate = self.slave.rate;
-        self.slave = SimNode::new(Role::Slave, &self.config, self.now, rate);
+        self.slave = SimNode::new(Role::Slave, &self.configs[1], self.now, rate);
         let random = self.random();
         let now = self.now;
         self.slave.core.handle(now, Input::Start { random });
@@ -295,6 +333,9 @@ impl Pair {
                     continue;
                 }
                 let i = usize::from(role == Role::Slave);
+                let sent = std::mem::take(&mut buf);
+                self.record(role, b's', &sent);
+                buf = sent;
                 self.sent[i] += 1;
                 self.bytes_sent[i] += buf.len() as u64;
                 self.charge(role, buf.len());
@@ -326,10 +367,15 @@ impl Pair {
                 node.workers[work.worker].jobs.push_back(job);
             }
             node.schedule(now);
+            let mut lines = Vec::new();
             while let Some(event) = node.core.poll_event() {
                 if let Event::Log { text, .. } = event {
-                    node.log.push((now - start, text));
+                    lines.push(text);
                 }
+            }
+            for text in lines {
+                self.record(role, b'l', text.as_bytes());
+                self.node(role).log.push((now - start, text));
             }
         }
     }
@@ -401,12 +447,20 @@ impl Pair {
                 &mut self.master
             };
             if node.alive {
-                self.delivered[usize::from(d.to_slave)] += 1;
                 let to = if d.to_slave {
                     Role::Slave
                 } else {
                     Role::Master
                 };
+                // The reader's buffer: a datagram longer than it fails its
+                // tag, as on a real socket.
+                let sealed = d.bytes.len() + crate::auth::TAG_BYTES;
+                if sealed > node.core.receive_bytes() {
+                    self.cut[usize::from(d.to_slave)] += 1;
+                    continue;
+                }
+                self.record(to, b'r', &d.bytes);
+                self.delivered[usize::from(d.to_slave)] += 1;
                 self.charge(to, d.bytes.len());
                 let node = if d.to_slave {
                     &mut self.slave
@@ -416,31 +470,36 @@ impl Pair {
                 node.core.handle_datagram(now, &d.bytes);
             }
         }
-        for node in [&mut self.master, &mut self.slave] {
-            if !node.alive {
+        for role in [Role::Master, Role::Slave] {
+            if !self.node(role).alive {
                 continue;
             }
-            for worker in 0..node.workers.len() {
-                let w = &mut node.workers[worker];
-                if w.ends.is_some_and(|t| t <= now) {
-                    w.ends = None;
-                    w.running = None;
-                    let computing =
-                        Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
-                    let started = w.started.take().unwrap_or(now);
-                    if let Some(job) = w.jobs.pop_front() {
-                        node.core.handle(
-                            now,
-                            Input::JobDone {
-                                worker,
-                                job,
-                                started,
-                                computing,
-                            },
-                        );
-                    }
+            for worker in 0..self.node(role).workers.len() {
+                let w = &mut self.node(role).workers[worker];
+                if w.ends.is_none_or(|t| t > now) {
+                    continue;
+                }
+                w.ends = None;
+                w.running = None;
+                let computing =
+                    Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
+                let started = w.started.take().unwrap_or(now);
+                if let Some(job) = w.jobs.pop_front() {
+                    let mut what = (worker as u64).to_le_bytes().to_vec();
+                    what.extend_from_slice(&job.id.to_le_bytes());
+                    self.record(role, b'j', &what);
+                    self.node(role).core.handle(
+                        now,
+                        Input::JobDone {
+                            worker,
+                            job,
+                            started,
+                            computing,
+                        },
+                    );
                 }
             }
+            let node = self.node(role);
             if node.core.poll_timeout().is_some_and(|t| t <= now) {
                 node.core.handle_timeout(now);
             }

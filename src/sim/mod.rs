@@ -12,6 +12,7 @@
 mod chart;
 pub mod compare;
 pub mod queueing;
+pub mod swarm;
 
 use std::time::{Duration, Instant};
 

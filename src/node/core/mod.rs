@@ -493,6 +493,18 @@ impl NodeCore {
         self.role
     }
 
+    /// The longest datagram, tag included, this node's reader takes in
+    /// whole: its receive buffers are this long.
+    pub fn receive_bytes(&self) -> usize {
+        self.config.datagram_bytes as usize
+    }
+
+    /// The slave's hello nonce (0 before Start, and on the master until a
+    /// slave's hello): what a forged hello must echo, for the swarm.
+    pub fn hello_nonce(&self) -> u64 {
+        self.nonce
+    }
+
     /// The config the core runs under.
     pub fn config(&self) -> &Config {
         &self.config
