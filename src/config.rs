@@ -495,7 +495,8 @@ fn parse_error(origin: &str, path: &str, inner: serde_json::Error) -> ConfigErro
     }
 }
 
-fn check_range<T: PartialOrd + fmt::Display + Copy>(
+/// Refuses `value` outside `[min, max]`, naming `field` and the range.
+pub(crate) fn check_range<T: PartialOrd + fmt::Display + Copy>(
     field: &str,
     value: T,
     min: T,

@@ -42,7 +42,11 @@ impl ThrottleSchedule {
             self.period_start = now;
             self.used = Duration::ZERO;
         }
-        let budget = PERIOD.mul_f64(throttle.clamp(0.0, 1.0));
+        let budget = PERIOD.mul_f64(if throttle.is_nan() {
+            0.0
+        } else {
+            throttle.clamp(0.0, 1.0)
+        });
         if self.used < budget {
             Step::Compute
         } else {

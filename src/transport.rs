@@ -76,6 +76,8 @@ pub struct Rejected {
     pub duplicate_chunks: u64,
     /// Chunks refused by the reassembly limits or inconsistent with their batch.
     pub refused_chunks: u64,
+    /// Acks naming a chunk never sent.
+    pub invalid_acks: u64,
 }
 
 impl Rejected {
@@ -88,6 +90,7 @@ impl Rejected {
             + self.stale_session
             + self.duplicate_chunks
             + self.refused_chunks
+            + self.invalid_acks
     }
 }
 
@@ -104,6 +107,7 @@ impl std::fmt::Display for Rejected {
             ("stale session", self.stale_session),
             ("duplicate chunks", self.duplicate_chunks),
             ("refused chunks", self.refused_chunks),
+            ("invalid acks", self.invalid_acks),
         ];
         let mut first = true;
         for (name, n) in reasons.into_iter().filter(|&(_, n)| n > 0) {

@@ -569,3 +569,7 @@ mod tests;
 #[cfg(test)]
 #[path = "policy_runs.rs"]
 mod policy_runs;
+
+#[cfg(test)]
+#[path = "liveness_tests.rs"]
+mod liveness_tests;

@@ -28,9 +28,23 @@ impl TransferPolicy for SenderInitiated {
             return Decision::Hold;
         }
         let difference = input.local_queue.saturating_sub(input.peer_queue);
-        if difference > self.threshold {
-            // Half the difference levels the queues; at least one job moves.
-            Decision::Send((difference / 2).max(1))
+        if difference <= self.threshold {
+            return Decision::Hold;
+        }
+        // Half the difference levels the queues.
+        let half = difference / 2;
+        if half > 0 {
+            return Decision::Send(half);
+        }
+        // One job from a difference of one only turns the difference round,
+        // and the peer would send it back: a job bouncing once a round trip
+        // for as long as the queues stay within one (the swarm found it,
+        // threshold 0). It moves only to a peer with a worker idle and
+        // nothing queued, from a node with no worker idle.
+        let peer_idle = input.peer_queue == 0 && input.peer_busy < input.peer_workers;
+        let none_idle_here = input.local_busy >= input.local_workers;
+        if peer_idle && none_idle_here {
+            Decision::Send(1)
         } else {
             Decision::Hold
         }
@@ -52,7 +66,10 @@ mod tests {
             (512, 0, 1, 30, Decision::Hold),
             (0, 512, 0, 30, Decision::Hold),
             (40, 0, 0, 30, Decision::Send(20)),
-            (1, 0, 0, 0, Decision::Send(1)),
+            // One job would only turn the difference round.
+            (1, 0, 0, 0, Decision::Hold),
+            (2, 1, 0, 0, Decision::Hold),
+            (2, 0, 0, 0, Decision::Send(1)),
             (0, 0, 0, 0, Decision::Hold),
             (31, 0, 0, 30, Decision::Send(15)),
             (30, 0, 0, 30, Decision::Hold),
@@ -70,6 +87,31 @@ mod tests {
                 policy.on_state(&input),
                 expected,
                 "local {local}, peer {peer}, in flight {in_flight}, threshold {threshold}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_job_moves_only_to_an_idle_peer_from_a_busy_node() {
+        // (local busy of 2 workers, peer busy of 2 workers) -> decision,
+        // with 1 job queued here and none at the peer.
+        for (local_busy, peer_busy, expected) in [
+            (2, 1, Decision::Send(1)),
+            (2, 2, Decision::Hold),
+            (1, 0, Decision::Hold),
+        ] {
+            let input = PolicyInput {
+                local_queue: 1,
+                local_busy,
+                local_workers: 2,
+                peer_busy,
+                peer_workers: 2,
+                ..PolicyInput::default()
+            };
+            assert_eq!(
+                SenderInitiated::new(0).on_state(&input),
+                expected,
+                "busy here {local_busy}, at the peer {peer_busy}"
             );
         }
     }

@@ -150,6 +150,38 @@ impl RunParams {
         )
     }
 
+    /// Checks every value as the master's config was checked (one
+    /// validation for both: the same ranges, the same messages), and that
+    /// the jobs are those the arrivals make. A slave adopts parameters only
+    /// once they pass, so nothing a datagram carries can take the core
+    /// where a config cannot.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::{ConfigError, check_range, limits};
+        let workload = crate::config::WorkloadConfig {
+            jobs: self.present,
+            arrivals: self.arrivals,
+            ..self.workload()
+        };
+        workload.validate()?;
+        let total = self.schedule().total();
+        if total != self.jobs {
+            return Err(ConfigError::Invalid {
+                field: "workload.jobs".to_owned(),
+                message: format!(
+                    "{} jobs in the run do not match the {total} its jobs present and arrivals make",
+                    self.jobs
+                ),
+            });
+        }
+        if usize::from(self.policy) >= crate::policy::NAMES.len() {
+            return Err(ConfigError::Invalid {
+                field: "policy.transfer".to_owned(),
+                message: format!("policy number {} is not a known policy", self.policy),
+            });
+        }
+        check_range("policy.threshold", self.threshold, 0, limits::MAX_THRESHOLD)
+    }
+
     /// The workload these parameters describe (its jobs: every job of the
     /// run, arrivals included).
     pub fn workload(&self) -> crate::config::WorkloadConfig {
@@ -180,6 +212,21 @@ pub struct Hello {
     /// heard one). A slave joins only a session whose hello echoes its own
     /// number, so a replayed hello of an earlier run cannot draw it in.
     pub nonce: u64,
+}
+
+impl Hello {
+    /// Checks every value as a config is checked: the datagram size in the
+    /// config's range, a window, and the master's run parameters.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        use crate::config::{check_range, limits};
+        let (min, max) = limits::DATAGRAM_BYTES;
+        check_range("network.datagram_bytes", self.datagram_bytes, min, max)?;
+        check_range("window_chunks", self.window_chunks, 1, u32::MAX)?;
+        if self.from_master {
+            self.params.validate()?;
+        }
+        Ok(())
+    }
 }
 
 /// A node's state, sent periodically and on every phase or throttle change.

@@ -244,10 +244,21 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
     actions.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
     // A run whose every node ends paused waits for ever, by design (it says
     // so): a user comes back and moves a slider.
+    // A node killed (or a slave restarted, which the master's run loses)
+    // computes nothing more for the run.
     let mut last = throttles;
+    let mut gone = [false, false];
     for t in &actions {
-        if let Action::Throttle(role, v) = t.action {
-            last[role as usize] = v;
+        match t.action {
+            Action::Throttle(role, v) => last[role as usize] = v,
+            Action::Kill(role) => gone[role as usize] = true,
+            Action::RestartSlave => gone[1] = true,
+            Action::AddJobs(_) | Action::ForgedHello(_) => {}
+        }
+    }
+    for (t, gone) in last.iter_mut().zip(gone) {
+        if gone {
+            *t = 0.0;
         }
     }
     let last_at = actions.last().map_or(0.0, |t| t.at_s);
@@ -270,7 +281,8 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
         .filter(|&t| t > 0.0)
         .fold(1.0f64, f64::min)
         .min(slowest);
-    let jobs_all = total_jobs + 16.0;
+    // Every job of the run, arrivals and jobs added by hand included.
+    let jobs_all = f64::from(master.workload.schedule().total()) + 16.0;
     let compute_s = jobs_all * job_s * 3.0 / end_throttle;
     let bytes = jobs_all * f64::from(elements) * 8.0 * 4.0;
     let link_s = bytes / (1e6 / 8.0);
@@ -349,6 +361,7 @@ fn failure_kind(f: &Failure) -> &'static str {
         Failure::NoSlave { .. } => "no slave",
         Failure::Panicked { .. } => "thread panicked",
         Failure::ThreadEnded { .. } => "thread ended",
+        Failure::NoProgress { .. } => "no progress",
     }
 }
 
@@ -382,6 +395,10 @@ fn forged_hello(v: u8, nonce: u64) -> Vec<u8> {
         }
         2 => params.jobs = u32::MAX,
         _ => params.elements_per_job = u32::MAX,
+    }
+    if params.arrivals.is_some() {
+        // The jobs its arrivals make, so that only the values are wrong.
+        params.jobs = params.schedule().total();
     }
     let hello = Hello {
         from_master: true,
@@ -477,6 +494,13 @@ fn drive(pair: &mut Pair, s: &Scenario) -> Outcome {
         master_over && slave_over
     };
     while !over(pair) && pair.elapsed() < bound {
+        // A paused master alone (its slave lost, on a link that lost too
+        // much, or dead) waits for its user, as it says: the user comes back.
+        let m = &pair.master;
+        if m.alive && m.core.end().is_none() && m.core.throttle() <= 0.0 && m.core.is_peer_lost() {
+            let now = pair.now;
+            pair.master.set_throttle(now, 1.0);
+        }
         let next = (pair.elapsed() + Duration::from_secs(1)).min(bound);
         if pair.run_until(next) {
             break;

@@ -139,6 +139,8 @@ pub struct TransferStats {
     pub acks_sent: u64,
     /// New chunks received.
     pub chunks_received: u64,
+    /// Chunks of ours the peer acknowledged for the first time.
+    pub chunks_acked: u64,
     /// Chunks received that were already held or delivered.
     pub duplicate_chunks: u64,
     /// Chunks dropped: inconsistent with their batch, or over a limit.
@@ -153,6 +155,11 @@ pub struct TransferStats {
     pub abandoned_inbound: u64,
     /// Outbound batches given up (the peer was lost).
     pub abandoned_outbound: u64,
+    /// Acks naming a chunk never sent or past a batch's end: dropped.
+    pub invalid_acks: u64,
+    /// Times more chunks left the flight than were in it (a broken
+    /// invariant, counted; the count stops at 0).
+    pub flight_underflows: u64,
 }
 
 /// One side of the reliable transfer: sends our batches, receives the peer's.
@@ -268,6 +275,12 @@ impl Endpoint {
         )
     }
 
+    /// Sets the payload of each chunk of batches made from now on (the
+    /// datagram size both nodes agreed on, less the overheads).
+    pub fn set_chunk_bytes(&mut self, chunk_bytes: usize) {
+        self.cfg.chunk_bytes = chunk_bytes.max(1);
+    }
+
     /// Sets the peer's window (from its hello, before any ack).
     pub fn set_peer_window(&mut self, window: u32) {
         self.peer_window = window.max(1);
@@ -362,8 +375,13 @@ impl Endpoint {
         let (loss_age, quick) = (self.rtt.loss_age(), self.rtt.quick_ack());
         let batch = &mut self.outbound[pos];
         let effect = batch.handle_ack(ack.next, ack.sack, ack.complete, now, loss_age, quick);
+        if effect.invalid {
+            self.stats.invalid_acks += 1;
+            return;
+        }
         let delivered = batch.is_delivered().then_some(batch.id);
-        self.in_flight -= effect.left_flight + effect.declared_lost;
+        self.stats.chunks_acked += u64::from(effect.newly_acked);
+        self.leave_flight(effect.left_flight + effect.declared_lost);
         let rtt_sample = effect
             .rtt_sample_sent_at
             .map(|sent_at| now.saturating_duration_since(sent_at));
@@ -455,7 +473,7 @@ impl Endpoint {
             }
         }
         if declared > 0 {
-            self.in_flight -= declared;
+            self.leave_flight(declared);
             self.reduce_window(now, false);
         }
         let rto = self.rtt.rto();
@@ -478,7 +496,7 @@ impl Endpoint {
             }
             self.sent_log.pop_front();
             if batch.expire(index, sent_at) {
-                self.in_flight -= 1;
+                self.leave_flight(1);
                 fired = true;
             }
         }
@@ -486,6 +504,20 @@ impl Endpoint {
             self.stats.timeouts += 1;
             self.rtt.back_off();
             self.reduce_window(now, true);
+        }
+    }
+
+    /// `n` chunks left the flight (acked, or declared lost). More than are
+    /// in flight would break the sender's invariant: it is counted, never
+    /// wrapped (a wrapped count would stall the sender without a word).
+    fn leave_flight(&mut self, n: u32) {
+        match self.in_flight.checked_sub(n) {
+            Some(left) => self.in_flight = left,
+            None => {
+                debug_assert!(false, "{n} chunks left a flight of {}", self.in_flight);
+                self.stats.flight_underflows += 1;
+                self.in_flight = 0;
+            }
         }
     }
 

@@ -62,6 +62,9 @@ pub(crate) struct OutBatch {
 pub(crate) struct AckEffect {
     /// Chunks newly acknowledged (in flight, lost or unsent before).
     pub newly_acked: u32,
+    /// The ack named a chunk never sent, or past the batch's end: a
+    /// protocol error, and nothing was applied.
+    pub invalid: bool,
     /// Chunks that were in flight and are now acknowledged.
     pub left_flight: u32,
     /// The RTT sample from the latest-sent chunk newly acknowledged that was
@@ -216,6 +219,11 @@ impl OutBatch {
     ) -> AckEffect {
         let mut effect = AckEffect::default();
         let count = self.count();
+        let claimed = if complete { count } else { next };
+        if !self.acks_only_sent(claimed, if complete { &[] } else { sack }) {
+            effect.invalid = true;
+            return effect;
+        }
         let cum_end = if complete { count } else { next.min(count) };
         for index in self.cum_acked..cum_end {
             self.mark_acked(index, &mut effect, now, quick);
@@ -241,6 +249,32 @@ impl OutBatch {
         }
         effect.declared_lost = self.detect_losses(now, loss_age);
         effect
+    }
+
+    /// True when an ack of everything below `next` and the bits of `sack`
+    /// (a whole batch: `next` its count) names only chunks of this batch
+    /// that were sent: an honest peer can
+    /// acknowledge nothing else, and a chunk never sent must never count as
+    /// delivered (the batch would be delivered with data the peer never had).
+    fn acks_only_sent(&self, next: u32, sack: &[u8]) -> bool {
+        let count = self.count();
+        if next > count {
+            return false;
+        }
+        let sent = |index: u32| {
+            self.states
+                .get(index as usize)
+                .is_some_and(|s| *s != ChunkState::Unsent)
+        };
+        if !(self.cum_acked..next).all(sent) {
+            return false;
+        }
+        sack.iter().enumerate().all(|(byte_index, &byte)| {
+            (0..8).filter(|bit| byte & (1 << bit) != 0).all(|bit| {
+                let index = u64::from(next) + 1 + (byte_index * 8 + bit) as u64;
+                u32::try_from(index).is_ok_and(sent)
+            })
+        })
     }
 
     /// Declares lost every chunk in flight that was sent before a chunk since

@@ -578,3 +578,76 @@ fn snap(now: Instant) -> super::pacer::SendSnapshot {
         app_limited: false,
     }
 }
+
+// Issue 20: an ack naming chunks never sent (SACK bits past what left, a
+// cumulative ack past it, or "complete" for a batch half sent) is a protocol
+// error, counted and dropped: it never marks data the peer never had as
+// delivered, and never moves the flight count.
+#[test]
+fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
+    let mut cfg = config();
+    cfg.local_window = 4;
+    let mut end = Endpoint::new(cfg, 4);
+    let now = Instant::now();
+    // 40 chunks; a window of 4 sends chunks 0-3 only.
+    let id = end.send_batch(BatchKind::Jobs, payload(40_000, 1));
+    let mut sent = 0;
+    while end.poll_transmit(now).is_some() {
+        sent += 1;
+    }
+    assert_eq!(sent, 4);
+    assert_eq!(end.in_flight(), 4);
+    let forged = [
+        // Chunks 0-3 and a bit for chunk 9.
+        Ack {
+            transfer: id,
+            next: 4,
+            window: 64,
+            complete: false,
+            sack: &[0b10000],
+        },
+        // Everything below 20.
+        Ack {
+            transfer: id,
+            next: 20,
+            window: 64,
+            complete: false,
+            sack: &[],
+        },
+        // Past the batch's end.
+        Ack {
+            transfer: id,
+            next: 41,
+            window: 64,
+            complete: false,
+            sack: &[],
+        },
+        // The whole batch.
+        Ack {
+            transfer: id,
+            next: 0,
+            window: 64,
+            complete: true,
+            sack: &[],
+        },
+    ];
+    for (i, ack) in forged.iter().enumerate() {
+        end.handle_ack(now, ack);
+        assert_eq!(end.stats().invalid_acks, i as u64 + 1, "ack {i}");
+        assert_eq!(end.in_flight(), 4, "ack {i}");
+        assert!(end.poll_event().is_none(), "ack {i} delivered the batch");
+    }
+    // An honest ack of what was sent still counts.
+    end.handle_ack(
+        now,
+        &Ack {
+            transfer: id,
+            next: 4,
+            window: 64,
+            complete: false,
+            sack: &[],
+        },
+    );
+    assert_eq!(end.in_flight(), 0);
+    assert_eq!(end.stats().invalid_acks, 4);
+}

@@ -144,6 +144,16 @@ pub enum Failure {
         /// The time-out, in seconds.
         waited_s: f64,
     },
+    /// Nothing moved for the watchdog's limit: no job changed state, no
+    /// chunk came or was acknowledged, no worker computed, and neither node
+    /// was paused.
+    #[error("no progress for {seconds:.0} s: {detail}; stopping")]
+    NoProgress {
+        /// The watchdog's limit, seconds.
+        seconds: f64,
+        /// Where the jobs stand and whether the peer is alive.
+        detail: String,
+    },
     /// A thread of the node panicked.
     #[error("thread {name} panicked; the node stopped")]
     Panicked {

@@ -37,6 +37,8 @@ impl NodeCore {
             *n = n.saturating_sub(1);
         }
         self.capacity.add(now, computing.as_secs_f64());
+        self.watchdog
+            .job_took(now.saturating_duration_since(started));
         self.departure_due = true;
         let id = job.id;
         let computing_here = self.ledger.state(id) == JobState::Computing;
@@ -166,7 +168,8 @@ impl NodeCore {
     fn arrival_instant(&self, role: Role, index: usize) -> Option<Instant> {
         let start = self.phase_started[Phase::Bootstrap as usize]?;
         let t = *self.schedule.arrivals(role).1.get(index)?;
-        Some(start + Duration::from_secs_f64(t))
+        // Validated arrivals come within a day; a bad value is never due.
+        start.checked_add(Duration::try_from_secs_f64(t).ok()?)
     }
 
     /// Master: `n` more jobs of the run's kind, queued here (the policy

@@ -26,6 +26,7 @@ pub mod ledger;
 mod session;
 mod state;
 pub mod timeline;
+mod watchdog;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -34,6 +35,7 @@ pub use admit::{Admission, admit};
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
 pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline};
+pub use watchdog::MIN_WATCHDOG;
 
 use crate::auth::ReplayWindow;
 use crate::config::{Config, Role};
@@ -211,12 +213,18 @@ pub struct NodeCore {
     /// A job was done: the policy's departure rule is due.
     departure_due: bool,
     throttle: f64,
+    /// Paused with jobs and nobody to give them to (the peer paused or
+    /// lost): said once until a throttle is raised.
+    paused_waiting: bool,
     cpu: (f64, f64),
     policy: Box<dyn TransferPolicy>,
     evaluate_due: bool,
     /// The link's measured rate, bytes per second (smoothed; 0 before any
     /// batch was delivered).
     link_rate: f64,
+
+    /// Ends a run in which nothing moves.
+    watchdog: watchdog::Watchdog,
 
     // Outputs.
     control: VecDeque<Message<'static>>,
@@ -305,10 +313,12 @@ impl NodeCore {
             request_expires: None,
             departure_due: false,
             throttle: me.throttle,
+            paused_waiting: false,
             cpu: (0.0, 0.0),
             policy,
             evaluate_due: false,
             link_rate: 0.0,
+            watchdog: watchdog::Watchdog::default(),
             control: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -478,6 +488,7 @@ impl NodeCore {
         at(self
             .results_waiting_since
             .map(|t| t + jobs::RESULTS_MAX_WAIT));
+        at(self.watchdog_deadline());
         next
     }
 
@@ -574,6 +585,7 @@ impl NodeCore {
         let s = self.endpoint.stats();
         c.rejected.duplicate_chunks = s.duplicate_chunks;
         c.rejected.refused_chunks = s.refused_chunks;
+        c.rejected.invalid_acks = s.invalid_acks;
         c
     }
 
@@ -826,6 +838,7 @@ impl NodeCore {
             self.evaluate(now);
         }
         self.sample_queue(now, false);
+        self.watch(now);
     }
 
     /// Adds a queue sample to the timeline once the run has started;

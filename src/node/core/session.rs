@@ -10,7 +10,9 @@ use crate::config::Role;
 use crate::protocol::{self, BatchKind, Hello, Message, Phase, RunParams};
 use crate::workload::{Job, ResultStore, format_id_ranges};
 
-/// How often a hello is repeated until the peer answers.
+/// How often a hello is repeated until the peer answers, at most: a
+/// quarter of the peer time-out when that is shorter (see
+/// [`NodeCore::hello_interval`]).
 pub const HELLO_INTERVAL: Duration = Duration::from_millis(500);
 /// How often "waiting for peer" is repeated in the log.
 const WAIT_NOTICE_INTERVAL: Duration = Duration::from_secs(5);
@@ -112,6 +114,17 @@ impl NodeCore {
             );
             return;
         }
+        if let Err(why) = hello.validate() {
+            self.count_rejection(super::Rejection::Malformed);
+            self.log(
+                now,
+                format!(
+                    "ignored a hello from the {} with bad values: {why}",
+                    self.role.peer()
+                ),
+            );
+            return;
+        }
         let ours = self.session;
         match self.role {
             Role::Master => {
@@ -122,7 +135,7 @@ impl NodeCore {
                     // Otherwise a late or repeated hello of our own slave.
                 } else if session == ours {
                     self.slave_nonce = Some(hello.nonce);
-                    self.connect(now, hello.window_chunks);
+                    self.connect(now, &hello);
                     self.begin_bootstrap(now);
                 } else if session == 0 {
                     // The slave has not heard us yet: answer at once,
@@ -145,33 +158,15 @@ impl NodeCore {
                         // replay of an earlier run's: wait for the answer.
                         return;
                     }
-                    if hello.params.workload().validate().is_err() {
-                        self.log(now, "ignored a hello from the master with bad parameters");
-                        return;
-                    }
+                    // Validated above: the policy is known, the jobs are
+                    // those the arrivals make.
                     let policy = crate::policy::NAMES
                         .get(usize::from(hello.params.policy))
                         .and_then(|name| crate::policy::by_name(name, hello.params.threshold));
                     let Some(policy) = policy else {
-                        self.log(
-                            now,
-                            "ignored a hello from the master naming an unknown policy",
-                        );
                         return;
                     };
                     let schedule = hello.params.schedule();
-                    if schedule.total() != hello.params.jobs {
-                        self.log(
-                            now,
-                            format!(
-                                "ignored a hello from the master: its {} jobs do not match the {} \
-                                 its arrivals make",
-                                hello.params.jobs,
-                                schedule.total()
-                            ),
-                        );
-                        return;
-                    }
                     self.schedule = schedule;
                     self.session = session;
                     self.params = Some(hello.params);
@@ -187,7 +182,7 @@ impl NodeCore {
                             crate::policy::threshold_unit(self.policy.name())
                         ),
                     );
-                    self.connect(now, hello.window_chunks);
+                    self.connect(now, &hello);
                     self.send_hello(now);
                 } else if session == ours {
                     // Our answer was lost: repeat it.
@@ -240,10 +235,28 @@ impl NodeCore {
         self.fail(now, Failure::Stale { address });
     }
 
-    fn connect(&mut self, now: Instant, peer_window: u32) {
+    fn connect(&mut self, now: Instant, hello: &Hello) {
+        let peer_window = hello.window_chunks;
         self.connected = true;
         self.last_heard = Some(now);
         self.endpoint.set_peer_window(peer_window);
+        // Both nodes send datagrams of the smaller of the two sizes, so
+        // neither's reader ever cuts one of the other's (the larger node's
+        // link may not carry it, the smaller one's buffer does not hold it).
+        let ours = self.config.datagram_bytes;
+        let size = ours.min(hello.datagram_bytes);
+        self.endpoint
+            .set_chunk_bytes(size as usize - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES);
+        if hello.datagram_bytes != ours {
+            self.log(
+                now,
+                format!(
+                    "datagram size: the {}'s is {} bytes, this node's {ours}: both send {size}",
+                    self.role.peer(),
+                    hello.datagram_bytes
+                ),
+            );
+        }
         self.state_due = true;
         self.next_state = Some(now + self.state_interval());
         let peer = self.config.node(self.role.peer()).address;
@@ -579,7 +592,9 @@ impl NodeCore {
         }
         let started = self.started?;
         if !self.connected {
-            let hello = self.last_hello.map_or(started, |t| t + HELLO_INTERVAL);
+            let hello = self
+                .last_hello
+                .map_or(started, |t| t + self.hello_interval());
             let notice = self
                 .last_wait_notice
                 .map_or(started, |t| t + WAIT_NOTICE_INTERVAL);
@@ -593,6 +608,16 @@ impl NodeCore {
             return None;
         }
         self.last_heard.map(|t| t + self.peer_timeout())
+    }
+
+    /// How often the hello is repeated until the peer answers. A slave
+    /// that joined counts the master's silence from then on, and hears
+    /// nothing more until the master has its answer: a lost answer must be
+    /// asked for again well within the slave's peer time-out (the swarm
+    /// found slaves declaring a live master lost, with a time-out of
+    /// 300 ms and one answer lost).
+    pub fn hello_interval(&self) -> Duration {
+        HELLO_INTERVAL.min(self.peer_timeout() / 4)
     }
 
     fn connect_timeout(&self) -> Duration {
@@ -678,7 +703,7 @@ impl NodeCore {
     fn tick_waiting(&mut self, now: Instant, started: Instant) {
         if self
             .last_hello
-            .is_none_or(|t| now.saturating_duration_since(t) >= HELLO_INTERVAL)
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.hello_interval())
         {
             self.send_hello(now);
         }

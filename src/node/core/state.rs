@@ -134,6 +134,11 @@ impl NodeCore {
 
     /// The adaptor: asks the policy and carries out its decision.
     pub(super) fn evaluate(&mut self, now: Instant) {
+        if self.throttle <= 0.0 {
+            self.give_away_paused(now);
+            return;
+        }
+        self.paused_waiting = false;
         if self.role == Role::Master && self.phase == Phase::Bootstrap {
             self.evaluate_bootstrap(now);
             return;
@@ -141,18 +146,55 @@ impl NodeCore {
         let Some(input) = self.policy_input(now) else {
             return;
         };
-        if self.throttle <= 0.0 {
-            // Paused: every job not started goes to a peer that computes,
-            // whatever the policy (a queue that never shrinks would keep
-            // the run from ever ending).
-            if input.peer_throttle > 0.0 && input.local_queue > 0 && input.in_flight == 0 {
-                let jobs = self.take_for_transfer(input.local_queue);
-                self.send_decided(now, jobs, "paused: giving away every queued job".to_owned());
+        let decision = self.policy.on_state(&input);
+        self.act(now, &input, decision);
+    }
+
+    /// Paused: every job not started goes to a peer that computes, whatever
+    /// the policy and in every phase that has jobs (the bootstrap, the
+    /// processing and the aggregation, where the master takes back what a
+    /// paused slave holds): a queue that never shrinks would keep the run
+    /// from ever ending. One batch at a time, so that its ack comes before
+    /// the next. When the peer is paused too, or lost, the run waits, and
+    /// says so once.
+    fn give_away_paused(&mut self, now: Instant) {
+        if !matches!(
+            self.phase,
+            Phase::Bootstrap | Phase::Processing | Phase::Aggregation
+        ) || !self.connected
+            || self.queued() == 0
+        {
+            return;
+        }
+        let peer = if self.peer_lost { None } else { self.peer };
+        if peer.is_some_and(|p| p.state.phase >= Phase::Done) {
+            return;
+        }
+        if !peer.is_some_and(|p| p.state.throttle > 0.0) {
+            if !self.paused_waiting {
+                self.paused_waiting = true;
+                let why = if self.peer_lost {
+                    "with no peer to give them to"
+                } else {
+                    "and so is the peer"
+                };
+                self.log(
+                    now,
+                    format!(
+                        "paused with {} jobs queued here, {why}: the run waits until a throttle \
+                         is raised",
+                        self.queued()
+                    ),
+                );
             }
             return;
         }
-        let decision = self.policy.on_state(&input);
-        self.act(now, &input, decision);
+        self.paused_waiting = false;
+        if self.in_flight_jobs > 0 {
+            return;
+        }
+        let jobs = self.take_for_transfer(self.queued());
+        self.send_decided(now, jobs, "paused: giving away every queued job".to_owned());
     }
 
     /// The master, during the bootstrap: the policy may keep some of the

@@ -1,0 +1,126 @@
+//! The progress watchdog: a run in which nothing moves ends, named, instead
+//! of waiting for ever. Progress is any job changing state here, a chunk of
+//! a batch received or acknowledged, or the peer's state showing a job done
+//! or received; a worker computing (here or at the peer) is progress too,
+//! and a paused node is waiting for its user, not stalled. When none of
+//! that happens for [`NodeCore::watchdog_limit`], the node fails with
+//! [`Failure::NoProgress`], saying where every job stands.
+
+use std::time::{Duration, Instant};
+
+use super::{Failure, JobState, NodeCore};
+use crate::protocol::Phase;
+
+/// The watchdog never fires sooner than this after the last progress.
+pub const MIN_WATCHDOG: Duration = Duration::from_secs(10);
+
+/// What the watchdog keeps between two looks.
+#[derive(Debug, Default)]
+pub(super) struct Watchdog {
+    /// The progress counters' sum at the last change.
+    mark: u64,
+    /// When they last changed (None: not watching).
+    since: Option<Instant>,
+    /// The longest a job took here, from its worker taking it to its result.
+    slowest_job: Duration,
+}
+
+impl Watchdog {
+    /// A job took `took` from its worker taking it to its result.
+    pub(super) fn job_took(&mut self, took: Duration) {
+        self.slowest_job = self.slowest_job.max(took);
+    }
+}
+
+impl NodeCore {
+    /// How long the run may go without progress: ten times the slowest job
+    /// seen here plus the peer time-out, and never under [`MIN_WATCHDOG`].
+    pub fn watchdog_limit(&self) -> Duration {
+        let peer = Duration::from_millis(self.config.peer_timeout_ms);
+        self.watchdog
+            .slowest_job
+            .saturating_mul(10)
+            .saturating_add(peer)
+            .max(MIN_WATCHDOG)
+    }
+
+    /// When the watchdog fires if nothing moves, while it watches.
+    pub(super) fn watchdog_deadline(&self) -> Option<Instant> {
+        self.watchdog
+            .since
+            .and_then(|t| t.checked_add(self.watchdog_limit()))
+    }
+
+    /// Looks for progress at `now`, and fails the node when there has been
+    /// none for the limit.
+    pub(super) fn watch(&mut self, now: Instant) {
+        let live = self.connected
+            && self.end.is_none()
+            && matches!(self.ending, super::Ending::No)
+            && matches!(
+                self.phase,
+                Phase::Bootstrap | Phase::Processing | Phase::Aggregation
+            );
+        if !live {
+            self.watchdog.since = None;
+            return;
+        }
+        let peer = self.peer.filter(|_| !self.peer_lost).map(|p| p.state);
+        let stats = self.endpoint.stats();
+        let mark = self
+            .ledger
+            .moves()
+            .wrapping_add(stats.chunks_received)
+            .wrapping_add(stats.chunks_acked)
+            .wrapping_add(peer.map_or(0, |p| u64::from(p.jobs_done) + u64::from(p.jobs_received)));
+        let computing_here = self.throttle > 0.0 && self.ledger.count(JobState::Computing) > 0;
+        let computing_there = peer.is_some_and(|p| p.throttle > 0.0 && p.busy > 0);
+        let paused = self.throttle <= 0.0 || peer.is_some_and(|p| p.throttle <= 0.0);
+        let moving = computing_here || computing_there || paused;
+        if moving || self.watchdog.since.is_none() || mark != self.watchdog.mark {
+            self.watchdog.mark = mark;
+            self.watchdog.since = Some(now);
+            return;
+        }
+        let Some(deadline) = self.watchdog_deadline() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let seconds = self.watchdog_limit().as_secs_f64();
+        let detail = self.where_jobs_stand(now);
+        self.fail(now, Failure::NoProgress { seconds, detail });
+    }
+
+    /// Where the run's jobs stand, for the watchdog's message: the ledger's
+    /// counts that are not zero and whether the peer is alive.
+    fn where_jobs_stand(&self, now: Instant) -> String {
+        let peer = self.role.peer();
+        let states = [
+            (JobState::Queued, "queued here".to_owned()),
+            (JobState::Computing, "computing here".to_owned()),
+            (JobState::InFlight, format!("in flight to the {peer}")),
+            (JobState::Lent, format!("lent to the {peer}")),
+            (
+                JobState::Computed,
+                "computed, results not acknowledged".to_owned(),
+            ),
+            (JobState::Returned, "returned".to_owned()),
+            (JobState::Absent, format!("at the {peer} or not arrived")),
+        ];
+        let mut parts: Vec<String> = states
+            .iter()
+            .filter_map(|(state, what)| {
+                let n = self.ledger.count(*state);
+                (n > 0).then(|| format!("{n} jobs {what}"))
+            })
+            .collect();
+        parts.push(match (self.peer_lost, self.silence(now)) {
+            (true, _) => format!("the {peer} lost"),
+            (false, Some(s)) => format!("the {peer} alive (heard {:.1} s ago)", s.as_secs_f64()),
+            (false, None) => format!("the {peer} never heard"),
+        });
+        parts.join(", ")
+    }
+}
