@@ -195,13 +195,22 @@ fn keep_freed_memory() {
 fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
-    match run(cli) {
+    // Only a node's run may drop a line of output rather than wait for a
+    // stderr nobody reads (see loadbal::term); everything else waits.
+    let runs_a_node = cli.role.is_some() || matches!(cli.command, Some(Sub::Demo(_)));
+    if !runs_a_node {
+        loadbal::term::keep_every_line();
+    }
+    let code = match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
+            loadbal::term::keep_every_line();
             loadbal::say!("loadbal: {:#}", f.error);
             ExitCode::from(f.code)
         }
-    }
+    };
+    loadbal::term::flush();
+    code
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
@@ -437,6 +446,8 @@ fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failur
     let view = handle.view().clone();
     handle.command(Command::Start);
     let outcome = handle.wait();
+    // The node is done: no line of the result may be dropped.
+    loadbal::term::keep_every_line();
     write_trace(outputs, &[&view]);
     finish(&outcome, outputs)
 }
@@ -483,6 +494,8 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     slave.command(Command::Start);
     master.command(Command::Start);
     let (master_outcome, slave_outcome) = wait_together(master, slave);
+    // The nodes are done: no line of the result may be dropped.
+    loadbal::term::keep_every_line();
     if let Outcome::Failed(why) = &slave_outcome {
         loadbal::say!("loadbal: the slave failed: {why}");
     }
@@ -581,9 +594,16 @@ fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
     match outcome {
         Outcome::Finished { verified, report } => {
             if let Some(report) = report {
-                print_summary(report);
+                // Every node is done and no line is dropped any more: the
+                // count is final (the slave's last lines came after the
+                // master's report was made).
+                let report = loadbal::report::Report {
+                    log_lines_dropped: loadbal::term::dropped(),
+                    ..(**report).clone()
+                };
+                print_summary(&report);
                 if let Some(path) = &outputs.report {
-                    write_report(report, path, quiet);
+                    write_report(&report, path, quiet);
                 }
             }
             Ok(if *verified { 0 } else { 1 })

@@ -173,6 +173,10 @@ pub struct Report {
     /// The process's peak resident memory when the report was made (in a
     /// demo, both nodes'); null where the system does not say.
     pub peak_rss_bytes: Option<u64>,
+    /// Lines of this process's output dropped because stderr was not read
+    /// as fast as the run wrote them (a pipe nobody reads): the run never
+    /// waits on stderr.
+    pub log_lines_dropped: u64,
     /// With `workload.arrivals` or Add jobs: the response times of the jobs
     /// that came during the run, from each one's coming to its result held
     /// by the master. Absent when every job was there from the start.
@@ -322,6 +326,7 @@ impl Report {
             jobs_reclaimed: core.jobs_reclaimed(),
             peer_lost_at_s: core.peer_lost_at_s(),
             peak_rss_bytes: peak_rss_bytes(),
+            log_lines_dropped: crate::term::dropped(),
             response_s: if core.jobs_came_during_run() {
                 ResponseTimes::of(&core.response_times())
             } else {

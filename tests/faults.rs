@@ -194,7 +194,11 @@ fn relay(
                     captured.push(buf[..n].to_vec());
                 }
             }
-            if attacked || captured.len() < 100 {
+            // Forty are enough to draw the attack from, and come early in
+            // any run: on a machine whose kernel computes this workload in
+            // 4 s, the slave sent fewer than 100 in session before the run
+            // ended, and the attack never ran.
+            if attacked || captured.len() < 40 {
                 continue;
             }
             attacked = true;

@@ -269,6 +269,7 @@ pub fn simulate(
     // Computed with one iteration, predicted for the workload's.
     report.expected_value = crate::workload::expected_value(&w);
     report.peak_rss_bytes = None;
+    report.log_lines_dropped = 0;
     // The report's total (its phases, to the microsecond), so the two agree.
     let finish_s = report.elapsed_s.total;
     let jobs_moved = report.jobs_moved.to_slave + report.jobs_moved.to_master;

@@ -94,22 +94,44 @@ pub fn wait(child: Child, limit: Duration) -> Output {
     wait_or(child, limit, "")
 }
 
+/// Reads all of `pipe` on a thread of its own, as it comes.
+fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
 /// Waits for a child, killing it after `limit` and failing with its stderr
-/// and `context` (another process's output, say).
+/// and `context` (another process's output, say). Its stdout and stderr
+/// are read as they come, so a child that writes more than a pipe holds
+/// never waits on the test.
 pub fn wait_or(mut child: Child, limit: Duration, context: &str) -> Output {
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if start.elapsed() > limit {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            let err = err.join().unwrap();
             panic!(
                 "loadbal did not finish within {limit:?}; stderr:\n{}{context}",
-                String::from_utf8_lossy(&out.stderr)
+                String::from_utf8_lossy(&err)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
     }
-    child.wait_with_output().unwrap()
 }
 
 pub fn run(args: &[&str], dir: &Path) -> Output {
