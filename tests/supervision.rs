@@ -19,11 +19,17 @@ use common::*;
 /// (master, slave) outputs.
 fn pair_with_panic(thread: &str) -> (std::process::Output, std::process::Output) {
     let dir = test_dir(&format!("panic-{thread}"));
+    // A link emulator's thread only where a node has a link.
+    let slave = if thread.ends_with("-link") {
+        serde_json::json!({ "throttle": 0.5, "link": { "delay_ms": 0.5 } })
+    } else {
+        serde_json::json!({ "throttle": 0.5 })
+    };
     let config = write_config(
         &dir,
         serde_json::json!({
             "workload": { "jobs": 64, "elements_per_job": 8192, "iterations": 30000 },
-            "slave": { "throttle": 0.5 },
+            "slave": slave,
             "peer_timeout_ms": 1000
         }),
     );
@@ -69,11 +75,15 @@ fn pair_with_panic(thread: &str) -> (std::process::Output, std::process::Output)
 
 #[test]
 fn a_panic_in_any_slave_thread_stops_the_slave_and_the_master_finishes_alone() {
+    // Issue 20: the link emulator's thread was spawned outside the
+    // supervision; had it died, every datagram would have been lost
+    // without a word until the master called the slave lost.
     for thread in [
         "slave-worker-0",
         "slave-hwmon",
         "slave-net-rx",
         "slave-core",
+        "slave-link",
     ] {
         let (master, slave) = pair_with_panic(thread);
         assert_eq!(slave.status.code(), Some(3), "{thread}: {}", stderr(&slave));

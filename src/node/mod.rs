@@ -323,11 +323,16 @@ fn random_nonzero() -> u64 {
 pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHandle, StartError> {
     let me = *config.node(role);
     let peer = *config.node(role.peer());
-    let transport = Arc::new(Transport::bind(
+    let name = role.name();
+    let inject = options.inject_panic.as_ref();
+    let link_hook = PanicHook::for_thread(&format!("{name}-link"), inject);
+    let transport = Arc::new(Transport::bind_supervised(
         me.address,
         peer.address,
         me.link,
         config.key.clone(),
+        format!("{name}-link"),
+        Box::new(move || link_hook.check()),
     )?);
     let datagram_bytes = config.datagram_bytes as usize;
     let now = Instant::now();
@@ -362,8 +367,6 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     // a full window in flight between the two.
     let (recycle_tx, recycle_rx) = crossbeam_channel::bounded(256);
     let knob = Arc::new(Knob::new(me.throttle));
-    let name = role.name();
-    let inject = options.inject_panic.as_ref();
 
     let mut spokes = Vec::new();
     let mut work_txs = Vec::new();
@@ -526,6 +529,11 @@ impl Shell {
             }
             self.hook.check();
             let now = Instant::now();
+            // The link emulator's thread is not the core's spoke (the
+            // transport owns it); its end is looked for here.
+            if let Some((name, panicked)) = self.transport.link_thread_ended() {
+                self.core.handle(now, Input::ThreadEnded { name, panicked });
+            }
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }

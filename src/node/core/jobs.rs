@@ -329,7 +329,9 @@ impl NodeCore {
         }
         let n = jobs.len() as u32;
         let ranges = format_id_ranges(&ids);
-        self.timeline.batch(super::BatchSpan {
+        // Recorded only once something in it was taken: a peer sending
+        // the same jobs again and again must not grow what is kept here.
+        let span = super::BatchSpan {
             transfer,
             kind,
             outbound: false,
@@ -337,7 +339,7 @@ impl NodeCore {
             bytes: payload.len(),
             start_s: self.run_seconds(since),
             end_s: self.run_seconds(now),
-        });
+        };
         match kind {
             BatchKind::Results => {
                 if self.role != Role::Master {
@@ -368,6 +370,9 @@ impl NodeCore {
                     }
                 }
                 self.results_received += stored;
+                if stored > 0 {
+                    self.timeline.batch(span);
+                }
                 self.log_detail(now, format!("received {n} results [{ranges}] from {peer}"));
                 if late > 0 {
                     self.log(
@@ -429,15 +434,20 @@ impl NodeCore {
                     );
                 }
                 self.received += taken;
+                if taken > 0 {
+                    self.timeline.batch(span);
+                }
                 if kind == BatchKind::Jobs {
                     // Whatever was asked of the peer, this is its answer.
                     self.requested = 0;
                     self.request_expires = None;
+                }
+                if kind == BatchKind::Jobs && taken > 0 {
                     let at_s = self.run_seconds(now);
                     self.transfers.push(TransferRecord {
                         at_s,
                         from: peer,
-                        jobs: n,
+                        jobs: taken,
                     });
                 }
                 let what = if kind == BatchKind::Bootstrap {
