@@ -632,3 +632,50 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
             .any(|e| e.text == "added 64 jobs [32-95]: the run has 96 jobs now")
     );
 }
+
+// Issue 20: the slave's slider moved to 0 after the processing ended, while
+// the slave computed its last job, held that job for ever (a paused node
+// gave its queue away only while processing). The master now takes it back
+// and the run ends verified.
+#[test]
+fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
+    // Jobs long enough that the slave, at 10 %, is still on its last one
+    // when the master has run out of work and begun the aggregation.
+    let path = config_file_iterating("pause-aggregation", 100_000);
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(r#""slave": {"#, r#""slave": { "throttle": 0.1,"#);
+    std::fs::write(&path, text).unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(120),
+        "the aggregation, with the slave computing",
+        |h| {
+            let app = h[0].state();
+            let slave = app.panel(Role::Slave).unwrap().view().unwrap().snapshot();
+            app.panel(Role::Master).unwrap().phase() == Phase::Aggregation && slave.local.busy > 0
+        },
+    );
+    h.step();
+    h.get_by_role_and_label(A11yRole::Slider, "slave throttle")
+        .set_value_accesskit(0.0);
+    let r = verified_report_after_run(&mut h, Duration::from_secs(120));
+    assert_eq!(r.jobs_done.master + r.jobs_done.slave, 32);
+    let slave = h
+        .state()
+        .panel(Role::Slave)
+        .unwrap()
+        .view()
+        .unwrap()
+        .clone();
+    let logged = slave.log.entries();
+    assert!(
+        logged.iter().any(|e| e
+            .text
+            .starts_with("policy sender: paused: giving away every queued job")),
+        "{logged:?}"
+    );
+}
