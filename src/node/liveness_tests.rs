@@ -373,3 +373,42 @@ fn a_run_in_which_nothing_moves_ends_with_a_named_failure() {
     let failed_at = pair.master.log.last().unwrap().0;
     assert!(failed_at >= Duration::from_secs(10), "{failed_at:?}");
 }
+
+// Issue 20: a batch was the receiver's once its transport had every chunk,
+// even when its core then dropped it (parameters not known, a decode
+// error, results sent to a slave): the sender marked the jobs lent and the
+// run waited for ever. Now a core that cannot take a batch refuses it on
+// the batch's complete ack, and the sender takes the jobs back. Here every
+// other batch (or every one) is refused, on either side and on both, over a
+// lossy link.
+#[test]
+fn refused_batches_are_taken_back_and_the_run_verifies() {
+    let link = r#"{ "loss": 0.1, "duplicate": 0.05, "reorder": 0.1, "delay_ms": 2, "seed": 3 }"#;
+    let cfg = small(&format!(
+        r#", "master": {{ "throttle": 0.3, "link": {link} }}, "slave": {{ "link": {link} }}"#
+    ));
+    // (The slave refusing every batch leaves the master to compute alone.)
+    for (seed, refuse) in [(1, [0, 1]), (2, [2, 0]), (3, [2, 2]), (4, [2, 2])] {
+        let mut pair = Pair::new(&cfg, RATE, seed);
+        pair.master.core.inject_refusals(refuse[0]);
+        pair.slave.core.inject_refusals(refuse[1]);
+        pair.start();
+        assert!(pair.run(Duration::from_secs(120)), "{refuse:?}");
+        assert_verified(&pair);
+        for (role, node, refusing) in [
+            (Role::Master, &pair.master, refuse[0]),
+            (Role::Slave, &pair.slave, refuse[1]),
+        ] {
+            let refused = node.core.counters().batches_refused;
+            assert_eq!(refused > 0, refusing > 0, "{role:?} {refuse:?}");
+            // Each refusal was heard by the other side, which took the
+            // batch's jobs back.
+            let other = match role {
+                Role::Master => &pair.slave,
+                Role::Slave => &pair.master,
+            };
+            let taken_back = other.log_text().matches(" are this node's again").count();
+            assert_eq!(taken_back as u64, refused, "{role:?} {refuse:?}");
+        }
+    }
+}

@@ -184,6 +184,7 @@ mod tests {
                 next: 1,
                 window: 64,
                 complete: false,
+                refused: None,
                 sack: &SACK,
             }),
             Message::Finish { verified: true },

@@ -21,7 +21,7 @@ use codec::{Reader, Writer};
 /// The first four bytes of every loadbal datagram.
 pub const MAGIC: [u8; 4] = *b"LDBL";
 /// The wire format's version; a datagram of another version is rejected.
-pub const VERSION: u8 = 5;
+pub const VERSION: u8 = 6;
 /// Bytes in the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Bytes in a chunk message before its payload (header included).
@@ -270,6 +270,9 @@ pub struct Ack<'a> {
     pub window: u32,
     /// The whole batch has arrived (and was delivered once).
     pub complete: bool,
+    /// With `complete`: the receiver's core could not take the batch, and
+    /// why; its jobs are still the sender's.
+    pub refused: Option<RefuseReason>,
     /// Bit `i` set: chunk `next + 1 + i` has arrived.
     pub sack: &'a [u8],
 }
@@ -337,6 +340,43 @@ pub enum Message<'a> {
         /// How many jobs the sender would take.
         jobs: u32,
     },
+}
+
+/// Why a node's core refused a batch it had whole: carried by the batch's
+/// complete ack, so the sender learns it as reliably as it learns of the
+/// delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefuseReason {
+    /// The run's parameters were not known yet.
+    NotReady = 1,
+    /// The batch did not decode (or named jobs past the run).
+    Malformed = 2,
+    /// Not for this role (results sent to a slave).
+    WrongRole = 3,
+    /// Refused on purpose, by a test's or the swarm's fault injection.
+    Injected = 4,
+}
+
+impl RefuseReason {
+    fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            1 => RefuseReason::NotReady,
+            2 => RefuseReason::Malformed,
+            3 => RefuseReason::WrongRole,
+            4 => RefuseReason::Injected,
+            _ => return None,
+        })
+    }
+
+    /// In words, for the log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RefuseReason::NotReady => "the run's parameters were not known yet",
+            RefuseReason::Malformed => "it did not decode",
+            RefuseReason::WrongRole => "it was not for this node's role",
+            RefuseReason::Injected => "a fault was injected",
+        }
+    }
 }
 
 impl Message<'_> {
@@ -462,7 +502,12 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.u32(a.transfer);
             w.u32(a.next);
             w.u32(a.window);
-            w.u8(u8::from(a.complete));
+            // 0: not complete; 1: complete; 0x80 | reason: complete, refused.
+            w.u8(match (a.complete, a.refused) {
+                (false, _) => 0,
+                (true, None) => 1,
+                (true, Some(reason)) => 0x80 | reason as u8,
+            });
             debug_assert!(a.sack.len() <= MAX_SACK_BYTES);
             let len = a.sack.len().min(MAX_SACK_BYTES);
             w.u8(len as u8);
@@ -633,7 +678,14 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
             let transfer = r.u32()?;
             let next = r.u32()?;
             let window = r.u32()?;
-            let complete = bool_from(r.u8()?)?;
+            let (complete, refused) = match r.u8()? {
+                0 => (false, None),
+                1 => (true, None),
+                v => match RefuseReason::from_u8(v ^ 0x80).filter(|_| v & 0x80 != 0) {
+                    Some(reason) => (true, Some(reason)),
+                    None => return Err(DecodeError::Invalid("bad ack flags")),
+                },
+            };
             let len = r.u8()? as usize;
             if len > MAX_SACK_BYTES {
                 return Err(DecodeError::Invalid("selective-ack bitmap too long"));
@@ -644,6 +696,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 next,
                 window,
                 complete,
+                refused,
                 sack,
             })
         }

@@ -55,6 +55,7 @@ fn samples() -> Vec<Message<'static>> {
             next: 17,
             window: 900,
             complete: false,
+            refused: None,
             sack: &SACK,
         }),
         Message::Finish { verified: true },
@@ -65,6 +66,14 @@ fn samples() -> Vec<Message<'static>> {
             reason: "master stopped by the user",
         },
         Message::GoAway { nonce: 77 },
+        Message::Ack(Ack {
+            transfer: 9,
+            next: 0,
+            window: 900,
+            complete: true,
+            refused: Some(crate::protocol::RefuseReason::Malformed),
+            sack: &[],
+        }),
     ]
 }
 

@@ -8,7 +8,8 @@
 //! phase), jobs arriving and added by hand, each direction's link (loss,
 //! duplication, reordering, delay, a bottleneck), a slave killed or
 //! restarted, a master lost, the two configs differing where they may, and
-//! forged hellos. The run goes through the same cores as a real node, in
+//! forged hellos, and cores that refuse some of the batches they
+//! reassemble. The run goes through the same cores as a real node, in
 //! [`Pair`]; nothing here opens a socket or reads a clock for the run.
 //!
 //! Checks, for every seed:
@@ -78,6 +79,9 @@ pub struct Scenario {
     pub files: [serde_json::Value; 2],
     /// The CPU that moving data takes from the workers, if modelled.
     pub cpu: Option<CpuModel>,
+    /// Each node's core refuses every this many batches it reassembles
+    /// (0: none), as one that could not take them would.
+    pub refuse_every: [u32; 2],
 }
 
 impl Scenario {
@@ -278,6 +282,14 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
         seconds_per_byte: uniform(r, 0.5e-9, 20e-9),
         shared: chance(r, 0.5),
     });
+    let mut refuse = || {
+        if chance(r, 0.15) {
+            between(r, 2, 6) as u32
+        } else {
+            0
+        }
+    };
+    let refuse_every = [refuse(), refuse()];
     let master = validate(&file).unwrap_or_else(|e| panic!("seed {seed}: drew a bad config: {e}"));
     let slave =
         validate(&slave_file).unwrap_or_else(|e| panic!("seed {seed}: drew a bad config: {e}"));
@@ -307,6 +319,7 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
         bound_s,
         files: [file, slave_file],
         cpu,
+        refuse_every,
     }
 }
 
@@ -434,6 +447,8 @@ fn run_once(s: &Scenario) -> Run {
     let mut pair = Pair::with_configs(&s.master, &s.slave, s.rates, s.seed);
     pair.digest = Some(blake3::Hasher::new());
     pair.cpu = s.cpu;
+    pair.master.core.inject_refusals(s.refuse_every[0]);
+    pair.slave.core.inject_refusals(s.refuse_every[1]);
     pair.start();
     let result = catch_unwind(AssertUnwindSafe(|| drive(&mut pair, s)));
     let logs = [pair.master.log_text(), pair.slave.log_text()];
@@ -637,11 +652,13 @@ pub fn run_seed(seed: u64, jobs_max: u32, verbose: Option<&mut String>) -> SeedR
     if let Some(out) = verbose {
         let _ = writeln!(
             out,
-            "seed {seed}: master config {}\nslave config {}\nrates {:?}, cpu {:?}, bound {:.1} s\nactions: {}",
+            "seed {seed}: master config {}\nslave config {}\nrates {:?}, cpu {:?}, refusing every \
+             {:?} batches, bound {:.1} s\nactions: {}",
             s.files[0],
             s.files[1],
             s.rates,
             s.cpu,
+            s.refuse_every,
             s.bound_s,
             serde_json::to_string(&s.actions).unwrap_or_default()
         );

@@ -42,7 +42,7 @@ mod send;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::protocol::{Ack, BatchKind, Chunk, Message};
+use crate::protocol::{Ack, BatchKind, Chunk, Message, RefuseReason};
 use pacer::Pacer;
 pub use pacer::Phase as PacerPhase;
 use recv::{Arrival, Delivered, InBatch};
@@ -126,6 +126,14 @@ pub enum Event {
         /// Our transfer id.
         transfer: u32,
     },
+    /// The peer has every chunk of one of our batches, but its core could
+    /// not take it: what it carries is still ours.
+    Refused {
+        /// Our transfer id.
+        transfer: u32,
+        /// Why.
+        reason: RefuseReason,
+    },
 }
 
 /// Counters of what the endpoint did.
@@ -193,6 +201,8 @@ pub struct Endpoint {
     inbound: HashMap<u32, InBatch>,
     inbound_bytes: usize,
     delivered: Delivered,
+    /// Delivered batches the core refused: their complete acks say so.
+    refused: recv::Refused,
     /// Transfers to acknowledge right away, oldest first.
     ack_now: VecDeque<u32>,
     ack_deadline: Option<Instant>,
@@ -223,6 +233,7 @@ impl Endpoint {
             inbound: HashMap::new(),
             inbound_bytes: 0,
             delivered: Delivered::default(),
+            refused: recv::Refused::default(),
             ack_now: VecDeque::new(),
             ack_deadline: None,
             sack: Vec::with_capacity(crate::protocol::MAX_SACK_BYTES),
@@ -359,6 +370,14 @@ impl Endpoint {
         }
     }
 
+    /// The caller could not take the peer's batch `transfer` (delivered
+    /// whole): its complete ack, now and whenever repeated, says so and why.
+    pub fn refuse(&mut self, transfer: u32, reason: RefuseReason) {
+        if self.delivered.contains(transfer) {
+            self.refused.insert(transfer, reason);
+        }
+    }
+
     fn queue_ack_now(&mut self, id: u32) {
         if !self.ack_now.contains(&id) {
             self.ack_now.push_back(id);
@@ -416,7 +435,13 @@ impl Endpoint {
         }
         if let Some(id) = delivered {
             self.outbound.remove(pos);
-            self.events.push_back(Event::Delivered { transfer: id });
+            self.events.push_back(match ack.refused {
+                Some(reason) => Event::Refused {
+                    transfer: id,
+                    reason,
+                },
+                None => Event::Delivered { transfer: id },
+            });
         }
     }
 
@@ -612,6 +637,7 @@ impl Endpoint {
                         next: batch.next,
                         window,
                         complete: false,
+                        refused: None,
                         sack: &self.sack,
                     })
                 }
@@ -620,6 +646,7 @@ impl Endpoint {
                     next: 0,
                     window,
                     complete: true,
+                    refused: self.refused.reason(id),
                     sack: &[],
                 }),
             });

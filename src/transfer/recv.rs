@@ -132,6 +132,36 @@ impl Delivered {
     }
 }
 
+/// Delivered batches the receiver's core refused, with why: the newest
+/// [`REFUSALS_KEPT`], oldest forgotten first (a peer that makes this node
+/// refuse batch after batch cannot grow it).
+#[derive(Debug, Default)]
+pub(crate) struct Refused {
+    order: std::collections::VecDeque<u32>,
+    reasons: std::collections::HashMap<u32, crate::protocol::RefuseReason>,
+}
+
+/// Refusals remembered: far more than a sender keeps batches open, so one
+/// is forgotten only long after its sender has heard of it.
+const REFUSALS_KEPT: usize = 1024;
+
+impl Refused {
+    pub fn insert(&mut self, id: u32, reason: crate::protocol::RefuseReason) {
+        if self.reasons.insert(id, reason).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > REFUSALS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.reasons.remove(&old);
+            }
+        }
+    }
+
+    pub fn reason(&self, id: u32) -> Option<crate::protocol::RefuseReason> {
+        self.reasons.get(&id).copied()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,8 @@ struct Pair {
     sent_datagrams: u64,
     /// Datagrams to a side are held until this instant (a descheduled receiver).
     stall_until: [Option<Instant>; 2],
+    /// A side whose caller refuses every batch it receives, and why.
+    refuses: [Option<protocol::RefuseReason>; 2],
 }
 
 impl Pair {
@@ -73,6 +75,7 @@ impl Pair {
             received: [Vec::new(), Vec::new()],
             sent_datagrams: 0,
             stall_until: [None, None],
+            refuses: [None, None],
         }
     }
 
@@ -146,6 +149,9 @@ impl Pair {
         for side in 0..2 {
             self.ends[side].handle_timeout(self.now);
             while let Some(e) = self.ends[side].poll_event() {
+                if let (Event::Received { transfer, .. }, Some(reason)) = (&e, self.refuses[side]) {
+                    self.ends[side].refuse(*transfer, reason);
+                }
                 self.received[side].push(e);
             }
         }
@@ -173,7 +179,7 @@ impl Pair {
                     payload,
                     ..
                 } => Some((*transfer, *kind, payload.clone())),
-                Event::Delivered { .. } => None,
+                Event::Delivered { .. } | Event::Refused { .. } => None,
             })
             .collect()
     }
@@ -183,7 +189,7 @@ impl Pair {
             .iter()
             .filter_map(|e| match e {
                 Event::Delivered { transfer } => Some(*transfer),
-                Event::Received { .. } => None,
+                Event::Received { .. } | Event::Refused { .. } => None,
             })
             .collect()
     }
@@ -604,6 +610,7 @@ fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
             next: 4,
             window: 64,
             complete: false,
+            refused: None,
             sack: &[0b10000],
         },
         // Everything below 20.
@@ -612,6 +619,7 @@ fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
             next: 20,
             window: 64,
             complete: false,
+            refused: None,
             sack: &[],
         },
         // Past the batch's end.
@@ -620,6 +628,7 @@ fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
             next: 41,
             window: 64,
             complete: false,
+            refused: None,
             sack: &[],
         },
         // The whole batch.
@@ -628,6 +637,7 @@ fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
             next: 0,
             window: 64,
             complete: true,
+            refused: None,
             sack: &[],
         },
     ];
@@ -645,9 +655,42 @@ fn an_ack_of_chunks_never_sent_is_refused_and_counted() {
             next: 4,
             window: 64,
             complete: false,
+            refused: None,
             sack: &[],
         },
     );
     assert_eq!(end.in_flight(), 0);
     assert_eq!(end.stats().invalid_acks, 4);
+}
+
+// Issue 20: a batch the receiver's caller could not take is refused on its
+// complete ack, and the sender hears "refused", never "delivered", even when
+// the first complete acks are lost and only their repeats get through.
+#[test]
+fn a_refused_batch_is_reported_refused_to_the_sender_even_after_lost_acks() {
+    use crate::protocol::RefuseReason;
+    for lost in [0, 3] {
+        let mut pair = Pair::new(config(), PERFECT, 1);
+        pair.refuses[1] = Some(RefuseReason::Malformed);
+        let mut acks_dropped = 0;
+        pair.filter = Some(Box::new(move |from, m| {
+            if from == 1 && matches!(m, Message::Ack(_)) && acks_dropped < lost {
+                acks_dropped += 1;
+                return true;
+            }
+            false
+        }));
+        pair.ends[0].send_batch(BatchKind::Jobs, payload(2_500, 1));
+        pair.run_until_idle(Duration::from_secs(10));
+        assert_eq!(pair.received_payloads(1).len(), 1, "{lost} lost");
+        assert_eq!(pair.delivered(0), Vec::<u32>::new(), "{lost} lost");
+        assert_eq!(
+            pair.received[0],
+            vec![Event::Refused {
+                transfer: 0,
+                reason: RefuseReason::Malformed
+            }],
+            "{lost} lost"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::{JobState, NodeCore, Origin, Pending, TransferRecord};
 use crate::config::Role;
 use crate::protocol::batch::{self, Encoded, Source};
-use crate::protocol::{BatchKind, Phase};
+use crate::protocol::{BatchKind, Phase, RefuseReason};
 use crate::transfer::Event as EndpointEvent;
 use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
 
@@ -269,6 +269,9 @@ impl NodeCore {
                     since,
                 } => self.received(now, transfer, kind, &payload, since),
                 EndpointEvent::Delivered { transfer } => self.delivered(now, transfer),
+                EndpointEvent::Refused { transfer, reason } => {
+                    self.on_refuse(now, transfer, reason);
+                }
             }
         }
     }
@@ -283,14 +286,14 @@ impl NodeCore {
     ) {
         let peer = self.role.peer();
         let Some(params) = self.params else {
-            self.log(
-                now,
-                format!(
-                    "batch {transfer} from {peer} dropped: the run's parameters are not known yet"
-                ),
-            );
-            return;
+            return self.refuse(now, transfer, RefuseReason::NotReady);
         };
+        if self.refusal_injected() {
+            return self.refuse(now, transfer, RefuseReason::Injected);
+        }
+        if kind == BatchKind::Results && self.role != Role::Master {
+            return self.refuse(now, transfer, RefuseReason::WrongRole);
+        }
         let is_results = kind == BatchKind::Results;
         // The master may add jobs while the run goes: a slave takes ids
         // past the run's length it knows (up to the largest workload) and
@@ -308,10 +311,10 @@ impl NodeCore {
             Err(e) => {
                 self.log(
                     now,
-                    format!("batch {transfer} from {peer} is malformed ({e}); dropped"),
+                    format!("batch {transfer} from {peer} is malformed: {e}"),
                 );
                 self.counters.rejected.malformed += 1;
-                return;
+                return self.refuse(now, transfer, RefuseReason::Malformed);
             }
         };
         let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
@@ -342,15 +345,6 @@ impl NodeCore {
         };
         match kind {
             BatchKind::Results => {
-                if self.role != Role::Master {
-                    self.log(
-                        now,
-                        format!(
-                            "results batch {transfer} from {peer} ignored: only the master collects results"
-                        ),
-                    );
-                    return;
-                }
                 let (mut stored, mut late) = (0, 0);
                 let now_s = self.run_seconds(now);
                 if let Some(store) = self.results.as_mut() {

@@ -23,6 +23,7 @@ mod admit;
 mod event;
 mod jobs;
 pub mod ledger;
+mod refuse;
 mod session;
 mod state;
 pub mod timeline;
@@ -85,6 +86,8 @@ pub struct Counters {
     pub requests_sent: u64,
     /// Requests for jobs the peer sent.
     pub requests_received: u64,
+    /// Batches of the peer's this node's core could not take, and refused.
+    pub batches_refused: u64,
 }
 
 /// A transfer of jobs by the policy, as the report lists it.
@@ -225,6 +228,10 @@ pub struct NodeCore {
 
     /// Ends a run in which nothing moves.
     watchdog: watchdog::Watchdog,
+    /// Fault injection: refuse every this many batches received (0: none).
+    refuse_every: u32,
+    /// Batches received and looked at by the fault injection.
+    batches_seen: u64,
 
     // Outputs.
     control: VecDeque<Message<'static>>,
@@ -319,6 +326,8 @@ impl NodeCore {
             evaluate_due: false,
             link_rate: 0.0,
             watchdog: watchdog::Watchdog::default(),
+            refuse_every: 0,
+            batches_seen: 0,
             control: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),

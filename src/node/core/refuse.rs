@@ -1,0 +1,113 @@
+//! Acceptance end to end. A batch's jobs belong to the receiver only once
+//! its core has taken them, not when its transport has every chunk: a core
+//! that cannot take a batch it has whole (the run's parameters not known
+//! yet, a batch that does not decode, results sent to a slave, or a fault
+//! injected by a test) refuses it. The refusal rides on the batch's complete
+//! ack, which the transport repeats whenever the sender sends a chunk of
+//! it again, so the sender learns of a refusal exactly as reliably as of a
+//! delivery, and in its place; it then takes the batch's jobs back into its
+//! own queue at once.
+
+use std::time::Instant;
+
+use super::{JobState, NodeCore, Origin};
+use crate::config::Role;
+use crate::protocol::{BatchKind, RefuseReason};
+use crate::workload::{Job, JobId, format_id_ranges};
+
+impl NodeCore {
+    /// Refuses batch `transfer` of the peer's, which the endpoint has
+    /// whole: says why in the log and, through the batch's complete ack, to
+    /// the peer. Its jobs stay the peer's.
+    pub(super) fn refuse(&mut self, now: Instant, transfer: u32, reason: RefuseReason) {
+        self.counters.batches_refused += 1;
+        self.endpoint.refuse(transfer, reason);
+        let peer = self.role.peer();
+        self.log(
+            now,
+            format!(
+                "refused batch {transfer} from the {peer}: {}; its jobs are still the {peer}'s",
+                reason.describe()
+            ),
+        );
+    }
+
+    /// For the swarm and the tests: refuse every `every`th batch this core
+    /// has whole, as if it could not take it (0: never).
+    pub fn inject_refusals(&mut self, every: u32) {
+        self.refuse_every = every;
+    }
+
+    /// True when the fault injection refuses the batch now at hand.
+    pub(super) fn refusal_injected(&mut self) -> bool {
+        if self.refuse_every == 0 {
+            return false;
+        }
+        self.batches_seen += 1;
+        self.batches_seen
+            .is_multiple_of(u64::from(self.refuse_every))
+    }
+
+    /// The peer refused our batch `transfer`: what it carries is ours again.
+    pub(super) fn on_refuse(&mut self, now: Instant, transfer: u32, reason: RefuseReason) {
+        let Some(p) = self.pending.remove(&transfer) else {
+            return;
+        };
+        let back = match p.kind {
+            BatchKind::Bootstrap | BatchKind::Jobs => self.take_back_jobs(&p.ids),
+            BatchKind::Results => self.take_back_results(&p.ids),
+        };
+        self.log(
+            now,
+            format!(
+                "the {} refused batch {transfer} ({}): {} jobs [{}] are this node's again",
+                self.role.peer(),
+                reason.describe(),
+                back.len(),
+                format_id_ranges(&back)
+            ),
+        );
+        if p.kind == BatchKind::Bootstrap {
+            // No longer on its way: the bootstrap may end without it.
+            self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(p.ids.len() as u32);
+            self.bootstrap_delivered(now, p.ids.len() as u32);
+        }
+        self.state_due = true;
+        self.evaluate_due = true;
+    }
+
+    /// Jobs of a refused batch of jobs, still in flight here (none can have
+    /// come back as a result: the peer never had them), queue here again.
+    fn take_back_jobs(&mut self, ids: &[JobId]) -> Vec<JobId> {
+        let mut back = Vec::new();
+        for &id in ids {
+            if self.ledger.state(id) == JobState::InFlight {
+                self.ledger.set(id, JobState::Queued);
+                if self.role == Role::Master {
+                    // Taken back, as from a lost slave; a slave's job keeps
+                    // the origin it came with.
+                    self.timeline.arrived(id, Origin::Reclaimed);
+                }
+                self.queue.push_back(Job::unmade(id));
+                back.push(id);
+            }
+        }
+        self.in_flight_jobs = self.in_flight_jobs.saturating_sub(ids.len() as u32);
+        back
+    }
+
+    /// Slave: results the master refused are computed again (their data
+    /// went with the batch): their jobs queue here as not computed.
+    fn take_back_results(&mut self, ids: &[JobId]) -> Vec<JobId> {
+        let mut back = Vec::new();
+        for &id in ids {
+            if self.ledger.state(id) == JobState::Computed {
+                self.ledger.set(id, JobState::Queued);
+                self.queue.push_back(Job::unmade(id));
+                back.push(id);
+            }
+        }
+        self.done = self.done.saturating_sub(back.len() as u32);
+        back
+    }
+}
