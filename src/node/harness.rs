@@ -192,6 +192,9 @@ pub struct Pair {
     /// datagrams sent and delivered, the jobs done, the log lines, each
     /// with its virtual time): two runs of one seed must hash the same.
     pub digest: Option<blake3::Hasher>,
+    /// Check both cores' job accounting after every step (the swarm does;
+    /// debug builds check it inside the core anyway).
+    pub check_invariants: bool,
     seed: u64,
 }
 
@@ -241,6 +244,7 @@ impl Pair {
             filtered: 0,
             cut: [0, 0],
             digest: None,
+            check_invariants: false,
             seed,
         }
     }
@@ -502,6 +506,15 @@ impl Pair {
             let node = self.node(role);
             if node.core.poll_timeout().is_some_and(|t| t <= now) {
                 node.core.handle_timeout(now);
+            }
+        }
+        if self.check_invariants {
+            for node in [&self.master, &self.slave] {
+                if node.alive
+                    && let Err(broken) = node.core.check_invariants()
+                {
+                    panic!("at {:?}: {broken}", self.elapsed());
+                }
             }
         }
     }

@@ -13,7 +13,8 @@
 //! [`Pair`]; nothing here opens a socket or reads a clock for the run.
 //!
 //! Checks, for every seed:
-//! - **safety**: no panic; a master that finishes has every job exactly
+//! - **safety**: no panic; both cores' job accounting holds its
+//!   invariants after every step; a master that finishes has every job exactly
 //!   once and every element exact; its report's counts add up; a run that
 //!   ends in a failure ends in one the scenario allows;
 //! - **liveness**: the run ends within a bound of virtual time computed
@@ -446,6 +447,7 @@ fn forged_hello(v: u8, nonce: u64) -> Vec<u8> {
 fn run_once(s: &Scenario) -> Run {
     let mut pair = Pair::with_configs(&s.master, &s.slave, s.rates, s.seed);
     pair.digest = Some(blake3::Hasher::new());
+    pair.check_invariants = true;
     pair.cpu = s.cpu;
     pair.master.core.inject_refusals(s.refuse_every[0]);
     pair.slave.core.inject_refusals(s.refuse_every[1]);

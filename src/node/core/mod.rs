@@ -848,6 +848,10 @@ impl NodeCore {
         }
         self.sample_queue(now, false);
         self.watch(now);
+        #[cfg(debug_assertions)]
+        if let Err(broken) = self.check_invariants() {
+            panic!("{broken}");
+        }
     }
 
     /// Adds a queue sample to the timeline once the run has started;
@@ -956,6 +960,35 @@ mod tests {
         );
         assert_eq!(m.ledger().state(0), JobState::Returned);
         assert_eq!(m.poll_work().unwrap().job.id, 1);
+    }
+
+    // Issue 20: the job accounting's invariants are checked in one place;
+    // a broken one is named.
+    #[test]
+    fn a_broken_invariant_is_named() {
+        let (mut m, t0) = core(Role::Master);
+        m.handle(t0, Input::Start { random: 7 });
+        let hello = Hello {
+            from_master: false,
+            window_chunks: 64,
+            datagram_bytes: 65507,
+            params: m.params().unwrap(),
+            nonce: 5,
+        };
+        m.handle_datagram(t0, &datagram(7, 1, &Message::Hello(hello)));
+        assert_eq!(m.check_invariants(), Ok(()));
+        // The bootstrap's four jobs are in flight: say none are.
+        m.in_flight_jobs = 0;
+        assert_eq!(
+            m.check_invariants(),
+            Err("master invariant: 4 jobs in flight in the ledger, 0 counted in flight".to_owned())
+        );
+        m.in_flight_jobs = 4;
+        m.queue.clear();
+        assert_eq!(
+            m.check_invariants(),
+            Err("master invariant: 4 jobs queued in the ledger, 0 in the queue".to_owned())
+        );
     }
 
     #[test]
