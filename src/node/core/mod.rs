@@ -14,13 +14,20 @@
 //!   (when to call `handle_timeout` next) and [`NodeCore::end`].
 //!
 //! The five components of the assignment are its parts: the session here
-//! and in `session.rs`, the state manager in `state.rs`, the transfer
-//! manager in `jobs.rs` (batches in and out, the ledger), and the adaptor
-//! in `state.rs` (asking the policy). The worker and the hardware monitor
-//! are spokes outside it.
+//! and in `session.rs` (with its end in `ending.rs`), the state manager in
+//! `state.rs`, the transfer manager in `jobs.rs` (batches in and out, the
+//! ledger; `refuse.rs` for batches refused, `arrivals.rs` for jobs that
+//! come during the run), and the adaptor in `state.rs` (asking the
+//! policy). The worker and the hardware monitor are spokes outside it.
+//! `watchdog.rs` ends a run in which nothing moves; `invariants.rs` checks
+//! the job accounting; `inspect.rs` has the getters.
 
 mod admit;
+mod arrivals;
+mod ending;
 mod event;
+mod inspect;
+mod invariants;
 mod jobs;
 pub mod ledger;
 mod refuse;
@@ -30,7 +37,7 @@ pub mod timeline;
 mod watchdog;
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 pub use admit::{Admission, admit};
 pub use event::{End, Event, Failure, Input, Rejection, Work};
@@ -506,212 +513,6 @@ impl NodeCore {
         self.end.as_ref()
     }
 
-    // ----- Getters, for the window, the report and tests -----
-
-    /// This node's role.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The longest datagram, tag included, this node's reader takes in
-    /// whole: its receive buffers are this long.
-    pub fn receive_bytes(&self) -> usize {
-        self.config.datagram_bytes as usize
-    }
-
-    /// The slave's hello nonce (0 before Start, and on the master until a
-    /// slave's hello): what a forged hello must echo, for the swarm.
-    pub fn hello_nonce(&self) -> u64 {
-        self.nonce
-    }
-
-    /// The config the core runs under.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The phase.
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// True once the peer has answered the handshake.
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
-    /// True once the peer was declared lost.
-    pub fn is_peer_lost(&self) -> bool {
-        self.peer_lost
-    }
-
-    /// The run's parameters, once known.
-    pub fn params(&self) -> Option<RunParams> {
-        self.params
-    }
-
-    /// The job ledger.
-    pub fn ledger(&self) -> &Ledger {
-        &self.ledger
-    }
-
-    /// The peer's latest state.
-    pub fn peer(&self) -> Option<PeerView> {
-        self.peer
-    }
-
-    /// When the peer was last heard; `None` if never.
-    pub fn last_heard(&self) -> Option<Instant> {
-        self.last_heard
-    }
-
-    /// How long since the peer was last heard; `None` if never.
-    pub fn silence(&self, now: Instant) -> Option<Duration> {
-        self.last_heard.map(|t| now.saturating_duration_since(t))
-    }
-
-    /// The master's verification, once made.
-    pub fn verification(&self) -> Option<&Verification> {
-        self.verification.as_ref()
-    }
-
-    /// The master's results.
-    pub fn results(&self) -> Option<&ResultStore> {
-        self.results.as_ref()
-    }
-
-    /// The transfer pacer's view of the path to the peer: bottleneck rate
-    /// (bytes of chunk payload per second), minimum RTT, phase.
-    pub fn endpoint_path_estimate(
-        &self,
-    ) -> (Option<f64>, Option<Duration>, crate::transfer::PacerPhase) {
-        self.endpoint.path_estimate()
-    }
-
-    /// Datagram and batch counters.
-    pub fn counters(&self) -> Counters {
-        let mut c = self.counters;
-        let s = self.endpoint.stats();
-        c.rejected.duplicate_chunks = s.duplicate_chunks;
-        c.rejected.refused_chunks = s.refused_chunks;
-        c.rejected.invalid_acks = s.invalid_acks;
-        c
-    }
-
-    /// Chunks sent again.
-    pub fn retransmitted(&self) -> u64 {
-        self.endpoint.stats().retransmitted
-    }
-
-    /// Policy transfers, in the order they completed.
-    pub fn transfers(&self) -> &[TransferRecord] {
-        &self.transfers
-    }
-
-    /// When each phase began, indexed by `Phase as usize`.
-    pub fn phase_started(&self) -> [Option<Instant>; 5] {
-        self.phase_started
-    }
-
-    /// Jobs this node computed (results kept).
-    pub fn jobs_done(&self) -> u32 {
-        self.done
-    }
-
-    /// Master: results received from the slave and kept.
-    pub fn results_received(&self) -> u32 {
-        self.results_received
-    }
-
-    /// Master: jobs taken back from a lost slave.
-    pub fn jobs_reclaimed(&self) -> u32 {
-        self.jobs_reclaimed
-    }
-
-    /// Seconds into the run when the peer was declared lost.
-    pub fn peer_lost_at_s(&self) -> Option<f64> {
-        self.peer_lost_at_s
-    }
-
-    /// Jobs the master sent at bootstrap.
-    pub fn bootstrap_jobs(&self) -> u32 {
-        self.bootstrap_jobs
-    }
-
-    /// Jobs delivered to the peer (bootstrap and transfers).
-    pub fn delivered_to_peer(&self) -> u32 {
-        self.delivered_to_peer
-    }
-
-    /// The throttle.
-    pub fn throttle(&self) -> f64 {
-        self.throttle
-    }
-
-    /// When the core was created: the log's clock starts here.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
-    }
-
-    /// The run's jobs: those present from the start and those arriving.
-    pub fn schedule(&self) -> &crate::arrivals::Schedule {
-        &self.schedule
-    }
-
-    /// Master: the response time of each job that came during the run
-    /// (arrived, or added by hand), seconds from its coming to its result
-    /// held here, in id order (only jobs whose result is in).
-    pub fn response_times(&self) -> Vec<f64> {
-        let (first, _) = self.schedule.arrivals(Role::Master);
-        let scheduled = self.schedule.total();
-        let came = |id: JobId| match id.checked_sub(scheduled) {
-            Some(i) => self.added_at.get(i as usize).copied(),
-            None => self.schedule.arrival_of(id),
-        };
-        (first..self.result_at.len() as JobId)
-            .filter_map(|id| {
-                let held = *self.result_at.get(id as usize)?;
-                let came = came(id)?;
-                (!held.is_nan()).then_some((held - came).max(0.0))
-            })
-            .collect()
-    }
-
-    /// True when jobs came during the run (arrivals, or Add jobs).
-    pub fn jobs_came_during_run(&self) -> bool {
-        self.schedule.has_arrivals() || !self.added_at.is_empty()
-    }
-
-    /// The run as it happened here: jobs computed, batches, the queue.
-    pub fn timeline(&self) -> &Timeline {
-        &self.timeline
-    }
-
-    /// Seconds since the run started (0 before).
-    pub fn run_seconds(&self, now: Instant) -> f64 {
-        self.phase_started[Phase::Bootstrap as usize]
-            .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
-    }
-
-    /// This node's state as the state manager sends it.
-    pub fn local_state(&self) -> protocol::State {
-        let busy = self.ledger.count(JobState::Computing);
-        protocol::State {
-            phase: self.phase,
-            queue: self.queued(),
-            jobs_done: self.done,
-            jobs_received: self.received,
-            in_flight: self.in_flight_jobs,
-            busy: busy.min(u32::from(u16::MAX)) as u16,
-            workers: self.assigned.len().min(usize::from(u16::MAX)) as u16,
-            throttle: self.throttle as f32,
-            cpu_system: self.cpu.0 as f32,
-            cpu_process: self.cpu.1 as f32,
-            rate: self.rate.value() as f32,
-            capacity: self.capacity.value() as f32,
-        }
-    }
-
     // ----- Helpers shared by the parts -----
 
     /// Jobs waiting in the queue (not given to a worker).
@@ -768,55 +569,6 @@ impl NodeCore {
         }
     }
 
-    fn set_throttle(&mut self, now: Instant, t: f64) {
-        let t = if t.is_finite() {
-            t.clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
-        let old = self.throttle;
-        if (old - t).abs() > f64::EPSILON {
-            self.throttle = t;
-            self.events.push_back(Event::Throttle(t));
-            self.log(
-                now,
-                format!(
-                    "throttle changed from {:.0} % to {:.0} %",
-                    old * 100.0,
-                    t * 100.0
-                ),
-            );
-            self.state_due = true;
-            if t <= 0.0 && old > 0.0 {
-                self.requeue_started(now);
-            }
-        }
-    }
-
-    /// Paused: the jobs the workers hold will not progress, so they go back
-    /// to the queue (a job's data before computing is the initial value, so
-    /// it is made again), where the policy can give them away. A worker that
-    /// finishes its copy later has its result kept only if the job is still
-    /// computing here; any other copy is dropped, so none counts twice.
-    fn requeue_started(&mut self, now: Instant) {
-        let started = self.ledger.ids_in(JobState::Computing);
-        if started.is_empty() {
-            return;
-        }
-        for &id in started.iter().rev() {
-            self.ledger.set(id, JobState::Queued);
-            self.queue.push_front(Job::unmade(id));
-        }
-        self.log(
-            now,
-            format!(
-                "paused: {} started jobs [{}] back in the queue",
-                started.len(),
-                crate::workload::format_id_ranges(&started)
-            ),
-        );
-    }
-
     /// Everything that follows an input: batches delivered or received,
     /// the bootstrap fed, results sent, the policy asked, progress checked,
     /// a state sent when due.
@@ -871,151 +623,4 @@ fn id_range(from: u32, to: u32) -> Vec<JobId> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Machine, parse};
-    use crate::protocol::Hello;
-
-    fn core(role: Role) -> (NodeCore, Instant) {
-        let config = parse(r#"{"workload": {"jobs": 8, "elements_per_job": 4}}"#, "t")
-            .unwrap()
-            .validate_on(&Machine {
-                memory_bytes: 0,
-                logical_cpus: 1,
-            })
-            .unwrap();
-        let now = Instant::now();
-        let settings = CoreSettings {
-            window_chunks: 64,
-            headless: true,
-            random_bootstrap: false,
-            memory_bytes: 0,
-        };
-        (NodeCore::new(role, &config, settings, now), now)
-    }
-
-    fn datagram(session: u64, seq: u64, message: &Message<'_>) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        protocol::encode(&Header { session, seq }, message, &mut bytes);
-        bytes
-    }
-
-    #[test]
-    fn bad_datagrams_are_counted_by_reason_and_change_nothing() {
-        let (mut c, now) = core(Role::Master);
-        c.handle(now, Input::Start { random: 7 });
-        let mut buf = Vec::new();
-        assert!(c.poll_transmit(now, &mut buf), "the first hello");
-        c.handle_datagram(now, b"garbage");
-        // Not of this session, and not a handshake.
-        c.handle_datagram(now, &datagram(8, 1, &Message::FinishAck));
-        c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
-        c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
-        let r = c.counters().rejected;
-        assert_eq!((r.malformed, r.stale_session, r.replayed), (1, 1, 1));
-        assert_eq!(c.counters().datagrams_received, 1);
-        assert!(!c.is_connected());
-        assert_eq!(c.phase(), Phase::Idle);
-    }
-
-    #[test]
-    fn the_master_hellos_until_answered_then_bootstraps() {
-        let (mut m, t0) = core(Role::Master);
-        m.handle(t0, Input::Start { random: 7 });
-        let mut buf = Vec::new();
-        assert!(m.poll_transmit(t0, &mut buf));
-        assert!(matches!(protocol::decode(&buf), Ok((h, Message::Hello(_))) if h.session == 7));
-        assert!(!m.poll_transmit(t0, &mut buf));
-        // Repeated every HELLO_INTERVAL until the slave answers.
-        let t1 = m.poll_timeout().unwrap();
-        assert_eq!(t1, t0 + session::HELLO_INTERVAL);
-        m.handle_timeout(t1);
-        assert!(m.poll_transmit(t1, &mut buf));
-        // The slave's hello in our session connects and starts the bootstrap.
-        let hello = Hello {
-            from_master: false,
-            window_chunks: 64,
-            datagram_bytes: 65507,
-            params: m.params().unwrap(),
-            nonce: 5,
-        };
-        m.handle_datagram(t1, &datagram(7, 1, &Message::Hello(hello)));
-        assert!(m.is_connected());
-        assert_eq!(m.phase(), Phase::Bootstrap);
-        assert_eq!(m.ledger().count(JobState::Queued), 4);
-        assert_eq!(m.ledger().count(JobState::InFlight), 4);
-        // The master's own jobs go to its one worker, one at a time.
-        let w = m.poll_work().unwrap();
-        assert_eq!((w.worker, w.job.id), (0, 0));
-        assert!(m.poll_work().is_none());
-        assert_eq!(m.ledger().count(JobState::Computing), 1);
-        m.handle(
-            t1,
-            Input::JobDone {
-                worker: 0,
-                job: w.job,
-                started: t1,
-                computing: Duration::from_millis(1),
-            },
-        );
-        assert_eq!(m.ledger().state(0), JobState::Returned);
-        assert_eq!(m.poll_work().unwrap().job.id, 1);
-    }
-
-    // Issue 20: the job accounting's invariants are checked in one place;
-    // a broken one is named.
-    #[test]
-    fn a_broken_invariant_is_named() {
-        let (mut m, t0) = core(Role::Master);
-        m.handle(t0, Input::Start { random: 7 });
-        let hello = Hello {
-            from_master: false,
-            window_chunks: 64,
-            datagram_bytes: 65507,
-            params: m.params().unwrap(),
-            nonce: 5,
-        };
-        m.handle_datagram(t0, &datagram(7, 1, &Message::Hello(hello)));
-        assert_eq!(m.check_invariants(), Ok(()));
-        // The bootstrap's four jobs are in flight: say none are.
-        m.in_flight_jobs = 0;
-        assert_eq!(
-            m.check_invariants(),
-            Err("master invariant: 4 jobs in flight in the ledger, 0 counted in flight".to_owned())
-        );
-        m.in_flight_jobs = 4;
-        m.queue.clear();
-        assert_eq!(
-            m.check_invariants(),
-            Err("master invariant: 4 jobs queued in the ledger, 0 in the queue".to_owned())
-        );
-    }
-
-    #[test]
-    fn a_panicked_thread_fails_the_node_naming_it() {
-        let (mut c, now) = core(Role::Slave);
-        c.handle(now, Input::Start { random: 3 });
-        c.handle(
-            now,
-            Input::ThreadEnded {
-                name: "slave-worker-0".to_owned(),
-                panicked: true,
-            },
-        );
-        assert_eq!(
-            c.end(),
-            Some(&End::Failed(Failure::Panicked {
-                name: "slave-worker-0".to_owned()
-            }))
-        );
-        assert_eq!(
-            Failure::Panicked {
-                name: "slave-worker-0".to_owned()
-            }
-            .to_string(),
-            "thread slave-worker-0 panicked; the node stopped"
-        );
-        assert!(c.poll_timeout().is_none());
-        assert!(c.poll_work().is_none());
-    }
-}
+mod tests;

@@ -3,16 +3,18 @@
 //! and at once on a phase or throttle change or when the queue runs dry,
 //! measures the job rate, and keeps the peer's latest state (the newest
 //! sequence number wins, so a late or duplicated state is ignored). The
-//! adaptor asks the transfer policy, in the processing phase only, whether
-//! to move jobs, and hands them to the transfer manager.
+//! adaptor asks the transfer policy, in the processing phase, whether to
+//! move jobs, and hands them to the transfer manager; a paused node gives
+//! its queue away in every phase that has jobs. The throttle's changes come
+//! in here too.
 
 use std::time::{Duration, Instant};
 
-use super::{NodeCore, PeerView};
+use super::{Event, JobState, NodeCore, PeerView};
 use crate::config::Role;
 use crate::policy::{Decision, PolicyInput};
 use crate::protocol::{Message, Phase, State};
-use crate::workload::format_id_ranges;
+use crate::workload::{Job, format_id_ranges};
 
 /// Weight of the newest rate sample in the smoothed job rate.
 const RATE_SMOOTHING: f64 = 0.3;
@@ -217,7 +219,7 @@ impl NodeCore {
         let kept: Vec<u32> = self.bootstrap.split_off(at).into_iter().collect();
         for &id in &kept {
             self.ledger.set(id, super::JobState::Queued);
-            self.queue.push_back(crate::workload::Job::unmade(id));
+            self.queue.push_back(Job::unmade(id));
         }
         self.in_flight_jobs = self.in_flight_jobs.saturating_sub(keep);
         self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(keep);
@@ -291,7 +293,7 @@ impl NodeCore {
     }
 
     /// Sends the policy's jobs, logging why.
-    fn send_decided(&mut self, now: Instant, jobs: Vec<crate::workload::Job>, why: String) {
+    fn send_decided(&mut self, now: Instant, jobs: Vec<Job>, why: String) {
         if jobs.is_empty() {
             return;
         }
@@ -349,6 +351,57 @@ impl NodeCore {
             input.peer_queue
         );
         self.send_decided(now, jobs, why);
+    }
+
+    /// The user's throttle (from the hardware monitor's knob): a change is
+    /// said, sent to the peer, and a pause puts the started jobs back.
+    pub(super) fn set_throttle(&mut self, now: Instant, t: f64) {
+        let t = if t.is_finite() {
+            t.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let old = self.throttle;
+        if (old - t).abs() > f64::EPSILON {
+            self.throttle = t;
+            self.events.push_back(Event::Throttle(t));
+            self.log(
+                now,
+                format!(
+                    "throttle changed from {:.0} % to {:.0} %",
+                    old * 100.0,
+                    t * 100.0
+                ),
+            );
+            self.state_due = true;
+            if t <= 0.0 && old > 0.0 {
+                self.requeue_started(now);
+            }
+        }
+    }
+
+    /// Paused: the jobs the workers hold will not progress, so they go back
+    /// to the queue (a job's data before computing is the initial value, so
+    /// it is made again), where the policy can give them away. A worker that
+    /// finishes its copy later has its result kept only if the job is still
+    /// computing here; any other copy is dropped, so none counts twice.
+    fn requeue_started(&mut self, now: Instant) {
+        let started = self.ledger.ids_in(JobState::Computing);
+        if started.is_empty() {
+            return;
+        }
+        for &id in started.iter().rev() {
+            self.ledger.set(id, JobState::Queued);
+            self.queue.push_front(Job::unmade(id));
+        }
+        self.log(
+            now,
+            format!(
+                "paused: {} started jobs [{}] back in the queue",
+                started.len(),
+                crate::workload::format_id_ranges(&started)
+            ),
+        );
     }
 }
 

@@ -1,0 +1,151 @@
+//! Unit tests of the core: bad datagrams, the handshake and bootstrap, a
+//! panicked thread, the invariants.
+
+use std::time::Duration;
+
+use super::*;
+use crate::config::{Machine, parse};
+use crate::protocol::Hello;
+
+fn core(role: Role) -> (NodeCore, Instant) {
+    let config = parse(r#"{"workload": {"jobs": 8, "elements_per_job": 4}}"#, "t")
+        .unwrap()
+        .validate_on(&Machine {
+            memory_bytes: 0,
+            logical_cpus: 1,
+        })
+        .unwrap();
+    let now = Instant::now();
+    let settings = CoreSettings {
+        window_chunks: 64,
+        headless: true,
+        random_bootstrap: false,
+        memory_bytes: 0,
+    };
+    (NodeCore::new(role, &config, settings, now), now)
+}
+
+fn datagram(session: u64, seq: u64, message: &Message<'_>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    protocol::encode(&Header { session, seq }, message, &mut bytes);
+    bytes
+}
+
+#[test]
+fn bad_datagrams_are_counted_by_reason_and_change_nothing() {
+    let (mut c, now) = core(Role::Master);
+    c.handle(now, Input::Start { random: 7 });
+    let mut buf = Vec::new();
+    assert!(c.poll_transmit(now, &mut buf), "the first hello");
+    c.handle_datagram(now, b"garbage");
+    // Not of this session, and not a handshake.
+    c.handle_datagram(now, &datagram(8, 1, &Message::FinishAck));
+    c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
+    c.handle_datagram(now, &datagram(7, 1, &Message::FinishAck));
+    let r = c.counters().rejected;
+    assert_eq!((r.malformed, r.stale_session, r.replayed), (1, 1, 1));
+    assert_eq!(c.counters().datagrams_received, 1);
+    assert!(!c.is_connected());
+    assert_eq!(c.phase(), Phase::Idle);
+}
+
+#[test]
+fn the_master_hellos_until_answered_then_bootstraps() {
+    let (mut m, t0) = core(Role::Master);
+    m.handle(t0, Input::Start { random: 7 });
+    let mut buf = Vec::new();
+    assert!(m.poll_transmit(t0, &mut buf));
+    assert!(matches!(protocol::decode(&buf), Ok((h, Message::Hello(_))) if h.session == 7));
+    assert!(!m.poll_transmit(t0, &mut buf));
+    // Repeated every HELLO_INTERVAL until the slave answers.
+    let t1 = m.poll_timeout().unwrap();
+    assert_eq!(t1, t0 + session::HELLO_INTERVAL);
+    m.handle_timeout(t1);
+    assert!(m.poll_transmit(t1, &mut buf));
+    // The slave's hello in our session connects and starts the bootstrap.
+    let hello = Hello {
+        from_master: false,
+        window_chunks: 64,
+        datagram_bytes: 65507,
+        params: m.params().unwrap(),
+        nonce: 5,
+    };
+    m.handle_datagram(t1, &datagram(7, 1, &Message::Hello(hello)));
+    assert!(m.is_connected());
+    assert_eq!(m.phase(), Phase::Bootstrap);
+    assert_eq!(m.ledger().count(JobState::Queued), 4);
+    assert_eq!(m.ledger().count(JobState::InFlight), 4);
+    // The master's own jobs go to its one worker, one at a time.
+    let w = m.poll_work().unwrap();
+    assert_eq!((w.worker, w.job.id), (0, 0));
+    assert!(m.poll_work().is_none());
+    assert_eq!(m.ledger().count(JobState::Computing), 1);
+    m.handle(
+        t1,
+        Input::JobDone {
+            worker: 0,
+            job: w.job,
+            started: t1,
+            computing: Duration::from_millis(1),
+        },
+    );
+    assert_eq!(m.ledger().state(0), JobState::Returned);
+    assert_eq!(m.poll_work().unwrap().job.id, 1);
+}
+
+// Issue 20: the job accounting's invariants are checked in one place;
+// a broken one is named.
+#[test]
+fn a_broken_invariant_is_named() {
+    let (mut m, t0) = core(Role::Master);
+    m.handle(t0, Input::Start { random: 7 });
+    let hello = Hello {
+        from_master: false,
+        window_chunks: 64,
+        datagram_bytes: 65507,
+        params: m.params().unwrap(),
+        nonce: 5,
+    };
+    m.handle_datagram(t0, &datagram(7, 1, &Message::Hello(hello)));
+    assert_eq!(m.check_invariants(), Ok(()));
+    // The bootstrap's four jobs are in flight: say none are.
+    m.in_flight_jobs = 0;
+    assert_eq!(
+        m.check_invariants(),
+        Err("master invariant: 4 jobs in flight in the ledger, 0 counted in flight".to_owned())
+    );
+    m.in_flight_jobs = 4;
+    m.queue.clear();
+    assert_eq!(
+        m.check_invariants(),
+        Err("master invariant: 4 jobs queued in the ledger, 0 in the queue".to_owned())
+    );
+}
+
+#[test]
+fn a_panicked_thread_fails_the_node_naming_it() {
+    let (mut c, now) = core(Role::Slave);
+    c.handle(now, Input::Start { random: 3 });
+    c.handle(
+        now,
+        Input::ThreadEnded {
+            name: "slave-worker-0".to_owned(),
+            panicked: true,
+        },
+    );
+    assert_eq!(
+        c.end(),
+        Some(&End::Failed(Failure::Panicked {
+            name: "slave-worker-0".to_owned()
+        }))
+    );
+    assert_eq!(
+        Failure::Panicked {
+            name: "slave-worker-0".to_owned()
+        }
+        .to_string(),
+        "thread slave-worker-0 panicked; the node stopped"
+    );
+    assert!(c.poll_timeout().is_none());
+    assert!(c.poll_work().is_none());
+}
