@@ -562,7 +562,11 @@ fn after_a_run_the_views_show_all_of_it_and_stop() {
         report.elapsed_s.total
     );
     let samples = panel.history().len();
-    std::thread::sleep(Duration::from_millis(600));
+    // A panel samples only while its node runs (issue 20: this waited
+    // 600 ms of wall-clock time and hoped a sample would have come).
+    for role in [Role::Master, Role::Slave] {
+        assert!(!h.state().panel(role).unwrap().is_running(), "{role:?}");
+    }
     h.run_steps(3);
     assert_eq!(
         h.state().panel(Role::Master).unwrap().history().len(),

@@ -29,6 +29,7 @@ mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -122,8 +123,8 @@ pub struct NodeOptions {
     /// cannot verify.
     pub random_bootstrap: bool,
     /// For the supervision tests only: make the named thread panic at its
-    /// first check after this long (see [`PANIC_HOOK_VAR`]).
-    pub inject_panic: Option<(String, Duration)>,
+    /// first check once the trigger has come (see [`PANIC_HOOK_VAR`]).
+    pub inject_panic: Option<(String, PanicTrigger)>,
 }
 
 impl NodeOptions {
@@ -140,12 +141,27 @@ impl NodeOptions {
     }
 }
 
-/// Reads [`PANIC_HOOK_VAR`] (`THREAD-NAME@MILLISECONDS`), for the binary:
-/// the supervision tests set it on a child process, never on their own.
-pub fn panic_hook_from_env() -> Option<(String, Duration)> {
+/// When an injected panic fires (the supervision tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicTrigger {
+    /// This long after the node started.
+    After(Duration),
+    /// Once the node has computed this many jobs: an event of the run, not
+    /// a time that a slow or a fast machine may reach at another point.
+    Jobs(u32),
+}
+
+/// Reads [`PANIC_HOOK_VAR`] (`THREAD-NAME@MILLISECONDS` or
+/// `THREAD-NAME@jobs:N`), for the binary: the supervision tests set it on a
+/// child process, never on their own.
+pub fn panic_hook_from_env() -> Option<(String, PanicTrigger)> {
     let value = std::env::var(PANIC_HOOK_VAR).ok()?;
-    let (thread, ms) = value.rsplit_once('@')?;
-    Some((thread.to_owned(), Duration::from_millis(ms.parse().ok()?)))
+    let (thread, when) = value.rsplit_once('@')?;
+    let trigger = match when.strip_prefix("jobs:") {
+        Some(n) => PanicTrigger::Jobs(n.parse().ok()?),
+        None => PanicTrigger::After(Duration::from_millis(when.parse().ok()?)),
+    };
+    Some((thread.to_owned(), trigger))
 }
 
 /// Why a node could not start.
@@ -178,24 +194,45 @@ const PUBLISH_MIN_INTERVAL: Duration = Duration::from_millis(20);
 
 /// The environment variable of the test-only panic hook:
 /// `THREAD-NAME@MILLISECONDS` makes that thread panic at its first check
-/// after that long. For the supervision tests; never set in normal use.
+/// after that long, `THREAD-NAME@jobs:N` at its first check once its node
+/// has computed N jobs. For the supervision tests; never set in normal use.
 pub const PANIC_HOOK_VAR: &str = "LOADBAL_TEST_PANIC";
 
 /// The test-only panic hook of one thread ([`NodeOptions::inject_panic`]).
 #[derive(Debug, Clone)]
-struct PanicHook(Option<Instant>);
+struct PanicHook {
+    /// When to panic: at this instant, or at this many jobs done.
+    at: Option<Instant>,
+    jobs: Option<(u32, Arc<AtomicU32>)>,
+}
 
 impl PanicHook {
-    fn for_thread(name: &str, inject: Option<&(String, Duration)>) -> PanicHook {
-        PanicHook(
-            inject
-                .filter(|(thread, _)| thread == name)
-                .map(|(_, after)| Instant::now() + *after),
-        )
+    /// The hook of thread `name`; `done` counts the node's jobs computed.
+    fn for_thread(
+        name: &str,
+        inject: Option<&(String, PanicTrigger)>,
+        done: &Arc<AtomicU32>,
+    ) -> PanicHook {
+        let trigger = inject.filter(|(thread, _)| thread == name).map(|(_, t)| *t);
+        PanicHook {
+            at: match trigger {
+                Some(PanicTrigger::After(after)) => Some(Instant::now() + after),
+                _ => None,
+            },
+            jobs: match trigger {
+                Some(PanicTrigger::Jobs(n)) => Some((n, done.clone())),
+                _ => None,
+            },
+        }
     }
 
     fn check(&self) {
-        if self.0.is_some_and(|at| Instant::now() >= at) {
+        let by_time = self.at.is_some_and(|at| Instant::now() >= at);
+        let by_jobs = self
+            .jobs
+            .as_ref()
+            .is_some_and(|(n, done)| done.load(Ordering::Relaxed) >= *n);
+        if by_time || by_jobs {
             panic!("panic injected for a test ({PANIC_HOOK_VAR})");
         }
     }
@@ -221,14 +258,15 @@ impl Drop for Guard {
 fn spawn_spoke(
     name: String,
     inbox: &Sender<Msg>,
-    inject: Option<&(String, Duration)>,
+    inject: Option<&(String, PanicTrigger)>,
+    done: &Arc<AtomicU32>,
     f: impl FnOnce(PanicHook) + Send + 'static,
 ) -> Result<JoinHandle<()>, StartError> {
     let guard = Guard {
         name: name.clone(),
         inbox: inbox.clone(),
     };
-    let hook = PanicHook::for_thread(&name, inject);
+    let hook = PanicHook::for_thread(&name, inject, done);
     std::thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
@@ -325,7 +363,9 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     let peer = *config.node(role.peer());
     let name = role.name();
     let inject = options.inject_panic.as_ref();
-    let link_hook = PanicHook::for_thread(&format!("{name}-link"), inject);
+    // Jobs this node computed, for the panic hook's trigger.
+    let done = Arc::new(AtomicU32::new(0));
+    let link_hook = PanicHook::for_thread(&format!("{name}-link"), inject, &done);
     let transport = Arc::new(Transport::bind_supervised(
         me.address,
         peer.address,
@@ -379,6 +419,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
                 format!("{name}-worker-{i}"),
                 &inbox_tx,
                 inject,
+                &done,
                 move |hook: PanicHook| {
                     worker::run(
                         &rx,
@@ -403,6 +444,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             format!("{name}-hwmon"),
             &inbox_tx,
             inject,
+            &done,
             move |hook: PanicHook| {
                 monitor::run(
                     &stop,
@@ -420,6 +462,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             format!("{name}-net-rx"),
             &inbox_tx,
             inject,
+            &done,
             move |hook: PanicHook| {
                 reader::run(&t, &inbox, &recycle_rx, &stop, datagram_bytes, || {
                     hook.check();
@@ -449,7 +492,8 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         addresses,
         waker: options.waker.clone(),
         progress: progress::Progress::new(options.headless && options.progress),
-        hook: PanicHook::for_thread(&format!("{name}-core"), inject),
+        hook: PanicHook::for_thread(&format!("{name}-core"), inject, &done),
+        done,
         headless: options.headless,
     };
     let event_loop = std::thread::Builder::new()
@@ -493,6 +537,8 @@ struct Shell {
     waker: Arc<dyn Fn() + Send + Sync>,
     progress: progress::Progress,
     hook: PanicHook,
+    /// Jobs this node computed, published for the panic hooks.
+    done: Arc<AtomicU32>,
     headless: bool,
 }
 
@@ -527,6 +573,7 @@ impl Shell {
                     self.core.handle(now, Input::Stop);
                 }
             }
+            self.done.store(self.core.jobs_done(), Ordering::Relaxed);
             self.hook.check();
             let now = Instant::now();
             // The link emulator's thread is not the core's spoke (the
