@@ -110,6 +110,11 @@ fn start_lone_slave(h: &mut Harness<'static, LoadbalApp>) {
     h.step();
 }
 
+/// The event log of `role`'s node, as the window's panel holds it.
+fn log_of(h: &Harness<'static, LoadbalApp>, role: Role) -> Vec<loadbal::node::LogEntry> {
+    h.state().panel(role).unwrap().view().unwrap().log.entries()
+}
+
 fn outcome_of<'h>(h: &'h Harness<'_, LoadbalApp>, role: Role) -> Option<&'h Outcome> {
     h.state().panel(role).and_then(|p| p.outcome())
 }
@@ -324,14 +329,7 @@ fn moving_the_throttle_slider_changes_the_running_nodes_throttle() {
             view.snapshot().local.throttle == 0.25
         },
     );
-    let view = h
-        .state()
-        .panel(Role::Slave)
-        .unwrap()
-        .view()
-        .unwrap()
-        .clone();
-    let logged = view.log.entries();
+    let logged = log_of(&h, Role::Slave);
     assert!(
         logged
             .iter()
@@ -622,16 +620,8 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
     assert!(0.0 < response.p50 && response.p50 <= response.p99);
     h.step();
     h.get_by_label("run: 96 / 96 jobs computed");
-    let view = h
-        .state()
-        .panel(Role::Master)
-        .unwrap()
-        .view()
-        .unwrap()
-        .clone();
     assert!(
-        view.log
-            .entries()
+        log_of(&h, Role::Master)
             .iter()
             .any(|e| e.text == "added 64 jobs [32-95]: the run has 96 jobs now")
     );
@@ -668,14 +658,7 @@ fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
         .set_value_accesskit(0.0);
     let r = verified_report_after_run(&mut h, Duration::from_secs(120));
     assert_eq!(r.jobs_done.master + r.jobs_done.slave, 32);
-    let slave = h
-        .state()
-        .panel(Role::Slave)
-        .unwrap()
-        .view()
-        .unwrap()
-        .clone();
-    let logged = slave.log.entries();
+    let logged = log_of(&h, Role::Slave);
     assert!(
         logged.iter().any(|e| e
             .text
