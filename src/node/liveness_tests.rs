@@ -412,3 +412,26 @@ fn refused_batches_are_taken_back_and_the_run_verifies() {
         }
     }
 }
+
+// Issue 20 (the watchdog): jobs that arrive far apart are worth waiting
+// for. Here one arrives about every 20 s at each node, twice the
+// watchdog's limit, and nothing else moves between them: the run ends
+// verified, never "no progress".
+#[test]
+fn the_watchdog_waits_for_jobs_still_to_arrive() {
+    let cfg = config(
+        r#"{ "workload": { "jobs": 2, "elements_per_job": 256, "iterations": 10,
+                "arrivals": { "rate_per_s": 0.05, "duration_s": 120, "seed": 4 } },
+             "policy": { "threshold": 2, "state_interval_ms": 50 }, "peer_timeout_ms": 1000 }"#,
+    );
+    let arriving = cfg.workload.schedule().total() - 2;
+    assert!(arriving >= 4, "{arriving} arrivals");
+    let mut pair = Pair::new(&cfg, RATE, 9);
+    pair.start();
+    assert!(
+        pair.run(Duration::from_secs(400)),
+        "{}",
+        pair.master.log_text()
+    );
+    assert_verified(&pair);
+}

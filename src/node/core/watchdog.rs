@@ -2,7 +2,8 @@
 //! of waiting for ever. Progress is any job changing state here, a chunk of
 //! a batch received or acknowledged, or the peer's state showing a job done
 //! or received; a worker computing (here or at the peer) is progress too,
-//! and a paused node is waiting for its user, not stalled. When none of
+//! a paused node is waiting for its user and a run with jobs still to
+//! arrive is waiting for them, not stalled. When none of
 //! that happens for [`NodeCore::watchdog_limit`], the node fails with
 //! [`Failure::NoProgress`], saying where every job stands.
 
@@ -34,13 +35,23 @@ impl Watchdog {
 
 impl NodeCore {
     /// How long the run may go without progress: ten times the slowest job
-    /// seen here plus the peer time-out, and never under [`MIN_WATCHDOG`].
+    /// seen here, plus the peer time-out, plus ten datagrams' time at the
+    /// link's measured rate (a link of a few kbit/s takes seconds over
+    /// one), and never under [`MIN_WATCHDOG`].
     pub fn watchdog_limit(&self) -> Duration {
         let peer = Duration::from_millis(self.config.peer_timeout_ms);
+        let datagrams = match self.endpoint.path_estimate().0 {
+            Some(rate) if rate > 0.0 => {
+                let seconds = 10.0 * f64::from(self.config.datagram_bytes) / rate;
+                Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX)
+            }
+            _ => Duration::ZERO,
+        };
         self.watchdog
             .slowest_job
             .saturating_mul(10)
             .saturating_add(peer)
+            .saturating_add(datagrams)
             .max(MIN_WATCHDOG)
     }
 
@@ -76,7 +87,11 @@ impl NodeCore {
         let computing_here = self.throttle > 0.0 && self.ledger.count(JobState::Computing) > 0;
         let computing_there = peer.is_some_and(|p| p.throttle > 0.0 && p.busy > 0);
         let paused = self.throttle <= 0.0 || peer.is_some_and(|p| p.throttle <= 0.0);
-        let moving = computing_here || computing_there || paused;
+        // Jobs still to arrive (here, or at the peer by this node's clock)
+        // are worth waiting for, however far apart they come.
+        let arrivals_to_come = self.next_arrival_at().is_some()
+            || self.run_seconds(now) < self.schedule.last_arrival();
+        let moving = computing_here || computing_there || paused || arrivals_to_come;
         if moving || self.watchdog.since.is_none() || mark != self.watchdog.mark {
             self.watchdog.mark = mark;
             self.watchdog.since = Some(now);
