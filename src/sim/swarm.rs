@@ -175,6 +175,13 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
             "duration_s": uniform(r, 0.05, 1.0),
             "seed": rng_seed(r),
         });
+    } else if chance(r, 0.04) {
+        // Sparse: jobs further apart than the watchdog's limit.
+        workload["arrivals"] = json!({
+            "rate_per_s": uniform(r, 0.03, 0.2),
+            "duration_s": uniform(r, 20.0, 90.0),
+            "seed": rng_seed(r),
+        });
     }
     let mut file = json!({
         "master": { "throttle": throttles[0], "workers": between(r, 1, 3) },
@@ -309,8 +316,9 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
     let bytes = jobs_all * f64::from(elements) * 8.0 * 4.0;
     let link_s = bytes / (1e6 / 8.0);
     let timeouts_s = (peer_timeout as f64 / 1000.0) * 4.0 + 3.0 + 1.0;
-    let bound_s =
-        (actions.last().map_or(0.0, |t| t.at_s) + compute_s + link_s + timeouts_s) * 3.0 + 30.0;
+    let last_arrival_s = master.workload.schedule().last_arrival();
+    let last_s = actions.last().map_or(0.0, |t| t.at_s).max(last_arrival_s);
+    let bound_s = (last_s + compute_s + link_s + timeouts_s) * 3.0 + 30.0;
     Scenario {
         seed,
         rates,
