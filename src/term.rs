@@ -136,15 +136,20 @@ pub fn keep_every_line() {
     }
 }
 
-/// Waits until every queued line is written (or stderr has failed). Blocks
-/// while nobody reads stderr: for the end of the process.
+/// How long the process's end waits for a stderr nobody reads.
+pub const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Waits until every queued line is written (or stderr has failed), for
+/// the end of the process; at most [`FLUSH_LIMIT`], so a parent that never
+/// reads stderr and waits for the exit does not wait for ever (it then
+/// misses the lines that did not fit in the pipe).
 pub fn flush() {
     let Some(tx) = WRITER.get().and_then(Option::as_ref) else {
         return;
     };
     let (done_tx, done_rx) = crossbeam_channel::bounded(1);
     if tx.send(Item::Flushed(done_tx)).is_ok() {
-        let _ = done_rx.recv();
+        let _ = done_rx.recv_timeout(FLUSH_LIMIT);
     }
 }
 

@@ -435,3 +435,60 @@ fn the_watchdog_waits_for_jobs_still_to_arrive() {
     );
     assert_verified(&pair);
 }
+
+// Issue 20 (found in review): a pause anywhere used to switch the watchdog
+// off. Here every chunk the slave sends is lost (its results never come)
+// and the slave is paused early: the run is stalled, not waiting for its
+// user, and the watchdog still ends it.
+#[test]
+fn a_pause_that_holds_nothing_up_does_not_hide_a_stall() {
+    let mut pair = Pair::new(&small(""), RATE, 8);
+    pair.filter = Some(Box::new(|from, m| {
+        from == Role::Slave && matches!(m, Message::Chunk(_))
+    }));
+    pair.start();
+    pair.run_until(Duration::from_millis(40));
+    let now = pair.now;
+    pair.slave.set_throttle(now, 0.0);
+    assert!(
+        pair.run(Duration::from_secs(120)),
+        "{}",
+        pair.master.log_text()
+    );
+    assert!(
+        matches!(
+            pair.master_end(),
+            Some(End::Failed(Failure::NoProgress { .. }))
+        ),
+        "{:?}\n{}",
+        pair.master_end(),
+        pair.master.log_text()
+    );
+}
+
+// Issue 20 (found in review): a peer that refuses every batch (another
+// version, a bug) had the same jobs sent to it for ever. After eight
+// refusals in a row the node stops, naming why.
+#[test]
+fn a_peer_that_refuses_every_batch_ends_the_run_named() {
+    let mut pair = Pair::new(&small(r#", "master": { "throttle": 0.0 }"#), RATE, 8);
+    pair.slave
+        .core
+        .inject_refusals_naming(1, crate::protocol::RefuseReason::Malformed);
+    pair.start();
+    assert!(
+        pair.run(Duration::from_secs(120)),
+        "{}",
+        pair.master.log_text()
+    );
+    assert_eq!(
+        pair.master_end(),
+        Some(&End::Failed(Failure::PeerRefuses {
+            peer: "slave",
+            times: crate::node::core::MAX_REFUSALS_IN_A_ROW,
+            reason: "it did not decode",
+        })),
+        "{}",
+        pair.master.log_text()
+    );
+}

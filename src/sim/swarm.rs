@@ -394,6 +394,7 @@ fn failure_kind(f: &Failure) -> &'static str {
         Failure::Panicked { .. } => "thread panicked",
         Failure::ThreadEnded { .. } => "thread ended",
         Failure::NoProgress { .. } => "no progress",
+        Failure::PeerRefuses { .. } => "peer refuses",
     }
 }
 
@@ -572,7 +573,9 @@ fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
     if !pair.master.alive {
         // The slave, if it was in the run and lives, must have noticed.
         return match pair.slave.core.end() {
-            Some(End::Failed(f)) => Outcome::Failure(format!("master lost: {}", failure_kind(f))),
+            Some(End::Failed(f @ (Failure::PeerLost { .. } | Failure::Stale { .. }))) => {
+                Outcome::Failure(format!("master lost: {}", failure_kind(f)))
+            }
             Some(End::Finished { verified: true }) | None => {
                 Outcome::Failure("master lost".to_owned())
             }
@@ -633,7 +636,9 @@ fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
     if slave.alive && !restarted && slave.core.is_connected() {
         match slave.core.end() {
             Some(End::Finished { verified: true }) => {}
-            Some(End::Failed(Failure::PeerLost { .. })) => {}
+            // The master's finish, repeated, all lost on a lossy link; or a
+            // slave the master lost (on such a link) and went on without.
+            Some(End::Failed(Failure::PeerLost { .. })) if lossy(s) || slave_troubled => {}
             other => {
                 return Outcome::Violation(format!(
                     "the master verified; the slave ended {other:?}"

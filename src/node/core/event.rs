@@ -154,6 +154,20 @@ pub enum Failure {
         /// Where the jobs stand and whether the peer is alive.
         detail: String,
     },
+    /// The peer refused batch after batch of this node's (not one taken):
+    /// the two cannot work together.
+    #[error(
+        "the {peer} refused {times} batches in a row ({reason}): its version or its config does \
+         not match this node's; stopping"
+    )]
+    PeerRefuses {
+        /// The peer's role name.
+        peer: &'static str,
+        /// Refusals in a row.
+        times: u32,
+        /// The last one's reason, in words.
+        reason: &'static str,
+    },
     /// A thread of the node panicked.
     #[error("thread {name} panicked; the node stopped")]
     Panicked {

@@ -32,8 +32,25 @@ impl NodeCore {
                 count(JobState::Computing)
             ));
         }
-        // A batch's jobs leave the count of jobs in flight when it is
-        // delivered; one whose result came first has left the state before.
+        // The jobs counted in flight are exactly those of the bootstrap not
+        // sent yet and of our batches of jobs not yet delivered or refused
+        // (a count that leaked upward would hold the run up for ever).
+        let outbound: usize = self
+            .pending
+            .values()
+            .filter(|p| p.kind != crate::protocol::BatchKind::Results)
+            .map(|p| p.ids.len())
+            .sum();
+        if self.in_flight_jobs as usize != self.bootstrap.len() + outbound {
+            return fail(format!(
+                "{} jobs counted in flight, {} of the bootstrap unsent and {outbound} in batches \
+                 on their way",
+                self.in_flight_jobs,
+                self.bootstrap.len()
+            ));
+        }
+        // A batch's jobs leave the ledger's state in flight when it is
+        // delivered; one whose result came first has left it before.
         if count(JobState::InFlight) > self.in_flight_jobs {
             return fail(format!(
                 "{} jobs in flight in the ledger, {} counted in flight",

@@ -135,7 +135,7 @@ impl NodeCore {
             return self.refuse(now, transfer, RefuseReason::NotReady);
         };
         if self.refusal_injected() {
-            return self.refuse(now, transfer, RefuseReason::Injected);
+            return self.refuse(now, transfer, self.injected_reason);
         }
         if kind == BatchKind::Results && self.role != Role::Master {
             return self.refuse(now, transfer, RefuseReason::WrongRole);
@@ -310,6 +310,7 @@ impl NodeCore {
         let Some(p) = self.pending.remove(&transfer) else {
             return;
         };
+        self.refusals_in_a_row = 0;
         let n = p.ids.len() as u32;
         self.timeline.batch(super::BatchSpan {
             transfer,

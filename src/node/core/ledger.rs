@@ -37,8 +37,6 @@ impl JobState {
 pub struct Ledger {
     states: Vec<JobState>,
     counts: [u32; STATES],
-    /// Moves made: a job changing state (the watchdog's sign of progress).
-    moves: u64,
 }
 
 impl Ledger {
@@ -49,7 +47,6 @@ impl Ledger {
         Ledger {
             states: vec![JobState::Absent; jobs as usize],
             counts,
-            moves: 0,
         }
     }
 
@@ -84,15 +81,7 @@ impl Ledger {
         let from = std::mem::replace(slot, to);
         self.counts[from.index()] -= 1;
         self.counts[to.index()] += 1;
-        if from != to {
-            self.moves += 1;
-        }
         from
-    }
-
-    /// Moves made so far: each a job changing state.
-    pub fn moves(&self) -> u64 {
-        self.moves
     }
 
     /// Every job's state, by id.

@@ -42,6 +42,7 @@ use std::time::Instant;
 pub use admit::{Admission, admit};
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
+pub use refuse::MAX_REFUSALS_IN_A_ROW;
 pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline};
 pub use watchdog::MIN_WATCHDOG;
 
@@ -237,6 +238,10 @@ pub struct NodeCore {
     watchdog: watchdog::Watchdog,
     /// Fault injection: refuse every this many batches received (0: none).
     refuse_every: u32,
+    /// Our batches the peer refused since one was last delivered.
+    refusals_in_a_row: u32,
+    /// The reason the fault injection gives (a test may name a real one).
+    injected_reason: protocol::RefuseReason,
     /// Batches received and looked at by the fault injection.
     batches_seen: u64,
 
@@ -334,6 +339,8 @@ impl NodeCore {
             link_rate: 0.0,
             watchdog: watchdog::Watchdog::default(),
             refuse_every: 0,
+            refusals_in_a_row: 0,
+            injected_reason: protocol::RefuseReason::Injected,
             batches_seen: 0,
             control: VecDeque::new(),
             events: VecDeque::new(),

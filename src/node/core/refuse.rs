@@ -10,10 +10,15 @@
 
 use std::time::Instant;
 
-use super::{JobState, NodeCore, Origin};
+use super::{Failure, JobState, NodeCore, Origin};
 use crate::config::Role;
 use crate::protocol::{BatchKind, RefuseReason};
 use crate::workload::{Job, JobId, format_id_ranges};
+
+/// Batches refused in a row (none delivered between) after which the
+/// node stops: a peer that refuses everything (another version, a bug)
+/// would otherwise have the same jobs sent to it for ever.
+pub const MAX_REFUSALS_IN_A_ROW: u32 = 8;
 
 impl NodeCore {
     /// Refuses batch `transfer` of the peer's, which the endpoint has
@@ -36,6 +41,14 @@ impl NodeCore {
     /// has whole, as if it could not take it (0: never).
     pub fn inject_refusals(&mut self, every: u32) {
         self.refuse_every = every;
+    }
+
+    /// As [`inject_refusals`](Self::inject_refusals), the refusals giving
+    /// `reason` as a core that really could not take the batches would.
+    #[cfg(test)]
+    pub(crate) fn inject_refusals_naming(&mut self, every: u32, reason: RefuseReason) {
+        self.refuse_every = every;
+        self.injected_reason = reason;
     }
 
     /// True when the fault injection refuses the batch now at hand.
@@ -74,6 +87,18 @@ impl NodeCore {
         }
         self.state_due = true;
         self.evaluate_due = true;
+        // A refusal by the fault injection is the test's own doing.
+        if reason != RefuseReason::Injected {
+            self.refusals_in_a_row += 1;
+            if self.refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW {
+                let failure = Failure::PeerRefuses {
+                    peer: self.role.peer().name(),
+                    times: self.refusals_in_a_row,
+                    reason: reason.describe(),
+                };
+                self.fail(now, failure);
+            }
+        }
     }
 
     /// Jobs of a refused batch of jobs, still in flight here (none can have
@@ -84,9 +109,9 @@ impl NodeCore {
             if self.ledger.state(id) == JobState::InFlight {
                 self.ledger.set(id, JobState::Queued);
                 if self.role == Role::Master {
-                    // Taken back, as from a lost slave; a slave's job keeps
-                    // the origin it came with.
-                    self.timeline.arrived(id, Origin::Reclaimed);
+                    // The master's own again; a slave's job keeps the
+                    // origin it came with.
+                    self.timeline.arrived(id, Origin::Own);
                 }
                 self.queue.push_back(Job::unmade(id));
                 back.push(id);

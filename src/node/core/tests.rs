@@ -108,12 +108,18 @@ fn a_broken_invariant_is_named() {
     };
     m.handle_datagram(t0, &datagram(7, 1, &Message::Hello(hello)));
     assert_eq!(m.check_invariants(), Ok(()));
-    // The bootstrap's four jobs are in flight: say none are.
-    m.in_flight_jobs = 0;
+    // The bootstrap's four jobs are in flight: say five are, then none.
+    m.in_flight_jobs = 5;
     assert_eq!(
         m.check_invariants(),
-        Err("master invariant: 4 jobs in flight in the ledger, 0 counted in flight".to_owned())
+        Err(
+            "master invariant: 5 jobs counted in flight, 0 of the bootstrap unsent and 4 in \
+             batches on their way"
+                .to_owned()
+        )
     );
+    m.in_flight_jobs = 0;
+    assert!(m.check_invariants().is_err());
     m.in_flight_jobs = 4;
     m.queue.clear();
     assert_eq!(

@@ -78,15 +78,29 @@ impl NodeCore {
         }
         let peer = self.peer.filter(|_| !self.peer_lost).map(|p| p.state);
         let stats = self.endpoint.stats();
-        let mark = self
-            .ledger
-            .moves()
-            .wrapping_add(stats.chunks_received)
-            .wrapping_add(stats.chunks_acked)
-            .wrapping_add(peer.map_or(0, |p| u64::from(p.jobs_done) + u64::from(p.jobs_received)));
+        // Counts that only grow when the run gets somewhere: jobs computed
+        // or held, jobs taken by either node, chunks through. Not the
+        // ledger's moves: a batch refused and sent again moves its jobs
+        // back and forth for ever without getting anywhere.
+        let mark = [
+            u64::from(self.done),
+            u64::from(self.results_received),
+            u64::from(self.received),
+            u64::from(self.delivered_to_peer),
+            stats.chunks_received,
+            stats.chunks_acked,
+            peer.map_or(0, |p| u64::from(p.jobs_done) + u64::from(p.jobs_received)),
+        ]
+        .iter()
+        .fold(0u64, |a, &b| a.wrapping_add(b));
         let computing_here = self.throttle > 0.0 && self.ledger.count(JobState::Computing) > 0;
         let computing_there = peer.is_some_and(|p| p.throttle > 0.0 && p.busy > 0);
-        let paused = self.throttle <= 0.0 || peer.is_some_and(|p| p.throttle <= 0.0);
+        // A pause is waiting for the user only where it holds the run up:
+        // this node paused with jobs nobody else can take, or both paused.
+        // A pause elsewhere must not hide a stall (a link that drops every
+        // batch while a paused slave looks on).
+        let paused = self.paused_waiting
+            || (self.throttle <= 0.0 && peer.is_some_and(|p| p.throttle <= 0.0));
         // Jobs still to arrive (here, or at the peer by this node's clock)
         // are worth waiting for, however far apart they come.
         let arrivals_to_come = self.next_arrival_at().is_some()
