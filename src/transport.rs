@@ -157,30 +157,6 @@ struct Shaper {
     tx: Option<Sender<Vec<u8>>>,
     join: Option<JoinHandle<()>>,
     link: LinkConfig,
-    /// The thread's name, and how it ended (set as it ends).
-    name: String,
-    end: Arc<ThreadEnd>,
-}
-
-/// How a thread ended: set by its guard as it ends, panicking or not, and
-/// read once by whoever supervises it.
-#[derive(Debug, Default)]
-struct ThreadEnd {
-    ended: AtomicBool,
-    panicked: AtomicBool,
-    reported: AtomicBool,
-}
-
-/// Sets its [`ThreadEnd`] when dropped, also while a panic unwinds.
-struct EndGuard(Arc<ThreadEnd>);
-
-impl Drop for EndGuard {
-    fn drop(&mut self) {
-        self.0
-            .panicked
-            .store(std::thread::panicking(), Ordering::Relaxed);
-        self.0.ended.store(true, Ordering::Release);
-    }
 }
 
 impl Drop for Transport {
@@ -224,13 +200,15 @@ impl Transport {
             key,
             format!("link-{local}"),
             Box::new(|| {}),
+            Box::new(()),
         )
     }
 
-    /// [`bind`](Self::bind), the link emulator's thread named `name` and
+    /// [`bind`](Self::bind), the link emulator's thread named `name`,
     /// calling `check` as each datagram comes (the node's test-only panic
-    /// hook). Its end is reported once by [`Self::link_thread_ended`]:
-    /// if it dies, every datagram would be lost, and the node must say so.
+    /// hook) and holding `guard` until it ends, so that the guard's drop
+    /// tells its supervisor (if the thread dies, every datagram is lost,
+    /// and the node must say so).
     pub fn bind_supervised(
         local: SocketAddr,
         peer: SocketAddr,
@@ -238,6 +216,7 @@ impl Transport {
         key: Key,
         name: String,
         check: Box<dyn Fn() + Send>,
+        guard: Box<dyn Send>,
     ) -> Result<Transport, BindError> {
         let wrap = |source: io::Error| {
             let hint = match source.kind() {
@@ -274,10 +253,8 @@ impl Transport {
                 let out = socket.try_clone().map_err(wrap)?;
                 let (tx, rx) = crossbeam_channel::unbounded();
                 let dropped = stats.link_dropped.clone();
-                let end = Arc::new(ThreadEnd::default());
-                let guard = EndGuard(end.clone());
                 let join = std::thread::Builder::new()
-                    .name(name.clone())
+                    .name(name)
                     .spawn(move || {
                         let _guard = guard;
                         shape(out, peer, link, rx, &dropped, &*check);
@@ -287,8 +264,6 @@ impl Transport {
                     tx: Some(tx),
                     join: Some(join),
                     link,
-                    name,
-                    end,
                 })
             }
         };
@@ -313,18 +288,6 @@ impl Transport {
     /// The key that seals and checks this node's datagrams.
     pub fn key(&self) -> &Key {
         &self.key
-    }
-
-    /// The link emulator's thread, the first time it is seen to have ended
-    /// (while the transport lives it never should): its name, and whether
-    /// it panicked. `None` before, after, and without a link.
-    pub fn link_thread_ended(&self) -> Option<(String, bool)> {
-        let shaper = self.shaper.as_ref()?;
-        let end = &shaper.end;
-        if !end.ended.load(Ordering::Acquire) || end.reported.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        Some((shaper.name.clone(), end.panicked.load(Ordering::Relaxed)))
     }
 
     /// The emulated link of this node's datagrams, if any.

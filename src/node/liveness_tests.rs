@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Pair;
 use crate::config::{Machine, Role, parse};
 use crate::node::core::{End, Failure, JobState};
-use crate::protocol::{Header, Hello, Message, Phase, RunParams};
+use crate::protocol::{Message, Phase, RunParams};
 
 /// Element updates a second: a job of 256 elements and 10 iterations takes 5 ms.
 const RATE: f64 = 512_000.0;
@@ -161,26 +161,6 @@ fn nodes_with_different_datagram_sizes_agree_on_the_smaller() {
     }
 }
 
-/// A hello from "the master" echoing the slave's nonce, with `params`.
-fn forged(nonce: u64, datagram_bytes: u32, params: RunParams) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    crate::protocol::encode(
-        &Header {
-            session: 0x0bad,
-            seq: 1,
-        },
-        &Message::Hello(Hello {
-            from_master: true,
-            window_chunks: 64,
-            datagram_bytes,
-            params,
-            nonce,
-        }),
-        &mut bytes,
-    );
-    bytes
-}
-
 // Issue 20: a hello with arrivals no config could hold (a rate of 1e-300
 // for 1e300 s) panicked the slave converting them to a Duration. Every
 // value of a hello is now checked as the config is, and a bad hello is
@@ -259,7 +239,10 @@ fn forged_hellos_with_values_no_config_holds_are_dropped_and_named() {
             .core
             .handle(now, crate::node::core::Input::Start { random: 77 });
         let nonce = pair.slave.core.hello_nonce();
-        pair.inject(Role::Slave, &forged(nonce, datagram_bytes, params));
+        pair.inject(
+            Role::Slave,
+            &crate::sim::swarm::hello_from_master(nonce, datagram_bytes, params),
+        );
         pair.run_until(Duration::from_millis(1));
         assert!(
             pair.slave.log_text().contains(&format!(

@@ -365,7 +365,15 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
     let inject = options.inject_panic.as_ref();
     // Jobs this node computed, for the panic hook's trigger.
     let done = Arc::new(AtomicU32::new(0));
+    let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
+    // The link emulator's thread is the transport's, but supervised like
+    // every spoke: its guard tells the core's inbox when it ends.
     let link_hook = PanicHook::for_thread(&format!("{name}-link"), inject, &done);
+    // (Only where there is such a thread: an emulated link that is not plain.)
+    let link_guard = me.link.filter(|l| !l.is_plain()).map(|_| Guard {
+        name: format!("{name}-link"),
+        inbox: inbox_tx.clone(),
+    });
     let transport = Arc::new(Transport::bind_supervised(
         me.address,
         peer.address,
@@ -373,6 +381,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         config.key.clone(),
         format!("{name}-link"),
         Box::new(move || link_hook.check()),
+        Box::new(link_guard),
     )?);
     let datagram_bytes = config.datagram_bytes as usize;
     let now = Instant::now();
@@ -400,7 +409,6 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
         Snapshot::of(&core, addresses, Default::default(), 0, false),
     );
 
-    let (inbox_tx, inbox_rx) = crossbeam_channel::bounded(INBOX_CAPACITY);
     // Dropped by the event loop when it ends: every spoke then stops.
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
     // Receive buffers the event loop hands back to the reader: enough for
@@ -576,11 +584,6 @@ impl Shell {
             self.done.store(self.core.jobs_done(), Ordering::Relaxed);
             self.hook.check();
             let now = Instant::now();
-            // The link emulator's thread is not the core's spoke (the
-            // transport owns it); its end is looked for here.
-            if let Some((name, panicked)) = self.transport.link_thread_ended() {
-                self.core.handle(now, Input::ThreadEnded { name, panicked });
-            }
             if self.core.poll_timeout().is_some_and(|t| t <= now) {
                 self.core.handle_timeout(now);
             }

@@ -433,10 +433,17 @@ fn forged_hello(v: u8, nonce: u64) -> Vec<u8> {
         // The jobs its arrivals make, so that only the values are wrong.
         params.jobs = params.schedule().total();
     }
+    hello_from_master(nonce, if v == 3 { 0 } else { 1472 }, params)
+}
+
+/// A hello "from the master" echoing a slave's `nonce`, with the datagram
+/// size and the run's parameters given: what another program at the
+/// master's address could send (the swarm's and the tests' forgeries).
+pub(crate) fn hello_from_master(nonce: u64, datagram_bytes: u32, params: RunParams) -> Vec<u8> {
     let hello = Hello {
         from_master: true,
         window_chunks: 64,
-        datagram_bytes: if v == 3 { 0 } else { 1472 },
+        datagram_bytes,
         params,
         nonce,
     };
