@@ -167,17 +167,7 @@ fn nodes_with_different_datagram_sizes_agree_on_the_smaller() {
 // dropped, counted and named in the log; the real master's run goes on.
 #[test]
 fn forged_hellos_with_values_no_config_holds_are_dropped_and_named() {
-    let good = RunParams {
-        jobs: 8,
-        elements_per_job: 4,
-        iterations: 1,
-        initial: 1.0,
-        addend: 1.0,
-        threshold: 2,
-        policy: 0,
-        present: 8,
-        arrivals: None,
-    };
+    let good = crate::sim::swarm::SMALL_PARAMS;
     // Jobs as many as the arrivals make, so that only their values are wrong.
     let arrivals = |rate_per_s: f64, duration_s: f64| {
         let p = RunParams {

@@ -398,19 +398,23 @@ fn failure_kind(f: &Failure) -> &'static str {
     }
 }
 
+/// A small run's valid parameters (8 jobs of 4 doubles), for forgeries to
+/// spoil one value of.
+pub(crate) const SMALL_PARAMS: RunParams = RunParams {
+    jobs: 8,
+    elements_per_job: 4,
+    iterations: 1,
+    initial: 1.0,
+    addend: 1.0,
+    threshold: 2,
+    policy: 0,
+    present: 8,
+    arrivals: None,
+};
+
 /// The forged hello of variant `v`, to a slave whose nonce is `nonce`.
 fn forged_hello(v: u8, nonce: u64) -> Vec<u8> {
-    let mut params = RunParams {
-        jobs: 8,
-        elements_per_job: 4,
-        iterations: 1,
-        initial: 1.0,
-        addend: 1.0,
-        threshold: 2,
-        policy: 0,
-        present: 8,
-        arrivals: None,
-    };
+    let mut params = SMALL_PARAMS;
     match v {
         0 => {
             params.arrivals = Some(crate::arrivals::Arrivals {

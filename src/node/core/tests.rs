@@ -25,6 +25,18 @@ fn core(role: Role) -> (NodeCore, Instant) {
     (NodeCore::new(role, &config, settings, now), now)
 }
 
+/// The slave's hello answering master `m` (session 7), as a datagram.
+fn slave_hello(m: &NodeCore) -> Vec<u8> {
+    let hello = Hello {
+        from_master: false,
+        window_chunks: 64,
+        datagram_bytes: 65507,
+        params: m.params().unwrap(),
+        nonce: 5,
+    };
+    datagram(7, 1, &Message::Hello(hello))
+}
+
 fn datagram(session: u64, seq: u64, message: &Message<'_>) -> Vec<u8> {
     let mut bytes = Vec::new();
     protocol::encode(&Header { session, seq }, message, &mut bytes);
@@ -63,14 +75,7 @@ fn the_master_hellos_until_answered_then_bootstraps() {
     m.handle_timeout(t1);
     assert!(m.poll_transmit(t1, &mut buf));
     // The slave's hello in our session connects and starts the bootstrap.
-    let hello = Hello {
-        from_master: false,
-        window_chunks: 64,
-        datagram_bytes: 65507,
-        params: m.params().unwrap(),
-        nonce: 5,
-    };
-    m.handle_datagram(t1, &datagram(7, 1, &Message::Hello(hello)));
+    m.handle_datagram(t1, &slave_hello(&m));
     assert!(m.is_connected());
     assert_eq!(m.phase(), Phase::Bootstrap);
     assert_eq!(m.ledger().count(JobState::Queued), 4);
@@ -99,14 +104,7 @@ fn the_master_hellos_until_answered_then_bootstraps() {
 fn a_broken_invariant_is_named() {
     let (mut m, t0) = core(Role::Master);
     m.handle(t0, Input::Start { random: 7 });
-    let hello = Hello {
-        from_master: false,
-        window_chunks: 64,
-        datagram_bytes: 65507,
-        params: m.params().unwrap(),
-        nonce: 5,
-    };
-    m.handle_datagram(t0, &datagram(7, 1, &Message::Hello(hello)));
+    m.handle_datagram(t0, &slave_hello(&m));
     assert_eq!(m.check_invariants(), Ok(()));
     // The bootstrap's four jobs are in flight: say five are, then none.
     m.in_flight_jobs = 5;
