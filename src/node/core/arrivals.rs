@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{JobState, NodeCore, Origin};
 use crate::config::Role;
 use crate::protocol::Phase;
-use crate::workload::{Job, JobId, format_id_ranges};
+use crate::workload::{JobId, format_id_ranges};
 
 impl NodeCore {
     /// Jobs whose arrival time has come join this node's queue.
@@ -36,9 +36,7 @@ impl NodeCore {
         for &(id, origin) in &arrived {
             // Only a job nobody holds yet arrives.
             if self.ledger.state(id) == JobState::Absent {
-                self.ledger.set(id, JobState::Queued);
-                self.timeline.arrived(id, origin);
-                self.queue.push_back(Job::unmade(id));
+                self.queue_unmade(id, Some(origin));
             }
         }
         let arrived: Vec<JobId> = arrived.into_iter().map(|(id, _)| id).collect();
@@ -130,9 +128,7 @@ impl NodeCore {
         let at_s = self.run_seconds(now);
         self.added_at.extend(std::iter::repeat_n(at_s, n as usize));
         for id in first..jobs {
-            self.ledger.set(id, JobState::Queued);
-            self.timeline.arrived(id, Origin::Added);
-            self.queue.push_back(Job::unmade(id));
+            self.queue_unmade(id, Some(Origin::Added));
         }
         self.log(
             now,

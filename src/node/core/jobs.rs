@@ -97,6 +97,18 @@ impl NodeCore {
         }
     }
 
+    /// Queues job `id` here, not made yet (a job's data before computing
+    /// is the workload's initial value, so a worker makes it), noting in
+    /// the timeline where it came from when `origin` says. The one way a
+    /// job joins the queue at its back.
+    pub(super) fn queue_unmade(&mut self, id: JobId, origin: Option<Origin>) {
+        self.ledger.set(id, JobState::Queued);
+        if let Some(origin) = origin {
+            self.timeline.arrived(id, origin);
+        }
+        self.queue.push_back(Job::unmade(id));
+    }
+
     /// Master: job `id`'s result is held from `at_s` (run seconds).
     fn result_held(&mut self, id: JobId, at_s: f64) {
         if let Some(t) = self.result_at.get_mut(id as usize) {
@@ -545,9 +557,7 @@ impl NodeCore {
                 ),
             );
             for &id in &unsent {
-                self.ledger.set(id, JobState::Queued);
-                self.timeline.arrived(id, Origin::Reclaimed);
-                self.queue.push_back(Job::unmade(id));
+                self.queue_unmade(id, Some(Origin::Reclaimed));
             }
             // Meant for the slave and taken back: counted with the reclaimed.
             self.jobs_reclaimed += unsent.len() as u32;
@@ -570,9 +580,7 @@ impl NodeCore {
             None => Vec::new(),
         };
         for &id in &missing {
-            self.ledger.set(id, JobState::Queued);
-            self.timeline.arrived(id, Origin::Reclaimed);
-            self.queue.push_back(Job::unmade(id));
+            self.queue_unmade(id, Some(Origin::Reclaimed));
         }
         self.in_flight_jobs = 0;
         self.jobs_reclaimed += missing.len() as u32;

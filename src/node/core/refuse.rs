@@ -13,7 +13,7 @@ use std::time::Instant;
 use super::{Failure, JobState, NodeCore, Origin};
 use crate::config::Role;
 use crate::protocol::{BatchKind, RefuseReason};
-use crate::workload::{Job, JobId, format_id_ranges};
+use crate::workload::{JobId, format_id_ranges};
 
 /// Batches refused in a row (none delivered between) after which the
 /// node stops: a peer that refuses everything (another version, a bug)
@@ -107,13 +107,10 @@ impl NodeCore {
         let mut back = Vec::new();
         for &id in ids {
             if self.ledger.state(id) == JobState::InFlight {
-                self.ledger.set(id, JobState::Queued);
-                if self.role == Role::Master {
-                    // The master's own again; a slave's job keeps the
-                    // origin it came with.
-                    self.timeline.arrived(id, Origin::Own);
-                }
-                self.queue.push_back(Job::unmade(id));
+                // The master's own again; a slave's job keeps the origin it
+                // came with.
+                let origin = (self.role == Role::Master).then_some(Origin::Own);
+                self.queue_unmade(id, origin);
                 back.push(id);
             }
         }
@@ -127,8 +124,7 @@ impl NodeCore {
         let mut back = Vec::new();
         for &id in ids {
             if self.ledger.state(id) == JobState::Computed {
-                self.ledger.set(id, JobState::Queued);
-                self.queue.push_back(Job::unmade(id));
+                self.queue_unmade(id, None);
                 back.push(id);
             }
         }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::{End, Ending, Failure, JobState, NodeCore, id_range};
 use crate::config::Role;
 use crate::protocol::{self, Hello, Message, Phase, RunParams};
-use crate::workload::{Job, ResultStore, format_id_ranges};
+use crate::workload::{ResultStore, format_id_ranges};
 
 /// How often a hello is repeated until the peer answers, at most: a
 /// quarter of the peer time-out when that is shorter (see
@@ -322,8 +322,7 @@ impl NodeCore {
         self.in_flight_jobs += send;
         self.bootstrap.extend(keep..w.jobs);
         for id in 0..keep {
-            self.ledger.set(id, JobState::Queued);
-            self.queue.push_back(Job::unmade(id));
+            self.queue_unmade(id, None);
         }
         if send == 0 {
             self.set_phase(now, Phase::Processing);

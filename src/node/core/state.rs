@@ -218,8 +218,7 @@ impl NodeCore {
         let at = self.bootstrap.len() - keep as usize;
         let kept: Vec<u32> = self.bootstrap.split_off(at).into_iter().collect();
         for &id in &kept {
-            self.ledger.set(id, super::JobState::Queued);
-            self.queue.push_back(Job::unmade(id));
+            self.queue_unmade(id, None);
         }
         self.in_flight_jobs = self.in_flight_jobs.saturating_sub(keep);
         self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(keep);
