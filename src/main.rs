@@ -608,7 +608,10 @@ fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
             }
             Ok(if *verified { 0 } else { 1 })
         }
-        Outcome::Failed(why) => Err(runtime(anyhow::anyhow!("{why}"))),
+        Outcome::Failed(why) => Err(Failure {
+            code: outcome.exit_code(),
+            error: anyhow::anyhow!("{why}"),
+        }),
         Outcome::Stopped => Err(runtime(anyhow::anyhow!("stopped before the run finished"))),
     }
 }

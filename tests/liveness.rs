@@ -20,10 +20,9 @@ fn two_machines_with_different_datagram_sizes_agree_on_the_smaller() {
         &dir,
         serde_json::json!({ "network": { "datagram_bytes": 65507 } }),
     );
-    let mut slave: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
-    slave["network"]["datagram_bytes"] = serde_json::json!(1472);
-    std::fs::write(dir.join("slave.json"), slave.to_string()).unwrap();
+    slave_config(&dir, &config, |s| {
+        s["network"]["datagram_bytes"] = 1472.into();
+    });
     let (master, slave) = run_pair(
         &dir,
         &["--role", "slave", "--config", "slave.json", "--headless"],
@@ -45,6 +44,85 @@ fn two_machines_with_different_datagram_sizes_agree_on_the_smaller() {
     }
     // Nothing was cut: no datagram failed its tag on either side.
     assert_eq!(r["network"]["rejected"], 0, "{r:#}");
+}
+
+/// Writes `slave.json`: the config at `config`, changed by `change`.
+fn slave_config(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut slave: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(config).unwrap()).unwrap();
+    change(&mut slave);
+    std::fs::write(dir.join("slave.json"), slave.to_string()).unwrap();
+}
+
+/// Runs a slave on `slave.json` and a master on `config.json`, both
+/// headless, and returns their exit codes and stderr (master, slave).
+fn run_both(dir: &std::path::Path) -> [(Option<i32>, String); 2] {
+    let slave = spawn(
+        &["--role", "slave", "--config", "slave.json", "--headless"],
+        dir,
+    );
+    let master = spawn(&["--role", "master", "--headless"], dir);
+    let master = wait(master, Duration::from_secs(60));
+    let slave = wait_or(slave, Duration::from_secs(60), &stderr(&master));
+    [
+        (master.status.code(), stderr(&master)),
+        (slave.status.code(), stderr(&slave)),
+    ]
+}
+
+// Issue 20: a slave followed whatever workload and policy the master's hello
+// named, whatever its own config said. The two must now agree: each node
+// refuses the run with exit 2, naming the field and both values.
+#[test]
+fn configs_that_differ_in_the_run_are_refused_by_both_nodes_naming_the_field() {
+    let dir = test_dir("configs-differ");
+    let config = write_config(&dir, serde_json::json!({}));
+    slave_config(&dir, &config, |s| s["workload"]["iterations"] = 300.into());
+    let message = "the two nodes' configs differ in workload.iterations: the master's is 200, \
+                   the slave's 300; make them the same in both config.json files and start again";
+    for (role, (code, err)) in ["master", "slave"].iter().zip(run_both(&dir)) {
+        assert_eq!(code, Some(2), "{role}: {err}");
+        assert!(err.contains(message), "{role}: {err}");
+        // Refused at the hello: no job moved, no phase began.
+        assert!(!err.contains("phase: bootstrap"), "{role}: {err}");
+    }
+}
+
+// Issue 20: with different secrets every datagram failed its tag, and each
+// node waited without saying why. Both now name the secret and exit 2.
+#[test]
+fn nodes_with_different_secrets_say_so_and_exit_2() {
+    let dir = test_dir("secrets-differ");
+    let config = write_config(
+        &dir,
+        serde_json::json!({ "secret": "the master's own secret", "connect_timeout_ms": 3000 }),
+    );
+    slave_config(&dir, &config, |s| {
+        s["secret"] = "the slave's other secret".into();
+    });
+    for (role, peer, (code, err)) in [("master", "slave"), ("slave", "master")]
+        .iter()
+        .zip(run_both(&dir))
+        .map(|((r, p), out)| (r, p, out))
+    {
+        assert_eq!(code, Some(2), "{role}: {err}");
+        let needle = format!("datagrams from the {peer}'s address");
+        let line = err
+            .lines()
+            .find(|l| l.contains(&needle))
+            .unwrap_or_else(|| panic!("{role}: no line names the {peer}'s datagrams:\n{err}"));
+        assert!(
+            line.contains(
+                "failed authentication and none passed within 3 s: the two configs' \
+                           `secret`s differ"
+            ),
+            "{role}: {line}"
+        );
+    }
 }
 
 // Issue 20: the core thread wrote the log and the progress line to stderr

@@ -348,6 +348,7 @@ fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
         from_master: true,
         window_chunks: 64,
         datagram_bytes: 1472,
+        compression: true,
         params: RunParams {
             jobs: JOBS,
             elements_per_job: 256,

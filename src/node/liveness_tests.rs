@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Pair;
 use crate::config::{Machine, Role, parse};
 use crate::node::core::{End, Failure, JobState};
-use crate::protocol::{Message, Phase, RunParams};
+use crate::protocol::{self, Message, Phase, RunParams};
 
 /// Element updates a second: a job of 256 elements and 10 iterations takes 5 ms.
 const RATE: f64 = 512_000.0;
@@ -32,6 +32,18 @@ fn small(extra: &str) -> crate::config::Config {
              "policy": {{ "threshold": 2, "state_interval_ms": 50 }},
              "peer_timeout_ms": 1000, "network": {{ "datagram_bytes": 1472 }} {extra} }}"#
     ))
+}
+
+/// The config of [`small`], changed by `change`.
+fn small_changed(change: impl FnOnce(&mut serde_json::Value)) -> crate::config::Config {
+    let mut file: serde_json::Value = serde_json::from_str(
+        r#"{ "workload": { "jobs": 32, "elements_per_job": 256, "iterations": 10 },
+             "policy": { "threshold": 2, "state_interval_ms": 50 },
+             "peer_timeout_ms": 1000, "network": { "datagram_bytes": 1472 } }"#,
+    )
+    .unwrap();
+    change(&mut file);
+    config(&file.to_string())
 }
 
 fn assert_verified(pair: &Pair) {
@@ -158,6 +170,109 @@ fn nodes_with_different_datagram_sizes_agree_on_the_smaller() {
         let line = format!("both send {}", m.min(s));
         assert!(pair.master.log_text().contains(&line), "{m} / {s}");
         assert!(pair.slave.log_text().contains(&line), "{m} / {s}");
+    }
+}
+
+// Issue 20: each node compressed by its own config. Batches are now
+// compressed only when both configs say so, and both nodes say which.
+#[test]
+fn batches_are_compressed_only_when_both_configs_say_so() {
+    for (m, s, compressed) in [
+        (true, true, true),
+        (true, false, false),
+        (false, true, false),
+    ] {
+        let file = |on: bool| small_changed(|f| f["network"]["compression"] = on.into());
+        let mut pair = Pair::with_configs(&file(m), &file(s), [RATE, RATE], 3);
+        pair.start();
+        assert!(pair.run(Duration::from_secs(60)), "{m} / {s}");
+        assert_verified(&pair);
+        // The bootstrap's jobs all hold the initial value: one that is
+        // compressed goes as that value.
+        let counters = [pair.master.core.counters(), pair.slave.core.counters()];
+        assert!(counters[0].batches_sent > 0);
+        for c in counters {
+            assert_eq!(c.batches_compressed > 0, compressed, "{m} / {s}: {c:?}");
+        }
+        for (node, off) in [(&pair.master, !m), (&pair.slave, !s)] {
+            let said = node
+                .log_text()
+                .contains("config turns it off, so neither node compresses");
+            // The node whose own config compresses is the one told.
+            assert_eq!(said, !compressed && !off, "{m} / {s}");
+        }
+    }
+}
+
+// Issue 20: a slave followed whatever workload and policy the master's
+// hello named. Nodes whose configs differ in a field of the run now both
+// refuse it, naming the field and both values, and nothing moves.
+#[test]
+fn configs_that_differ_in_the_run_are_refused_by_both_nodes() {
+    type Change = fn(&mut serde_json::Value);
+    let cases: [(Change, &str, &str, &str); 5] = [
+        (
+            |f| f["workload"]["jobs"] = 33.into(),
+            "workload.jobs",
+            "32",
+            "33",
+        ),
+        (
+            |f| f["workload"]["addend"] = 2.5.into(),
+            "workload.addend",
+            "1.111111",
+            "2.5",
+        ),
+        (
+            |f| f["policy"]["transfer"] = "receiver".into(),
+            "policy.transfer",
+            "\"sender\"",
+            "\"receiver\"",
+        ),
+        (
+            |f| f["policy"]["threshold"] = 3.into(),
+            "policy.threshold",
+            "2",
+            "3",
+        ),
+        (
+            |f| {
+                f["workload"]["arrivals"] = serde_json::json!({ "rate_per_s": 10, "duration_s": 2 })
+            },
+            "workload.arrivals",
+            "none",
+            "10 a second for 2 s, seed 1",
+        ),
+    ];
+    for (change, field, master_value, slave_value) in cases {
+        let master = small("");
+        let slave = small_changed(change);
+        let mut pair = Pair::with_configs(&master, &slave, [RATE, RATE], 4);
+        pair.start();
+        assert!(pair.run(Duration::from_secs(10)), "{field}");
+        let expected = Failure::ConfigMismatch(protocol::Mismatch {
+            field,
+            master: master_value.to_owned(),
+            slave: slave_value.to_owned(),
+        });
+        assert_eq!(
+            pair.master_end(),
+            Some(&End::Failed(expected.clone())),
+            "{field}"
+        );
+        assert_eq!(
+            pair.slave.core.end(),
+            Some(&End::Failed(expected.clone())),
+            "{field}"
+        );
+        assert_eq!(expected.exit_code(), 2);
+        assert!(!pair.master.core.is_connected() && !pair.slave.core.is_connected());
+        assert_eq!(pair.master.core.counters().batches_sent, 0, "{field}");
+        assert!(
+            pair.master
+                .log_text()
+                .contains(&format!("configs differ in {field}"))
+        );
     }
 }
 

@@ -85,7 +85,8 @@ impl Outcome {
             Outcome::Finished {
                 verified: false, ..
             } => 1,
-            Outcome::Failed(_) | Outcome::Stopped => 3,
+            Outcome::Failed(failure) => failure.exit_code(),
+            Outcome::Stopped => 3,
         }
     }
 }

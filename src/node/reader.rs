@@ -16,7 +16,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use super::Msg;
-use super::core::{Admission, Rejection, admit};
+use super::core::{Admission, Input, Rejection, admit};
 use crate::auth::{Key, ReplayWindow, TAG_BYTES};
 use crate::protocol::{self, Header, Message};
 use crate::transport::Transport;
@@ -80,6 +80,8 @@ pub fn run(
     let stats = &transport.stats;
     let peer = transport.peer();
     let key = transport.key();
+    // When the core last heard the count of unauthentic datagrams.
+    let mut told_unauthentic: Option<std::time::Instant> = None;
     loop {
         if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
@@ -97,11 +99,24 @@ pub fn run(
             }
         };
         if let Err(why) = open(key, peer, from, &buf[..len]) {
-            let counter = match why {
-                Rejection::UnknownSource => &stats.rejected_unknown_source,
-                _ => &stats.rejected_unauthentic,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            if why == Rejection::UnknownSource {
+                stats
+                    .rejected_unknown_source
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let total = stats.rejected_unauthentic.fetch_add(1, Ordering::Relaxed) + 1;
+            // The core names a secret that differs from the peer's; told at
+            // most once a second, so a flood cannot fill its inbox.
+            let now = std::time::Instant::now();
+            if told_unauthentic.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
+                told_unauthentic = Some(now);
+                if let Err(TrySendError::Disconnected(_)) =
+                    inbox.try_send(Msg::Input(Input::Unauthentic { total }))
+                {
+                    return;
+                }
+            }
             continue;
         }
         stats.datagrams_received.fetch_add(1, Ordering::Relaxed);
@@ -153,6 +168,7 @@ mod tests {
                 from_master: true,
                 window_chunks: 64,
                 datagram_bytes: 1472,
+                compression: true,
                 params,
                 nonce: 99,
             }),

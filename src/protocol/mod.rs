@@ -21,7 +21,7 @@ use codec::{Reader, Writer};
 /// The first four bytes of every loadbal datagram.
 pub const MAGIC: [u8; 4] = *b"LDBL";
 /// The wire format's version; a datagram of another version is rejected.
-pub const VERSION: u8 = 6;
+pub const VERSION: u8 = 7;
 /// Bytes in the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Bytes in a chunk message before its payload (header included).
@@ -102,7 +102,8 @@ impl Phase {
     }
 }
 
-/// The parameters of a run, fixed by the master and adopted by the slave.
+/// The parameters of a run, from a node's config: the master's fix the
+/// run, and the slave's must be the same (see [`RunParams::mismatch`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RunParams {
     /// Jobs in the workload.
@@ -117,8 +118,7 @@ pub struct RunParams {
     pub addend: f64,
     /// The policy's threshold, in the policy's unit.
     pub threshold: u32,
-    /// The transfer policy, as its index in [`crate::policy::NAMES`]: the
-    /// slave follows the master's.
+    /// The transfer policy, as its index in [`crate::policy::NAMES`].
     pub policy: u8,
     /// Jobs present from the start; the rest (`jobs - present`) arrive
     /// during the run, as `arrivals` says.
@@ -128,18 +128,92 @@ pub struct RunParams {
 }
 
 impl RunParams {
-    /// No parameters: what a slave's hello carries (it has none to give).
-    pub const NONE: RunParams = RunParams {
-        jobs: 0,
-        elements_per_job: 0,
-        iterations: 0,
-        initial: 0.0,
-        addend: 0.0,
-        threshold: 0,
-        policy: 0,
-        present: 0,
-        arrivals: None,
-    };
+    /// The parameters `config` gives a run.
+    pub fn from_config(config: &crate::config::Config) -> RunParams {
+        let w = &config.workload;
+        RunParams {
+            jobs: w.schedule().total(),
+            elements_per_job: w.elements_per_job,
+            iterations: w.iterations,
+            initial: w.initial,
+            addend: w.addend,
+            threshold: config.policy.threshold(),
+            policy: crate::policy::index_of(&config.policy.transfer).unwrap_or(0),
+            present: w.jobs,
+            arrivals: w.arrivals,
+        }
+    }
+
+    /// The first field in which the master's parameters and the slave's
+    /// differ, with both values as a config would write them; None when
+    /// the two nodes can run together.
+    pub fn mismatch(master: &RunParams, slave: &RunParams) -> Option<Mismatch> {
+        fn arrivals(a: &Option<crate::arrivals::Arrivals>) -> String {
+            match a {
+                None => "none".to_owned(),
+                Some(a) => format!(
+                    "{} a second for {} s, seed {}",
+                    a.rate_per_s, a.duration_s, a.seed
+                ),
+            }
+        }
+        fn policy(index: u8) -> String {
+            let name = crate::policy::NAMES.get(usize::from(index));
+            name.map_or_else(|| format!("number {index}"), |n| format!("\"{n}\""))
+        }
+        let fields: [(&'static str, String, String); 8] = [
+            (
+                "workload.jobs",
+                master.present.to_string(),
+                slave.present.to_string(),
+            ),
+            (
+                "workload.elements_per_job",
+                master.elements_per_job.to_string(),
+                slave.elements_per_job.to_string(),
+            ),
+            (
+                "workload.iterations",
+                master.iterations.to_string(),
+                slave.iterations.to_string(),
+            ),
+            (
+                "workload.initial",
+                master.initial.to_string(),
+                slave.initial.to_string(),
+            ),
+            (
+                "workload.addend",
+                master.addend.to_string(),
+                slave.addend.to_string(),
+            ),
+            (
+                "workload.arrivals",
+                arrivals(&master.arrivals),
+                arrivals(&slave.arrivals),
+            ),
+            (
+                "policy.transfer",
+                policy(master.policy),
+                policy(slave.policy),
+            ),
+            (
+                "policy.threshold",
+                master.threshold.to_string(),
+                slave.threshold.to_string(),
+            ),
+        ];
+        // Compared as written: f64's Display gives back the same value, so
+        // two configs that differ always show different text.
+        fields
+            .into_iter()
+            .find(|(_, m, s)| m != s)
+            .map(|(field, master, slave)| Mismatch {
+                field,
+                master,
+                slave,
+            })
+    }
 
     /// The run's jobs: those present from the start and those arriving.
     pub fn schedule(&self) -> crate::arrivals::Schedule {
@@ -196,6 +270,17 @@ impl RunParams {
     }
 }
 
+/// A field that both nodes' configs must give the same value, and does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The config field, as config.json names it.
+    pub field: &'static str,
+    /// The master's value.
+    pub master: String,
+    /// The slave's value.
+    pub slave: String,
+}
+
 /// Opens and keeps a session: sent by both nodes until each has heard the other.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Hello {
@@ -205,7 +290,11 @@ pub struct Hello {
     pub window_chunks: u32,
     /// The largest datagram the sender will send.
     pub datagram_bytes: u32,
-    /// The run's parameters (authoritative from the master).
+    /// Whether the sender's config compresses batches: they are
+    /// compressed only when both nodes' do.
+    pub compression: bool,
+    /// The run's parameters from the sender's config (the slave's, once it
+    /// has joined, the master's, which are the same).
     pub params: RunParams,
     /// The slave's: a random number fresh for each of its runs. The
     /// master's: the number of the slave hello it answers (0 before it has
@@ -216,16 +305,13 @@ pub struct Hello {
 
 impl Hello {
     /// Checks every value as a config is checked: the datagram size in the
-    /// config's range, a window, and the master's run parameters.
+    /// config's range, a window, and the run parameters.
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         use crate::config::{check_range, limits};
         let (min, max) = limits::DATAGRAM_BYTES;
         check_range("network.datagram_bytes", self.datagram_bytes, min, max)?;
         check_range("window_chunks", self.window_chunks, 1, u32::MAX)?;
-        if self.from_master {
-            self.params.validate()?;
-        }
-        Ok(())
+        self.params.validate()
     }
 }
 
@@ -455,6 +541,7 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
             w.u8(u8::from(h.from_master));
             w.u32(h.window_chunks);
             w.u32(h.datagram_bytes);
+            w.u8(u8::from(h.compression));
             let p = &h.params;
             w.u32(p.jobs);
             w.u32(p.elements_per_job);
@@ -585,6 +672,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
             let from_master = bool_from(r.u8()?)?;
             let window_chunks = r.u32()?;
             let datagram_bytes = r.u32()?;
+            let compression = bool_from(r.u8()?)?;
             let params = RunParams {
                 jobs: r.u32()?,
                 elements_per_job: r.u32()?,
@@ -626,6 +714,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                 from_master,
                 window_chunks,
                 datagram_bytes,
+                compression,
                 params,
                 nonce,
             })

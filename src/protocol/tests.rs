@@ -24,6 +24,7 @@ fn samples() -> Vec<Message<'static>> {
             from_master: true,
             window_chunks: 2048,
             datagram_bytes: 1472,
+            compression: true,
             params: params(),
             nonce: 0x0123_4567_89ab_cdef,
         }),

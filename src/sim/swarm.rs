@@ -83,6 +83,9 @@ pub struct Scenario {
     /// Each node's core refuses every this many batches it reassembles
     /// (0: none), as one that could not take them would.
     pub refuse_every: [u32; 2],
+    /// The field in which the slave's config differs from the master's,
+    /// when it does: both nodes must refuse the run, naming it.
+    pub mismatch: Option<&'static str>,
 }
 
 impl Scenario {
@@ -298,6 +301,7 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
         }
     };
     let refuse_every = [refuse(), refuse()];
+    let mismatch = chance(r, 0.04).then(|| spoil_slave_run(r, &file, &mut slave_file));
     let master = validate(&file).unwrap_or_else(|e| panic!("seed {seed}: drew a bad config: {e}"));
     let slave =
         validate(&slave_file).unwrap_or_else(|e| panic!("seed {seed}: drew a bad config: {e}"));
@@ -329,6 +333,57 @@ pub fn scenario(seed: u64, jobs_max: u32) -> Scenario {
         files: [file, slave_file],
         cpu,
         refuse_every,
+        mismatch,
+    }
+}
+
+/// Makes the slave's config differ from the master's `file` in one field
+/// of the run that both must share, and names it.
+fn spoil_slave_run(
+    r: &mut Rng,
+    file: &serde_json::Value,
+    slave_file: &mut serde_json::Value,
+) -> &'static str {
+    let policy = file["policy"]["transfer"].as_str().unwrap_or("sender");
+    match between(r, 0, 4) {
+        0 => {
+            slave_file["workload"]["jobs"] =
+                json!(file["workload"]["jobs"].as_u64().unwrap_or(1) + 1);
+            "workload.jobs"
+        }
+        1 => {
+            let iterations = file["workload"]["iterations"].as_u64().unwrap_or(1);
+            slave_file["workload"]["iterations"] = json!(iterations + 1);
+            "workload.iterations"
+        }
+        2 => {
+            let other = crate::policy::NAMES.iter().find(|&&n| n != policy);
+            slave_file["policy"]["transfer"] = json!(other.copied().unwrap_or("sender"));
+            // The other policy's default threshold is its own.
+            slave_file["policy"]["threshold"] = file["policy"]["threshold"].clone();
+            if slave_file["policy"]["threshold"].is_null() {
+                slave_file["policy"]["threshold"] = json!(crate::policy::default_threshold(policy));
+            }
+            "policy.transfer"
+        }
+        3 => {
+            let threshold = file["policy"]["threshold"]
+                .as_u64()
+                .unwrap_or_else(|| u64::from(crate::policy::default_threshold(policy)));
+            slave_file["policy"]["threshold"] = json!(threshold + 1);
+            "policy.threshold"
+        }
+        _ => {
+            if file["workload"]["arrivals"].is_null() {
+                slave_file["workload"]["arrivals"] =
+                    json!({ "rate_per_s": 50.0, "duration_s": 0.5, "seed": 3 });
+            } else {
+                slave_file["workload"]
+                    .as_object_mut()
+                    .map(|w| w.remove("arrivals"));
+            }
+            "workload.arrivals"
+        }
     }
 }
 
@@ -395,6 +450,8 @@ fn failure_kind(f: &Failure) -> &'static str {
         Failure::ThreadEnded { .. } => "thread ended",
         Failure::NoProgress { .. } => "no progress",
         Failure::PeerRefuses { .. } => "peer refuses",
+        Failure::ConfigMismatch(_) => "configs differ",
+        Failure::SecretMismatch { .. } => "secrets differ",
     }
 }
 
@@ -448,6 +505,7 @@ pub(crate) fn hello_from_master(nonce: u64, datagram_bytes: u32, params: RunPara
         from_master: true,
         window_chunks: 64,
         datagram_bytes,
+        compression: true,
         params,
         nonce,
     };
@@ -579,6 +637,9 @@ fn lossy(s: &Scenario) -> bool {
 
 /// The safety checks of an ended run.
 fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
+    if let Some(field) = s.mismatch {
+        return check_refused(pair, field);
+    }
     let slave_troubled = s.has(|a| matches!(a, Action::Kill(Role::Slave) | Action::RestartSlave));
     let m = &pair.master.core;
     if !pair.master.alive {
@@ -658,6 +719,36 @@ fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
         }
     }
     Outcome::Verified
+}
+
+/// The checks of a run whose configs differ in `field`: no job may have
+/// moved, and each node that ended must have refused the run naming it (a
+/// slave whose every answer was lost still waits for a master).
+fn check_refused(pair: &Pair, field: &str) -> Outcome {
+    let names = |end: Option<&End>| match end {
+        Some(End::Failed(Failure::ConfigMismatch(m))) => m.field == field,
+        _ => false,
+    };
+    let m = &pair.master;
+    if m.alive && !names(m.core.end()) {
+        return Outcome::Violation(format!(
+            "the configs differ in {field}; the master ended {:?}",
+            m.core.end()
+        ));
+    }
+    let slave = &pair.slave;
+    if slave.alive && slave.core.end().is_some() && !names(slave.core.end()) {
+        return Outcome::Violation(format!(
+            "the configs differ in {field}; the slave ended {:?}",
+            slave.core.end()
+        ));
+    }
+    if slave.core.is_connected() || m.core.is_connected() {
+        return Outcome::Violation(format!(
+            "the configs differ in {field}, yet the nodes connected"
+        ));
+    }
+    Outcome::Failure("configs differ".to_owned())
 }
 
 /// Runs seed `seed` twice and compares the two runs. With `verbose`, the

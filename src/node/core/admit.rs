@@ -53,7 +53,8 @@ mod tests {
             from_master: false,
             window_chunks: 8,
             datagram_bytes: 1472,
-            params: protocol::RunParams::NONE,
+            compression: true,
+            params: crate::sim::swarm::SMALL_PARAMS,
             nonce: 5,
         })
     }

@@ -39,6 +39,12 @@ pub enum Input {
         /// Time spent computing it, the throttle's sleeps left out.
         computing: std::time::Duration,
     },
+    /// The reader's count of datagrams from the peer's address that failed
+    /// authentication (sent at most once a second while it grows).
+    Unauthentic {
+        /// The count since the node began.
+        total: u64,
+    },
     /// The hardware monitor's latest sample.
     Cpu {
         /// Whole-system CPU use, percent.
@@ -168,6 +174,30 @@ pub enum Failure {
         /// The last one's reason, in words.
         reason: &'static str,
     },
+    /// The two nodes' configs differ in a field they must share: neither
+    /// starts (exit code 2, as for a bad config).
+    #[error(
+        "the two nodes' configs differ in {}: the master's is {}, the slave's {}; make them the \
+         same in both config.json files and start again", .0.field, .0.master, .0.slave
+    )]
+    ConfigMismatch(crate::protocol::Mismatch),
+    /// Only datagrams that failed authentication came from the peer's
+    /// address: the two configs' secrets differ (exit code 2).
+    #[error(
+        "{count} datagrams from the {peer}'s address {address} failed authentication and none \
+         passed within {waited_s} s: the two configs' `secret`s differ (or another program sends \
+         from that address); make them the same and start again"
+    )]
+    SecretMismatch {
+        /// The peer's role name.
+        peer: &'static str,
+        /// Its address.
+        address: String,
+        /// Datagrams from it that failed authentication.
+        count: u64,
+        /// The time-out, in seconds.
+        waited_s: f64,
+    },
     /// A thread of the node panicked.
     #[error("thread {name} panicked; the node stopped")]
     Panicked {
@@ -180,6 +210,17 @@ pub enum Failure {
         /// The thread's name.
         name: String,
     },
+}
+
+impl Failure {
+    /// The process exit code the contract gives it: 2 when the configs are
+    /// to blame (nothing was run), 3 for every other runtime failure.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::ConfigMismatch(_) | Failure::SecretMismatch { .. } => 2,
+            _ => 3,
+        }
+    }
 }
 
 /// How a node's part ended, as the core sees it.

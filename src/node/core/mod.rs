@@ -166,6 +166,9 @@ pub struct NodeCore {
     last_wait_notice: Option<Instant>,
     last_go_away: Option<Instant>,
     last_heard: Option<Instant>,
+    /// Datagrams from the peer's address that failed authentication (the
+    /// reader's count).
+    unauthentic: u64,
     replay: ReplayWindow,
     seq: u64,
     ending: Ending,
@@ -288,6 +291,7 @@ impl NodeCore {
             last_wait_notice: None,
             last_go_away: None,
             last_heard: None,
+            unauthentic: 0,
             replay: ReplayWindow::default(),
             seq: 0,
             ending: Ending::No,
@@ -372,6 +376,7 @@ impl NodeCore {
                 started,
                 computing,
             } => self.job_done(now, worker, job, started, computing),
+            Input::Unauthentic { total } => self.unauthentic = total,
             Input::Cpu { system, process } => {
                 self.cpu = (system, process);
                 if self.phase_started[Phase::Bootstrap as usize].is_some() && self.end.is_none() {

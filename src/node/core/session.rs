@@ -39,17 +39,7 @@ impl NodeCore {
             let w = self.config.workload;
             self.schedule = w.schedule();
             let jobs = self.schedule.total();
-            self.params = Some(RunParams {
-                jobs,
-                elements_per_job: w.elements_per_job,
-                iterations: w.iterations,
-                initial: w.initial,
-                addend: w.addend,
-                threshold: self.config.policy.threshold(),
-                policy: crate::policy::index_of(&self.config.policy.transfer).unwrap_or(0),
-                present: w.jobs,
-                arrivals: w.arrivals,
-            });
+            self.params = Some(RunParams::from_config(&self.config));
             self.results = Some(ResultStore::new(jobs));
             self.result_at = vec![f64::NAN; jobs as usize];
             self.ledger = super::Ledger::new(jobs);
@@ -87,11 +77,16 @@ impl NodeCore {
     }
 
     fn send_hello(&mut self, now: Instant) {
-        let params = self.params.unwrap_or(RunParams::NONE);
+        // The slave's own until it joins the master's run (they are the
+        // same, or it does not join).
+        let params = self
+            .params
+            .unwrap_or_else(|| RunParams::from_config(&self.config));
         let hello = Hello {
             from_master: self.role == Role::Master,
             window_chunks: self.settings.window_chunks,
             datagram_bytes: self.config.datagram_bytes,
+            compression: self.config.compression,
             params,
             nonce: self.nonce,
         };
@@ -142,6 +137,16 @@ impl NodeCore {
                     // echoing its nonce so that it knows the answer is fresh.
                     self.nonce = hello.nonce;
                     self.send_hello(now);
+                    let ours = self
+                        .params
+                        .unwrap_or_else(|| RunParams::from_config(&self.config));
+                    if let Some(mismatch) = RunParams::mismatch(&ours, &hello.params) {
+                        // The answer tells the slave, which finds the same
+                        // field; twice, so that one lost datagram does not
+                        // leave it waiting.
+                        self.send_hello(now);
+                        self.fail(now, Failure::ConfigMismatch(mismatch));
+                    }
                 } else {
                     self.log(
                         now,
@@ -156,6 +161,11 @@ impl NodeCore {
                     if session == 0 || hello.nonce != self.nonce {
                         // The master's hellos before it heard us, or a
                         // replay of an earlier run's: wait for the answer.
+                        return;
+                    }
+                    let own = RunParams::from_config(&self.config);
+                    if let Some(mismatch) = RunParams::mismatch(&hello.params, &own) {
+                        self.fail(now, Failure::ConfigMismatch(mismatch));
                         return;
                     }
                     // Validated above: the policy is known, the jobs are
@@ -247,6 +257,16 @@ impl NodeCore {
         let size = ours.min(hello.datagram_bytes);
         self.endpoint
             .set_chunk_bytes(size as usize - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES);
+        if !hello.compression && self.config.compression {
+            self.config.compression = false;
+            self.log(
+                now,
+                format!(
+                    "compression: the {}'s config turns it off, so neither node compresses",
+                    self.role.peer()
+                ),
+            );
+        }
         if hello.datagram_bytes != ours {
             self.log(
                 now,
@@ -574,23 +594,45 @@ impl NodeCore {
         }
         let waited = now.saturating_duration_since(started);
         let peer = self.config.node(self.role.peer()).address;
-        if self.role == Role::Master && self.settings.headless && waited >= self.connect_timeout() {
-            let failure = Failure::NoSlave {
-                address: peer.to_string(),
-                waited_s: self.connect_timeout().as_secs_f64(),
-            };
-            self.fail(now, failure);
-            return;
+        let waited_s = self.connect_timeout().as_secs_f64();
+        if self.settings.headless && waited >= self.connect_timeout() {
+            // A slave waits for its master as long as it takes, unless
+            // what comes from the master's address fails authentication.
+            if self.unauthentic > 0 {
+                let failure = Failure::SecretMismatch {
+                    peer: self.role.peer().name(),
+                    address: peer.to_string(),
+                    count: self.unauthentic,
+                    waited_s,
+                };
+                self.fail(now, failure);
+                return;
+            }
+            if self.role == Role::Master {
+                let failure = Failure::NoSlave {
+                    address: peer.to_string(),
+                    waited_s,
+                };
+                self.fail(now, failure);
+                return;
+            }
         }
         if self
             .last_wait_notice
             .is_none_or(|t| now.saturating_duration_since(t) >= WAIT_NOTICE_INTERVAL)
         {
             self.last_wait_notice = Some(now);
+            let unauthentic = match self.unauthentic {
+                0 => String::new(),
+                n => format!(
+                    "; {n} datagrams from its address failed authentication: are both configs' \
+                     `secret`s the same?"
+                ),
+            };
             self.log(
                 now,
                 format!(
-                    "waiting for the {} at {peer} ({} s so far)",
+                    "waiting for the {} at {peer} ({} s so far){unauthentic}",
                     self.role.peer(),
                     waited.as_secs()
                 ),

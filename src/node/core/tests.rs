@@ -31,6 +31,7 @@ fn slave_hello(m: &NodeCore) -> Vec<u8> {
         from_master: false,
         window_chunks: 64,
         datagram_bytes: 65507,
+        compression: true,
         params: m.params().unwrap(),
         nonce: 5,
     };
