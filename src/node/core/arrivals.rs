@@ -35,7 +35,7 @@ impl NodeCore {
         }
         for &(id, origin) in &arrived {
             // Only a job nobody holds yet arrives.
-            if self.ledger.state(id) == JobState::Absent {
+            if self.book.ledger().state(id) == JobState::Absent {
                 self.queue_unmade(id, Some(origin));
             }
         }
@@ -141,8 +141,8 @@ impl NodeCore {
         self.evaluate_due = true;
     }
 
-    /// Makes the run `jobs` long (jobs added by the master): the ledger, the
-    /// timeline and, on the master, the results grow together; never shrinks.
+    /// Makes the run `jobs` long (jobs added by the master): the job book
+    /// and the timeline grow together; never shrinks.
     pub(super) fn grow_to(&mut self, jobs: u32) {
         let Some(params) = self.params.as_mut() else {
             return;
@@ -150,13 +150,8 @@ impl NodeCore {
         if jobs <= params.jobs {
             return;
         }
-        let more = jobs - params.jobs;
         params.jobs = jobs;
-        self.ledger.grow_to(jobs);
+        self.book.grow_to(jobs);
         self.timeline.grow_to(jobs);
-        if let Some(store) = self.results.as_mut() {
-            store.grow(more);
-            self.result_at.resize(jobs as usize, f64::NAN);
-        }
     }
 }

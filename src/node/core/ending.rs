@@ -57,7 +57,7 @@ impl NodeCore {
 
     pub(super) fn verify_and_finish(&mut self, now: Instant) {
         let workload = self.config.workload;
-        let Some(verification) = self.results.as_ref().map(|s| s.verify(&workload)) else {
+        let Some(verification) = self.book.results().map(|s| s.verify(&workload)) else {
             return;
         };
         self.set_phase(now, Phase::Done);

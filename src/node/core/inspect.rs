@@ -53,7 +53,7 @@ impl NodeCore {
 
     /// The job ledger.
     pub fn ledger(&self) -> &Ledger {
-        &self.ledger
+        self.book.ledger()
     }
 
     /// The peer's latest state.
@@ -78,7 +78,7 @@ impl NodeCore {
 
     /// The master's results.
     pub fn results(&self) -> Option<&ResultStore> {
-        self.results.as_ref()
+        self.book.results()
     }
 
     /// The transfer pacer's view of the path to the peer: bottleneck rate
@@ -116,17 +116,17 @@ impl NodeCore {
 
     /// Jobs this node computed (results kept).
     pub fn jobs_done(&self) -> u32 {
-        self.done
+        self.book.done()
     }
 
     /// Master: results received from the slave and kept.
     pub fn results_received(&self) -> u32 {
-        self.results_received
+        self.book.results_received()
     }
 
     /// Master: jobs taken back from a lost slave.
     pub fn jobs_reclaimed(&self) -> u32 {
-        self.jobs_reclaimed
+        self.book.reclaimed()
     }
 
     /// Seconds into the run when the peer was declared lost.
@@ -136,12 +136,12 @@ impl NodeCore {
 
     /// Jobs the master sent at bootstrap.
     pub fn bootstrap_jobs(&self) -> u32 {
-        self.bootstrap_jobs
+        self.book.bootstrap_jobs()
     }
 
     /// Jobs delivered to the peer (bootstrap and transfers).
     pub fn delivered_to_peer(&self) -> u32 {
-        self.delivered_to_peer
+        self.book.delivered_to_peer()
     }
 
     /// The throttle.
@@ -169,9 +169,10 @@ impl NodeCore {
             Some(i) => self.added_at.get(i as usize).copied(),
             None => self.schedule.arrival_of(id),
         };
-        (first..self.result_at.len() as JobId)
+        let result_at = self.book.result_at();
+        (first..result_at.len() as JobId)
             .filter_map(|id| {
-                let held = *self.result_at.get(id as usize)?;
+                let held = *result_at.get(id as usize)?;
                 let came = came(id)?;
                 (!held.is_nan()).then_some((held - came).max(0.0))
             })
@@ -196,15 +197,15 @@ impl NodeCore {
 
     /// This node's state as the state manager sends it.
     pub fn local_state(&self) -> protocol::State {
-        let busy = self.ledger.count(JobState::Computing);
+        let busy = self.book.count(JobState::Computing);
         protocol::State {
             phase: self.phase,
             queue: self.queued(),
-            jobs_done: self.done,
-            jobs_received: self.received,
-            in_flight: self.in_flight_jobs,
+            jobs_done: self.book.done(),
+            jobs_received: self.book.received(),
+            in_flight: self.book.in_flight(),
             busy: busy.min(u32::from(u16::MAX)) as u16,
-            workers: self.assigned.len().min(usize::from(u16::MAX)) as u16,
+            workers: self.book.workers().min(u32::from(u16::MAX)) as u16,
             throttle: self.throttle as f32,
             cpu_system: self.cpu.0 as f32,
             cpu_process: self.cpu.1 as f32,

@@ -1,17 +1,18 @@
-//! The transfer manager's part of the core, and the ledger's moves: jobs
-//! finished by workers, batches of jobs and results encoded for the
-//! endpoint and decoded from it, the bootstrap fed a few batches at a time,
-//! and a lost slave's jobs taken back. Every job id sent or received is
-//! logged.
+//! The transfer manager's part of the core: jobs finished by workers,
+//! batches of jobs and results encoded for the endpoint and decoded from
+//! it, the bootstrap fed a few batches at a time, and a lost slave's jobs
+//! taken back. The job book moves the jobs; this records the timeline and
+//! logs every job id sent or received.
 
 use std::time::{Duration, Instant};
 
-use super::{JobState, NodeCore, Origin, Pending, TransferRecord};
+use super::book::{Finished, Outbound};
+use super::{NodeCore, Origin, TransferRecord};
 use crate::config::Role;
 use crate::protocol::batch::{self, Encoded, Source};
 use crate::protocol::{BatchKind, RefuseReason};
 use crate::transfer::Event as EndpointEvent;
-use crate::workload::{self, Insert, Job, JobId, format_id_ranges};
+use crate::workload::{self, Job, JobId, format_id_ranges};
 
 /// Longest a computed result waits on the slave for its batch to fill.
 pub const RESULTS_MAX_WAIT: Duration = Duration::from_millis(250);
@@ -33,61 +34,36 @@ impl NodeCore {
         started: Instant,
         computing: Duration,
     ) {
-        if let Some(n) = self.assigned.get_mut(worker) {
-            *n = n.saturating_sub(1);
-        }
         self.capacity.add(now, computing.as_secs_f64());
         self.watchdog
             .job_took(now.saturating_duration_since(started));
         self.departure_due = true;
         let id = job.id;
-        let computing_here = self.ledger.state(id) == JobState::Computing;
-        let kept = computing_here
-            && (self.role == Role::Slave || self.results.as_ref().is_some_and(|r| !r.contains(id)));
         let (start_s, end_s) = (self.run_seconds(started), self.run_seconds(now));
+        let finished = self.book.finished(worker, job, end_s);
         let worker_index = u16::try_from(worker).unwrap_or(u16::MAX);
         self.timeline
-            .computed(id, worker_index, start_s, end_s, kept);
-        if !computing_here {
+            .computed(id, worker_index, start_s, end_s, finished.kept());
+        match finished {
             // Only a job computing here counts: this one was put back in
             // the queue (a pause) or was never given to a worker.
-            self.log(
+            Finished::NotHere => {
+                return self.log(
+                    now,
+                    format!(
+                        "job {id}: a worker returned it, but it is no longer computing here; dropped"
+                    ),
+                );
+            }
+            Finished::Late => self.log(
                 now,
-                format!(
-                    "job {id}: a worker returned it, but it is no longer computing here; dropped"
-                ),
-            );
-            return;
-        }
-        match self.role {
-            Role::Master => {
-                let inserted = match self.results.as_mut() {
-                    Some(store) => store.insert(id, job.data),
-                    None => Insert::OutOfRange,
-                };
-                self.ledger.set(id, JobState::Returned);
-                match inserted {
-                    Insert::Stored => {
-                        self.done += 1;
-                        self.result_held(id, end_s);
-                    }
-                    Insert::Late => self.log(
-                        now,
-                        format!(
-                            "job {id}: the lost slave's result came back first; this one is dropped"
-                        ),
-                    ),
-                    Insert::Duplicate | Insert::OutOfRange => self.log(
-                        now,
-                        format!("job {id}: result not stored (duplicate or unknown id)"),
-                    ),
-                }
-            }
-            Role::Slave => {
-                self.ledger.set(id, JobState::Computed);
-                self.ready_results.push(job);
-                self.done += 1;
-            }
+                format!("job {id}: the lost slave's result came back first; this one is dropped"),
+            ),
+            Finished::NotStored => self.log(
+                now,
+                format!("job {id}: result not stored (duplicate or unknown id)"),
+            ),
+            Finished::Stored | Finished::Computed => {}
         }
         // A node that has run dry says so at once rather than at the next
         // state interval, so the peer's policy can send it work before it
@@ -102,17 +78,9 @@ impl NodeCore {
     /// the timeline where it came from when `origin` says. The one way a
     /// job joins the queue at its back.
     pub(super) fn queue_unmade(&mut self, id: JobId, origin: Option<Origin>) {
-        self.ledger.set(id, JobState::Queued);
+        self.book.queue_unmade(id);
         if let Some(origin) = origin {
             self.timeline.arrived(id, origin);
-        }
-        self.queue.push_back(Job::unmade(id));
-    }
-
-    /// Master: job `id`'s result is held from `at_s` (run seconds).
-    fn result_held(&mut self, id: JobId, at_s: f64) {
-        if let Some(t) = self.result_at.get_mut(id as usize) {
-            *t = at_s;
         }
     }
 
@@ -203,25 +171,7 @@ impl NodeCore {
         };
         match kind {
             BatchKind::Results => {
-                let (mut stored, mut late) = (0, 0);
-                let now_s = self.run_seconds(now);
-                if let Some(store) = self.results.as_mut() {
-                    for job in jobs {
-                        let id = job.id;
-                        match store.insert(id, job.data) {
-                            Insert::Stored => {
-                                stored += 1;
-                                self.ledger.set(id, JobState::Returned);
-                                if let Some(t) = self.result_at.get_mut(id as usize) {
-                                    *t = now_s;
-                                }
-                            }
-                            Insert::Late => late += 1,
-                            Insert::Duplicate | Insert::OutOfRange => {}
-                        }
-                    }
-                }
-                self.results_received += stored;
+                let (stored, late) = self.book.take_results(jobs, self.run_seconds(now));
                 if stored > 0 {
                     self.timeline.batch(span);
                 }
@@ -244,38 +194,17 @@ impl NodeCore {
                 );
             }
             BatchKind::Bootstrap | BatchKind::Jobs => {
-                let mut taken = 0;
-                for job in jobs {
-                    // Only a job this node does not hold can be given to it:
-                    // the master's lent jobs, the slave's absent ones, or
-                    // either's jobs in flight to the peer, which may send
-                    // them back before its ack of them arrives.
-                    let state = self.ledger.state(job.id);
-                    let given = match self.role {
-                        Role::Master => JobState::Lent,
-                        Role::Slave => JobState::Absent,
-                    };
-                    // A job that arrived at the slave was never the
-                    // master's to lend: the master takes it from absent.
-                    let slave_arrival = self.role == Role::Master
-                        && state == JobState::Absent
-                        && job.id >= self.schedule.arrivals(Role::Slave).0
-                        && job.id < self.schedule.total();
-                    if state != given && state != JobState::InFlight && !slave_arrival {
-                        continue;
-                    }
-                    self.ledger.set(job.id, JobState::Queued);
-                    self.timeline.arrived(
-                        job.id,
-                        if kind == BatchKind::Bootstrap {
-                            Origin::Bootstrap
-                        } else {
-                            Origin::Moved
-                        },
-                    );
-                    self.queue.push_back(job);
-                    taken += 1;
+                let (first, _) = self.schedule.arrivals(Role::Slave);
+                let taken = self.book.take_jobs(jobs, first..self.schedule.total());
+                let origin = if kind == BatchKind::Bootstrap {
+                    Origin::Bootstrap
+                } else {
+                    Origin::Moved
+                };
+                for &id in &taken {
+                    self.timeline.arrived(id, origin);
                 }
+                let taken = taken.len() as u32;
                 if taken < n {
                     self.log(
                         now,
@@ -285,7 +214,6 @@ impl NodeCore {
                         ),
                     );
                 }
-                self.received += taken;
                 if taken > 0 {
                     self.timeline.batch(span);
                 }
@@ -319,7 +247,7 @@ impl NodeCore {
     }
 
     fn delivered(&mut self, now: Instant, transfer: u32) {
-        let Some(p) = self.pending.remove(&transfer) else {
+        let Some(p) = self.book.delivered(transfer) else {
             return;
         };
         self.refusals_in_a_row = 0;
@@ -353,11 +281,6 @@ impl NodeCore {
         };
         match p.kind {
             BatchKind::Results => {
-                for &id in &p.ids {
-                    if self.ledger.state(id) == JobState::Computed {
-                        self.ledger.set(id, JobState::Returned);
-                    }
-                }
                 self.log_detail(
                     now,
                     format!(
@@ -367,19 +290,6 @@ impl NodeCore {
                 );
             }
             BatchKind::Bootstrap | BatchKind::Jobs => {
-                let to = match self.role {
-                    Role::Master => JobState::Lent,
-                    Role::Slave => JobState::Absent,
-                };
-                for &id in &p.ids {
-                    // A job whose result came back before the ack (the
-                    // slave computed it first) stays returned.
-                    if self.ledger.state(id) == JobState::InFlight {
-                        self.ledger.set(id, to);
-                    }
-                }
-                self.in_flight_jobs = self.in_flight_jobs.saturating_sub(n);
-                self.delivered_to_peer += n;
                 if p.kind == BatchKind::Jobs {
                     let at_s = self.run_seconds(now);
                     self.transfers.push(TransferRecord {
@@ -410,16 +320,17 @@ impl NodeCore {
     /// fewer than [`BOOTSTRAP_QUEUED`] outbound; batches of about 2 MiB, so
     /// the slave starts computing after the first.
     pub(super) fn feed_bootstrap(&mut self, now: Instant) {
-        if self.bootstrap.is_empty() || self.peer_lost {
+        if self.book.bootstrap_unsent() == 0 || self.peer_lost {
             return;
         }
         let Some(params) = self.params else {
             return;
         };
         let workload = params.workload();
-        while !self.bootstrap.is_empty() && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED {
-            let n = self.bootstrap.len().min(self.batch_jobs);
-            let ids: Vec<JobId> = self.bootstrap.drain(..n).collect();
+        while self.book.bootstrap_unsent() > 0
+            && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED
+        {
+            let ids = self.book.take_bootstrap(self.batch_jobs);
             let compress = self.config.compression;
             let encoded = if self.settings.random_bootstrap {
                 let jobs: Vec<Job> = ids
@@ -478,9 +389,9 @@ impl NodeCore {
         } else {
             self.log_detail(now, text);
         }
-        self.pending.insert(
+        self.book.sent(
             id,
-            Pending {
+            Outbound {
                 kind,
                 ids,
                 sent_at: now,
@@ -497,45 +408,25 @@ impl NodeCore {
         if self.role != Role::Slave || !self.connected {
             return;
         }
-        let tail = self.queued() == 0 && self.ledger.count(JobState::Computing) == 0;
+        let tail = self.queued() == 0 && self.book.count(super::JobState::Computing) == 0;
         loop {
-            if self.ready_results.is_empty() {
+            if self.book.ready_results() == 0 {
                 self.results_waiting_since = None;
                 return;
             }
             let since = *self.results_waiting_since.get_or_insert(now);
-            let full = self.ready_results.len() >= self.batch_jobs;
+            let full = self.book.ready_results() >= self.batch_jobs;
             let waited = now.saturating_duration_since(since) >= RESULTS_MAX_WAIT;
             if !(full || waited || tail || self.flush_results) {
                 return;
             }
-            let n = self.ready_results.len().min(self.batch_jobs);
-            let jobs: Vec<Job> = self.ready_results.drain(..n).collect();
+            let jobs = self.book.take_ready(self.batch_jobs);
             self.results_waiting_since = None;
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
             let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
             drop(jobs);
             self.send_batch(now, BatchKind::Results, ids, encoded);
         }
-    }
-
-    /// Takes up to `n` jobs nobody has started from the back of the queue,
-    /// for a transfer; they are in flight from now on.
-    pub(super) fn take_for_transfer(&mut self, n: u32) -> Vec<Job> {
-        let mut jobs = Vec::new();
-        while (jobs.len() as u32) < n {
-            let Some(job) = self.queue.pop_back() else {
-                break;
-            };
-            if self.ledger.state(job.id) != JobState::Queued {
-                continue;
-            }
-            self.ledger.set(job.id, JobState::InFlight);
-            jobs.push(job);
-        }
-        jobs.sort_unstable_by_key(|j| j.id);
-        self.in_flight_jobs += jobs.len() as u32;
-        jobs
     }
 
     /// Master, the slave lost: every outbound batch is given up; every job
@@ -545,8 +436,16 @@ impl NodeCore {
     /// Results of the slave's that still arrive are kept once.
     pub(super) fn reclaim_jobs(&mut self, now: Instant) {
         self.endpoint.abandon_outbound();
-        self.pending.clear();
-        let unsent: Vec<JobId> = self.bootstrap.drain(..).collect();
+        // The slave's own arrivals not come back: those already due the
+        // master computes now; the rest it takes on as they arrive, on the
+        // slave's schedule (so their response times stay true).
+        let (first, times) = self.schedule.arrivals(Role::Slave);
+        let due = times.partition_point(|&t| t <= self.run_seconds(now));
+        self.adopted = Some(due);
+        let (unsent, missing) = self.book.reclaim(first..first + due as u32);
+        for &id in unsent.iter().chain(&missing) {
+            self.timeline.arrived(id, Origin::Reclaimed);
+        }
         if !unsent.is_empty() {
             self.log(
                 now,
@@ -556,34 +455,7 @@ impl NodeCore {
                     format_id_ranges(&unsent)
                 ),
             );
-            for &id in &unsent {
-                self.queue_unmade(id, Some(Origin::Reclaimed));
-            }
-            // Meant for the slave and taken back: counted with the reclaimed.
-            self.jobs_reclaimed += unsent.len() as u32;
         }
-        let mut lent = self.ledger.ids_in(JobState::Lent);
-        lent.extend(self.ledger.ids_in(JobState::InFlight));
-        // The slave's own arrivals not come back: those already due the
-        // master computes now; the rest it takes on as they arrive, on the
-        // slave's schedule (so their response times stay true).
-        let (first, times) = self.schedule.arrivals(Role::Slave);
-        let now_s = self.run_seconds(now);
-        let due = times.partition_point(|&t| t <= now_s);
-        lent.extend(
-            (first..first + due as u32).filter(|&id| self.ledger.state(id) == JobState::Absent),
-        );
-        self.adopted = Some(due);
-        lent.sort_unstable();
-        let missing = match self.results.as_mut() {
-            Some(store) => store.reclaim(lent),
-            None => Vec::new(),
-        };
-        for &id in &missing {
-            self.queue_unmade(id, Some(Origin::Reclaimed));
-        }
-        self.in_flight_jobs = 0;
-        self.jobs_reclaimed += missing.len() as u32;
         let at_s = self.run_seconds(now);
         self.peer_lost_at_s = Some((at_s * 1000.0).round() / 1000.0);
         self.log(

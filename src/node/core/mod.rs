@@ -1,8 +1,8 @@
 //! The node's core: one sans-IO state machine per node, in the style of
 //! quinn-proto's `Connection`. It owns the session (handshake, phases,
-//! finish, liveness), the job ledger and queue, the master's results, the
-//! transfer endpoint and its batches, the peer's view and the transfer
-//! policy. It opens no socket, reads no clock, spawns no thread and never
+//! finish, liveness), the job book (every job's state, the queue, the
+//! master's results), the transfer endpoint, the peer's view and the
+//! transfer policy. It opens no socket, reads no clock, spawns no thread and never
 //! sleeps: time comes in as `now`, randomness in [`Input::Start`].
 //!
 //! - inputs: [`NodeCore::handle`] (commands, finished jobs, CPU samples,
@@ -19,15 +19,17 @@
 //! ledger; `refuse.rs` for batches refused, `arrivals.rs` for jobs that
 //! come during the run), and the adaptor in `state.rs` (asking the
 //! policy). The worker and the hardware monitor are spokes outside it.
-//! `watchdog.rs` ends a run in which nothing moves; `invariants.rs` checks
-//! the job accounting; `inspect.rs` has the getters.
+//! Every job's whereabouts are the job book's (`book.rs`): the parts decide
+//! when a job moves, the book moves it and checks that its accounts agree.
+//! `watchdog.rs` ends a run in which nothing moves; `inspect.rs` has the
+//! getters.
 
 mod admit;
 mod arrivals;
+mod book;
 mod ending;
 mod event;
 mod inspect;
-mod invariants;
 mod jobs;
 pub mod ledger;
 mod refuse;
@@ -36,10 +38,11 @@ mod state;
 pub mod timeline;
 mod watchdog;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 pub use admit::{Admission, admit};
+pub use book::WORKER_DEPTH;
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
 pub use refuse::MAX_REFUSALS_IN_A_ROW;
@@ -49,15 +52,9 @@ pub use watchdog::MIN_WATCHDOG;
 use crate::auth::ReplayWindow;
 use crate::config::{Config, Role};
 use crate::policy::TransferPolicy;
-use crate::protocol::{self, BatchKind, Header, Message, Phase, RunParams};
+use crate::protocol::{self, Header, Message, Phase, RunParams};
 use crate::transfer::{Endpoint, TransferConfig};
-use crate::workload::{Job, JobId, ResultStore, Verification};
-
-/// Jobs a worker holds at once. One: a second one held back would be out
-/// of the policy's reach (measured: a run with a slave at 10 % took 35 %
-/// longer with two), while the round trip to the core between two jobs
-/// costs microseconds against a job's milliseconds.
-pub const WORKER_DEPTH: u32 = 1;
+use crate::workload::{JobId, Verification};
 
 /// How a core is set up, besides the config.
 #[derive(Debug, Clone)]
@@ -135,16 +132,6 @@ enum Ending {
     Lingering { verified: bool, until: Instant },
 }
 
-/// An outbound batch of ours, the jobs in it, and when and how big it
-/// went (for the link's measured rate).
-#[derive(Debug)]
-struct Pending {
-    kind: BatchKind,
-    ids: Vec<JobId>,
-    sent_at: Instant,
-    wire_bytes: usize,
-}
-
 /// One node's logic. See the module documentation.
 pub struct NodeCore {
     role: Role,
@@ -175,20 +162,11 @@ pub struct NodeCore {
     end: Option<End>,
     verification: Option<Verification>,
 
-    // The jobs.
-    ledger: Ledger,
-    queue: VecDeque<Job>,
-    assigned: Vec<u32>,
-    results: Option<ResultStore>,
-    ready_results: Vec<Job>,
+    // The jobs: where each one is, and the one way to move one.
+    book: book::JobBook,
     results_waiting_since: Option<Instant>,
     flush_results: bool,
-    done: u32,
-    received: u32,
-    results_received: u32,
-    jobs_reclaimed: u32,
     peer_lost_at_s: Option<f64>,
-    bootstrap_jobs: u32,
     transfers: Vec<TransferRecord>,
     timeline: Timeline,
     /// The run's jobs: those present and those arriving, and the next of
@@ -198,19 +176,12 @@ pub struct NodeCore {
     /// Master, its slave lost: the next of the slave's arrivals it takes
     /// on itself.
     adopted: Option<usize>,
-    /// Master: when each job's result was held (run seconds; NaN before).
-    result_at: Vec<f64>,
     /// Master: when each job added by hand (Add jobs) came, run seconds,
     /// from the first id past the schedule.
     added_at: Vec<f64>,
 
     // The transfer manager.
     endpoint: Endpoint,
-    pending: HashMap<u32, Pending>,
-    bootstrap: VecDeque<JobId>,
-    bootstrap_pending: u32,
-    in_flight_jobs: u32,
-    delivered_to_peer: u32,
     batch_jobs: usize,
     transfer_jobs: usize,
 
@@ -297,33 +268,18 @@ impl NodeCore {
             ending: Ending::No,
             end: None,
             verification: None,
-            ledger: Ledger::default(),
-            queue: VecDeque::new(),
-            assigned: vec![0; me.workers.max(1)],
-            results: None,
-            ready_results: Vec::new(),
+            book: book::JobBook::new(role, me.workers),
             results_waiting_since: None,
             flush_results: false,
-            done: 0,
-            received: 0,
-            results_received: 0,
-            jobs_reclaimed: 0,
             peer_lost_at_s: None,
-            bootstrap_jobs: 0,
             transfers: Vec::new(),
             timeline: Timeline::default(),
             schedule: crate::arrivals::Schedule::default(),
             next_arrival: 0,
             adopted: None,
-            result_at: Vec::new(),
             added_at: Vec::new(),
             // Until the peer's hello says otherwise, a window that fits any socket.
             endpoint: Endpoint::new(endpoint_cfg, 32),
-            pending: HashMap::new(),
-            bootstrap: VecDeque::new(),
-            bootstrap_pending: 0,
-            in_flight_jobs: 0,
-            delivered_to_peer: 0,
             // About 2 MiB of data per batch (8 reference jobs), whole jobs.
             batch_jobs: ((BATCH_BYTES + job_bytes / 2) / job_bytes).clamp(1, 64),
             transfer_jobs: (MAX_TRANSFER_BYTES / job_bytes).max(1),
@@ -475,21 +431,12 @@ impl NodeCore {
         if self.end.is_some() || self.throttle <= 0.0 {
             return None;
         }
-        let worker = self.assigned.iter().position(|&n| n < WORKER_DEPTH)?;
-        loop {
-            let job = self.queue.pop_front()?;
-            // A reclaimed job whose late result came in meanwhile is skipped.
-            if self.ledger.state(job.id) != JobState::Queued {
-                continue;
-            }
-            self.ledger.set(job.id, JobState::Computing);
-            self.assigned[worker] += 1;
-            return Some(Work {
-                worker,
-                job,
-                workload,
-            });
-        }
+        let (worker, job) = self.book.take_work()?;
+        Some(Work {
+            worker,
+            job,
+            workload,
+        })
     }
 
     /// The next event for the shell.
@@ -529,7 +476,7 @@ impl NodeCore {
 
     /// Jobs waiting in the queue (not given to a worker).
     fn queued(&self) -> u32 {
-        self.ledger.count(JobState::Queued)
+        self.book.queued()
     }
 
     fn log(&mut self, now: Instant, text: impl Into<String>) {
@@ -618,13 +565,22 @@ impl NodeCore {
         }
     }
 
+    /// The job accounting's invariants (see [`book::JobBook::check`]),
+    /// checked after every step in debug builds and by the swarm after
+    /// every step of every run; a broken one is named.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.book
+            .check()
+            .map_err(|broken| format!("{} invariant: {broken}", self.role))
+    }
+
     /// Adds a queue sample to the timeline once the run has started;
     /// `force` takes it however soon after the last (the run's end).
     fn sample_queue(&mut self, now: Instant, force: bool) {
         if self.phase_started[Phase::Bootstrap as usize].is_some() {
             let (at_s, queue) = (self.run_seconds(now), self.queued());
             self.timeline
-                .sample(at_s, queue, self.in_flight_jobs, force);
+                .sample(at_s, queue, self.book.in_flight(), force);
         }
     }
 }

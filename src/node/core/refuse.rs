@@ -10,10 +10,10 @@
 
 use std::time::Instant;
 
-use super::{Failure, JobState, NodeCore, Origin};
+use super::{Failure, NodeCore, Origin};
 use crate::config::Role;
 use crate::protocol::{BatchKind, RefuseReason};
-use crate::workload::{JobId, format_id_ranges};
+use crate::workload::format_id_ranges;
 
 /// Batches refused in a row (none delivered between) after which the
 /// node stops: a peer that refuses everything (another version, a bug)
@@ -63,13 +63,16 @@ impl NodeCore {
 
     /// The peer refused our batch `transfer`: what it carries is ours again.
     pub(super) fn on_refuse(&mut self, now: Instant, transfer: u32, reason: RefuseReason) {
-        let Some(p) = self.pending.remove(&transfer) else {
+        let Some((p, back)) = self.book.refused(transfer) else {
             return;
         };
-        let back = match p.kind {
-            BatchKind::Bootstrap | BatchKind::Jobs => self.take_back_jobs(&p.ids),
-            BatchKind::Results => self.take_back_results(&p.ids),
-        };
+        if p.kind != BatchKind::Results && self.role == Role::Master {
+            // The master's own again; a slave's job keeps the origin it
+            // came with, and a refused result was computed here.
+            for &id in &back {
+                self.timeline.arrived(id, Origin::Own);
+            }
+        }
         self.log(
             now,
             format!(
@@ -82,7 +85,6 @@ impl NodeCore {
         );
         if p.kind == BatchKind::Bootstrap {
             // No longer on its way: the bootstrap may end without it.
-            self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(p.ids.len() as u32);
             self.bootstrap_delivered(now, p.ids.len() as u32);
         }
         self.state_due = true;
@@ -99,36 +101,5 @@ impl NodeCore {
                 self.fail(now, failure);
             }
         }
-    }
-
-    /// Jobs of a refused batch of jobs, still in flight here (none can have
-    /// come back as a result: the peer never had them), queue here again.
-    fn take_back_jobs(&mut self, ids: &[JobId]) -> Vec<JobId> {
-        let mut back = Vec::new();
-        for &id in ids {
-            if self.ledger.state(id) == JobState::InFlight {
-                // The master's own again; a slave's job keeps the origin it
-                // came with.
-                let origin = (self.role == Role::Master).then_some(Origin::Own);
-                self.queue_unmade(id, origin);
-                back.push(id);
-            }
-        }
-        self.in_flight_jobs = self.in_flight_jobs.saturating_sub(ids.len() as u32);
-        back
-    }
-
-    /// Slave: results the master refused are computed again (their data
-    /// went with the batch): their jobs queue here as not computed.
-    fn take_back_results(&mut self, ids: &[JobId]) -> Vec<JobId> {
-        let mut back = Vec::new();
-        for &id in ids {
-            if self.ledger.state(id) == JobState::Computed {
-                self.queue_unmade(id, None);
-                back.push(id);
-            }
-        }
-        self.done = self.done.saturating_sub(back.len() as u32);
-        back
     }
 }

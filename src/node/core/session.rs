@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{End, Ending, Failure, JobState, NodeCore, id_range};
+use super::{End, Ending, Failure, NodeCore, id_range};
 use crate::config::Role;
 use crate::protocol::{self, Hello, Message, Phase, RunParams};
 use crate::workload::{ResultStore, format_id_ranges};
@@ -40,9 +40,7 @@ impl NodeCore {
             self.schedule = w.schedule();
             let jobs = self.schedule.total();
             self.params = Some(RunParams::from_config(&self.config));
-            self.results = Some(ResultStore::new(jobs));
-            self.result_at = vec![f64::NAN; jobs as usize];
-            self.ledger = super::Ledger::new(jobs);
+            self.book.begin(jobs);
             self.timeline = super::Timeline::new(jobs);
             self.log(
                 now,
@@ -181,7 +179,7 @@ impl NodeCore {
                     self.session = session;
                     self.params = Some(hello.params);
                     self.policy = policy;
-                    self.ledger = super::Ledger::new(hello.params.jobs);
+                    self.book.begin(hello.params.jobs);
                     self.timeline = super::Timeline::new(hello.params.jobs);
                     let p = hello.params;
                     self.log(
@@ -326,8 +324,6 @@ impl NodeCore {
         let w = self.config.workload;
         let send = w.jobs / 2;
         let keep = w.jobs - send;
-        self.bootstrap_jobs = send;
-        self.bootstrap_pending = send;
         self.log(
             now,
             format!(
@@ -336,14 +332,7 @@ impl NodeCore {
                 format_id_ranges(&id_range(keep, w.jobs))
             ),
         );
-        for id in keep..w.jobs {
-            self.ledger.set(id, JobState::InFlight);
-        }
-        self.in_flight_jobs += send;
-        self.bootstrap.extend(keep..w.jobs);
-        for id in 0..keep {
-            self.queue_unmade(id, None);
-        }
+        self.book.begin_bootstrap(keep, w.jobs);
         if send == 0 {
             self.set_phase(now, Phase::Processing);
         }
@@ -351,12 +340,11 @@ impl NodeCore {
 
     /// Bootstrap jobs were delivered to the slave.
     pub(super) fn bootstrap_delivered(&mut self, now: Instant, n: u32) {
-        self.bootstrap_pending = self.bootstrap_pending.saturating_sub(n);
-        if self.bootstrap_pending == 0 && self.phase == Phase::Bootstrap {
+        if self.book.bootstrap_done(n) && self.phase == Phase::Bootstrap {
             let elapsed = self.phase_started[Phase::Bootstrap as usize]
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
             let params = self.config.workload;
-            let bytes = f64::from(self.bootstrap_jobs)
+            let bytes = f64::from(self.book.bootstrap_jobs())
                 * protocol::batch::job_bytes(params.elements_per_job) as f64;
             let (rate, min_rtt, _) = self.endpoint.path_estimate();
             let path = match (rate, min_rtt) {
@@ -371,7 +359,7 @@ impl NodeCore {
                 now,
                 format!(
                     "bootstrap done: {} jobs ({:.1} MB) delivered in {:.3} s ({:.0} MB/s){path}",
-                    self.bootstrap_jobs,
+                    self.book.bootstrap_jobs(),
                     bytes / 1e6,
                     elapsed.as_secs_f64(),
                     bytes / 1e6 / elapsed.as_secs_f64().max(1e-9)
@@ -400,7 +388,7 @@ impl NodeCore {
         if self.phase == Phase::Processing && self.nothing_left_to_start(now) {
             self.set_phase(now, Phase::Aggregation);
         }
-        let complete = self.results.as_ref().is_some_and(ResultStore::is_complete);
+        let complete = self.book.results().is_some_and(ResultStore::is_complete);
         if complete && self.phase >= Phase::Bootstrap {
             self.set_phase(now, Phase::Aggregation);
             self.verify_and_finish(now);
@@ -408,7 +396,7 @@ impl NodeCore {
     }
 
     fn nothing_left_to_start(&self, now: Instant) -> bool {
-        if self.queued() > 0 || self.in_flight_jobs > 0 {
+        if self.queued() > 0 || self.book.in_flight() > 0 {
             return false;
         }
         // Jobs still to arrive, here or (by this node's clock) at the peer.
@@ -425,7 +413,7 @@ impl NodeCore {
         };
         peer.state.queue == 0
             && peer.state.in_flight == 0
-            && peer.state.jobs_received >= self.delivered_to_peer
+            && peer.state.jobs_received >= self.book.delivered_to_peer()
     }
 
     /// Master: the slave is lost. From now on nothing is sent to it; every
@@ -437,7 +425,7 @@ impl NodeCore {
         self.reclaim_jobs(now);
         if self.phase == Phase::Bootstrap {
             // The rest of the bootstrap will never be delivered.
-            self.bootstrap_pending = 0;
+            self.book.abandon_bootstrap();
             self.set_phase(now, Phase::Processing);
         }
         self.state_due = true;

@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Event, JobState, NodeCore, PeerView};
+use super::{Event, NodeCore, PeerView};
 use crate::config::Role;
 use crate::policy::{Decision, PolicyInput};
 use crate::protocol::{Message, Phase, State};
@@ -67,7 +67,7 @@ impl NodeCore {
             self.evaluate_due = true;
         }
         if self.next_state.is_some_and(|t| now >= t) {
-            self.rate.update(now, self.done);
+            self.rate.update(now, self.book.done());
             self.send_state();
             self.evaluate_due = true;
             self.next_state = Some(now + self.state_interval());
@@ -94,21 +94,22 @@ impl NodeCore {
         }
         // Jobs we delivered that the peer's state does not show yet.
         let unseen = self
-            .delivered_to_peer
+            .book
+            .delivered_to_peer()
             .saturating_sub(peer.state.jobs_received);
         let params = self.params?;
         Some(PolicyInput {
             local_queue: self.queued(),
             peer_queue: peer.state.queue.saturating_add(unseen),
-            in_flight: self.in_flight_jobs,
+            in_flight: self.book.in_flight(),
             peer_in_flight: peer.state.in_flight,
             requested: self.requested,
             local_rate: self.rate.value(),
             peer_rate: f64::from(peer.state.rate),
             local_capacity: self.capacity.value(),
             peer_capacity: f64::from(peer.state.capacity),
-            local_busy: self.ledger.count(super::JobState::Computing),
-            local_workers: self.assigned.len() as u32,
+            local_busy: self.book.count(super::JobState::Computing),
+            local_workers: self.book.workers(),
             peer_busy: u32::from(peer.state.busy),
             peer_workers: u32::from(peer.state.workers),
             local_throttle: self.throttle,
@@ -192,36 +193,30 @@ impl NodeCore {
             return;
         }
         self.paused_waiting = false;
-        if self.in_flight_jobs > 0 {
+        if self.book.in_flight() > 0 {
             return;
         }
-        let jobs = self.take_for_transfer(self.queued());
+        let jobs = self.book.take_for_transfer(self.queued());
         self.send_decided(now, jobs, "paused: giving away every queued job".to_owned());
     }
 
     /// The master, during the bootstrap: the policy may keep some of the
     /// slave's half not sent yet (a link too slow to carry it in time).
     pub(super) fn evaluate_bootstrap(&mut self, now: Instant) {
-        if self.bootstrap.is_empty() || self.throttle <= 0.0 {
+        if self.book.bootstrap_unsent() == 0 || self.throttle <= 0.0 {
             return;
         }
         let Some(mut input) = self.input_now(now) else {
             return;
         };
-        let unsent = self.bootstrap.len() as u32;
+        let unsent = self.book.bootstrap_unsent();
         // Jobs sent and not yet acknowledged, the unsent ones aside.
         input.in_flight = input.in_flight.saturating_sub(unsent);
         let keep = self.policy.on_bootstrap(&input, unsent).min(unsent);
         if keep == 0 {
             return;
         }
-        let at = self.bootstrap.len() - keep as usize;
-        let kept: Vec<u32> = self.bootstrap.split_off(at).into_iter().collect();
-        for &id in &kept {
-            self.queue_unmade(id, None);
-        }
-        self.in_flight_jobs = self.in_flight_jobs.saturating_sub(keep);
-        self.bootstrap_jobs = self.bootstrap_jobs.saturating_sub(keep);
+        let kept = self.book.keep_bootstrap(keep);
         let rtt_ms = input.rtt.map_or(0.0, |r| r.as_secs_f64() * 1000.0);
         self.log(
             now,
@@ -265,7 +260,7 @@ impl NodeCore {
             // A paused peer would only give them back.
             Decision::Send(_) if input.peer_throttle <= 0.0 => {}
             Decision::Send(n) => {
-                let jobs = self.take_for_transfer(n);
+                let jobs = self.book.take_for_transfer(n);
                 self.send_decided(now, jobs, why("sending".to_owned()));
             }
             Decision::Request(n) if n > 0 && self.requested == 0 && input.peer_throttle > 0.0 => {
@@ -326,7 +321,7 @@ impl NodeCore {
             self.policy.on_request(&input, wanted)
         };
         let jobs = if n > 0 {
-            self.take_for_transfer(n)
+            self.book.take_for_transfer(n)
         } else {
             Vec::new()
         };
@@ -385,13 +380,9 @@ impl NodeCore {
     /// finishes its copy later has its result kept only if the job is still
     /// computing here; any other copy is dropped, so none counts twice.
     fn requeue_started(&mut self, now: Instant) {
-        let started = self.ledger.ids_in(JobState::Computing);
+        let started = self.book.requeue_computing();
         if started.is_empty() {
             return;
-        }
-        for &id in started.iter().rev() {
-            self.ledger.set(id, JobState::Queued);
-            self.queue.push_front(Job::unmade(id));
         }
         self.log(
             now,

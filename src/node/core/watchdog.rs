@@ -83,17 +83,17 @@ impl NodeCore {
         // ledger's moves: a batch refused and sent again moves its jobs
         // back and forth for ever without getting anywhere.
         let mark = [
-            u64::from(self.done),
-            u64::from(self.results_received),
-            u64::from(self.received),
-            u64::from(self.delivered_to_peer),
+            u64::from(self.book.done()),
+            u64::from(self.book.results_received()),
+            u64::from(self.book.received()),
+            u64::from(self.book.delivered_to_peer()),
             stats.chunks_received,
             stats.chunks_acked,
             peer.map_or(0, |p| u64::from(p.jobs_done) + u64::from(p.jobs_received)),
         ]
         .iter()
         .fold(0u64, |a, &b| a.wrapping_add(b));
-        let computing_here = self.throttle > 0.0 && self.ledger.count(JobState::Computing) > 0;
+        let computing_here = self.throttle > 0.0 && self.book.count(JobState::Computing) > 0;
         let computing_there = peer.is_some_and(|p| p.throttle > 0.0 && p.busy > 0);
         // A pause is waiting for the user only where it holds the run up:
         // this node paused with jobs nobody else can take, or both paused.
@@ -141,7 +141,7 @@ impl NodeCore {
         let mut parts: Vec<String> = states
             .iter()
             .filter_map(|(state, what)| {
-                let n = self.ledger.count(*state);
+                let n = self.book.count(*state);
                 (n > 0).then(|| format!("{n} jobs {what}"))
             })
             .collect();
