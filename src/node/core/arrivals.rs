@@ -12,7 +12,9 @@ use crate::workload::{JobId, format_id_ranges};
 impl NodeCore {
     /// Jobs whose arrival time has come join this node's queue.
     pub(super) fn admit_arrivals(&mut self, now: Instant) {
-        if self.end.is_some() || self.phase_started[Phase::Bootstrap as usize].is_none() {
+        if self.session.end.is_some()
+            || self.session.phase_started[Phase::Bootstrap as usize].is_none()
+        {
             return;
         }
         let (first, _) = self.schedule.arrivals(self.role);
@@ -48,8 +50,8 @@ impl NodeCore {
                 format_id_ranges(&arrived)
             ),
         );
-        self.state_due = true;
-        self.evaluate_due = true;
+        self.adaptor.state_due = true;
+        self.adaptor.evaluate_due = true;
     }
 
     /// When the next job arrives here, if one does.
@@ -70,7 +72,7 @@ impl NodeCore {
 
     /// When arrival `index` of `role`'s stream comes, by this node's clock.
     fn arrival_instant(&self, role: Role, index: usize) -> Option<Instant> {
-        let start = self.phase_started[Phase::Bootstrap as usize]?;
+        let start = self.session.phase_started[Phase::Bootstrap as usize]?;
         let t = *self.schedule.arrivals(role).1.get(index)?;
         // Validated arrivals come within a day; a bad value is never due.
         start.checked_add(Duration::try_from_secs_f64(t).ok()?)
@@ -85,16 +87,21 @@ impl NodeCore {
             return;
         }
         let refuse = |core: &mut Self, why: String| core.log(now, format!("add {n} jobs: {why}"));
-        let Some(params) = self.params else {
+        let Some(params) = self.session.params else {
             return refuse(self, "the run has not started".to_owned());
         };
         if self.role != Role::Master {
             return refuse(self, "only the master adds jobs".to_owned());
         }
-        if self.end.is_some() || !matches!(self.phase, Phase::Bootstrap | Phase::Processing) {
+        if self.session.end.is_some()
+            || !matches!(self.session.phase, Phase::Bootstrap | Phase::Processing)
+        {
             return refuse(
                 self,
-                format!("the run is past its processing ({})", self.phase.name()),
+                format!(
+                    "the run is past its processing ({})",
+                    self.session.phase.name()
+                ),
             );
         }
         let limit = crate::config::limits::MAX_JOBS;
@@ -137,14 +144,14 @@ impl NodeCore {
                 format_id_ranges(&(first..jobs).collect::<Vec<_>>())
             ),
         );
-        self.state_due = true;
-        self.evaluate_due = true;
+        self.adaptor.state_due = true;
+        self.adaptor.evaluate_due = true;
     }
 
     /// Makes the run `jobs` long (jobs added by the master): the job book
     /// and the timeline grow together; never shrinks.
     pub(super) fn grow_to(&mut self, jobs: u32) {
-        let Some(params) = self.params.as_mut() else {
+        let Some(params) = self.session.params.as_mut() else {
             return;
         };
         if jobs <= params.jobs {

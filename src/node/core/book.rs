@@ -566,64 +566,6 @@ impl JobBook {
     pub(super) fn bootstrap_jobs(&self) -> u32 {
         self.bootstrap_jobs
     }
-
-    /// The book's invariants: the ledger, the queue, the workers, the jobs
-    /// in flight and the results agree. An error names the first that
-    /// does not hold.
-    pub(super) fn check(&self) -> Result<(), String> {
-        let count = |s| self.ledger.count(s);
-        // Every queued job has exactly one entry; the rest are stale.
-        if self.queue.len() != (count(JobState::Queued) + self.stale) as usize {
-            return Err(format!(
-                "{} jobs queued in the ledger and {} stale entries, {} in the queue",
-                count(JobState::Queued),
-                self.stale,
-                self.queue.len()
-            ));
-        }
-        // A worker keeps a job put back by a pause until it returns it.
-        let assigned: u32 = self.assigned.iter().sum();
-        if count(JobState::Computing) > assigned {
-            return Err(format!(
-                "{} jobs computing, {assigned} given to workers",
-                count(JobState::Computing)
-            ));
-        }
-        // A batch's jobs leave the ledger's state in flight when it is
-        // delivered; one whose result came first has left it before.
-        if count(JobState::InFlight) > self.in_flight() {
-            return Err(format!(
-                "{} jobs in flight in the ledger, {} on their way",
-                count(JobState::InFlight),
-                self.in_flight()
-            ));
-        }
-        if let Some(results) = &self.results {
-            if results.len() != count(JobState::Returned) as usize {
-                return Err(format!(
-                    "{} results held, {} jobs returned",
-                    results.len(),
-                    count(JobState::Returned)
-                ));
-            }
-            if (self.done + self.results_received) as usize != results.len() {
-                return Err(format!(
-                    "{} computed here + {} received, {} results held",
-                    self.done,
-                    self.results_received,
-                    results.len()
-                ));
-            }
-        }
-        if self.ready.len() > count(JobState::Computed) as usize {
-            return Err(format!(
-                "{} results ready to send, {} jobs computed",
-                self.ready.len(),
-                count(JobState::Computed)
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -635,5 +577,6 @@ impl JobBook {
     }
 }
 
+mod invariants;
 #[cfg(test)]
 mod tests;

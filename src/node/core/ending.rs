@@ -66,7 +66,7 @@ impl NodeCore {
                 now,
                 format!(
                     "verified: all {} jobs present once, every element equals {:.9}",
-                    self.params.map_or(workload.jobs, |p| p.jobs),
+                    self.session.params.map_or(workload.jobs, |p| p.jobs),
                     verification.expected
                 ),
             );
@@ -82,13 +82,13 @@ impl NodeCore {
             );
         }
         let verified = verification.verified;
-        self.verification = Some(verification);
-        if self.peer_lost {
+        self.session.verification = Some(verification);
+        if self.session.peer_lost {
             // Nobody to tell.
-            self.end = Some(End::Finished { verified });
+            self.session.end = Some(End::Finished { verified });
             return;
         }
-        self.ending = Ending::Finishing {
+        self.session.ending = Ending::Finishing {
             verified,
             since: now,
             last_sent: now,
@@ -97,11 +97,11 @@ impl NodeCore {
     }
 
     pub(super) fn on_finish(&mut self, now: Instant, verified: bool) {
-        if self.role != Role::Slave || self.session == 0 {
+        if self.role != Role::Slave || self.session.id == 0 {
             return;
         }
         self.send_control(Message::FinishAck);
-        if matches!(self.ending, Ending::No) {
+        if matches!(self.session.ending, Ending::No) {
             self.set_phase(now, Phase::Done);
             self.log(
                 now,
@@ -114,7 +114,7 @@ impl NodeCore {
                     }
                 ),
             );
-            self.ending = Ending::Lingering {
+            self.session.ending = Ending::Lingering {
                 verified,
                 until: now + SLAVE_LINGER,
             };
@@ -122,25 +122,25 @@ impl NodeCore {
     }
 
     pub(super) fn on_finish_ack(&mut self, now: Instant) {
-        if let Ending::Finishing { verified, .. } = self.ending
-            && self.end.is_none()
+        if let Ending::Finishing { verified, .. } = self.session.ending
+            && self.session.end.is_none()
         {
             self.log(now, "the slave acknowledged the finish");
             // Once, and not again for a repeated acknowledgement: a lost
             // bye only leaves the slave to its linger.
             self.send_control(Message::Bye);
-            self.end = Some(End::Finished { verified });
+            self.session.end = Some(End::Finished { verified });
         }
     }
 
     /// Slave: the master has our finish acknowledgement; nothing is left
     /// to answer, so the linger ends now.
     pub(super) fn on_bye(&mut self, now: Instant) {
-        if let Ending::Lingering { verified, .. } = self.ending
-            && self.end.is_none()
+        if let Ending::Lingering { verified, .. } = self.session.ending
+            && self.session.end.is_none()
         {
             self.log(now, "the master said goodbye");
-            self.end = Some(End::Finished { verified });
+            self.session.end = Some(End::Finished { verified });
         }
     }
 }

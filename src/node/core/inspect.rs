@@ -23,7 +23,7 @@ impl NodeCore {
     /// The slave's hello nonce (0 before Start, and on the master until a
     /// slave's hello): what a forged hello must echo, for the swarm.
     pub fn hello_nonce(&self) -> u64 {
-        self.nonce
+        self.session.nonce
     }
 
     /// The config the core runs under.
@@ -33,22 +33,22 @@ impl NodeCore {
 
     /// The phase.
     pub fn phase(&self) -> Phase {
-        self.phase
+        self.session.phase
     }
 
     /// True once the peer has answered the handshake.
     pub fn is_connected(&self) -> bool {
-        self.connected
+        self.session.connected
     }
 
     /// True once the peer was declared lost.
     pub fn is_peer_lost(&self) -> bool {
-        self.peer_lost
+        self.session.peer_lost
     }
 
     /// The run's parameters, once known.
     pub fn params(&self) -> Option<RunParams> {
-        self.params
+        self.session.params
     }
 
     /// The job ledger.
@@ -58,22 +58,24 @@ impl NodeCore {
 
     /// The peer's latest state.
     pub fn peer(&self) -> Option<PeerView> {
-        self.peer
+        self.adaptor.peer
     }
 
     /// When the peer was last heard; `None` if never.
     pub fn last_heard(&self) -> Option<Instant> {
-        self.last_heard
+        self.session.last_heard
     }
 
     /// How long since the peer was last heard; `None` if never.
     pub fn silence(&self, now: Instant) -> Option<Duration> {
-        self.last_heard.map(|t| now.saturating_duration_since(t))
+        self.session
+            .last_heard
+            .map(|t| now.saturating_duration_since(t))
     }
 
     /// The master's verification, once made.
     pub fn verification(&self) -> Option<&Verification> {
-        self.verification.as_ref()
+        self.session.verification.as_ref()
     }
 
     /// The master's results.
@@ -111,7 +113,7 @@ impl NodeCore {
 
     /// When each phase began, indexed by `Phase as usize`.
     pub fn phase_started(&self) -> [Option<Instant>; 5] {
-        self.phase_started
+        self.session.phase_started
     }
 
     /// Jobs this node computed (results kept).
@@ -131,7 +133,7 @@ impl NodeCore {
 
     /// Seconds into the run when the peer was declared lost.
     pub fn peer_lost_at_s(&self) -> Option<f64> {
-        self.peer_lost_at_s
+        self.session.peer_lost_at_s
     }
 
     /// Jobs the master sent at bootstrap.
@@ -191,7 +193,7 @@ impl NodeCore {
 
     /// Seconds since the run started (0 before).
     pub fn run_seconds(&self, now: Instant) -> f64 {
-        self.phase_started[Phase::Bootstrap as usize]
+        self.session.phase_started[Phase::Bootstrap as usize]
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
     }
 
@@ -199,7 +201,7 @@ impl NodeCore {
     pub fn local_state(&self) -> protocol::State {
         let busy = self.book.count(JobState::Computing);
         protocol::State {
-            phase: self.phase,
+            phase: self.session.phase,
             queue: self.queued(),
             jobs_done: self.book.done(),
             jobs_received: self.book.received(),
@@ -209,8 +211,8 @@ impl NodeCore {
             throttle: self.throttle as f32,
             cpu_system: self.cpu.0 as f32,
             cpu_process: self.cpu.1 as f32,
-            rate: self.rate.value() as f32,
-            capacity: self.capacity.value() as f32,
+            rate: self.adaptor.rate.value() as f32,
+            capacity: self.adaptor.capacity.value() as f32,
         }
     }
 }

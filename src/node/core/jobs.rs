@@ -34,10 +34,10 @@ impl NodeCore {
         started: Instant,
         computing: Duration,
     ) {
-        self.capacity.add(now, computing.as_secs_f64());
+        self.adaptor.capacity.add(now, computing.as_secs_f64());
         self.watchdog
             .job_took(now.saturating_duration_since(started));
-        self.departure_due = true;
+        self.adaptor.departure_due = true;
         let id = job.id;
         let (start_s, end_s) = (self.run_seconds(started), self.run_seconds(now));
         let finished = self.book.finished(worker, job, end_s);
@@ -69,7 +69,7 @@ impl NodeCore {
         // state interval, so the peer's policy can send it work before it
         // sits idle.
         if self.queued() == 0 {
-            self.state_due = true;
+            self.adaptor.state_due = true;
         }
     }
 
@@ -111,11 +111,11 @@ impl NodeCore {
         since: Instant,
     ) {
         let peer = self.role.peer();
-        let Some(params) = self.params else {
+        let Some(params) = self.session.params else {
             return self.refuse(now, transfer, RefuseReason::NotReady);
         };
         if self.refusal_injected() {
-            return self.refuse(now, transfer, self.injected_reason);
+            return self.refuse(now, transfer, self.refusals.injected_reason);
         }
         if kind == BatchKind::Results && self.role != Role::Master {
             return self.refuse(now, transfer, RefuseReason::WrongRole);
@@ -184,7 +184,7 @@ impl NodeCore {
                 }
             }
             BatchKind::Bootstrap | BatchKind::Jobs
-                if self.role == Role::Master && self.peer_lost =>
+                if self.role == Role::Master && self.session.peer_lost =>
             {
                 self.log(
                     now,
@@ -219,8 +219,8 @@ impl NodeCore {
                 }
                 if kind == BatchKind::Jobs {
                     // Whatever was asked of the peer, this is its answer.
-                    self.requested = 0;
-                    self.request_expires = None;
+                    self.adaptor.requested = 0;
+                    self.adaptor.request_expires = None;
                 }
                 if kind == BatchKind::Jobs && taken > 0 {
                     let at_s = self.run_seconds(now);
@@ -241,7 +241,7 @@ impl NodeCore {
                 } else {
                     self.log(now, text);
                 }
-                self.state_due = true;
+                self.adaptor.state_due = true;
             }
         }
     }
@@ -250,7 +250,7 @@ impl NodeCore {
         let Some(p) = self.book.delivered(transfer) else {
             return;
         };
-        self.refusals_in_a_row = 0;
+        self.refusals.in_a_row = 0;
         let n = p.ids.len() as u32;
         self.timeline.batch(super::BatchSpan {
             transfer,
@@ -274,10 +274,10 @@ impl NodeCore {
         let elapsed = now.saturating_duration_since(p.sent_at).as_secs_f64();
         let took = (elapsed - rtt).max(elapsed / 4.0).max(1e-6);
         let sample = p.wire_bytes as f64 / took;
-        self.link_rate = if self.link_rate == 0.0 {
+        self.adaptor.link_rate = if self.adaptor.link_rate == 0.0 {
             sample
         } else {
-            0.3 * sample + 0.7 * self.link_rate
+            0.3 * sample + 0.7 * self.adaptor.link_rate
         };
         match p.kind {
             BatchKind::Results => {
@@ -310,8 +310,8 @@ impl NodeCore {
                 if p.kind == BatchKind::Bootstrap {
                     self.bootstrap_delivered(now, n);
                 }
-                self.evaluate_due = true;
-                self.state_due = true;
+                self.adaptor.evaluate_due = true;
+                self.adaptor.state_due = true;
             }
         }
     }
@@ -320,10 +320,10 @@ impl NodeCore {
     /// fewer than [`BOOTSTRAP_QUEUED`] outbound; batches of about 2 MiB, so
     /// the slave starts computing after the first.
     pub(super) fn feed_bootstrap(&mut self, now: Instant) {
-        if self.book.bootstrap_unsent() == 0 || self.peer_lost {
+        if self.book.bootstrap_unsent() == 0 || self.session.peer_lost {
             return;
         }
-        let Some(params) = self.params else {
+        let Some(params) = self.session.params else {
             return;
         };
         let workload = params.workload();
@@ -348,7 +348,7 @@ impl NodeCore {
     /// Sends jobs to the peer as the policy decided: one batch (one
     /// transfer in the report), split only past the transfer size limit.
     pub(super) fn send_jobs(&mut self, now: Instant, mut jobs: Vec<Job>) {
-        let Some(workload) = self.params.map(|p| p.workload()) else {
+        let Some(workload) = self.session.params.map(|p| p.workload()) else {
             return;
         };
         while !jobs.is_empty() {
@@ -405,7 +405,7 @@ impl NodeCore {
     /// more results are coming (queue empty, no job running) or once
     /// aggregation has begun.
     pub(super) fn send_ready_results(&mut self, now: Instant) {
-        if self.role != Role::Slave || !self.connected {
+        if self.role != Role::Slave || !self.session.connected {
             return;
         }
         let tail = self.queued() == 0 && self.book.count(super::JobState::Computing) == 0;
@@ -457,7 +457,7 @@ impl NodeCore {
             );
         }
         let at_s = self.run_seconds(now);
-        self.peer_lost_at_s = Some((at_s * 1000.0).round() / 1000.0);
+        self.session.peer_lost_at_s = Some((at_s * 1000.0).round() / 1000.0);
         self.log(
             now,
             format!(

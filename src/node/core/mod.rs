@@ -2,8 +2,9 @@
 //! quinn-proto's `Connection`. It owns the session (handshake, phases,
 //! finish, liveness), the job book (every job's state, the queue, the
 //! master's results), the transfer endpoint, the peer's view and the
-//! transfer policy. It opens no socket, reads no clock, spawns no thread and never
-//! sleeps: time comes in as `now`, randomness in [`Input::Start`].
+//! transfer policy. It opens no socket, reads no clock, spawns no thread
+//! and never sleeps: time comes in as `now`, randomness in
+//! [`Input::Start`].
 //!
 //! - inputs: [`NodeCore::handle`] (commands, finished jobs, CPU samples,
 //!   threads ending), [`NodeCore::handle_datagram`] (an authentic datagram's
@@ -13,14 +14,15 @@
 //!   (log lines, phase and throttle changes), [`NodeCore::poll_timeout`]
 //!   (when to call `handle_timeout` next) and [`NodeCore::end`].
 //!
-//! The five components of the assignment are its parts: the session here
-//! and in `session.rs` (with its end in `ending.rs`), the state manager in
-//! `state.rs`, the transfer manager in `jobs.rs` (batches in and out, the
-//! ledger; `refuse.rs` for batches refused, `arrivals.rs` for jobs that
-//! come during the run), and the adaptor in `state.rs` (asking the
-//! policy). The worker and the hardware monitor are spokes outside it.
-//! Every job's whereabouts are the job book's (`book.rs`): the parts decide
-//! when a job moves, the book moves it and checks that its accounts agree.
+//! The five components of the assignment are its parts, each with its own
+//! state: the session (`Session` in `session.rs`, its handshake in
+//! `hello.rs`, its end in `ending.rs`), the state manager and the adaptor
+//! (the peer's view and the policy: `Adaptor` in `state.rs`), and the
+//! transfer manager in `jobs.rs` (batches in and out; `refuse.rs` for
+//! batches refused, `arrivals.rs` for jobs that come during the run). The
+//! worker and the hardware monitor are spokes outside it. Every job's
+//! whereabouts are the job book's (`book.rs`): the parts decide when a job
+//! moves, the book moves it and checks that its accounts agree.
 //! `watchdog.rs` ends a run in which nothing moves; `inspect.rs` has the
 //! getters.
 
@@ -29,6 +31,7 @@ mod arrivals;
 mod book;
 mod ending;
 mod event;
+mod hello;
 mod inspect;
 mod jobs;
 pub mod ledger;
@@ -46,15 +49,15 @@ pub use book::WORKER_DEPTH;
 pub use event::{End, Event, Failure, Input, Rejection, Work};
 pub use ledger::{JobState, Ledger};
 pub use refuse::MAX_REFUSALS_IN_A_ROW;
+use session::{Ending, Session};
+use state::Adaptor;
 pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline};
 pub use watchdog::MIN_WATCHDOG;
 
-use crate::auth::ReplayWindow;
 use crate::config::{Config, Role};
-use crate::policy::TransferPolicy;
-use crate::protocol::{self, Header, Message, Phase, RunParams};
+use crate::protocol::{self, Header, Message, Phase};
 use crate::transfer::{Endpoint, TransferConfig};
-use crate::workload::{JobId, Verification};
+use crate::workload::JobId;
 
 /// How a core is set up, besides the config.
 #[derive(Debug, Clone)]
@@ -117,21 +120,6 @@ pub struct PeerView {
     pub at: Instant,
 }
 
-/// Where the run's end stands.
-#[derive(Debug, Clone, Copy)]
-enum Ending {
-    /// Not ending.
-    No,
-    /// Master: verified (or not), repeating finish until acknowledged.
-    Finishing {
-        verified: bool,
-        since: Instant,
-        last_sent: Instant,
-    },
-    /// Slave: acknowledged the finish; lingers to answer repeats.
-    Lingering { verified: bool, until: Instant },
-}
-
 /// One node's logic. See the module documentation.
 pub struct NodeCore {
     role: Role,
@@ -139,34 +127,13 @@ pub struct NodeCore {
     settings: CoreSettings,
     epoch: Instant,
 
-    // The session.
-    started: Option<Instant>,
-    session: u64,
-    nonce: u64,
-    slave_nonce: Option<u64>,
-    connected: bool,
-    peer_lost: bool,
-    params: Option<RunParams>,
-    phase: Phase,
-    phase_started: [Option<Instant>; 5],
-    last_hello: Option<Instant>,
-    last_wait_notice: Option<Instant>,
-    last_go_away: Option<Instant>,
-    last_heard: Option<Instant>,
-    /// Datagrams from the peer's address that failed authentication (the
-    /// reader's count).
-    unauthentic: u64,
-    replay: ReplayWindow,
-    seq: u64,
-    ending: Ending,
-    end: Option<End>,
-    verification: Option<Verification>,
+    /// The handshake, the phases, the end, the peer's liveness.
+    session: Session,
 
     // The jobs: where each one is, and the one way to move one.
     book: book::JobBook,
     results_waiting_since: Option<Instant>,
     flush_results: bool,
-    peer_lost_at_s: Option<f64>,
     transfers: Vec<TransferRecord>,
     timeline: Timeline,
     /// The run's jobs: those present and those arriving, and the next of
@@ -186,38 +153,14 @@ pub struct NodeCore {
     transfer_jobs: usize,
 
     // The state manager and the adaptor.
-    peer: Option<PeerView>,
-    next_state: Option<Instant>,
-    state_due: bool,
-    rate: state::RateMeter,
-    capacity: state::CapacityMeter,
-    /// Jobs asked of the peer and not answered yet, and when the request
-    /// counts as lost.
-    requested: u32,
-    request_expires: Option<Instant>,
-    /// A job was done: the policy's departure rule is due.
-    departure_due: bool,
+    adaptor: Adaptor,
     throttle: f64,
-    /// Paused with jobs and nobody to give them to (the peer paused or
-    /// lost): said once until a throttle is raised.
-    paused_waiting: bool,
     cpu: (f64, f64),
-    policy: Box<dyn TransferPolicy>,
-    evaluate_due: bool,
-    /// The link's measured rate, bytes per second (smoothed; 0 before any
-    /// batch was delivered).
-    link_rate: f64,
 
     /// Ends a run in which nothing moves.
     watchdog: watchdog::Watchdog,
-    /// Fault injection: refuse every this many batches received (0: none).
-    refuse_every: u32,
-    /// Our batches the peer refused since one was last delivered.
-    refusals_in_a_row: u32,
-    /// The reason the fault injection gives (a test may name a real one).
-    injected_reason: protocol::RefuseReason,
-    /// Batches received and looked at by the fault injection.
-    batches_seen: u64,
+    /// Refusals in a row, and the fault injection's.
+    refusals: refuse::Refusals,
 
     // Outputs.
     control: VecDeque<Message<'static>>,
@@ -249,29 +192,10 @@ impl NodeCore {
             role,
             config: config.clone(),
             epoch: now,
-            started: None,
-            session: 0,
-            nonce: 0,
-            slave_nonce: None,
-            connected: false,
-            peer_lost: false,
-            params: None,
-            phase: Phase::Idle,
-            phase_started: [None; 5],
-            last_hello: None,
-            last_wait_notice: None,
-            last_go_away: None,
-            last_heard: None,
-            unauthentic: 0,
-            replay: ReplayWindow::default(),
-            seq: 0,
-            ending: Ending::No,
-            end: None,
-            verification: None,
+            session: Session::new(),
             book: book::JobBook::new(role, me.workers),
             results_waiting_since: None,
             flush_results: false,
-            peer_lost_at_s: None,
             transfers: Vec::new(),
             timeline: Timeline::default(),
             schedule: crate::arrivals::Schedule::default(),
@@ -283,25 +207,24 @@ impl NodeCore {
             // About 2 MiB of data per batch (8 reference jobs), whole jobs.
             batch_jobs: ((BATCH_BYTES + job_bytes / 2) / job_bytes).clamp(1, 64),
             transfer_jobs: (MAX_TRANSFER_BYTES / job_bytes).max(1),
-            peer: None,
-            next_state: None,
-            state_due: false,
-            rate: state::RateMeter::new(now),
-            capacity: state::CapacityMeter::default(),
-            requested: 0,
-            request_expires: None,
-            departure_due: false,
+            adaptor: Adaptor {
+                peer: None,
+                next_state: None,
+                state_due: false,
+                rate: state::RateMeter::new(now),
+                capacity: state::CapacityMeter::default(),
+                requested: 0,
+                request_expires: None,
+                departure_due: false,
+                evaluate_due: false,
+                paused_waiting: false,
+                link_rate: 0.0,
+                policy,
+            },
             throttle: me.throttle,
-            paused_waiting: false,
             cpu: (0.0, 0.0),
-            policy,
-            evaluate_due: false,
-            link_rate: 0.0,
             watchdog: watchdog::Watchdog::default(),
-            refuse_every: 0,
-            refusals_in_a_row: 0,
-            injected_reason: protocol::RefuseReason::Injected,
-            batches_seen: 0,
+            refusals: refuse::Refusals::default(),
             control: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -318,12 +241,12 @@ impl NodeCore {
             Input::SetThrottle(t) => self.set_throttle(now, t),
             Input::AddJobs(n) => self.add_jobs(now, n),
             Input::Stop => {
-                if self.end.is_none() {
+                if self.session.end.is_none() {
                     self.send_control(Message::Abort {
                         reason: "stopped by the user",
                     });
                     self.log(now, "stopped by the user");
-                    self.end = Some(End::Stopped);
+                    self.session.end = Some(End::Stopped);
                 }
             }
             Input::JobDone {
@@ -332,10 +255,12 @@ impl NodeCore {
                 started,
                 computing,
             } => self.job_done(now, worker, job, started, computing),
-            Input::Unauthentic { total } => self.unauthentic = total,
+            Input::Unauthentic { total } => self.session.unauthentic = total,
             Input::Cpu { system, process } => {
                 self.cpu = (system, process);
-                if self.phase_started[Phase::Bootstrap as usize].is_some() && self.end.is_none() {
+                if self.session.phase_started[Phase::Bootstrap as usize].is_some()
+                    && self.session.end.is_none()
+                {
                     self.timeline.cpu_sample(CpuSample {
                         at_s: self.run_seconds(now),
                         node: process as f32,
@@ -344,7 +269,7 @@ impl NodeCore {
                 }
             }
             Input::ThreadEnded { name, panicked } => {
-                if self.end.is_none() {
+                if self.session.end.is_none() {
                     let failure = if panicked {
                         Failure::Panicked { name }
                     } else {
@@ -363,7 +288,7 @@ impl NodeCore {
             self.count_rejection(Rejection::Malformed);
             return;
         };
-        let current = match admit(self.session, &header, &message, &mut self.replay) {
+        let current = match admit(self.session.id, &header, &message, &mut self.session.replay) {
             Admission::Current => true,
             Admission::Handshake => false,
             Admission::Stale => {
@@ -376,8 +301,8 @@ impl NodeCore {
             }
         };
         self.counters.datagrams_received += 1;
-        if current && self.connected {
-            self.last_heard = Some(now);
+        if current && self.session.connected {
+            self.session.last_heard = Some(now);
         }
         match message {
             Message::Hello(hello) => self.on_hello(now, header.session, hello),
@@ -408,16 +333,18 @@ impl NodeCore {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         let message = match self.control.pop_front() {
             Some(message) => message,
-            None if self.session == 0 || self.peer_lost || !self.connected => return false,
+            None if self.session.id == 0 || self.session.peer_lost || !self.session.connected => {
+                return false;
+            }
             None => match self.endpoint.poll_transmit(now) {
                 Some(message) => message,
                 None => return false,
             },
         };
-        self.seq += 1;
+        self.session.seq += 1;
         let header = Header {
-            session: self.session,
-            seq: self.seq,
+            session: self.session.id,
+            seq: self.session.seq,
         };
         protocol::encode(&header, &message, buf);
         true
@@ -427,8 +354,8 @@ impl NodeCore {
     /// throttle is 0: a paused node starts nothing, so its policy can give
     /// every job away.
     pub fn poll_work(&mut self) -> Option<Work> {
-        let workload = self.params?.workload();
-        if self.end.is_some() || self.throttle <= 0.0 {
+        let workload = self.session.params?.workload();
+        if self.session.end.is_some() || self.throttle <= 0.0 {
             return None;
         }
         let (worker, job) = self.book.take_work()?;
@@ -447,7 +374,7 @@ impl NodeCore {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called;
     /// `None` while nothing is timed.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        if self.end.is_some() {
+        if self.session.end.is_some() {
             return None;
         }
         let mut next = self.endpoint.poll_timeout();
@@ -457,9 +384,9 @@ impl NodeCore {
             }
         };
         at(self.session_deadline());
-        at(self.next_state);
+        at(self.adaptor.next_state);
         at(self.next_arrival_at());
-        at(self.request_expires);
+        at(self.adaptor.request_expires);
         at(self
             .results_waiting_since
             .map(|t| t + jobs::RESULTS_MAX_WAIT));
@@ -469,7 +396,7 @@ impl NodeCore {
 
     /// How the node's part ended, once it has.
     pub fn end(&self) -> Option<&End> {
-        self.end.as_ref()
+        self.session.end.as_ref()
     }
 
     // ----- Helpers shared by the parts -----
@@ -503,18 +430,21 @@ impl NodeCore {
     }
 
     fn fail(&mut self, now: Instant, failure: Failure) {
-        if self.end.is_some() {
+        if self.session.end.is_some() {
             return;
         }
         self.log(now, failure.to_string());
         // A peer still in the run hears of it at once, rather than after
         // its time-out; one that stopped the run itself needs no answer.
-        if self.connected && !self.peer_lost && !matches!(failure, Failure::PeerAborted { .. }) {
+        if self.session.connected
+            && !self.session.peer_lost
+            && !matches!(failure, Failure::PeerAborted { .. })
+        {
             self.send_control(Message::Abort {
                 reason: "it failed; its log says why",
             });
         }
-        self.end = Some(End::Failed(failure));
+        self.session.end = Some(End::Failed(failure));
     }
 
     fn count_rejection(&mut self, why: Rejection) {
@@ -532,28 +462,28 @@ impl NodeCore {
     /// the bootstrap fed, results sent, the policy asked, progress checked,
     /// a state sent when due.
     fn process(&mut self, now: Instant) {
-        if self.end.is_some() {
+        if self.session.end.is_some() {
             return;
         }
         self.drain_endpoint(now);
         self.admit_arrivals(now);
-        if self.role == Role::Master && self.phase == Phase::Bootstrap {
+        if self.role == Role::Master && self.session.phase == Phase::Bootstrap {
             // Before the next batch is encoded: the policy may keep it.
             self.evaluate_bootstrap(now);
         }
         self.feed_bootstrap(now);
         self.send_ready_results(now);
-        if self.departure_due {
-            self.departure_due = false;
+        if self.adaptor.departure_due {
+            self.adaptor.departure_due = false;
             self.departed(now);
         }
-        if self.evaluate_due {
-            self.evaluate_due = false;
+        if self.adaptor.evaluate_due {
+            self.adaptor.evaluate_due = false;
             self.evaluate(now);
         }
         self.check_progress(now);
-        if self.state_due {
-            self.state_due = false;
+        if self.adaptor.state_due {
+            self.adaptor.state_due = false;
             self.send_state();
             self.evaluate(now);
         }
@@ -565,7 +495,7 @@ impl NodeCore {
         }
     }
 
-    /// The job accounting's invariants (see [`book::JobBook::check`]),
+    /// The job accounting's invariants (see `JobBook::check` in `book.rs`),
     /// checked after every step in debug builds and by the swarm after
     /// every step of every run; a broken one is named.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -577,7 +507,7 @@ impl NodeCore {
     /// Adds a queue sample to the timeline once the run has started;
     /// `force` takes it however soon after the last (the run's end).
     fn sample_queue(&mut self, now: Instant, force: bool) {
-        if self.phase_started[Phase::Bootstrap as usize].is_some() {
+        if self.session.phase_started[Phase::Bootstrap as usize].is_some() {
             let (at_s, queue) = (self.run_seconds(now), self.queued());
             self.timeline
                 .sample(at_s, queue, self.book.in_flight(), force);

@@ -20,6 +20,31 @@ use crate::workload::format_id_ranges;
 /// would otherwise have the same jobs sent to it for ever.
 pub const MAX_REFUSALS_IN_A_ROW: u32 = 8;
 
+/// The peer's refusals of our batches in a row, and the fault injection
+/// that makes this core refuse some of the peer's.
+#[derive(Debug)]
+pub(super) struct Refusals {
+    /// Our batches the peer refused since one was last delivered.
+    pub(super) in_a_row: u32,
+    /// Refuse every this many batches received (0: none).
+    pub(super) inject_every: u32,
+    /// The reason the fault injection gives (a test may name a real one).
+    pub(super) injected_reason: RefuseReason,
+    /// Batches received and looked at by the fault injection.
+    pub(super) seen: u64,
+}
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals {
+            in_a_row: 0,
+            inject_every: 0,
+            injected_reason: RefuseReason::Injected,
+            seen: 0,
+        }
+    }
+}
+
 impl NodeCore {
     /// Refuses batch `transfer` of the peer's, which the endpoint has
     /// whole: says why in the log and, through the batch's complete ack, to
@@ -40,25 +65,26 @@ impl NodeCore {
     /// For the swarm and the tests: refuse every `every`th batch this core
     /// has whole, as if it could not take it (0: never).
     pub fn inject_refusals(&mut self, every: u32) {
-        self.refuse_every = every;
+        self.refusals.inject_every = every;
     }
 
     /// As [`inject_refusals`](Self::inject_refusals), the refusals giving
     /// `reason` as a core that really could not take the batches would.
     #[cfg(test)]
     pub(crate) fn inject_refusals_naming(&mut self, every: u32, reason: RefuseReason) {
-        self.refuse_every = every;
-        self.injected_reason = reason;
+        self.refusals.inject_every = every;
+        self.refusals.injected_reason = reason;
     }
 
     /// True when the fault injection refuses the batch now at hand.
     pub(super) fn refusal_injected(&mut self) -> bool {
-        if self.refuse_every == 0 {
+        if self.refusals.inject_every == 0 {
             return false;
         }
-        self.batches_seen += 1;
-        self.batches_seen
-            .is_multiple_of(u64::from(self.refuse_every))
+        self.refusals.seen += 1;
+        self.refusals
+            .seen
+            .is_multiple_of(u64::from(self.refusals.inject_every))
     }
 
     /// The peer refused our batch `transfer`: what it carries is ours again.
@@ -87,15 +113,15 @@ impl NodeCore {
             // No longer on its way: the bootstrap may end without it.
             self.bootstrap_delivered(now, p.ids.len() as u32);
         }
-        self.state_due = true;
-        self.evaluate_due = true;
+        self.adaptor.state_due = true;
+        self.adaptor.evaluate_due = true;
         // A refusal by the fault injection is the test's own doing.
         if reason != RefuseReason::Injected {
-            self.refusals_in_a_row += 1;
-            if self.refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW {
+            self.refusals.in_a_row += 1;
+            if self.refusals.in_a_row >= MAX_REFUSALS_IN_A_ROW {
                 let failure = Failure::PeerRefuses {
                     peer: self.role.peer().name(),
-                    times: self.refusals_in_a_row,
+                    times: self.refusals.in_a_row,
                     reason: reason.describe(),
                 };
                 self.fail(now, failure);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::{Event, NodeCore, PeerView};
 use crate::config::Role;
+use crate::policy::TransferPolicy;
 use crate::policy::{Decision, PolicyInput};
 use crate::protocol::{Message, Phase, State};
 use crate::workload::{Job, format_id_ranges};
@@ -27,21 +28,47 @@ const CAPACITY_MEMORY: Duration = Duration::from_millis(250);
 /// Shortest wait for the answer to a request before asking again.
 const REQUEST_PATIENCE: Duration = Duration::from_millis(20);
 
+/// The state manager's and the adaptor's: the peer's view (its latest
+/// state), this node's measured rates, when the next state is due, and
+/// the transfer policy with what it has asked for.
+pub(super) struct Adaptor {
+    /// The peer's latest state.
+    pub(super) peer: Option<PeerView>,
+    pub(super) next_state: Option<Instant>,
+    pub(super) state_due: bool,
+    pub(super) rate: RateMeter,
+    pub(super) capacity: CapacityMeter,
+    /// Jobs asked of the peer and not answered yet, and when the request
+    /// counts as lost.
+    pub(super) requested: u32,
+    pub(super) request_expires: Option<Instant>,
+    /// A job was done: the policy's departure rule is due.
+    pub(super) departure_due: bool,
+    pub(super) evaluate_due: bool,
+    /// Paused with jobs and nobody to give them to (the peer paused or
+    /// lost): said once until a throttle is raised.
+    pub(super) paused_waiting: bool,
+    /// The link's measured rate, bytes per second (smoothed; 0 before any
+    /// batch was delivered).
+    pub(super) link_rate: f64,
+    pub(super) policy: Box<dyn TransferPolicy>,
+}
+
 impl NodeCore {
     pub(super) fn state_interval(&self) -> Duration {
         Duration::from_millis(self.config.policy.state_interval_ms)
     }
 
     pub(super) fn on_peer_state(&mut self, now: Instant, seq: u64, state: State) {
-        if self.peer.is_some_and(|p| p.seq >= seq) {
+        if self.adaptor.peer.is_some_and(|p| p.seq >= seq) {
             return;
         }
-        self.peer = Some(PeerView {
+        self.adaptor.peer = Some(PeerView {
             state,
             seq,
             at: now,
         });
-        self.evaluate_due = true;
+        self.adaptor.evaluate_due = true;
         if self.role == Role::Slave {
             self.follow_master_phase(now);
         }
@@ -50,7 +77,7 @@ impl NodeCore {
     /// Sends the state, to a peer in the session only: not before the
     /// handshake, not after the peer was lost.
     pub(super) fn send_state(&mut self) {
-        if self.session == 0 || !self.connected || self.peer_lost {
+        if self.session.id == 0 || !self.session.connected || self.session.peer_lost {
             return;
         }
         let state = self.local_state();
@@ -59,25 +86,25 @@ impl NodeCore {
 
     /// The periodic state: the rate measured, the state sent, the policy asked.
     pub(super) fn tick_state(&mut self, now: Instant) {
-        if self.request_expires.is_some_and(|t| now >= t) {
+        if self.adaptor.request_expires.is_some_and(|t| now >= t) {
             // The request or its answer was lost, or declined: ask anew
             // when the policy says so.
-            self.requested = 0;
-            self.request_expires = None;
-            self.evaluate_due = true;
+            self.adaptor.requested = 0;
+            self.adaptor.request_expires = None;
+            self.adaptor.evaluate_due = true;
         }
-        if self.next_state.is_some_and(|t| now >= t) {
-            self.rate.update(now, self.book.done());
+        if self.adaptor.next_state.is_some_and(|t| now >= t) {
+            self.adaptor.rate.update(now, self.book.done());
             self.send_state();
-            self.evaluate_due = true;
-            self.next_state = Some(now + self.state_interval());
+            self.adaptor.evaluate_due = true;
+            self.adaptor.next_state = Some(now + self.state_interval());
         }
     }
 
     /// What the policy sees at `now`, or `None` outside processing or
     /// before the peer's first state.
     pub fn policy_input(&self, now: Instant) -> Option<PolicyInput> {
-        if self.phase != Phase::Processing {
+        if self.session.phase != Phase::Processing {
             return None;
         }
         self.input_now(now)
@@ -85,10 +112,10 @@ impl NodeCore {
 
     /// What the policy sees at `now`, in any phase of a connected run.
     fn input_now(&self, now: Instant) -> Option<PolicyInput> {
-        if self.peer_lost {
+        if self.session.peer_lost {
             return None;
         }
-        let peer = self.peer?;
+        let peer = self.adaptor.peer?;
         if peer.state.phase > Phase::Processing {
             return None;
         }
@@ -97,16 +124,16 @@ impl NodeCore {
             .book
             .delivered_to_peer()
             .saturating_sub(peer.state.jobs_received);
-        let params = self.params?;
+        let params = self.session.params?;
         Some(PolicyInput {
             local_queue: self.queued(),
             peer_queue: peer.state.queue.saturating_add(unseen),
             in_flight: self.book.in_flight(),
             peer_in_flight: peer.state.in_flight,
-            requested: self.requested,
-            local_rate: self.rate.value(),
+            requested: self.adaptor.requested,
+            local_rate: self.adaptor.rate.value(),
             peer_rate: f64::from(peer.state.rate),
-            local_capacity: self.capacity.value(),
+            local_capacity: self.adaptor.capacity.value(),
             peer_capacity: f64::from(peer.state.capacity),
             local_busy: self.book.count(super::JobState::Computing),
             local_workers: self.book.workers(),
@@ -116,7 +143,7 @@ impl NodeCore {
             peer_throttle: f64::from(peer.state.throttle),
             bytes_per_job: self.wire_bytes_per_job(params.elements_per_job),
             rtt: self.endpoint.rtt().srtt(),
-            link_bytes_per_s: self.link_rate,
+            link_bytes_per_s: self.adaptor.link_rate,
             run_seconds: self.run_seconds(now),
             peer_state_age_s: now.saturating_duration_since(peer.at).as_secs_f64(),
         })
@@ -141,15 +168,15 @@ impl NodeCore {
             self.give_away_paused(now);
             return;
         }
-        self.paused_waiting = false;
-        if self.role == Role::Master && self.phase == Phase::Bootstrap {
+        self.adaptor.paused_waiting = false;
+        if self.role == Role::Master && self.session.phase == Phase::Bootstrap {
             self.evaluate_bootstrap(now);
             return;
         }
         let Some(input) = self.policy_input(now) else {
             return;
         };
-        let decision = self.policy.on_state(&input);
+        let decision = self.adaptor.policy.on_state(&input);
         self.act(now, &input, decision);
     }
 
@@ -162,21 +189,25 @@ impl NodeCore {
     /// says so once.
     fn give_away_paused(&mut self, now: Instant) {
         if !matches!(
-            self.phase,
+            self.session.phase,
             Phase::Bootstrap | Phase::Processing | Phase::Aggregation
-        ) || !self.connected
+        ) || !self.session.connected
             || self.queued() == 0
         {
             return;
         }
-        let peer = if self.peer_lost { None } else { self.peer };
+        let peer = if self.session.peer_lost {
+            None
+        } else {
+            self.adaptor.peer
+        };
         if peer.is_some_and(|p| p.state.phase >= Phase::Done) {
             return;
         }
         if !peer.is_some_and(|p| p.state.throttle > 0.0) {
-            if !self.paused_waiting {
-                self.paused_waiting = true;
-                let why = if self.peer_lost {
+            if !self.adaptor.paused_waiting {
+                self.adaptor.paused_waiting = true;
+                let why = if self.session.peer_lost {
                     "with no peer to give them to"
                 } else {
                     "and so is the peer"
@@ -192,7 +223,7 @@ impl NodeCore {
             }
             return;
         }
-        self.paused_waiting = false;
+        self.adaptor.paused_waiting = false;
         if self.book.in_flight() > 0 {
             return;
         }
@@ -212,7 +243,7 @@ impl NodeCore {
         let unsent = self.book.bootstrap_unsent();
         // Jobs sent and not yet acknowledged, the unsent ones aside.
         input.in_flight = input.in_flight.saturating_sub(unsent);
-        let keep = self.policy.on_bootstrap(&input, unsent).min(unsent);
+        let keep = self.adaptor.policy.on_bootstrap(&input, unsent).min(unsent);
         if keep == 0 {
             return;
         }
@@ -222,13 +253,13 @@ impl NodeCore {
             now,
             format!(
                 "policy {}: the link carries a job in {:.1} ms (RTT {rtt_ms:.0} ms), a worker here computes one in {:.1} ms: keeping {keep} bootstrap jobs [{}] not sent yet",
-                self.policy.name(),
+                self.adaptor.policy.name(),
                 input.bytes_per_job as f64 / input.link_bytes_per_s.max(1.0) * 1000.0,
                 1000.0 / input.predicted_rates().0.max(1e-9),
                 format_id_ranges(&kept)
             ),
         );
-        self.state_due = true;
+        self.adaptor.state_due = true;
         // Nothing left to deliver ends the bootstrap.
         self.bootstrap_delivered(now, keep);
     }
@@ -241,7 +272,7 @@ impl NodeCore {
         if self.throttle <= 0.0 {
             return;
         }
-        let decision = self.policy.on_departure(&input);
+        let decision = self.adaptor.policy.on_departure(&input);
         self.act(now, &input, decision);
     }
 
@@ -263,20 +294,22 @@ impl NodeCore {
                 let jobs = self.book.take_for_transfer(n);
                 self.send_decided(now, jobs, why("sending".to_owned()));
             }
-            Decision::Request(n) if n > 0 && self.requested == 0 && input.peer_throttle > 0.0 => {
-                self.requested = n;
+            Decision::Request(n)
+                if n > 0 && self.adaptor.requested == 0 && input.peer_throttle > 0.0 =>
+            {
+                self.adaptor.requested = n;
                 let patience = self
                     .endpoint
                     .rtt()
                     .srtt()
                     .map_or(REQUEST_PATIENCE, |r| (2 * r).max(REQUEST_PATIENCE));
-                self.request_expires = Some(now + patience);
+                self.adaptor.request_expires = Some(now + patience);
                 self.counters.requests_sent += 1;
                 self.log(
                     now,
                     format!(
                         "policy {}: {}",
-                        self.policy.name(),
+                        self.adaptor.policy.name(),
                         why(format!("asking {} for {n} jobs", self.role.peer()))
                     ),
                 );
@@ -296,21 +329,21 @@ impl NodeCore {
             now,
             format!(
                 "policy {}: {why} {} jobs [{}] to {}",
-                self.policy.name(),
+                self.adaptor.policy.name(),
                 jobs.len(),
                 format_id_ranges(&ids),
                 self.role.peer()
             ),
         );
         self.send_jobs(now, jobs);
-        self.state_due = true;
+        self.adaptor.state_due = true;
     }
 
     /// The peer asked for jobs: the policy says how many it gets.
     pub(super) fn on_request(&mut self, now: Instant, wanted: u32) {
         self.counters.requests_received += 1;
         // Whatever the answer, the asker hears this node's state at once.
-        self.state_due = true;
+        self.adaptor.state_due = true;
         let Some(input) = self.policy_input(now) else {
             return;
         };
@@ -318,7 +351,7 @@ impl NodeCore {
             // A paused node gives its queue away on its own.
             0
         } else {
-            self.policy.on_request(&input, wanted)
+            self.adaptor.policy.on_request(&input, wanted)
         };
         let jobs = if n > 0 {
             self.book.take_for_transfer(n)
@@ -330,7 +363,7 @@ impl NodeCore {
                 now,
                 format!(
                     "policy {}: {} asked for {wanted} jobs; none sent (queue {}, peer {})",
-                    self.policy.name(),
+                    self.adaptor.policy.name(),
                     self.role.peer(),
                     input.local_queue,
                     input.peer_queue
@@ -367,7 +400,7 @@ impl NodeCore {
                     t * 100.0
                 ),
             );
-            self.state_due = true;
+            self.adaptor.state_due = true;
             if t <= 0.0 && old > 0.0 {
                 self.requeue_started(now);
             }

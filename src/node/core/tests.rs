@@ -72,7 +72,7 @@ fn the_master_hellos_until_answered_then_bootstraps() {
     assert!(!m.poll_transmit(t0, &mut buf));
     // Repeated every HELLO_INTERVAL until the slave answers.
     let t1 = m.poll_timeout().unwrap();
-    assert_eq!(t1, t0 + session::HELLO_INTERVAL);
+    assert_eq!(t1, t0 + hello::HELLO_INTERVAL);
     m.handle_timeout(t1);
     assert!(m.poll_transmit(t1, &mut buf));
     // The slave's hello in our session connects and starts the bootstrap.

@@ -65,18 +65,22 @@ impl NodeCore {
     /// Looks for progress at `now`, and fails the node when there has been
     /// none for the limit.
     pub(super) fn watch(&mut self, now: Instant) {
-        let live = self.connected
-            && self.end.is_none()
-            && matches!(self.ending, super::Ending::No)
+        let live = self.session.connected
+            && self.session.end.is_none()
+            && matches!(self.session.ending, super::Ending::No)
             && matches!(
-                self.phase,
+                self.session.phase,
                 Phase::Bootstrap | Phase::Processing | Phase::Aggregation
             );
         if !live {
             self.watchdog.since = None;
             return;
         }
-        let peer = self.peer.filter(|_| !self.peer_lost).map(|p| p.state);
+        let peer = self
+            .adaptor
+            .peer
+            .filter(|_| !self.session.peer_lost)
+            .map(|p| p.state);
         let stats = self.endpoint.stats();
         // Counts that only grow when the run gets somewhere: jobs computed
         // or held, jobs taken by either node, chunks through. Not the
@@ -99,7 +103,7 @@ impl NodeCore {
         // this node paused with jobs nobody else can take, or both paused.
         // A pause elsewhere must not hide a stall (a link that drops every
         // batch while a paused slave looks on).
-        let paused = self.paused_waiting
+        let paused = self.adaptor.paused_waiting
             || (self.throttle <= 0.0 && peer.is_some_and(|p| p.throttle <= 0.0));
         // Jobs still to arrive (here, or at the peer by this node's clock)
         // are worth waiting for, however far apart they come.
@@ -145,7 +149,7 @@ impl NodeCore {
                 (n > 0).then(|| format!("{n} jobs {what}"))
             })
             .collect();
-        parts.push(match (self.peer_lost, self.silence(now)) {
+        parts.push(match (self.session.peer_lost, self.silence(now)) {
             (true, _) => format!("the {peer} lost"),
             (false, Some(s)) => format!("the {peer} alive (heard {:.1} s ago)", s.as_secs_f64()),
             (false, None) => format!("the {peer} never heard"),
