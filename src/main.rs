@@ -496,7 +496,7 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     let (master_outcome, slave_outcome) = wait_together(master, slave);
     // The nodes are done: no line of the result may be dropped.
     loadbal::term::keep_every_line();
-    if let Outcome::Failed(why) = &slave_outcome {
+    if let Outcome::Failed { failure: why, .. } = &slave_outcome {
         loadbal::say!("loadbal: the slave failed: {why}");
     }
     write_trace(outputs, &[&views[0], &views[1]]);
@@ -608,10 +608,23 @@ fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
             }
             Ok(if *verified { 0 } else { 1 })
         }
-        Outcome::Failed(why) => Err(Failure {
-            code: outcome.exit_code(),
-            error: anyhow::anyhow!("{why}"),
-        }),
+        Outcome::Failed {
+            failure: why,
+            report,
+        } => {
+            // The run so far, and where its jobs stood, for whoever asked.
+            if let (Some(report), Some(path)) = (report, &outputs.report) {
+                let report = loadbal::report::Report {
+                    log_lines_dropped: loadbal::term::dropped(),
+                    ..(**report).clone()
+                };
+                write_report(&report, path, quiet);
+            }
+            Err(Failure {
+                code: outcome.exit_code(),
+                error: anyhow::anyhow!("{why}"),
+            })
+        }
         Outcome::Stopped => Err(runtime(anyhow::anyhow!("stopped before the run finished"))),
     }
 }

@@ -4,11 +4,12 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::config::{PolicyConfig, Role};
-use crate::node::core::NodeCore;
+use crate::node::core::{Failure, JobState, NodeCore};
 use crate::protocol::Phase;
 use crate::transport::NetStats;
 use crate::workload::Verification;
@@ -182,6 +183,31 @@ pub struct Report {
     /// by the master. Absent when every job was there from the start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_s: Option<ResponseTimes>,
+    /// A run that failed: the failure, as the node said it. Absent for a
+    /// run that finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// A run that failed: where every job stood when it did, by the
+    /// master's ledger. Absent for a run that finished.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<LedgerCounts>,
+}
+
+/// The master's jobs in each state of its ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LedgerCounts {
+    /// Waiting in the master's queue.
+    pub queued: u32,
+    /// Given to one of its workers.
+    pub computing: u32,
+    /// In a batch to the slave not acknowledged yet.
+    pub in_flight: u32,
+    /// Delivered to the slave, the result not back.
+    pub lent: u32,
+    /// Result held.
+    pub returned: u32,
+    /// Not the master's: the slave's own arrivals, or not arrived yet.
+    pub absent: u32,
 }
 
 /// Response times of the jobs that came during the run, seconds.
@@ -332,7 +358,54 @@ impl Report {
             } else {
                 None
             },
+            failure: None,
+            ledger: None,
         }
+    }
+
+    /// The report of a master's run that failed: the results held so far,
+    /// verified (the missing ones listed), the failure, and where every job
+    /// stood. None on a slave, or when the run failed before it began (no
+    /// slave, configs that differ: nothing was run).
+    pub fn build_failed(core: &NodeCore, net: &NetStats, failure: &Failure) -> Option<Report> {
+        let started = core.phase_started();
+        let began = started[Phase::Bootstrap as usize]?;
+        // The phase the run failed in lasted until it failed; those it
+        // never reached took no time.
+        let end = core.failed_at().unwrap_or(began);
+        let at = |p: Phase| started[p as usize].unwrap_or(end).min(end);
+        let (processing, aggregation) = (at(Phase::Processing), at(Phase::Aggregation));
+        let seconds = |from: Instant, to: Instant| {
+            round_micros(to.saturating_duration_since(from).as_secs_f64())
+        };
+        let (bootstrap, processing, aggregation) = (
+            seconds(began, processing),
+            seconds(processing, aggregation),
+            seconds(aggregation, end),
+        );
+        let elapsed_s = Elapsed {
+            total: round_micros(bootstrap + processing + aggregation),
+            bootstrap,
+            processing,
+            aggregation,
+        };
+        let workload = core.config().workload;
+        let verification = core.results()?.verify(&workload);
+        let ledger = core.ledger();
+        let count = |state| ledger.count(state);
+        Some(Report {
+            failure: Some(failure.to_string()),
+            ledger: Some(LedgerCounts {
+                queued: count(JobState::Queued),
+                computing: count(JobState::Computing),
+                in_flight: count(JobState::InFlight),
+                lent: count(JobState::Lent),
+                returned: count(JobState::Returned),
+                absent: count(JobState::Absent),
+            }),
+            elapsed_s,
+            ..Report::build(core, net, &verification)
+        })
     }
 
     /// The report as pretty JSON.

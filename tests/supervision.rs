@@ -18,6 +18,18 @@ use common::*;
 /// bootstrap, well before the end: each node has dozens; issue 20: it was a
 /// second of wall-clock time); returns (master, slave) outputs.
 fn pair_with_panic(thread: &str) -> (std::process::Output, std::process::Output) {
+    let (master, slave, _) = pair_with_panic_in(thread);
+    (master, slave)
+}
+
+/// As [`pair_with_panic`], with the directory the master's report is in.
+fn pair_with_panic_in(
+    thread: &str,
+) -> (
+    std::process::Output,
+    std::process::Output,
+    std::path::PathBuf,
+) {
     let dir = test_dir(&format!("panic-{thread}"));
     // A link emulator's thread only where a node has a link.
     let slave = if thread.ends_with("-link") {
@@ -70,7 +82,7 @@ fn pair_with_panic(thread: &str) -> (std::process::Output, std::process::Output)
         check_verified_report(&r, 64);
         assert!(r["peer_lost_at_s"].is_number(), "{r:#}");
     }
-    (master, slave)
+    (master, slave, dir)
 }
 
 #[test]
@@ -106,7 +118,7 @@ fn a_panic_in_any_slave_thread_stops_the_slave_and_the_master_finishes_alone() {
 #[test]
 fn a_panic_in_a_master_thread_stops_both() {
     for thread in ["master-worker-0", "master-net-rx", "master-core"] {
-        let (master, slave) = pair_with_panic(thread);
+        let (master, slave, dir) = pair_with_panic_in(thread);
         assert_eq!(
             master.status.code(),
             Some(3),
@@ -121,6 +133,35 @@ fn a_panic_in_a_master_thread_stops_both() {
             stderr(&master)
         );
         assert_eq!(slave.status.code(), Some(3), "{thread}: {}", stderr(&slave));
+        // Issue 20: a failed run's report says what failed and where every
+        // job stood; a core that died has no report to give.
+        let path = dir.join("r.json");
+        if thread == "master-core" {
+            assert!(!path.exists(), "{thread}");
+            continue;
+        }
+        let r = read_report(&path);
+        assert_eq!(r["verified"], false, "{thread}: {r:#}");
+        assert_eq!(
+            r["failure"],
+            format!("thread {thread} panicked; the node stopped"),
+            "{thread}"
+        );
+        let ledger = &r["ledger"];
+        let states = [
+            "queued",
+            "computing",
+            "in_flight",
+            "lent",
+            "returned",
+            "absent",
+        ];
+        let sum: u64 = states.iter().map(|s| ledger[s].as_u64().unwrap()).sum();
+        assert_eq!(sum, 64, "{thread}: {r:#}");
+        // The master computed two jobs before its worker panicked.
+        assert!(ledger["returned"].as_u64().unwrap() >= 2, "{thread}: {r:#}");
+        let missing = r["verification"]["missing_jobs"].as_array().unwrap().len() as u64;
+        assert_eq!(missing, 64 - ledger["returned"].as_u64().unwrap(), "{r:#}");
     }
 }
 
@@ -150,7 +191,10 @@ fn after_a_panic_every_thread_is_joined_and_the_port_is_free() {
         let node = node::start(Role::Slave, &config, options).unwrap();
         node.command(NodeCommand::Start);
         match node.wait() {
-            Outcome::Failed(Failure::Panicked { name }) => assert_eq!(name, thread),
+            Outcome::Failed {
+                failure: Failure::Panicked { name },
+                ..
+            } => assert_eq!(name, thread),
             other => panic!("{thread}: {other:?}"),
         }
         UdpSocket::bind(("127.0.0.1", s)).unwrap_or_else(|e| panic!("{thread}: {e}"));

@@ -121,7 +121,7 @@ pub fn real_run(
         } => Ok(*report),
         Outcome::Finished { verified: true, .. } => bail!("the master made no report"),
         Outcome::Finished { .. } => bail!("the run did not verify"),
-        Outcome::Failed(why) => bail!("the run failed: {why}"),
+        Outcome::Failed { failure: why, .. } => bail!("the run failed: {why}"),
         Outcome::Stopped => bail!("the run was stopped"),
     }
 }
@@ -203,7 +203,7 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
             report: report.map(|r| *r),
         }),
         Outcome::Finished { .. } => bail!("the run did not verify"),
-        Outcome::Failed(why) => bail!("the run failed: {why}"),
+        Outcome::Failed { failure: why, .. } => bail!("the run failed: {why}"),
         Outcome::Stopped => bail!("the run was stopped"),
     }
 }

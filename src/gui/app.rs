@@ -315,7 +315,7 @@ impl LoadbalApp {
             Some(Outcome::Finished {
                 verified: false, ..
             }) => "NOT verified",
-            Some(Outcome::Failed(_)) => "failed",
+            Some(Outcome::Failed { .. }) => "failed",
             Some(Outcome::Stopped) | None => "stopped",
         };
         let took = master.history().last_t().unwrap_or(0.0);

@@ -267,13 +267,10 @@ impl NodePanel {
     /// With `--report`, writes the report of the run that just ended and
     /// says so in the window and on stderr (where a script is watching).
     fn write_auto_report(&mut self) {
-        let (
-            Some(path),
-            Some(Outcome::Finished {
-                report: Some(r), ..
-            }),
-        ) = (&self.auto_report, &self.outcome)
-        else {
+        let (Some(path), Some(r)) = (
+            &self.auto_report,
+            self.outcome.as_ref().and_then(Outcome::report),
+        ) else {
             return;
         };
         let status = save_report(r, path, &self.config_path);
@@ -332,7 +329,7 @@ impl NodePanel {
         let peer_address = self
             .addresses
             .map_or_else(String::new, |(_, p)| format!(" at {p}"));
-        if let Some(Outcome::Failed(why)) = &self.outcome {
+        if let Some(Outcome::Failed { failure: why, .. }) = &self.outcome {
             return why.to_string();
         }
         let Some(view) = &self.view else {
@@ -805,7 +802,7 @@ impl NodePanel {
                 });
                     });
             }
-            Outcome::Failed(why) => {
+            Outcome::Failed { failure: why, .. } => {
                 ui.colored_label(ui.visuals().error_fg_color, format!("Run failed: {why}"));
             }
             Outcome::Stopped => {

@@ -460,6 +460,51 @@ fn a_run_in_which_nothing_moves_ends_with_a_named_failure() {
     // It fired the limit after the last progress, not before.
     let failed_at = pair.master.log.last().unwrap().0;
     assert!(failed_at >= Duration::from_secs(10), "{failed_at:?}");
+    // The master's report of the failed run: what it holds, verified, the
+    // failure, and where every job stood.
+    let failure = Failure::NoProgress {
+        seconds: *seconds,
+        detail: detail.clone(),
+    };
+    let net = crate::transport::NetStats::default();
+    let report = crate::report::Report::build_failed(&pair.master.core, &net, &failure).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let m = &pair.master.core;
+    let returned = m.ledger().count(JobState::Returned);
+    assert_eq!(json["verified"], false);
+    assert_eq!(json["failure"], failure.to_string());
+    assert_eq!(json["ledger"]["lent"], lent);
+    assert_eq!(json["ledger"]["returned"], returned);
+    assert_eq!(json["jobs_done"]["master"], m.jobs_done());
+    assert_eq!(m.jobs_done() + m.results_received(), returned);
+    let missing = json["verification"]["missing_jobs"].as_array().unwrap();
+    assert_eq!(missing.len() as u32, 32 - returned);
+    // Its time runs to the failure, in the phase the run failed in.
+    let began = m.phase_started()[Phase::Bootstrap as usize].unwrap();
+    let lasted = m.failed_at().unwrap() - began;
+    let total = json["elapsed_s"]["total"].as_f64().unwrap();
+    assert!(
+        (total - lasted.as_secs_f64()).abs() < 1e-5,
+        "{total} vs {lasted:?}"
+    );
+    // Here the aggregation: the master computed its own jobs, and waited
+    // for the slave's results the link never carried.
+    assert_eq!(m.phase(), Phase::Aggregation);
+    assert!(
+        json["elapsed_s"]["aggregation"].as_f64().unwrap() >= 10.0,
+        "{json:#}"
+    );
+    // A run that never began (no slave came) has nothing to report.
+    let mut alone = Pair::new(&small(""), RATE, 8);
+    alone
+        .master
+        .core
+        .handle(alone.now, crate::node::core::Input::Start { random: 3 });
+    let no_slave = Failure::NoSlave {
+        address: "127.0.0.1:7002".to_owned(),
+        waited_s: 3.0,
+    };
+    assert!(crate::report::Report::build_failed(&alone.master.core, &net, &no_slave).is_none());
 }
 
 // Issue 20: a batch was the receiver's once its transport had every chunk,

@@ -72,12 +72,27 @@ pub enum Outcome {
         report: Option<Box<Report>>,
     },
     /// A runtime failure (peer lost, peer aborted, a thread failed).
-    Failed(Failure),
+    Failed {
+        /// What failed.
+        failure: Failure,
+        /// The master's report of the run so far: the results held and
+        /// verified, the failure, and where every job stood.
+        report: Option<Box<Report>>,
+    },
     /// Stopped by the user.
     Stopped,
 }
 
 impl Outcome {
+    /// The run's report, when there is one: the master's, of a run that
+    /// finished or failed.
+    pub fn report(&self) -> Option<&Report> {
+        match self {
+            Outcome::Finished { report, .. } | Outcome::Failed { report, .. } => report.as_deref(),
+            Outcome::Stopped => None,
+        }
+    }
+
     /// The process exit code the contract gives this outcome.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -85,7 +100,7 @@ impl Outcome {
             Outcome::Finished {
                 verified: false, ..
             } => 1,
-            Outcome::Failed(failure) => failure.exit_code(),
+            Outcome::Failed { failure, .. } => failure.exit_code(),
             Outcome::Stopped => 3,
         }
     }
@@ -323,9 +338,12 @@ impl NodeHandle {
     fn join(&mut self) -> Outcome {
         let outcome = match self.event_loop.take().map(JoinHandle::join) {
             Some(Ok(outcome)) => outcome,
-            Some(Err(_)) => Outcome::Failed(Failure::Panicked {
-                name: format!("{}-core", self.role.name()),
-            }),
+            Some(Err(_)) => Outcome::Failed {
+                failure: Failure::Panicked {
+                    name: format!("{}-core", self.role.name()),
+                },
+                report: None,
+            },
             None => Outcome::Stopped,
         };
         for spoke in self.spokes.drain(..) {
@@ -668,7 +686,11 @@ impl Shell {
                     .verification()
                     .map(|v| Box::new(Report::build(&self.core, &self.transport.stats, v))),
             },
-            Some(End::Failed(failure)) => Outcome::Failed(failure.clone()),
+            Some(End::Failed(failure)) => Outcome::Failed {
+                failure: failure.clone(),
+                report: Report::build_failed(&self.core, &self.transport.stats, failure)
+                    .map(Box::new),
+            },
             Some(End::Stopped) | None => Outcome::Stopped,
         }
     }

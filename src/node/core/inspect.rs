@@ -31,6 +31,11 @@ impl NodeCore {
         &self.config
     }
 
+    /// When the run failed, if it did.
+    pub fn failed_at(&self) -> Option<Instant> {
+        self.session.failed_at
+    }
+
     /// The phase.
     pub fn phase(&self) -> Phase {
         self.session.phase

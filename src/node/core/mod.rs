@@ -445,6 +445,7 @@ impl NodeCore {
             });
         }
         self.session.end = Some(End::Failed(failure));
+        self.session.failed_at = Some(now);
     }
 
     fn count_rejection(&mut self, why: Rejection) {

@@ -67,6 +67,8 @@ pub(super) struct Session {
     pub(super) seq: u64,
     pub(super) ending: Ending,
     pub(super) end: Option<End>,
+    /// When the run failed, if it did.
+    pub(super) failed_at: Option<Instant>,
     pub(super) verification: Option<Verification>,
 }
 
@@ -92,6 +94,7 @@ impl Session {
             seq: 0,
             ending: Ending::No,
             end: None,
+            failed_at: None,
             verification: None,
         }
     }
