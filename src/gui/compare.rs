@@ -31,6 +31,8 @@ enum Msg {
     Row(Predicted),
     Failed(&'static str, String),
     Done(f64),
+    /// The thread panicked: what it said.
+    Panicked(String),
 }
 
 /// The Compare view's state.
@@ -89,7 +91,7 @@ impl CompareView {
     /// Starts the simulations of the chosen policies under `base`, the
     /// workload and addresses of the window's config. `wake` asks for a
     /// repaint as results come.
-    pub fn simulate(&mut self, base: &Config, wake: impl Fn() + Send + 'static) {
+    pub fn simulate(&mut self, base: &Config, wake: impl Fn() + Send + Sync + 'static) {
         let policies: Vec<&'static str> = crate::policy::NAMES
             .iter()
             .zip(&self.chosen)
@@ -116,32 +118,36 @@ impl CompareView {
         // The workload may have changed since the last measurement.
         self.rate = None;
         self.status = "Simulating…".to_owned();
-        std::thread::Builder::new()
-            .name("compare".to_owned())
-            .spawn(move || {
-                let started = Instant::now();
-                let machine =
-                    known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
-                let _ = tx.send(Msg::Rate(machine));
-                for policy in policies {
-                    let config = scenario_config(&base, None, &scenario, policy);
-                    let msg = match crate::sim::simulate(&config, &machine, &[], 1) {
-                        Ok(sim) => Msg::Row(Predicted {
-                            policy,
-                            finish_s: sim.prediction.finish_s,
-                            jobs_moved: sim.prediction.jobs_moved,
-                            transfers: sim.prediction.transfers,
-                        }),
-                        Err(e) => Msg::Failed(policy, e.to_string()),
-                    };
-                    let _ = tx.send(msg);
-                    wake();
-                }
-                let _ = tx.send(Msg::Done(started.elapsed().as_secs_f64()));
+        let wake = std::sync::Arc::new(wake);
+        let wake_on_panic = std::sync::Arc::clone(&wake);
+        let on_panic = move |why: String| {
+            wake_on_panic();
+            Msg::Panicked(why)
+        };
+        super::spawn_helper("compare", tx, on_panic, move |tx| {
+            let started = Instant::now();
+            let machine =
+                known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
+            let _ = tx.send(Msg::Rate(machine));
+            for policy in policies {
+                let config = scenario_config(&base, None, &scenario, policy);
+                let msg = match crate::sim::simulate(&config, &machine, &[], 1) {
+                    Ok(sim) => Msg::Row(Predicted {
+                        policy,
+                        finish_s: sim.prediction.finish_s,
+                        jobs_moved: sim.prediction.jobs_moved,
+                        transfers: sim.prediction.transfers,
+                    }),
+                    Err(e) => Msg::Failed(policy, e.to_string()),
+                };
+                let _ = tx.send(msg);
                 wake();
-            })
-            .map_err(|e| self.status = format!("cannot start the simulations: {e}"))
-            .ok();
+            }
+            let _ = tx.send(Msg::Done(started.elapsed().as_secs_f64()));
+            wake();
+        })
+        .map_err(|e| self.status = format!("cannot start the simulations: {e}"))
+        .ok();
     }
 
     /// Takes the results that came in. Never blocks.
@@ -175,6 +181,10 @@ impl CompareView {
                 }
                 Msg::Row(p) => self.results.push(p),
                 Msg::Failed(policy, why) => failures.push(format!("{policy}: {why}")),
+                Msg::Panicked(why) => {
+                    self.status = format!("The simulations stopped: {why}.");
+                    done = true;
+                }
                 Msg::Done(seconds) => {
                     self.status = format!(
                         "{} policies simulated in {seconds:.2} s (a worker at {:.0} jobs/s, measured here).",
@@ -201,7 +211,7 @@ impl CompareView {
         &mut self,
         ui: &mut egui::Ui,
         base: Option<&Config>,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + Send + Sync + 'static,
     ) {
         ui.horizontal_wrapped(|ui| {
             ui.label("Master throttle");

@@ -35,6 +35,35 @@ pub struct Outputs {
     pub trace: Option<PathBuf>,
 }
 
+/// Spawns one of the window's helper threads (the predictor, the Compare
+/// view's simulations), supervised as a node's threads are: its work runs
+/// under `catch_unwind`, and a panic is said on stderr and sent on `tx` as
+/// `on_panic(message)`, so the window names it instead of falling silent.
+/// An error means the thread could not be started.
+pub(crate) fn spawn_helper<T: Send + 'static>(
+    name: &'static str,
+    tx: crossbeam_channel::Sender<T>,
+    on_panic: impl FnOnce(String) -> T + Send + 'static,
+    work: impl FnOnce(&crossbeam_channel::Sender<T>) + Send + 'static,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let run = std::panic::AssertUnwindSafe(|| work(&tx));
+            if let Err(payload) = std::panic::catch_unwind(run) {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "no message".to_owned());
+                let said = format!("the window's {name} thread panicked: {message}");
+                crate::say!("loadbal: {said}");
+                let _ = tx.send(on_panic(said));
+            }
+        })
+        .map(drop)
+}
+
 /// Opens the window and runs until it is closed.
 pub fn run(mode: Mode, path: PathBuf, file: ConfigFile, outputs: Outputs) -> Result<(), String> {
     let title = match mode {
@@ -59,4 +88,28 @@ pub fn run(mode: Mode, path: PathBuf, file: ConfigFile, outputs: Outputs) -> Res
         }),
     )
     .map_err(|e| format!("cannot open a window ({e}); without a display, use --headless"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    // Issue 20: the window's helper threads were detached: a panic in one
+    // left the window waiting with nothing said. Now it is named.
+    #[test]
+    fn a_helper_that_panics_is_named_and_one_that_works_answers() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        super::spawn_helper("predict", tx, Err, |_| panic!("no machine profile")).unwrap();
+        let got: Result<f64, String> = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert_eq!(
+            got,
+            Err("the window's predict thread panicked: no machine profile".to_owned())
+        );
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        super::spawn_helper("predict", tx, Err, |tx| {
+            let _ = tx.send(Ok(2.5));
+        })
+        .unwrap();
+        assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(2.5));
+    }
 }

@@ -293,15 +293,13 @@ impl NodePanel {
         config.master.throttle = report.throttle.master;
         config.slave.throttle = report.throttle.slave;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new()
-            .name("predict".to_owned())
-            .spawn(move || {
-                let machine = crate::sim::MachineModel::measure(&config, None);
-                let result = crate::sim::simulate(&config, &machine, &[], 1)
-                    .map(|s| s.prediction.finish_s)
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(result);
-            });
+        let spawned = super::spawn_helper("predict", tx, Err, move |tx| {
+            let machine = crate::sim::MachineModel::measure(&config, None);
+            let result = crate::sim::simulate(&config, &machine, &[], 1)
+                .map(|s| s.prediction.finish_s)
+                .map_err(|e| e.to_string());
+            let _ = tx.send(result);
+        });
         self.prediction = match spawned {
             Ok(_) => Prediction::Pending(rx),
             Err(e) => Prediction::Done(Err(format!("cannot start the simulator: {e}"))),
