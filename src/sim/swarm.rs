@@ -638,7 +638,7 @@ fn lossy(s: &Scenario) -> bool {
 /// The safety checks of an ended run.
 fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
     if let Some(field) = s.mismatch {
-        return check_refused(pair, field);
+        return check_refused(pair, s, field);
     }
     let slave_troubled = s.has(|a| matches!(a, Action::Kill(Role::Slave) | Action::RestartSlave));
     let m = &pair.master.core;
@@ -723,14 +723,18 @@ fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
 
 /// The checks of a run whose configs differ in `field`: no job may have
 /// moved, and each node that ended must have refused the run naming it (a
-/// slave whose every answer was lost still waits for a master).
-fn check_refused(pair: &Pair, field: &str) -> Outcome {
+/// slave whose every answer was lost still waits for a master; a master
+/// that never heard the slave, gone or behind a lossy link, says so).
+fn check_refused(pair: &Pair, s: &Scenario, field: &str) -> Outcome {
     let names = |end: Option<&End>| match end {
         Some(End::Failed(Failure::ConfigMismatch(m))) => m.field == field,
         _ => false,
     };
+    let slave_troubled = s.has(|a| matches!(a, Action::Kill(Role::Slave) | Action::RestartSlave));
     let m = &pair.master;
-    if m.alive && !names(m.core.end()) {
+    let unheard = matches!(m.core.end(), Some(End::Failed(Failure::NoSlave { .. })))
+        && (slave_troubled || lossy(s));
+    if m.alive && !names(m.core.end()) && !unheard {
         return Outcome::Violation(format!(
             "the configs differ in {field}; the master ended {:?}",
             m.core.end()
@@ -748,7 +752,14 @@ fn check_refused(pair: &Pair, field: &str) -> Outcome {
             "the configs differ in {field}, yet the nodes connected"
         ));
     }
-    Outcome::Failure("configs differ".to_owned())
+    Outcome::Failure(
+        if unheard {
+            "configs differ: no slave"
+        } else {
+            "configs differ"
+        }
+        .to_owned(),
+    )
 }
 
 /// Runs seed `seed` twice and compares the two runs. With `verbose`, the
