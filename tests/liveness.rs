@@ -117,7 +117,7 @@ fn nodes_with_different_secrets_say_so_and_exit_2() {
             .unwrap_or_else(|| panic!("{role}: no line names the {peer}'s datagrams:\n{err}"));
         assert!(
             line.contains(
-                "failed authentication and none passed within 3 s: the two configs' \
+                "failed authentication and none passed in 3 s: the two configs' \
                            `secret`s differ"
             ),
             "{role}: {line}"

@@ -185,7 +185,7 @@ pub enum Failure {
     /// address: the two configs' secrets differ (exit code 2).
     #[error(
         "{count} datagrams from the {peer}'s address {address} failed authentication and none \
-         passed within {waited_s} s: the two configs' `secret`s differ (or another program sends \
+         passed in {waited_s} s: the two configs' `secret`s differ (or another program sends \
          from that address); make them the same and start again"
     )]
     SecretMismatch {
@@ -195,7 +195,8 @@ pub enum Failure {
         address: String,
         /// Datagrams from it that failed authentication.
         count: u64,
-        /// The time-out, in seconds.
+        /// The connect time-out, in seconds: from the start on the master,
+        /// from the first such datagram on a slave.
         waited_s: f64,
     },
     /// A thread of the node panicked.

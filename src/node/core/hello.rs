@@ -257,9 +257,19 @@ impl NodeCore {
         let waited = now.saturating_duration_since(started);
         let peer = self.config.node(self.role.peer()).address;
         let waited_s = self.connect_timeout().as_secs_f64();
-        if self.settings.headless && waited >= self.connect_timeout() {
-            // A slave waits for its master as long as it takes, unless
-            // what comes from the master's address fails authentication.
+        // A slave waits for its master as long as it takes, unless what
+        // comes from the master's address has failed authentication for the
+        // connect time-out (counted from the first such datagram: the
+        // master may have started long after it).
+        let rejected_for = self
+            .session
+            .unauthentic_since
+            .map(|t| now.saturating_duration_since(t));
+        let timed_out = match self.role {
+            Role::Master => waited,
+            Role::Slave => rejected_for.unwrap_or_default(),
+        } >= self.connect_timeout();
+        if self.settings.headless && timed_out {
             if self.session.unauthentic > 0 {
                 let failure = Failure::SecretMismatch {
                     peer: self.role.peer().name(),

@@ -62,6 +62,8 @@ pub(super) struct Session {
     /// Datagrams from the peer's address that failed authentication (the
     /// reader's count).
     pub(super) unauthentic: u64,
+    /// When the first of them came after Start.
+    pub(super) unauthentic_since: Option<Instant>,
     pub(super) replay: ReplayWindow,
     /// The last datagram sequence number sent.
     pub(super) seq: u64,
@@ -90,6 +92,7 @@ impl Session {
             last_go_away: None,
             last_heard: None,
             unauthentic: 0,
+            unauthentic_since: None,
             replay: ReplayWindow::default(),
             seq: 0,
             ending: Ending::No,

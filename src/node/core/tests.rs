@@ -118,6 +118,39 @@ fn a_broken_invariant_is_named() {
     );
 }
 
+// Issue 20: with different secrets every datagram failed its tag and both
+// nodes waited without a word. A headless slave, which waits for its
+// master as long as it takes, stops once the master's address has sent
+// only datagrams that fail authentication for the connect time-out,
+// counted from the first of them: here the master came a minute late.
+#[test]
+fn a_slave_names_a_secret_that_differs_a_connect_timeout_after_the_first_bad_datagram() {
+    let (mut s, t0) = core(Role::Slave);
+    s.handle(t0, Input::Start { random: 3 });
+    let timeout = Duration::from_millis(s.config().connect_timeout_ms);
+    let late = t0 + Duration::from_secs(60);
+    s.handle_timeout(late);
+    assert_eq!(s.end(), None, "a slave waits for its master");
+    s.handle(late, Input::Unauthentic { total: 1 });
+    s.handle(late + timeout / 2, Input::Unauthentic { total: 4 });
+    s.handle_timeout(late + timeout - Duration::from_millis(1));
+    assert_eq!(s.end(), None);
+    s.handle_timeout(late + timeout);
+    let Some(End::Failed(failure)) = s.end() else {
+        panic!("{:?}", s.end());
+    };
+    assert_eq!(
+        failure,
+        &Failure::SecretMismatch {
+            peer: "master",
+            address: "127.0.0.1:7001".to_owned(),
+            count: 4,
+            waited_s: timeout.as_secs_f64(),
+        }
+    );
+    assert_eq!(failure.exit_code(), 2);
+}
+
 #[test]
 fn a_panicked_thread_fails_the_node_naming_it() {
     let (mut c, now) = core(Role::Slave);
