@@ -148,71 +148,38 @@ impl RunParams {
     /// differ, with both values as a config would write them; None when
     /// the two nodes can run together.
     pub fn mismatch(master: &RunParams, slave: &RunParams) -> Option<Mismatch> {
-        fn arrivals(a: &Option<crate::arrivals::Arrivals>) -> String {
-            match a {
+        type Show = fn(&RunParams) -> String;
+        // Each value as a config would write it (f64's Display gives back
+        // the same value, so two configs that differ show different text).
+        let fields: [(&'static str, Show); 8] = [
+            ("workload.jobs", |p| p.present.to_string()),
+            ("workload.elements_per_job", |p| {
+                p.elements_per_job.to_string()
+            }),
+            ("workload.iterations", |p| p.iterations.to_string()),
+            ("workload.initial", |p| p.initial.to_string()),
+            ("workload.addend", |p| p.addend.to_string()),
+            ("workload.arrivals", |p| match &p.arrivals {
                 None => "none".to_owned(),
                 Some(a) => format!(
                     "{} a second for {} s, seed {}",
                     a.rate_per_s, a.duration_s, a.seed
                 ),
-            }
-        }
-        fn policy(index: u8) -> String {
-            let name = crate::policy::NAMES.get(usize::from(index));
-            name.map_or_else(|| format!("number {index}"), |n| format!("\"{n}\""))
-        }
-        let fields: [(&'static str, String, String); 8] = [
-            (
-                "workload.jobs",
-                master.present.to_string(),
-                slave.present.to_string(),
-            ),
-            (
-                "workload.elements_per_job",
-                master.elements_per_job.to_string(),
-                slave.elements_per_job.to_string(),
-            ),
-            (
-                "workload.iterations",
-                master.iterations.to_string(),
-                slave.iterations.to_string(),
-            ),
-            (
-                "workload.initial",
-                master.initial.to_string(),
-                slave.initial.to_string(),
-            ),
-            (
-                "workload.addend",
-                master.addend.to_string(),
-                slave.addend.to_string(),
-            ),
-            (
-                "workload.arrivals",
-                arrivals(&master.arrivals),
-                arrivals(&slave.arrivals),
-            ),
-            (
-                "policy.transfer",
-                policy(master.policy),
-                policy(slave.policy),
-            ),
-            (
-                "policy.threshold",
-                master.threshold.to_string(),
-                slave.threshold.to_string(),
-            ),
+            }),
+            ("policy.transfer", |p| {
+                let name = crate::policy::NAMES.get(usize::from(p.policy));
+                name.map_or_else(|| format!("number {}", p.policy), |n| format!("\"{n}\""))
+            }),
+            ("policy.threshold", |p| p.threshold.to_string()),
         ];
-        // Compared as written: f64's Display gives back the same value, so
-        // two configs that differ always show different text.
-        fields
-            .into_iter()
-            .find(|(_, m, s)| m != s)
-            .map(|(field, master, slave)| Mismatch {
+        fields.into_iter().find_map(|(field, show)| {
+            let (master, slave) = (show(master), show(slave));
+            (master != slave).then_some(Mismatch {
                 field,
                 master,
                 slave,
             })
+        })
     }
 
     /// The run's jobs: those present from the start and those arriving.
