@@ -120,9 +120,9 @@ impl CompareView {
         self.status = "Simulating…".to_owned();
         let wake = std::sync::Arc::new(wake);
         let wake_on_panic = std::sync::Arc::clone(&wake);
-        let on_panic = move |why: String| {
+        let on_panic = move |why: String, tx: &crossbeam_channel::Sender<Msg>| {
+            let _ = tx.send(Msg::Panicked(why));
             wake_on_panic();
-            Msg::Panicked(why)
         };
         super::spawn_helper("compare", tx, on_panic, move |tx| {
             let started = Instant::now();

@@ -37,13 +37,14 @@ pub struct Outputs {
 
 /// Spawns one of the window's helper threads (the predictor, the Compare
 /// view's simulations), supervised as a node's threads are: its work runs
-/// under `catch_unwind`, and a panic is said on stderr and sent on `tx` as
-/// `on_panic(message)`, so the window names it instead of falling silent.
-/// An error means the thread could not be started.
+/// under `catch_unwind`, and a panic is said on stderr and handed to
+/// `on_panic` with the thread's sender (which tells the window, then wakes
+/// it), so the window names it instead of falling silent. An error means
+/// the thread could not be started.
 pub(crate) fn spawn_helper<T: Send + 'static>(
     name: &'static str,
     tx: crossbeam_channel::Sender<T>,
-    on_panic: impl FnOnce(String) -> T + Send + 'static,
+    on_panic: impl FnOnce(String, &crossbeam_channel::Sender<T>) + Send + 'static,
     work: impl FnOnce(&crossbeam_channel::Sender<T>) + Send + 'static,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
@@ -58,7 +59,7 @@ pub(crate) fn spawn_helper<T: Send + 'static>(
                     .unwrap_or_else(|| "no message".to_owned());
                 let said = format!("the window's {name} thread panicked: {message}");
                 crate::say!("loadbal: {said}");
-                let _ = tx.send(on_panic(said));
+                on_panic(said, &tx);
             }
         })
         .map(drop)
@@ -99,16 +100,24 @@ mod tests {
     #[test]
     fn a_helper_that_panics_is_named_and_one_that_works_answers() {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        super::spawn_helper("predict", tx, Err, |_| panic!("no machine profile")).unwrap();
+        let on_panic = |why, tx: &crossbeam_channel::Sender<Result<f64, String>>| {
+            let _ = tx.send(Err(why));
+        };
+        super::spawn_helper("predict", tx, on_panic, |_| panic!("no machine profile")).unwrap();
         let got: Result<f64, String> = rx.recv_timeout(Duration::from_secs(60)).unwrap();
         assert_eq!(
             got,
             Err("the window's predict thread panicked: no machine profile".to_owned())
         );
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        super::spawn_helper("predict", tx, Err, |tx| {
-            let _ = tx.send(Ok(2.5));
-        })
+        let (tx, rx) = crossbeam_channel::bounded::<Result<f64, String>>(1);
+        super::spawn_helper(
+            "predict",
+            tx,
+            |_, _| {},
+            |tx| {
+                let _ = tx.send(Ok(2.5));
+            },
+        )
         .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(2.5));
     }

@@ -293,7 +293,10 @@ impl NodePanel {
         config.master.throttle = report.throttle.master;
         config.slave.throttle = report.throttle.slave;
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = super::spawn_helper("predict", tx, Err, move |tx| {
+        let on_panic = |why, tx: &crossbeam_channel::Sender<Result<f64, String>>| {
+            let _ = tx.send(Err(why));
+        };
+        let spawned = super::spawn_helper("predict", tx, on_panic, move |tx| {
             let machine = crate::sim::MachineModel::measure(&config, None);
             let result = crate::sim::simulate(&config, &machine, &[], 1)
                 .map(|s| s.prediction.finish_s)

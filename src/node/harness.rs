@@ -188,6 +188,9 @@ pub struct Pair {
     /// Datagrams each role's reader dropped as longer than its receive
     /// buffer (the real reader counts them unauthentic).
     pub cut: [u64; 2],
+    /// Datagrams a node's emulated link still held when the node ended:
+    /// its process exits and they are never sent (master, slave).
+    pub lost_at_exit: [u64; 2],
     /// When set, every input and output of both cores goes into it (the
     /// datagrams sent and delivered, the jobs done, the log lines, each
     /// with its virtual time): two runs of one seed must hash the same.
@@ -243,6 +246,7 @@ impl Pair {
             cpu: None,
             filtered: 0,
             cut: [0, 0],
+            lost_at_exit: [0, 0],
             digest: None,
             check_invariants: false,
             seed,
@@ -403,6 +407,7 @@ impl Pair {
                 (at, steps_here) = (self.now, 0);
             }
             self.flush();
+            self.exit_ended();
             let ended = |n: &SimNode| !n.alive || n.core.end().is_some();
             if ended(&self.master) && ended(&self.slave) {
                 return true;
@@ -429,6 +434,22 @@ impl Pair {
             }
             self.now = self.now.max(next);
             self.step();
+        }
+    }
+
+    /// A node whose part has ended exits: what its emulated link (a thread
+    /// of its process) still holds is never sent. Without an emulated link
+    /// its datagrams are on the wire already and arrive.
+    fn exit_ended(&mut self) {
+        for (i, role) in [Role::Master, Role::Slave].into_iter().enumerate() {
+            let ended = self.node(role).core.end().is_some();
+            if !ended || self.configs[i].node(role).link.is_none() {
+                continue;
+            }
+            let to_slave = role == Role::Master;
+            let before = self.transit.len();
+            self.transit.retain(|Reverse(d)| d.to_slave != to_slave);
+            self.lost_at_exit[i] += (before - self.transit.len()) as u64;
         }
     }
 

@@ -80,8 +80,10 @@ pub fn run(
     let stats = &transport.stats;
     let peer = transport.peer();
     let key = transport.key();
-    // When the core last heard the count of unauthentic datagrams.
-    let mut told_unauthentic: Option<std::time::Instant> = None;
+    // Loadbal datagrams whose tags failed, and when the core last heard
+    // their count.
+    let mut bad_tags = 0u64;
+    let mut told: Option<std::time::Instant> = None;
     loop {
         if matches!(stop.try_recv(), Err(TryRecvError::Disconnected)) {
             return;
@@ -105,14 +107,21 @@ pub fn run(
                     .fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            let total = stats.rejected_unauthentic.fetch_add(1, Ordering::Relaxed) + 1;
-            // The core names a secret that differs from the peer's; told at
-            // most once a second, so a flood cannot fill its inbox.
+            stats.rejected_unauthentic.fetch_add(1, Ordering::Relaxed);
+            // A whole datagram with loadbal's magic whose tag failed is what
+            // a peer with another secret sends: the core names that. (One
+            // cut short by the buffer, or without the magic, is not.)
+            if len > datagram_bytes || !buf[..len].starts_with(&protocol::MAGIC) {
+                continue;
+            }
+            bad_tags += 1;
+            // Told at most four times a second: a flood cannot fill its inbox.
             let now = std::time::Instant::now();
-            if told_unauthentic.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1)) {
-                told_unauthentic = Some(now);
+            if told.is_none_or(|t| now.duration_since(t) >= Duration::from_millis(250)) {
+                told = Some(now);
+                let total = bad_tags;
                 if let Err(TrySendError::Disconnected(_)) =
-                    inbox.try_send(Msg::Input(Input::Unauthentic { total }))
+                    inbox.try_send(Msg::Input(Input::BadTags { total }))
                 {
                     return;
                 }

@@ -593,10 +593,16 @@ fn drive(pair: &mut Pair, s: &Scenario) -> Outcome {
     // A slave left out of the run (restarted after the master took another,
     // or never connected to a master that died) waits for a master for
     // ever, as a real one does: the run is over without it.
+    // A slave whose config differs must refuse the run too, unless the
+    // master died, or a lossy link or a kill kept the master's answers
+    // from it.
+    let excused = lossy(s) || s.has(|a| matches!(a, Action::Kill(_) | Action::RestartSlave));
     let over = |pair: &Pair| {
         let master_over = !pair.master.alive || pair.master.core.end().is_some();
         let slave = &pair.slave;
-        let slave_over = !slave.alive || slave.core.end().is_some() || !slave.core.is_connected();
+        let waits =
+            !slave.core.is_connected() && (s.mismatch.is_none() || excused || !pair.master.alive);
+        let slave_over = !slave.alive || slave.core.end().is_some() || waits;
         master_over && slave_over
     };
     while !over(pair) && pair.elapsed() < bound {

@@ -72,7 +72,7 @@ pub(super) struct JobBook {
     assigned: Vec<u32>,
     /// Master: the slave's half of the bootstrap, not sent yet (in flight
     /// in the ledger).
-    bootstrap: VecDeque<JobId>,
+    bootstrap: std::ops::Range<JobId>,
     /// Our batches the peer has not acknowledged or refused, by transfer.
     outbound: HashMap<u32, Outbound>,
     /// Slave: results computed, waiting for a batch to the master.
@@ -106,7 +106,7 @@ impl JobBook {
             queue: VecDeque::new(),
             stale: 0,
             assigned: vec![0; workers.max(1)],
-            bootstrap: VecDeque::new(),
+            bootstrap: 0..0,
             outbound: HashMap::new(),
             ready: Vec::new(),
             results: None,
@@ -165,7 +165,9 @@ impl JobBook {
             if self.ledger.state(job.id) == JobState::Queued {
                 return Some(job);
             }
-            self.stale -= 1;
+            // A stale entry; were it uncounted, `check` names the broken
+            // invariant, and the count stays in step from here on.
+            self.stale = self.stale.saturating_sub(1);
         }
     }
 
@@ -277,7 +279,7 @@ impl JobBook {
         for id in keep..jobs {
             self.set(id, JobState::InFlight);
         }
-        self.bootstrap.extend(keep..jobs);
+        self.bootstrap = keep..jobs;
         for id in 0..keep {
             self.queue_unmade(id);
         }
@@ -285,20 +287,25 @@ impl JobBook {
 
     /// Bootstrap jobs not sent yet.
     pub(super) fn bootstrap_unsent(&self) -> u32 {
-        self.bootstrap.len() as u32
+        self.bootstrap.end - self.bootstrap.start
     }
 
     /// The next `n` bootstrap jobs to send.
     pub(super) fn take_bootstrap(&mut self, n: usize) -> Vec<JobId> {
-        let n = n.min(self.bootstrap.len());
-        self.bootstrap.drain(..n).collect()
+        let n = u32::try_from(n)
+            .unwrap_or(u32::MAX)
+            .min(self.bootstrap_unsent());
+        let from = self.bootstrap.start;
+        self.bootstrap.start += n;
+        (from..from + n).collect()
     }
 
     /// The policy keeps the last `n` bootstrap jobs not sent yet: they
     /// queue here. Returns their ids.
     pub(super) fn keep_bootstrap(&mut self, n: u32) -> Vec<JobId> {
-        let at = self.bootstrap.len().saturating_sub(n as usize);
-        let kept: Vec<JobId> = self.bootstrap.split_off(at).into_iter().collect();
+        let at = self.bootstrap.end - n.min(self.bootstrap_unsent());
+        let kept: Vec<JobId> = (at..self.bootstrap.end).collect();
+        self.bootstrap.end = at;
         for &id in &kept {
             self.queue_unmade(id);
         }
@@ -406,6 +413,11 @@ impl JobBook {
         let mut taken = Vec::new();
         for job in jobs {
             let state = self.ledger.state(job.id);
+            if self.bootstrap.contains(&job.id) {
+                // Not sent yet, so no peer can give it back: a peer that
+                // does is wrong, and the job stays where it is.
+                continue;
+            }
             let slave_arrival = self.role == Role::Master
                 && state == JobState::Absent
                 && slave_arrivals.contains(&job.id);
@@ -472,7 +484,8 @@ impl JobBook {
         slave_due: std::ops::Range<JobId>,
     ) -> (Vec<JobId>, Vec<JobId>) {
         self.outbound.clear();
-        let unsent: Vec<JobId> = self.bootstrap.drain(..).collect();
+        let unsent: Vec<JobId> = self.bootstrap.clone().collect();
+        self.bootstrap.start = self.bootstrap.end;
         for &id in &unsent {
             self.queue_unmade(id);
         }
@@ -519,7 +532,7 @@ impl JobBook {
             .filter(|b| b.kind != BatchKind::Results)
             .map(|b| b.ids.len())
             .sum();
-        (self.bootstrap.len() + outbound) as u32
+        self.bootstrap_unsent() + outbound as u32
     }
 
     /// The node's workers.

@@ -39,9 +39,11 @@ pub enum Input {
         /// Time spent computing it, the throttle's sleeps left out.
         computing: std::time::Duration,
     },
-    /// The reader's count of datagrams from the peer's address that failed
-    /// authentication (sent at most once a second while it grows).
-    Unauthentic {
+    /// The reader's count of loadbal datagrams (whole, with loadbal's
+    /// magic) from the peer's address whose tags failed: what a peer with
+    /// another secret sends. Sent at most four times a second while it
+    /// grows.
+    BadTags {
         /// The count since the node began.
         total: u64,
     },
@@ -184,9 +186,9 @@ pub enum Failure {
     /// Only datagrams that failed authentication came from the peer's
     /// address: the two configs' secrets differ (exit code 2).
     #[error(
-        "{count} datagrams from the {peer}'s address {address} failed authentication and none \
-         passed in {waited_s} s: the two configs' `secret`s differ (or another program sends \
-         from that address); make them the same and start again"
+        "the {peer}'s address {address} sent loadbal datagrams that failed authentication for \
+         {waited_s} s ({count} of them) and none that passed: the two configs' `secret`s differ \
+         (or another program sends from that address); make them the same and start again"
     )]
     SecretMismatch {
         /// The peer's role name.
@@ -195,8 +197,7 @@ pub enum Failure {
         address: String,
         /// Datagrams from it that failed authentication.
         count: u64,
-        /// The connect time-out, in seconds: from the start on the master,
-        /// from the first such datagram on a slave.
+        /// How long they came, seconds.
         waited_s: f64,
     },
     /// A thread of the node panicked.

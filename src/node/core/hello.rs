@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Failure, NodeCore};
+use super::{Ending, Failure, NodeCore};
 use crate::config::Role;
 use crate::protocol::{self, Hello, Message, RunParams};
 
@@ -18,6 +18,27 @@ pub const HELLO_INTERVAL: Duration = Duration::from_millis(500);
 pub(super) const WAIT_NOTICE_INTERVAL: Duration = Duration::from_secs(5);
 /// Least time between two go-aways to a stray slave.
 const GO_AWAY_INTERVAL: Duration = Duration::from_millis(200);
+/// A master refusing a slave's run stops once the slave has said nothing
+/// for this long: three of its hellos at the longest interval, so the
+/// slave has had its answer (or is gone).
+const REFUSAL_QUIET: Duration = Duration::from_millis(1500);
+/// ... and at the latest this long after it refused.
+const REFUSAL_PATIENCE: Duration = Duration::from_secs(10);
+/// Datagrams whose tags fail, from the peer's address, that make a stream
+/// (a peer with another secret sends a hello every half second at most).
+const BAD_TAGS_LEAST: u64 = 3;
+/// The longest gap in such a stream.
+const BAD_TAGS_GAP: Duration = Duration::from_secs(2);
+
+/// Loadbal datagrams from the peer's address whose tags failed, while they
+/// keep coming: when the stream began, the count before it, and when it
+/// last grew.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BadTags {
+    since: Instant,
+    before: u64,
+    last: Instant,
+}
 
 impl NodeCore {
     pub(super) fn send_hello(&mut self, now: Instant) {
@@ -78,20 +99,24 @@ impl NodeCore {
                     self.connect(now, &hello);
                     self.begin_bootstrap(now);
                 } else if session == 0 {
-                    // The slave has not heard us yet: answer at once,
-                    // echoing its nonce so that it knows the answer is fresh.
-                    self.session.nonce = hello.nonce;
-                    self.send_hello(now);
                     let ours = self
                         .session
                         .params
                         .unwrap_or_else(|| RunParams::from_config(&self.config));
-                    if let Some(mismatch) = RunParams::mismatch(&ours, &hello.params) {
-                        // The answer tells the slave, which finds the same
-                        // field; twice, so that one lost datagram does not
-                        // leave it waiting.
-                        self.send_hello(now);
-                        self.fail(now, Failure::ConfigMismatch(mismatch));
+                    let mismatch = RunParams::mismatch(&ours, &hello.params);
+                    if mismatch.is_none() && self.session.refusal.is_some() {
+                        // Refusing a run already: a slave that would join
+                        // it would join a master about to stop.
+                        return;
+                    }
+                    // The slave has not heard us yet: answer at once,
+                    // echoing its nonce so that it knows the answer is fresh.
+                    // A slave whose config differs finds the same field in
+                    // the answer and refuses too.
+                    self.session.nonce = hello.nonce;
+                    self.send_hello(now);
+                    if let Some(mismatch) = mismatch {
+                        self.refuse_run(now, mismatch);
                     }
                 } else {
                     self.log(
@@ -152,6 +177,74 @@ impl NodeCore {
                     );
                 }
             }
+        }
+    }
+
+    /// The reader's count of loadbal datagrams from the peer's address
+    /// whose tags failed. They make a stream while they keep coming (gaps
+    /// under [`BAD_TAGS_GAP`]); a stray one starts a stream that soon ends.
+    pub(super) fn note_bad_tags(&mut self, now: Instant, total: u64) {
+        let before = self.session.bad_tags;
+        if total <= before || self.session.started.is_none() {
+            self.session.bad_tags = total.max(before);
+            return;
+        }
+        self.session.bad_tags = total;
+        self.session.bad_tags_stream = match self.session.bad_tags_stream {
+            Some(s) if now.saturating_duration_since(s.last) <= BAD_TAGS_GAP => {
+                Some(BadTags { last: now, ..s })
+            }
+            _ => Some(BadTags {
+                since: now,
+                before,
+                last: now,
+            }),
+        };
+    }
+
+    /// Whether the two secrets differ, by what came: no datagram of the
+    /// peer's has passed its tag, and loadbal datagrams from its address
+    /// that fail theirs keep coming (at least [`BAD_TAGS_LEAST`], the last
+    /// within [`BAD_TAGS_GAP`]). Their count and for how long they came.
+    fn secret_differs(&self, now: Instant) -> Option<(u64, Duration)> {
+        let stream = self.session.bad_tags_stream?;
+        let count = self.session.bad_tags - stream.before;
+        let going = now.saturating_duration_since(stream.last) <= BAD_TAGS_GAP;
+        let none_passed = self.counters.datagrams_received == 0;
+        (none_passed && going && count >= BAD_TAGS_LEAST)
+            .then(|| (count, now.saturating_duration_since(stream.since)))
+    }
+
+    /// Master: the slave's config differs from ours in a field of the run.
+    /// Its hellos are answered a while longer (each answer tells it, and
+    /// one may be lost, or held up in an emulated link), until it has gone
+    /// quiet; then the master stops, naming the field.
+    fn refuse_run(&mut self, now: Instant, mismatch: protocol::Mismatch) {
+        if self.session.refusal.is_none() {
+            self.log(
+                now,
+                format!(
+                    "the slave's config differs in {}: refusing the run (the slave is told)",
+                    mismatch.field
+                ),
+            );
+            self.session.ending = Ending::Refusing { since: now };
+            self.session.refusal = Some(mismatch);
+        }
+        self.session.refused_hello_at = Some(now);
+    }
+
+    /// Master, refusing the run: when to stop, the slave quiet for
+    /// [`REFUSAL_QUIET`] (it has refused too) or [`REFUSAL_PATIENCE`] gone.
+    pub(super) fn refusal_deadline(&self, since: Instant) -> Instant {
+        let quiet = self.session.refused_hello_at.unwrap_or(since) + REFUSAL_QUIET;
+        quiet.min(since + REFUSAL_PATIENCE)
+    }
+
+    /// Master: the refusal's time is up.
+    pub(super) fn end_refusal(&mut self, now: Instant) {
+        if let Some(mismatch) = self.session.refusal.clone() {
+            self.fail(now, Failure::ConfigMismatch(mismatch));
         }
     }
 
@@ -256,38 +349,32 @@ impl NodeCore {
         }
         let waited = now.saturating_duration_since(started);
         let peer = self.config.node(self.role.peer()).address;
-        let waited_s = self.connect_timeout().as_secs_f64();
-        // A slave waits for its master as long as it takes, unless what
-        // comes from the master's address has failed authentication for the
-        // connect time-out (counted from the first such datagram: the
+        let timeout = self.connect_timeout();
+        // A headless master gives up at its connect time-out. A slave waits
+        // for its master as long as it takes, unless the master's address
+        // has sent nothing but datagrams whose tags fail for that long (the
         // master may have started long after it).
-        let rejected_for = self
-            .session
-            .unauthentic_since
-            .map(|t| now.saturating_duration_since(t));
-        let timed_out = match self.role {
-            Role::Master => waited,
-            Role::Slave => rejected_for.unwrap_or_default(),
-        } >= self.connect_timeout();
-        if self.settings.headless && timed_out {
-            if self.session.unauthentic > 0 {
-                let failure = Failure::SecretMismatch {
+        let bad_tags = self.secret_differs(now);
+        let give_up = match (self.role, bad_tags) {
+            (Role::Master, _) => waited >= timeout,
+            (Role::Slave, Some((_, lasted))) => lasted >= timeout,
+            (Role::Slave, None) => false,
+        };
+        if self.settings.headless && give_up {
+            let failure = match bad_tags {
+                Some((count, lasted)) => Failure::SecretMismatch {
                     peer: self.role.peer().name(),
                     address: peer.to_string(),
-                    count: self.session.unauthentic,
-                    waited_s,
-                };
-                self.fail(now, failure);
-                return;
-            }
-            if self.role == Role::Master {
-                let failure = Failure::NoSlave {
+                    count,
+                    waited_s: (lasted.as_secs_f64() * 10.0).round() / 10.0,
+                },
+                None => Failure::NoSlave {
                     address: peer.to_string(),
-                    waited_s,
-                };
-                self.fail(now, failure);
-                return;
-            }
+                    waited_s: timeout.as_secs_f64(),
+                },
+            };
+            self.fail(now, failure);
+            return;
         }
         if self
             .session
@@ -295,11 +382,12 @@ impl NodeCore {
             .is_none_or(|t| now.saturating_duration_since(t) >= WAIT_NOTICE_INTERVAL)
         {
             self.session.last_wait_notice = Some(now);
-            let unauthentic = match self.session.unauthentic {
+            let unauthentic = match self.session.bad_tags {
                 0 => String::new(),
+                1 => "; a loadbal datagram from its address failed authentication".to_owned(),
                 n => format!(
-                    "; {n} datagrams from its address failed authentication: are both configs' \
-                     `secret`s the same?"
+                    "; {n} loadbal datagrams from its address failed authentication: are both \
+                     configs' `secret`s the same?"
                 ),
             };
             self.log(

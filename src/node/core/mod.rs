@@ -255,12 +255,7 @@ impl NodeCore {
                 started,
                 computing,
             } => self.job_done(now, worker, job, started, computing),
-            Input::Unauthentic { total } => {
-                if total > 0 && self.session.started.is_some() {
-                    self.session.unauthentic_since.get_or_insert(now);
-                }
-                self.session.unauthentic = total;
-            }
+            Input::BadTags { total } => self.note_bad_tags(now, total),
             Input::Cpu { system, process } => {
                 self.cpu = (system, process);
                 if self.session.phase_started[Phase::Bootstrap as usize].is_some()

@@ -32,6 +32,9 @@ pub(super) enum Ending {
         since: Instant,
         last_sent: Instant,
     },
+    /// Master: refusing the run (the slave's config differs), answering
+    /// the slave's hellos until it has gone quiet.
+    Refusing { since: Instant },
     /// Slave: acknowledged the finish; lingers to answer repeats.
     Lingering { verified: bool, until: Instant },
 }
@@ -61,14 +64,19 @@ pub(super) struct Session {
     pub(super) last_heard: Option<Instant>,
     /// Datagrams from the peer's address that failed authentication (the
     /// reader's count).
-    pub(super) unauthentic: u64,
-    /// When the first of them came after Start.
-    pub(super) unauthentic_since: Option<Instant>,
+    pub(super) bad_tags: u64,
+    /// Those that keep coming since Start, if they do.
+    pub(super) bad_tags_stream: Option<super::hello::BadTags>,
     pub(super) replay: ReplayWindow,
     /// The last datagram sequence number sent.
     pub(super) seq: u64,
     pub(super) ending: Ending,
     pub(super) end: Option<End>,
+    /// Master: the field in which the slave's config differs, while it
+    /// refuses the run.
+    pub(super) refusal: Option<crate::protocol::Mismatch>,
+    /// Master, refusing: when the slave last said hello.
+    pub(super) refused_hello_at: Option<Instant>,
     /// When the run failed, if it did.
     pub(super) failed_at: Option<Instant>,
     pub(super) verification: Option<Verification>,
@@ -91,12 +99,14 @@ impl Session {
             last_wait_notice: None,
             last_go_away: None,
             last_heard: None,
-            unauthentic: 0,
-            unauthentic_since: None,
+            bad_tags: 0,
+            bad_tags_stream: None,
             replay: ReplayWindow::default(),
             seq: 0,
             ending: Ending::No,
             end: None,
+            refusal: None,
+            refused_hello_at: None,
             failed_at: None,
             verification: None,
         }
@@ -332,6 +342,7 @@ impl NodeCore {
                 since, last_sent, ..
             } => return Some((since + FINISH_PATIENCE).min(last_sent + FINISH_INTERVAL)),
             Ending::Lingering { until, .. } => return Some(until),
+            Ending::Refusing { since } => return Some(self.refusal_deadline(since)),
             Ending::No => {}
         }
         let started = self.session.started?;
@@ -398,6 +409,12 @@ impl NodeCore {
             Ending::Lingering { verified, until } => {
                 if now >= until {
                     self.session.end = Some(End::Finished { verified });
+                }
+                return;
+            }
+            Ending::Refusing { since } => {
+                if now >= self.refusal_deadline(since) {
+                    self.end_refusal(now);
                 }
                 return;
             }

@@ -132,3 +132,30 @@ fn a_job_queued_twice_breaks_an_invariant() {
         Err("1 jobs queued in the ledger and 0 stale entries, 2 in the queue".to_owned())
     );
 }
+
+// Review of issue 20: a peer that sent back a bootstrap job the master had
+// not sent yet got it queued on the master, which then sent it too: two
+// queue entries for one job, and a stale count that could wrap.
+#[test]
+fn a_bootstrap_job_not_sent_yet_is_never_taken_from_the_peer() {
+    let mut b = JobBook::new(Role::Master, 1);
+    b.begin(8);
+    b.begin_bootstrap(4, 8);
+    let ids = b.take_bootstrap(2);
+    assert_eq!(ids, vec![4, 5]);
+    b.sent(1, outbound(BatchKind::Bootstrap, ids));
+    // Job 5 is on its way and may come back before its ack; job 6 was
+    // never sent.
+    assert_eq!(
+        b.take_jobs(vec![Job::unmade(5), Job::unmade(6)], 0..0),
+        vec![5]
+    );
+    assert_eq!(b.check(), Ok(()));
+    let rest = b.take_bootstrap(8);
+    assert_eq!(rest, vec![6, 7]);
+    b.sent(2, outbound(BatchKind::Bootstrap, rest));
+    // Four queued here and 5 taken back; 4, 5, 6 and 7 in batches on
+    // their way (5's ack may still come: it stays queued here then).
+    assert_eq!((b.queued(), b.in_flight()), (5, 4));
+    assert_eq!(b.check(), Ok(()));
+}
