@@ -11,8 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Role;
-use crate::workload::JobId;
+use crate::ids::{JobId, Role};
 
 /// `workload.arrivals` in config.json.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -14,41 +14,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{self, Key};
+pub use crate::ids::Role;
 pub use crate::link::LinkConfig;
-
-/// Which of the two peers a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Holds the whole workload, sends half at bootstrap, verifies at the end.
-    Master,
-    /// Receives half the workload and returns every result to the master.
-    Slave,
-}
-
-impl Role {
-    /// The other role.
-    pub fn peer(self) -> Role {
-        match self {
-            Role::Master => Role::Slave,
-            Role::Slave => Role::Master,
-        }
-    }
-
-    /// The lower-case name used in config keys, logs and the report.
-    pub fn name(self) -> &'static str {
-        match self {
-            Role::Master => "master",
-            Role::Slave => "slave",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The default master address.
 pub const DEFAULT_MASTER_ADDRESS: &str = "127.0.0.1:7001";

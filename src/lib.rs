@@ -2,6 +2,8 @@
 //!
 //! A map of the crate, from the pure core outwards:
 //!
+//! - [`ids`]: the two words every module shares (a node's role, a job's
+//!   id); imports nothing of the crate.
 //! - [`config`]: `config.json`, its defaults and validation.
 //! - [`auth`]: datagram tags (HMAC-SHA-256-128, keyed BLAKE3 for large
 //!   datagrams) and the replay window. Pure.
@@ -32,6 +34,7 @@ pub mod bench;
 pub mod config;
 pub mod files;
 pub mod gui;
+pub mod ids;
 pub mod kernel;
 pub mod link;
 pub mod node;

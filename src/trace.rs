@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::config::Role;
+use crate::ids::Role;
 use crate::node::core::Timeline;
 use crate::node::{NodeView, Snapshot};
 use crate::protocol::{BatchKind, Phase};

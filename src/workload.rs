@@ -7,8 +7,7 @@
 
 use crate::config::WorkloadConfig;
 
-/// A job's identifier: its index in the vector, `0..jobs`.
-pub type JobId = u32;
+pub use crate::ids::JobId;
 
 /// A contiguous slice of the vector and how far its computation has got.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 
 use egui_plot::PlotPoint;
 
-use crate::config::Role;
+use crate::ids::Role;
 use crate::node::Snapshot;
 
 /// How often a sample is taken, seconds.

@@ -6,7 +6,7 @@
 use eframe::egui;
 
 use super::stream::TaskStream;
-use crate::config::Role;
+use crate::ids::Role;
 use crate::node::Snapshot;
 use crate::node::core::JobState;
 

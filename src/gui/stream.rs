@@ -16,7 +16,7 @@ use egui_plot::{
     Arrows, Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoint, PlotPoints, PlotUi,
 };
 
-use crate::config::Role;
+use crate::ids::Role;
 use crate::node::NodeView;
 use crate::node::core::{Origin, Timeline};
 use crate::protocol::{BatchKind, Phase};

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use super::view::Snapshot;
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::Phase;
 
 /// How often a plain progress line is printed.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::core::{JobState, NodeCore, Timeline, TransferRecord};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::link::LinkConfig;
 use crate::protocol::{Phase, State};
 use crate::transport::Rejected;

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{JobState, NodeCore, Origin};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::Phase;
 use crate::workload::{JobId, format_id_ranges};
 

@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::{JobState, Ledger};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::BatchKind;
 use crate::workload::{Insert, Job, JobId, ResultStore};
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::session::SLAVE_LINGER;
 use super::{End, Ending, NodeCore};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::{BatchKind, Message, Phase};
 
 impl NodeCore {

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Ending, Failure, NodeCore};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::{self, Hello, Message, RunParams};
 
 /// How often a hello is repeated until the peer answers, at most: a

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::book::{Finished, Outbound};
 use super::{NodeCore, Origin, TransferRecord};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::batch::{self, Encoded, Source};
 use crate::protocol::{BatchKind, RefuseReason};
 use crate::transfer::Event as EndpointEvent;

@@ -3,7 +3,7 @@
 //! kept with it, so a test (or a debug check) can ask at any moment that
 //! nothing was lost or counted twice.
 
-use crate::workload::JobId;
+use crate::ids::JobId;
 
 /// Where one job is, from this node's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -55,9 +55,9 @@ pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline}
 pub use watchdog::MIN_WATCHDOG;
 
 use crate::config::{Config, Role};
+use crate::ids::JobId;
 use crate::protocol::{self, Header, Message, Phase};
 use crate::transfer::{Endpoint, TransferConfig};
-use crate::workload::JobId;
 
 /// How a core is set up, besides the config.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use super::{Failure, NodeCore, Origin};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::{BatchKind, RefuseReason};
 use crate::workload::format_id_ranges;
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::hello::WAIT_NOTICE_INTERVAL;
 use super::{End, Failure, NodeCore, id_range};
 use crate::auth::ReplayWindow;
-use crate::config::Role;
+use crate::ids::Role;
 use crate::protocol::{self, Message, Phase, RunParams};
 use crate::workload::Verification;
 use crate::workload::{ResultStore, format_id_ranges};

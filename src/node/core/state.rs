@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Event, NodeCore, PeerView};
-use crate::config::Role;
+use crate::ids::Role;
 use crate::policy::TransferPolicy;
 use crate::policy::{Decision, PolicyInput};
 use crate::protocol::{Message, Phase, State};

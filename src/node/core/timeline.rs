@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
+use crate::ids::JobId;
 use crate::protocol::BatchKind;
-use crate::workload::JobId;
 
 /// Where a job this node computed came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
