@@ -73,14 +73,48 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
 }
 
-/// Writes `bytes` and a newline to a temporary file beside `path`, then
+/// Writes what `fill` writes to `path` by the rules above, as it comes:
+/// a large output never has to sit in memory whole.
+pub fn write_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    match target(path)? {
+        Target::Stdout => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            fill(&mut out)?;
+            out.flush()
+        }
+        Target::InPlace(path) => {
+            let file = std::fs::OpenOptions::new().write(true).open(path)?;
+            let mut out = std::io::BufWriter::new(file);
+            fill(&mut out)?;
+            out.flush()
+        }
+        Target::Replace(path) => replace_with(&path, fill),
+    }
+}
+
+/// Writes `bytes` and a newline atomically over `path` (see
+/// [`replace_with`]).
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    replace_with(path, |file| {
+        file.write_all(bytes)?;
+        file.write_all(b"\n")
+    })
+}
+
+/// Writes what `fill` writes to a temporary file beside `path`, then
 /// renames it over `path`. The temporary file is made new (never through
 /// a link planted at its name); replacing a file, it is the owner's only
 /// until it takes that file's permissions, and a new file gets the usual
 /// ones (the umask's). On failure it is removed and
 /// whatever was at `path` is untouched. (A hard link to the old file keeps
 /// the old contents: a rename cannot write through it.)
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+fn replace_with(
+    path: &Path,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -90,10 +124,13 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
     let old = std::fs::metadata(path).ok();
     let mode = if old.is_some() { 0o600 } else { 0o666 };
-    let (tmp, mut file) = create_temporary(dir, &name, mode)?;
+    let (tmp, file) = create_temporary(dir, &name, mode)?;
     let result = (|| {
-        file.write_all(bytes)?;
-        file.write_all(b"\n")?;
+        let mut out = std::io::BufWriter::new(file);
+        fill(&mut out)?;
+        let file = out
+            .into_inner()
+            .map_err(std::io::IntoInnerError::into_error)?;
         if let Some(old) = &old {
             file.set_permissions(old.permissions())?;
         }

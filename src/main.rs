@@ -138,10 +138,26 @@ enum Sub {
     /// link and the assignment's WAN, a throttle drop) and write a table,
     /// JSON and charts.
     Compare(sim_cmd::CompareArgs),
+    /// Make a file of random decimal digits, the digit-sum job's input (the
+    /// seeds' nums.txt: 30 million digits).
+    Digits(DigitsArgs),
     /// Run thousands of seeded two-node runs in virtual time with faults
     /// (loss, pauses, lost and restarted nodes, differing configs, forged
     /// hellos), each checked for safety and liveness and replayed once.
     Swarm(sim_cmd::SwarmArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DigitsArgs {
+    /// Write the digits to PATH (replaced atomically; `-` for standard output).
+    #[arg(long, value_name = "PATH")]
+    make: PathBuf,
+    /// How many digits.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: u64,
+    /// The random digits' seed: the same seed makes the same file.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -274,6 +290,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             only_its_own("swarm", true)?;
             return sim_cmd::swarm(&args);
         }
+        (Some(Sub::Digits(args)), _) => {
+            only_its_own("digits", true)?;
+            return make_digits(&args);
+        }
         (Some(Sub::Bench { quick, json, only }), _) => {
             only_its_own("bench", true)?;
             return bench(quick, json.as_deref(), &only);
@@ -364,6 +384,31 @@ fn keygen() -> Result<u8, Failure> {
     loadbal::say!(
         "put this line in the config.json of both nodes (top level):\n  \"secret\": \"{secret}\""
     );
+    Ok(0)
+}
+
+/// `loadbal digits --make PATH --count N [--seed S]`: the file, and its
+/// digits' sum (what a run over it must find) on stderr.
+fn make_digits(args: &DigitsArgs) -> Result<u8, Failure> {
+    // A path that cannot be written to (a directory) is a bad argument.
+    loadbal::files::target(&args.make)
+        .with_context(|| format!("cannot write {}", args.make.display()))
+        .map_err(usage)?;
+    let mut sum = 0;
+    loadbal::files::write_with(&args.make, |out| {
+        sum = loadbal::workload::digits::write_digits(out, args.count, args.seed)?;
+        Ok(())
+    })
+    .with_context(|| format!("cannot write {}", args.make.display()))
+    .map_err(runtime)?;
+    if args.make.as_os_str() != "-" {
+        loadbal::say!(
+            "wrote {} digits (seed {}) to {}; their sum is {sum}",
+            args.count,
+            args.seed,
+            args.make.display()
+        );
+    }
     Ok(0)
 }
 

@@ -771,3 +771,52 @@ fn jobs_arriving_during_a_demo_are_verified_and_their_response_times_reported() 
     let (plain, _) = run_demo_report(&test_dir("no-arrivals"), serde_json::json!({}));
     assert!(plain.get("response_s").is_none(), "{plain:#}");
 }
+
+// Issue 21: `loadbal digits --make` writes the digit-sum job's input (the
+// seeds' nums.txt): N random digits and a newline, the same for a seed, and
+// says their sum, which a straight pass over the file must find.
+#[test]
+fn digits_make_writes_count_digits_the_same_for_a_seed_and_says_their_sum() {
+    let dir = test_dir("digits-make");
+    let made = |name: &str, seed: &str| {
+        let out = run(
+            &[
+                "digits", "--make", name, "--count", "100003", "--seed", seed,
+            ],
+            &dir,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        (bytes, stderr(&out))
+    };
+    let (a, said) = made("a.txt", "5");
+    assert_eq!(a.len(), 100_004);
+    assert_eq!(a[100_003], b'\n');
+    assert!(a[..100_003].iter().all(u8::is_ascii_digit));
+    let sum: u64 = a[..100_003].iter().map(|&b| u64::from(b - b'0')).sum();
+    assert!(
+        said.contains(&format!(
+            "wrote 100003 digits (seed 5) to a.txt; their sum is {sum}"
+        )),
+        "{said}"
+    );
+    assert_eq!(made("b.txt", "5").0, a);
+    assert_ne!(made("c.txt", "6").0, a);
+    // Bad arguments start nothing: exit 2, saying why.
+    for (args, why) in [
+        (
+            &["digits", "--make", "d.txt", "--count", "0"][..],
+            "invalid value '0' for '--count <N>'",
+        ),
+        (
+            &["digits", "--make", ".", "--count", "5"][..],
+            "cannot write .: is a directory",
+        ),
+        (&["digits", "--count", "5"][..], "--make <PATH>"),
+    ] {
+        let out = run(args, &dir);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+    }
+    assert!(!dir.join("d.txt").exists());
+}

@@ -9,6 +9,8 @@ use crate::config::WorkloadConfig;
 
 pub use crate::ids::JobId;
 
+pub mod digits;
+
 /// A contiguous slice of the vector and how far its computation has got.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
