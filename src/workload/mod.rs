@@ -9,6 +9,7 @@ use crate::config::WorkloadConfig;
 
 pub use crate::ids::JobId;
 
+pub mod command;
 pub mod digits;
 
 /// A contiguous slice of the vector and how far its computation has got.

@@ -1,0 +1,207 @@
+//! A job's program run for real: its output, its exit, its limits, the
+//! throttle's pauses and a node that stops. Programs from any Debian
+//! system (`cat`, `sh`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::*;
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| (*w).to_owned()).collect()
+}
+
+const FREE: Limits = Limits {
+    timeout: None,
+    max_output: 1 << 30,
+};
+
+fn run_at(words: &[&str], input: &[u8], limits: Limits, throttle: f64) -> Ran {
+    run(&argv(words), input.to_vec(), limits, &|| throttle, &|| {
+        false
+    })
+}
+
+/// True while a process of group `pid` lives.
+fn group_lives(pid: i32) -> bool {
+    // SAFETY: signal 0 only asks whether the group exists.
+    unsafe { libc::kill(-pid, 0) == 0 }
+}
+
+#[test]
+fn a_program_gets_the_input_on_stdin_and_its_stdout_is_the_output() {
+    // More than a pipe holds both ways: the feeder and the reader go on
+    // together, so `cat` never blocks.
+    let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let ran = run_at(&["cat"], &input, FREE, 1.0);
+    assert_eq!(ran.exit, Exit::Code(0));
+    assert!(ran.exit.succeeded());
+    assert_eq!(ran.output, input);
+    assert!(ran.stderr_tail.is_empty());
+    // A program that reads nothing is no error either.
+    let ran = run_at(&["sh", "-c", "echo done"], &input, FREE, 1.0);
+    assert_eq!((ran.exit, ran.output), (Exit::Code(0), b"done\n".to_vec()));
+}
+
+#[test]
+fn a_failing_program_gives_its_status_or_signal_and_its_stderr_tail() {
+    let ran = run_at(
+        &[
+            "sh",
+            "-c",
+            "echo first >&2; echo 'no such column' >&2; exit 3",
+        ],
+        b"",
+        FREE,
+        1.0,
+    );
+    assert_eq!(ran.exit, Exit::Code(3));
+    assert!(!ran.exit.succeeded());
+    assert_eq!(ran.stderr_tail, b"first\nno such column\n");
+    let ran = run_at(&["sh", "-c", "kill -TERM $$"], b"", FREE, 1.0);
+    assert_eq!(ran.exit, Exit::Signal(libc::SIGTERM));
+    // Only the tail of a long stderr is kept.
+    let ran = run_at(
+        &[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 1000 ]; do echo line $i >&2; i=$((i+1)); done",
+        ],
+        b"",
+        FREE,
+        1.0,
+    );
+    assert_eq!(ran.stderr_tail.len(), STDERR_TAIL_BYTES);
+    assert!(ran.stderr_tail.ends_with(b"line 999\n"));
+    let ran = run_at(&["no-such-program-of-loadbal"], b"", FREE, 1.0);
+    let Exit::CannotStart(why) = &ran.exit else {
+        panic!("{ran:?}");
+    };
+    assert!(why.starts_with("no-such-program-of-loadbal: "), "{why}");
+    assert_eq!(
+        run_at(&[], b"", FREE, 1.0).exit,
+        Exit::CannotStart("the command is empty".to_owned())
+    );
+}
+
+#[test]
+fn a_program_past_its_limits_is_killed_with_its_whole_group() {
+    // The group's own sleep too, not only the shell.
+    let limits = Limits {
+        timeout: Some(Duration::from_millis(300)),
+        max_output: 1 << 20,
+    };
+    let ran = run_at(&["sh", "-c", "sleep 30 & sleep 30"], b"", limits, 1.0);
+    assert_eq!(ran.exit, Exit::TimedOut);
+    assert!(
+        ran.running >= Duration::from_millis(300),
+        "{:?}",
+        ran.running
+    );
+    let limits = Limits {
+        timeout: None,
+        max_output: 100_000,
+    };
+    let ran = run_at(&["sh", "-c", "yes"], b"", limits, 1.0);
+    assert_eq!(ran.exit, Exit::OutputTooLarge);
+    assert!(ran.output.len() <= 100_000);
+}
+
+/// A fresh path for a program to write its pid to.
+fn pid_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("loadbal-command-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Waits (a minute at most) until `check` holds, looking every 10 ms.
+fn wait_until(what: &str, check: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < Duration::from_secs(60), "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The pid a program wrote to `path`, once it has.
+fn pid_in(path: &std::path::Path) -> i32 {
+    wait_until("the program wrote its pid", || {
+        std::fs::read_to_string(path).is_ok_and(|t| t.ends_with('\n'))
+    });
+    std::fs::read_to_string(path)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The state letter of process `pid` in /proc ('T' stopped, 'R' running,
+/// 'S' sleeping...).
+fn state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state follows the command name's closing parenthesis.
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .unwrap_or('?')
+}
+
+#[test]
+fn the_throttle_stops_the_program_and_lets_it_go_on_and_a_stop_kills_it() {
+    let throttle = Arc::new(AtomicU64::new(1f64.to_bits()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = pid_file("throttled");
+    let (t, s, p) = (Arc::clone(&throttle), Arc::clone(&stop), path.clone());
+    // A CPU-bound loop that never ends by itself.
+    let runner = std::thread::spawn(move || {
+        let script = format!("echo $$ > {}; while :; do :; done", p.display());
+        run(
+            &argv(&["sh", "-c", &script]),
+            Vec::new(),
+            FREE,
+            &|| f64::from_bits(t.load(Ordering::Relaxed)),
+            &|| s.load(Ordering::Relaxed),
+        )
+    });
+    let pid = pid_in(&path);
+    // Paused: the program is stopped, and stays so.
+    throttle.store(0f64.to_bits(), Ordering::Relaxed);
+    wait_until("stopped at throttle 0", || state(pid) == 'T');
+    // Raised: it runs again.
+    throttle.store(1f64.to_bits(), Ordering::Relaxed);
+    wait_until("running at throttle 1", || state(pid) != 'T');
+    // The node stops: killed, its group gone.
+    stop.store(true, Ordering::Relaxed);
+    let ran = runner.join().unwrap();
+    assert_eq!(ran.exit, Exit::Stopped);
+    assert!(!group_lives(pid));
+    assert!(ran.running <= ran.wall, "{ran:?}");
+}
+
+#[test]
+fn a_program_killed_while_paused_is_gone_too() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = pid_file("paused");
+    let (s, p) = (Arc::clone(&stop), path.clone());
+    let paused = Arc::new(AtomicU64::new(1f64.to_bits()));
+    let t = Arc::clone(&paused);
+    let runner = std::thread::spawn(move || {
+        let script = format!("echo $$ > {}; exec sleep 30", p.display());
+        run(
+            &argv(&["sh", "-c", &script]),
+            Vec::new(),
+            FREE,
+            &|| f64::from_bits(t.load(Ordering::Relaxed)),
+            &|| s.load(Ordering::Relaxed),
+        )
+    });
+    let pid = pid_in(&path);
+    paused.store(0f64.to_bits(), Ordering::Relaxed);
+    wait_until("stopped at throttle 0", || state(pid) == 'T');
+    stop.store(true, Ordering::Relaxed);
+    let ran = runner.join().unwrap();
+    assert_eq!(ran.exit, Exit::Stopped);
+    assert!(!group_lives(pid));
+}
