@@ -5,12 +5,11 @@
 //! newline) count for nothing.
 //!
 //! This file holds the pieces the job kind is built from: the file's
-//! maker (`loadbal digits --make`), the chunks, a chunk's sum and the
-//! straight pass. Reading goes a block at a time: a file of any size never
+//! maker (`loadbal digits --make`), a chunk's sum and the straight pass;
+//! the chunks are fixed pieces ([`super::split::fixed_piece`]). Reading goes a block at a time: a file of any size never
 //! sits in memory whole.
 
 use std::io::{Read, Write};
-use std::ops::Range;
 use std::path::Path;
 
 /// The seed's chunk size, bytes.
@@ -59,19 +58,6 @@ pub fn sum_digits(bytes: &[u8]) -> u64 {
         .sum()
 }
 
-/// The jobs a file of `len` bytes makes in chunks of `chunk_bytes`: one per
-/// chunk, the last one shorter (none for an empty file).
-pub fn chunk_count(len: u64, chunk_bytes: u64) -> u64 {
-    len.div_ceil(chunk_bytes.max(1))
-}
-
-/// The bytes of chunk `id` of a file of `len` bytes.
-pub fn chunk(id: u64, len: u64, chunk_bytes: u64) -> Range<u64> {
-    let chunk_bytes = chunk_bytes.max(1);
-    let start = id.saturating_mul(chunk_bytes).min(len);
-    start..start.saturating_add(chunk_bytes).min(len)
-}
-
 /// The straight pass: the sum of every digit of `reader`'s bytes, and how
 /// many bytes it read.
 pub fn total(mut reader: impl Read) -> std::io::Result<(u64, u64)> {
@@ -97,6 +83,7 @@ pub fn total_of(path: &Path) -> std::io::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::split::{fixed_count, fixed_piece};
 
     fn digits(count: u64, seed: u64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -137,11 +124,11 @@ mod tests {
         let file = digits(1_000_003, 3);
         let len = file.len() as u64;
         for chunk_bytes in [1, 7, 30_000, 1 << 20, len, len + 5] {
-            let n = chunk_count(len, chunk_bytes);
+            let n = fixed_count(len, chunk_bytes);
             let mut next = 0;
             let mut sum = 0;
             for id in 0..n {
-                let r = chunk(id, len, chunk_bytes);
+                let r = fixed_piece(id, len, chunk_bytes);
                 assert_eq!(r.start, next, "{chunk_bytes}: chunk {id}");
                 assert!(!r.is_empty() && r.end - r.start <= chunk_bytes);
                 sum += sum_digits(&file[r.start as usize..r.end as usize]);
@@ -150,7 +137,7 @@ mod tests {
             assert_eq!(next, len, "{chunk_bytes}");
             assert_eq!((sum, len), total(&file[..]).unwrap(), "{chunk_bytes}");
         }
-        assert_eq!(chunk_count(0, 30_000), 0);
-        assert_eq!(chunk(5, 10, 4), 10..10);
+        assert_eq!(fixed_count(0, 30_000), 0);
+        assert_eq!(fixed_piece(5, 10, 4), 10..10);
     }
 }
