@@ -11,6 +11,7 @@ pub use crate::ids::JobId;
 
 pub mod command;
 pub mod digits;
+pub mod output;
 pub mod split;
 
 /// A contiguous slice of the vector and how far its computation has got.
