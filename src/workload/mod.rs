@@ -11,6 +11,7 @@ pub use crate::ids::JobId;
 
 pub mod command;
 pub mod digits;
+pub mod joblog;
 pub mod output;
 pub mod split;
 
