@@ -401,14 +401,17 @@ fn make_digits(args: &DigitsArgs) -> Result<u8, Failure> {
     })
     .with_context(|| format!("cannot write {}", args.make.display()))
     .map_err(runtime)?;
-    if args.make.as_os_str() != "-" {
-        loadbal::say!(
-            "wrote {} digits (seed {}) to {}; their sum is {sum}",
-            args.count,
-            args.seed,
-            args.make.display()
-        );
-    }
+    // On stderr, so that `--make -` keeps standard output for the digits.
+    loadbal::say!(
+        "wrote {} digits (seed {}) to {}; their sum is {sum}",
+        args.count,
+        args.seed,
+        if args.make.as_os_str() == "-" {
+            "standard output".to_owned()
+        } else {
+            args.make.display().to_string()
+        }
+    );
     Ok(0)
 }
 

@@ -6,10 +6,14 @@
 //! (SIGSTOP) for the rest, by the same schedule as the worker's
 //! ([`crate::throttle`]). A time-out counts only the time it was let run.
 //!
-//! Nothing is left behind: a program that times out, outgrows its output
-//! limit, or whose node stops is killed with its whole process group.
-//! Threads feed its stdin and drain its stdout and stderr as it goes, so a
-//! program that writes before it has read everything never deadlocks.
+//! Nothing of its group is left behind: a program that times out, outgrows
+//! its output limit, or whose node stops is killed with its whole process
+//! group, and what it left running in its group when it ended goes too.
+//! (A process it started outside its group, with `setsid`, is beyond
+//! reach: if it holds the program's stdout open, the run gives up on it
+//! after a grace period and the job fails.) Threads feed its stdin and
+//! drain its stdout and stderr as it goes, so a program that writes before
+//! it has read everything never deadlocks.
 //!
 //! This is the worker's side of the command kind (issue 21); the kind's
 //! config, wire and output files come on top of it.
@@ -38,6 +42,9 @@ pub enum Exit {
     OutputTooLarge,
     /// The node stopped first; killed.
     Stopped,
+    /// It ended, but its stdout stayed open (a process it started outside
+    /// its group holds it): its output cannot be known whole.
+    PipeHeldOpen,
     /// It could not be started: why.
     CannotStart(String),
 }
@@ -112,28 +119,45 @@ pub fn run(
     let (events, inbox) = mpsc::channel();
     // The pipes: taken just after the spawn, so present (`Stdio::piped`).
     let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-    let feeder = stdin.map(|mut pipe| {
+    if let Some(mut pipe) = stdin {
+        // Never joined: a program that does not read all of its input
+        // closes the pipe (its business, not an error), and one that left
+        // a process holding it must not hold us.
         std::thread::spawn(move || {
-            // A program that does not read all of its input closes the
-            // pipe: that is its business, not an error.
             let _ = pipe.write_all(&input);
-        })
-    });
-    let out_events = events.clone();
-    let reader = stdout
-        .map(|pipe| std::thread::spawn(move || read_capped(pipe, limits.max_output, &out_events)));
-    let tail = stderr.map(|pipe| std::thread::spawn(move || read_tail(pipe)));
+        });
+    }
+    let (pipes_tx, pipes) = mpsc::channel();
+    let (out_events, out_tx) = (events.clone(), pipes_tx.clone());
+    if let Some(pipe) = stdout {
+        std::thread::spawn(move || {
+            let read = read_capped(pipe, limits.max_output, &out_events);
+            let _ = out_tx.send(Pipe::Stdout(read));
+        });
+    }
+    if let Some(pipe) = stderr {
+        std::thread::spawn(move || {
+            let _ = pipes_tx.send(Pipe::Stderr(read_tail(pipe)));
+        });
+    }
+    // The waiter sees the program end without reaping it: until it is
+    // reaped its group cannot be another's, so the signals below reach only
+    // what it started. It reaps when told.
+    let (reap_tx, reap_rx) = mpsc::channel::<()>();
+    let pid = child.id();
     let waiter = std::thread::spawn(move || {
-        let status = child.wait();
-        let _ = events.send(Event::Exited(status));
+        wait_unreaped(pid);
+        let _ = events.send(Event::Exited);
+        let _ = reap_rx.recv();
+        child.wait()
     });
 
     let mut schedule = ThrottleSchedule::new(started);
     let mut running_since = Some(started);
     let mut running = Duration::ZERO;
-    let mut ended: Option<Exit> = None;
+    let mut exited = false;
     let mut killed: Option<Exit> = None;
-    while ended.is_none() {
+    while !exited {
         let now = Instant::now();
         if let Some(since) = running_since.take() {
             let ran = now.saturating_duration_since(since);
@@ -154,17 +178,23 @@ pub fn run(
                 killed = Some(reason);
             }
         }
+        // One reading of the throttle per step; a bad value pauses, as in
+        // the worker's schedule.
+        let throttle = match throttle() {
+            t if t.is_nan() => 0.0,
+            t => t.clamp(0.0, 1.0),
+        };
         // Until when to wait for the program: the end of its budget in
         // this period, or of the pause; never long, so a stop or a changed
         // throttle is seen within a period.
-        let wake = match (killed.is_some(), schedule.next(now, throttle())) {
+        let wake = match (killed.is_some(), schedule.next(now, throttle)) {
             (true, _) => now + Duration::from_millis(10),
             (false, Step::Compute) => {
                 if running_since.is_none() {
                     group.signal(Signal::Continue);
                     running_since = Some(now);
                 }
-                let budget = crate::throttle::PERIOD.mul_f64(throttle().clamp(0.0, 1.0));
+                let budget = crate::throttle::PERIOD.mul_f64(throttle);
                 let left = budget.saturating_sub(schedule.used());
                 let to_timeout = limits.timeout.map_or(left, |t| t.saturating_sub(running));
                 now + left.min(to_timeout).max(Duration::from_millis(1))
@@ -180,48 +210,87 @@ pub fn run(
             }
         };
         match inbox.recv_timeout(wake.saturating_duration_since(Instant::now())) {
-            Ok(Event::Exited(status)) => {
-                ended = Some(match (&killed, status) {
-                    (Some(reason), _) => reason.clone(),
-                    (None, Ok(status)) => exit_of(status),
-                    (None, Err(e)) => Exit::CannotStart(format!("{program}: {e}")),
-                });
+            Ok(Event::OutputTooLarge) if killed.is_none() => {
+                group.signal(Signal::Kill);
+                killed = Some(Exit::OutputTooLarge);
             }
-            Ok(Event::OutputTooLarge) => {
-                if killed.is_none() {
-                    group.signal(Signal::Kill);
-                    killed = Some(Exit::OutputTooLarge);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            // The waiter always sends before it ends.
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                ended = Some(killed.clone().unwrap_or(Exit::Signal(0)));
-            }
+            Ok(Event::OutputTooLarge) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // The waiter sends before it ends.
+            Ok(Event::Exited) | Err(mpsc::RecvTimeoutError::Disconnected) => exited = true,
         }
     }
     if let Some(since) = running_since {
         running += since.elapsed();
     }
-    // The group may hold processes the program left running: gone too.
+    // Processes the program left in its group go too (it is not reaped
+    // yet, so the group is still its own); then it is reaped.
     group.signal(Signal::Kill);
-    let _ = waiter.join();
-    if let Some(feeder) = feeder {
-        let _ = feeder.join();
+    let _ = reap_tx.send(());
+    let status = waiter.join().ok();
+    // Its pipes close once every process holding them is gone. One it
+    // started outside its group (a daemon) may hold them on: the run does
+    // not wait for it past a grace period, and fails.
+    let mut output = None;
+    let mut stderr_tail = Vec::new();
+    let grace = Instant::now() + PIPE_GRACE;
+    for _ in 0..2 {
+        match pipes.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+            Ok(Pipe::Stdout(read)) => output = Some(read),
+            Ok(Pipe::Stderr(tail)) => stderr_tail = tail,
+            Err(_) => break,
+        }
     }
-    let output = reader.and_then(|r| r.join().ok()).unwrap_or_default();
-    let stderr_tail = tail.and_then(|t| t.join().ok()).unwrap_or_default();
+    let exit = match (killed, output.as_ref(), status) {
+        (Some(reason), _, _) => reason,
+        (None, None, _) => Exit::PipeHeldOpen,
+        (None, Some((_, true)), _) => Exit::OutputTooLarge,
+        (None, Some(_), Some(Ok(status))) => exit_of(status),
+        (None, Some(_), Some(Err(e))) => Exit::CannotStart(format!("{program}: {e}")),
+        (None, Some(_), None) => Exit::CannotStart(format!("{program}: its waiter failed")),
+    };
     Ran {
-        exit: ended.unwrap_or(Exit::Signal(0)),
-        output,
+        exit,
+        output: output.map(|(kept, _)| kept).unwrap_or_default(),
         stderr_tail,
         wall: started.elapsed(),
         running,
     }
 }
 
+/// How long a finished program's pipes may stay open (held by a process
+/// it started outside its group) before the run gives up on them.
+const PIPE_GRACE: Duration = Duration::from_secs(2);
+
+/// What a pipe's reader ends with.
+enum Pipe {
+    /// The output kept, and whether there was more than the limit.
+    Stdout((Vec<u8>, bool)),
+    /// The stderr's tail.
+    Stderr(Vec<u8>),
+}
+
+/// Blocks until process `pid` has ended, leaving it unreaped.
+fn wait_unreaped(pid: u32) {
+    #[cfg(unix)]
+    {
+        let id: libc::id_t = pid;
+        loop {
+            // SAFETY: waitid writes only into `info`, a zeroed siginfo_t we
+            // own; WNOWAIT leaves the child to be reaped by `Child::wait`.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            let r =
+                unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+            if r == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = pid;
+}
+
 enum Event {
-    Exited(std::io::Result<std::process::ExitStatus>),
+    Exited,
     OutputTooLarge,
 }
 
@@ -236,14 +305,14 @@ fn exit_of(status: std::process::ExitStatus) -> Exit {
 
 /// Reads `pipe` to its end, keeping at most `max` bytes; past that it says
 /// so once and reads on (into nothing) so the program is not blocked
-/// before it is killed.
-fn read_capped(mut pipe: impl Read, max: usize, events: &mpsc::Sender<Event>) -> Vec<u8> {
+/// before it is killed. Returns what it kept, and whether there was more.
+fn read_capped(mut pipe: impl Read, max: usize, events: &mpsc::Sender<Event>) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
     let mut block = vec![0u8; 64 << 10];
     let mut told = false;
     loop {
         match pipe.read(&mut block) {
-            Ok(0) => return kept,
+            Ok(0) => return (kept, told),
             Ok(n) if kept.len() + n <= max => kept.extend_from_slice(&block[..n]),
             Ok(_) => {
                 if !told {
@@ -252,7 +321,7 @@ fn read_capped(mut pipe: impl Read, max: usize, events: &mpsc::Sender<Event>) ->
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return kept,
+            Err(_) => return (kept, told),
         }
     }
 }

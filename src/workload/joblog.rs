@@ -39,8 +39,9 @@ pub struct Attempt {
 /// Exitval and Signal for how a job's program ended, as GNU parallel
 /// writes them (checked against parallel 20221122's own joblog): a status
 /// is the status; a signal has exit value 0 and the signal; a kill of ours
-/// (time-out, output too large, the node stopping: SIGKILL) has exit value
-/// -1, as parallel's time-out has; a program that could not be started
+/// (time-out, output too large, the node stopping) has exit value -1, as
+/// parallel's time-out has, and signal 9, the SIGKILL we send (parallel
+/// sends TERM first and writes 15); a program that could not be started
 /// has 127, as a shell says for a command not found.
 pub fn exit_columns(exit: &Exit) -> (i32, i32) {
     match exit {
@@ -48,6 +49,8 @@ pub fn exit_columns(exit: &Exit) -> (i32, i32) {
         Exit::Signal(signal) => (0, *signal),
         Exit::TimedOut | Exit::OutputTooLarge | Exit::Stopped => (-1, libc::SIGKILL),
         Exit::CannotStart(_) => (127, 0),
+        // It ended, its output unknown: no status to give.
+        Exit::PipeHeldOpen => (-1, 0),
     }
 }
 
@@ -68,7 +71,8 @@ pub fn shell_words(argv: &[String]) -> String {
 }
 
 /// The attempt's line (ending in a newline). A command's tabs and
-/// newlines become spaces: one attempt, one line.
+/// newlines become spaces, so that a reader splitting at tabs finds nine
+/// columns (parallel writes them as they are).
 pub fn line(a: &Attempt) -> String {
     let command: String = a
         .command
@@ -96,12 +100,15 @@ pub fn line(a: &Attempt) -> String {
 }
 
 /// The jobs a joblog shows done (an attempt with exit value 0 and no
-/// signal), by Seq, in order: what a resumed run skips. Lines that are
-/// not attempts (the header, a line cut short by a kill) are passed over.
+/// signal), by Seq, in order: what a resumed run skips. Failed attempts
+/// run again, as with parallel's `--resume-failed` (its `--resume` skips
+/// them too). Lines that are not whole attempts (the header, a last line
+/// cut short by a kill: no newline) are passed over.
 pub fn done_seqs(text: &str) -> Vec<u64> {
     let mut done: Vec<u64> = text
-        .lines()
+        .split_inclusive('\n')
         .filter_map(|line| {
+            let line = line.strip_suffix('\n')?;
             let f: Vec<&str> = line.split('\t').collect();
             if f.len() < 9 {
                 return None;
@@ -174,8 +181,9 @@ mod tests {
         log.push_str(&line(&attempt(3, &Exit::TimedOut)));
         log.push_str(&line(&attempt(2, &Exit::Code(0))));
         log.push_str(&line(&attempt(5, &Exit::Code(0))));
-        // The last line, cut short when the master was killed.
-        log.push_str("6\tmaster\t1765000000.5");
+        // The last line, cut short when the master was killed (even in
+        // its last column).
+        log.push_str(&line(&attempt(6, &Exit::Code(0))).replace("-c\n", ""));
         assert_eq!(done_seqs(&log), [1, 2, 5]);
     }
 }

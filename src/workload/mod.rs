@@ -1,5 +1,9 @@
 //! The batch job: jobs, the kernel that computes them, the expected value and
-//! the verification of an assembled vector. Pure: no I/O, no threads, no clock.
+//! the verification of an assembled vector (pure: no I/O, no threads, no
+//! clock). Its modules are the pieces of the other job kinds: the digit
+//! sum ([`digits`]), and the command kind's program runs ([`command`]),
+//! input pieces ([`split`]), outputs ([`output`]) and joblog ([`joblog`]),
+//! which do read and write files and run processes.
 //!
 //! The contract fixes the arithmetic: every element receives `addend` exactly
 //! `iterations` times, in order, by repeated addition. The kernel that does

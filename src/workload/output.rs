@@ -23,6 +23,9 @@ const RUN_FILE: &str = "run";
 pub struct Spool {
     dir: PathBuf,
     jobs: u32,
+    /// The lock beside the spool, held while the spool is open: a second
+    /// run writing the same output is refused rather than mixed in.
+    lock: (PathBuf, std::fs::File),
 }
 
 impl Spool {
@@ -50,8 +53,9 @@ impl Spool {
         resume: bool,
     ) -> std::io::Result<(Spool, Vec<JobId>)> {
         let dir = Self::dir_of(output);
+        let lock = lock_beside(&dir)?;
         let run = format!("{jobs} jobs, spec {spec}\n");
-        let spool = Spool { dir, jobs };
+        let spool = Spool { dir, jobs, lock };
         let left = std::fs::read_to_string(spool.dir.join(RUN_FILE)).ok();
         if resume && let Some(left) = &left {
             if *left != run {
@@ -72,6 +76,14 @@ impl Spool {
         std::fs::create_dir_all(&spool.dir)?;
         crate::files::write_with(&spool.dir.join(RUN_FILE), |f| f.write_all(run.as_bytes()))?;
         Ok((spool, Vec::new()))
+    }
+
+    /// Removes the spool and its lock: the output is whole.
+    fn finish(self) -> std::io::Result<()> {
+        std::fs::remove_dir_all(&self.dir)?;
+        // Unlinked while held: a run that opens it anew gets a new lock.
+        let _ = std::fs::remove_file(&self.lock.0);
+        Ok(())
     }
 
     /// The ids of the parts held, in order (a part being written when the
@@ -126,7 +138,7 @@ impl Spool {
             }
             Ok(())
         })?;
-        std::fs::remove_dir_all(&self.dir)?;
+        self.finish()?;
         Ok(written)
     }
 
@@ -149,8 +161,7 @@ impl Spool {
                 std::io::copy(&mut part, out).map(drop)
             })?;
         }
-        std::fs::remove_dir_all(&self.dir)?;
-        Ok(())
+        self.finish()
     }
 
     fn check_complete(&self) -> std::io::Result<()> {
@@ -166,6 +177,32 @@ impl Spool {
             self.dir.display()
         )))
     }
+}
+
+/// Takes the lock file beside spool `dir` (`DIR.lock`), without waiting:
+/// another run holding it is an error naming the output's spool.
+fn lock_beside(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+    let mut path = dir.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on a descriptor we own; the lock goes with it.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !taken {
+            return Err(std::io::Error::other(format!(
+                "another run is writing this output (it holds {})",
+                path.display()
+            )));
+        }
+    }
+    Ok((path, file))
 }
 
 #[cfg(test)]
@@ -227,6 +264,8 @@ mod tests {
         // Another run's parts are never taken; without --resume they go.
         let (spool, _) = Spool::open(&output, 5, "s1", false).unwrap();
         spool.put(0, b"old").unwrap();
+        // (Its run is over: a master killed, say.)
+        drop(spool);
         let other = Spool::open(&output, 5, "s2", true).unwrap_err().to_string();
         assert!(
             other.contains("holds the parts of another run (5 jobs, spec s1)"),
@@ -234,6 +273,28 @@ mod tests {
         );
         let (_, done) = Spool::open(&output, 6, "s2", false).unwrap();
         assert!(done.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // Review of issue 21: a second run writing the same output emptied the
+    // first one's spool and mixed their parts.
+    #[test]
+    fn a_second_run_on_the_same_output_is_refused_while_the_first_holds_it() {
+        let dir = place("lock");
+        let output = dir.join("out");
+        let (first, _) = Spool::open(&output, 2, "s", false).unwrap();
+        first.put(0, b"first").unwrap();
+        let second = Spool::open(&output, 2, "s", false).unwrap_err().to_string();
+        assert!(
+            second.starts_with("another run is writing this output"),
+            "{second}"
+        );
+        assert_eq!(first.parts().unwrap(), [0]);
+        first.put(1, b" run").unwrap();
+        first.assemble(&output).unwrap();
+        assert_eq!(std::fs::read(&output).unwrap(), b"first run");
+        // Done: the next run may write it.
+        assert!(Spool::open(&output, 2, "s", false).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -90,10 +90,13 @@ pub fn pieces<F: Read + Seek>(
         }
         Split::Lines(lines) => {
             file.seek(SeekFrom::Start(0))?;
+            // Only the `len` bytes the run was sized for: a file that grows
+            // meanwhile does not add pieces.
+            let mut file = file.by_ref().take(len);
             let mut block = vec![0u8; BLOCK];
             let (mut start, mut at, mut seen) = (0u64, 0u64, 0u64);
             loop {
-                let n = read_some(file, &mut block)?;
+                let n = read_some(&mut file, &mut block)?;
                 if n == 0 {
                     break;
                 }
@@ -107,11 +110,12 @@ pub fn pieces<F: Read + Seek>(
                 }
                 at += n as u64;
             }
-            // What the file holds past its last full piece (the file may
-            // have grown since `len` was taken: only `len` bytes count).
-            let end = at.min(len);
-            if start < end {
-                push(start..end, &mut out)?;
+            if at < len {
+                return Err(shrank(at, len));
+            }
+            // What the file holds past its last full piece.
+            if start < len {
+                push(start..len, &mut out)?;
             }
         }
     }
@@ -132,15 +136,22 @@ pub fn fixed_piece(id: u64, len: u64, bytes: u64) -> Range<u64> {
     start..start.saturating_add(bytes).min(len)
 }
 
+/// A file shorter than the `len` it was sized by.
+fn shrank(at: u64, len: u64) -> SplitError {
+    SplitError::Io(std::io::Error::other(format!(
+        "it ended at byte {at} of the {len} it had: it shrank while it was read"
+    )))
+}
+
 /// The offset just past the first newline at or after `from`, or `len`.
-fn next_line_end<F: Read + Seek>(file: &mut F, from: u64, len: u64) -> std::io::Result<u64> {
+fn next_line_end<F: Read + Seek>(file: &mut F, from: u64, len: u64) -> Result<u64, SplitError> {
     file.seek(SeekFrom::Start(from))?;
     let mut block = vec![0u8; 64 << 10];
     let mut at = from;
     while at < len {
         let n = read_some(file, &mut block)?;
         if n == 0 {
-            break;
+            return Err(shrank(at, len));
         }
         if let Some(i) = block[..n].iter().position(|&b| b == b'\n') {
             return Ok((at + i as u64 + 1).min(len));
@@ -279,6 +290,27 @@ mod tests {
         assert!(pieces(&mut file, 6, Split::Lines(1), 3).is_ok());
         let zero = pieces(&mut file, 6, bytes(0, true), 3).unwrap_err();
         assert_eq!(zero.to_string(), "a split of 0 makes no pieces");
+    }
+
+    // Review of issue 21: a file read to its end, not to the length it was
+    // sized by, gave pieces past that length.
+    #[test]
+    fn only_the_length_counts_and_a_file_that_shrank_is_an_error() {
+        let text = b"aaa\nbbb\nccc\n";
+        let mut file = Cursor::new(&text[..]);
+        assert_eq!(
+            pieces(&mut file, 5, Split::Lines(1), 9).unwrap(),
+            [0..4, 4..5]
+        );
+        let two = pieces(&mut file, 5, Split::Lines(2), 9).unwrap();
+        assert_eq!((two.len(), two[0].clone()), (1, 0..5));
+        let shrank = pieces(&mut file, 20, Split::Lines(1), 9).unwrap_err();
+        assert_eq!(
+            shrank.to_string(),
+            "it ended at byte 12 of the 20 it had: it shrank while it was read"
+        );
+        let mut short = Cursor::new(&b"abcdef"[..]);
+        assert!(pieces(&mut short, 9, bytes(2, true), 9).is_err());
     }
 
     #[test]

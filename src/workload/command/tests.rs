@@ -23,10 +23,21 @@ fn run_at(words: &[&str], input: &[u8], limits: Limits, throttle: f64) -> Ran {
     })
 }
 
-/// True while a process of group `pid` lives.
-fn group_lives(pid: i32) -> bool {
-    // SAFETY: signal 0 only asks whether the group exists.
-    unsafe { libc::kill(-pid, 0) == 0 }
+/// True while a process of group `pgid` lives (one killed but not yet
+/// reaped by whoever inherited it is a zombie: not living).
+fn group_lives(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // After the name's closing parenthesis: state, ppid, pgrp.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            return false;
+        };
+        let fields: Vec<&str> = rest.split(' ').collect();
+        fields.len() > 2 && fields[2] == pgid.to_string() && fields[0] != "Z"
+    })
 }
 
 #[test]
@@ -92,13 +103,17 @@ fn a_program_past_its_limits_is_killed_with_its_whole_group() {
         timeout: Some(Duration::from_millis(300)),
         max_output: 1 << 20,
     };
-    let ran = run_at(&["sh", "-c", "sleep 30 & sleep 30"], b"", limits, 1.0);
+    let path = pid_file("timed-out");
+    let script = format!("echo $$ > {}; sleep 300 & sleep 300", path.display());
+    let ran = run_at(&["sh", "-c", &script], b"", limits, 1.0);
     assert_eq!(ran.exit, Exit::TimedOut);
     assert!(
         ran.running >= Duration::from_millis(300),
         "{:?}",
         ran.running
     );
+    let pid = pid_in(&path);
+    wait_until("the group is gone", || !group_lives(pid));
     let limits = Limits {
         timeout: None,
         max_output: 100_000,
@@ -106,6 +121,43 @@ fn a_program_past_its_limits_is_killed_with_its_whole_group() {
     let ran = run_at(&["sh", "-c", "yes"], b"", limits, 1.0);
     assert_eq!(ran.exit, Exit::OutputTooLarge);
     assert!(ran.output.len() <= 100_000);
+    // Review of issue 21: a program that wrote too much and exited at once
+    // came back as a success (its exit seen before the reader's word), its
+    // output cut. However the race goes, it is too large.
+    let limits = Limits {
+        timeout: None,
+        max_output: 10,
+    };
+    for _ in 0..30 {
+        let ran = run_at(&["head", "-c", "1000", "/dev/zero"], b"", limits, 1.0);
+        assert_eq!(ran.exit, Exit::OutputTooLarge);
+    }
+    // Exactly the limit is not too much.
+    let ran = run_at(&["head", "-c", "10", "/dev/zero"], b"", limits, 1.0);
+    assert_eq!((ran.exit, ran.output.len()), (Exit::Code(0), 10));
+}
+
+// Review of issue 21: a process started outside the program's group (with
+// setsid) that kept its stdout open held the run until it ended. The run
+// now gives up on the pipe after a grace period, and the job fails.
+#[test]
+fn a_process_outside_the_group_holding_stdout_does_not_hold_the_run() {
+    let path = pid_file("escaped");
+    // The program waits until the other process has left its group, and
+    // ends.
+    let script = format!(
+        "setsid sh -c 'echo $$ > {0}; exec sleep 30' & while [ ! -s {0} ]; do sleep 0.01; done; echo hi",
+        path.display()
+    );
+    let ran = run_at(&["sh", "-c", &script], b"", FREE, 1.0);
+    assert_eq!(ran.exit, Exit::PipeHeldOpen);
+    let escaped = pid_in(&path);
+    // Not a time limit on the machine: the escaped process lives 30 s.
+    assert!(ran.wall < Duration::from_secs(20), "{:?}", ran.wall);
+    // SAFETY: kills the test's own escaped process, by its group.
+    unsafe {
+        libc::kill(-escaped, libc::SIGKILL);
+    }
 }
 
 /// A fresh path for a program to write its pid to.
