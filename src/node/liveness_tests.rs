@@ -46,6 +46,16 @@ fn small_changed(change: impl FnOnce(&mut serde_json::Value)) -> crate::config::
     config(&file.to_string())
 }
 
+/// The small run with every chunk the slave sends lost (its results never
+/// arrive), everything else getting through: a run that cannot progress.
+fn slave_chunks_lost() -> Pair {
+    let mut pair = Pair::new(&small(""), RATE, 8);
+    pair.filter = Some(Box::new(|from, m| {
+        from == Role::Slave && matches!(m, Message::Chunk(_))
+    }));
+    pair
+}
+
 fn assert_verified(pair: &Pair) {
     assert_eq!(
         pair.master_end(),
@@ -424,10 +434,7 @@ fn threshold_zero_does_not_bounce_a_job_between_the_nodes() {
 // computes. The watchdog ends the run, naming where the jobs are.
 #[test]
 fn a_run_in_which_nothing_moves_ends_with_a_named_failure() {
-    let mut pair = Pair::new(&small(""), RATE, 8);
-    pair.filter = Some(Box::new(|from, m| {
-        from == Role::Slave && matches!(m, Message::Chunk(_))
-    }));
+    let mut pair = slave_chunks_lost();
     pair.start();
     assert!(
         pair.run(Duration::from_secs(120)),
@@ -575,10 +582,7 @@ fn the_watchdog_waits_for_jobs_still_to_arrive() {
 // user, and the watchdog still ends it.
 #[test]
 fn a_pause_that_holds_nothing_up_does_not_hide_a_stall() {
-    let mut pair = Pair::new(&small(""), RATE, 8);
-    pair.filter = Some(Box::new(|from, m| {
-        from == Role::Slave && matches!(m, Message::Chunk(_))
-    }));
+    let mut pair = slave_chunks_lost();
     pair.start();
     pair.run_until(Duration::from_millis(40));
     let now = pair.now;

@@ -21,7 +21,7 @@ const GO_AWAY_INTERVAL: Duration = Duration::from_millis(200);
 /// A master refusing a slave's run stops once the slave has said nothing
 /// for this long: three of its hellos at the longest interval, so the
 /// slave has had its answer (or is gone).
-const REFUSAL_QUIET: Duration = Duration::from_millis(1500);
+const REFUSAL_QUIET: Duration = HELLO_INTERVAL.saturating_mul(3);
 /// ... and at the latest this long after it refused.
 const REFUSAL_PATIENCE: Duration = Duration::from_secs(10);
 /// Datagrams whose tags fail, from the peer's address, that make a stream
