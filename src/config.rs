@@ -58,9 +58,11 @@ impl NodeFile {
     }
 }
 
-/// The workload: `jobs * elements_per_job` doubles, each `initial`, each
-/// receiving `addend` exactly `iterations` times.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The workload: by default (`kind` "vector") `jobs * elements_per_job`
+/// doubles, each `initial`, each receiving `addend` exactly `iterations`
+/// times; or the digit sums of a file (`"digits"`), or a program run over
+/// the pieces of a file or the files of a directory (`"command"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkloadConfig {
     /// Number of jobs (contiguous slices of the vector).
@@ -76,6 +78,92 @@ pub struct WorkloadConfig {
     /// Jobs arriving at each node while the run goes (none by default).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arrivals: Option<crate::arrivals::Arrivals>,
+    /// The job kind.
+    #[serde(skip_serializing_if = "Kind::is_vector")]
+    pub kind: Kind,
+    /// Digits and command: the input file (or, for a command, directory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<std::path::PathBuf>,
+    /// Digits: bytes per job (default 30,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_bytes: Option<u64>,
+    /// Command: the program and its arguments (no shell).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Command on a file: how it is cut into jobs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitConfig>,
+    /// Command with `split.bytes`: `"lines"` cuts each piece at the next
+    /// newline, `"none"` (the default) exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub align: Option<String>,
+    /// Command: the output file (split file) or directory (directory input).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<std::path::PathBuf>,
+    /// Command: the longest a job's program may run, seconds (the
+    /// throttle's pauses left out); none: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    /// Command: how many times a failed job is tried again (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Command: the share of the slave's jobs the master runs again and
+    /// compares byte for byte (for deterministic programs; default 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_sample: Option<f64>,
+}
+
+/// The job kinds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The reference workload: a vector of doubles.
+    #[default]
+    Vector,
+    /// The digit sum of a file, in chunks.
+    Digits,
+    /// A program run over pieces of the input.
+    Command,
+}
+
+impl Kind {
+    /// True for the vector kind.
+    pub fn is_vector(&self) -> bool {
+        *self == Kind::Vector
+    }
+
+    /// The name config.json gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Vector => "vector",
+            Kind::Digits => "digits",
+            Kind::Command => "command",
+        }
+    }
+
+    /// Its number on the wire.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The kind of a wire number.
+    pub fn from_code(code: u8) -> Option<Kind> {
+        [Kind::Vector, Kind::Digits, Kind::Command]
+            .get(usize::from(code))
+            .copied()
+    }
+}
+
+/// How a command's input file is cut: exactly one of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    /// Pieces of this many lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lines: Option<u64>,
+    /// Pieces of this many bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl Default for WorkloadConfig {
@@ -87,6 +175,16 @@ impl Default for WorkloadConfig {
             initial: 1.111111,
             addend: 1.111111,
             arrivals: None,
+            kind: Kind::Vector,
+            input: None,
+            chunk_bytes: None,
+            command: None,
+            split: None,
+            align: None,
+            output: None,
+            timeout_s: None,
+            retries: None,
+            verify_sample: None,
         }
     }
 }
@@ -290,6 +388,11 @@ pub mod limits {
     pub const MAX_WORKERS: u32 = 256;
     /// Most jobs in a workload.
     pub const MAX_JOBS: u32 = 1 << 20;
+    /// Digits and command: the largest piece of input (or output) one
+    /// job may carry, bytes.
+    pub const MAX_PIECE_BYTES: u64 = 256 << 20;
+    /// Command: most retries of a failed job.
+    pub const MAX_RETRIES: u32 = 100;
     /// Arrivals: jobs a second at each node.
     pub const MIN_ARRIVAL_RATE: f64 = 0.001;
     /// Arrivals: jobs a second at each node.
@@ -728,6 +831,147 @@ impl WorkloadConfig {
                 ));
             }
         }
+        self.validate_kind()
+    }
+
+    /// Checks the fields of the digits and command kinds: each kind takes
+    /// its own, and a field of another kind is an error naming it.
+    fn validate_kind(&self) -> Result<(), ConfigError> {
+        let present = |field: &'static str, set: bool| set.then_some(field);
+        let digits_only = [present("chunk_bytes", self.chunk_bytes.is_some())];
+        let command_only = [
+            present("command", self.command.is_some()),
+            present("split", self.split.is_some()),
+            present("align", self.align.is_some()),
+            present("output", self.output.is_some()),
+            present("timeout_s", self.timeout_s.is_some()),
+            present("retries", self.retries.is_some()),
+            present("verify_sample", self.verify_sample.is_some()),
+        ];
+        let not_here: Vec<&str> = match self.kind {
+            Kind::Vector => digits_only
+                .iter()
+                .chain(&command_only)
+                .chain(&[present("input", self.input.is_some())])
+                .flatten()
+                .copied()
+                .collect(),
+            Kind::Digits => command_only.iter().flatten().copied().collect(),
+            Kind::Command => digits_only.iter().flatten().copied().collect(),
+        };
+        if let Some(field) = not_here.first() {
+            return Err(ConfigError::invalid(
+                format!("workload.{field}"),
+                format!(
+                    "is not a field of the {:?} kind (workload.kind is {:?})",
+                    self.kind.name(),
+                    self.kind.name()
+                ),
+            ));
+        }
+        if self.kind.is_vector() {
+            return Ok(());
+        }
+        if self.arrivals.is_some() {
+            return Err(ConfigError::invalid(
+                "workload.arrivals",
+                "jobs arrive only in the vector kind; remove arrivals or workload.kind",
+            ));
+        }
+        match &self.input {
+            None => {
+                return Err(ConfigError::invalid(
+                    "workload.input",
+                    format!("the {} kind needs an input file", self.kind.name()),
+                ));
+            }
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(ConfigError::invalid("workload.input", "is empty"));
+            }
+            Some(_) => {}
+        }
+        if let Some(c) = self.chunk_bytes {
+            check_range("workload.chunk_bytes", c, 1, limits::MAX_PIECE_BYTES)?;
+        }
+        if self.kind == Kind::Digits {
+            return Ok(());
+        }
+        match &self.command {
+            None => {
+                return Err(ConfigError::invalid(
+                    "workload.command",
+                    "the command kind needs a program: [\"prog\", \"arg\", ...]",
+                ));
+            }
+            Some(argv) if argv.first().is_none_or(|p| p.is_empty()) => {
+                return Err(ConfigError::invalid(
+                    "workload.command",
+                    "needs a program name first: [\"prog\", \"arg\", ...]",
+                ));
+            }
+            Some(_) => {}
+        }
+        match &self.output {
+            None => {
+                return Err(ConfigError::invalid(
+                    "workload.output",
+                    "the command kind needs an output: a file for a split file, a directory \
+                     for a directory",
+                ));
+            }
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(ConfigError::invalid("workload.output", "is empty"));
+            }
+            Some(_) => {}
+        }
+        if let Some(split) = &self.split {
+            match (split.lines, split.bytes) {
+                (Some(n), None) => check_range("workload.split.lines", n, 1, u64::MAX)?,
+                (None, Some(n)) => {
+                    check_range("workload.split.bytes", n, 1, limits::MAX_PIECE_BYTES)?
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "workload.split",
+                        "takes exactly one of {\"lines\": N} and {\"bytes\": N}",
+                    ));
+                }
+            }
+        }
+        match self.align.as_deref() {
+            None | Some("none") => {}
+            Some("lines") if self.split.is_some_and(|s| s.bytes.is_some()) => {}
+            Some("lines") => {
+                return Err(ConfigError::invalid(
+                    "workload.align",
+                    "\"lines\" applies to a split by bytes ({\"bytes\": N})",
+                ));
+            }
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "workload.align",
+                    format!("{other:?} is not one of \"lines\", \"none\""),
+                ));
+            }
+        }
+        if let Some(t) = self.timeout_s {
+            check_finite("workload.timeout_s", t)?;
+            check_range("workload.timeout_s", t, 0.001, 7.0 * 86_400.0)?;
+        }
+        if let Some(r) = self.retries {
+            check_range("workload.retries", r, 0, limits::MAX_RETRIES)?;
+        }
+        if let Some(f) = self.verify_sample {
+            check_finite("workload.verify_sample", f)?;
+            check_range("workload.verify_sample", f, 0.0, 1.0)?;
+            if f > 0.0 {
+                return Err(ConfigError::invalid(
+                    "workload.verify_sample",
+                    "re-running the slave's jobs on the master is not built yet: only 0 is \
+                     taken (each output is checked against the BLAKE3 its node computed)",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -847,7 +1091,7 @@ impl ConfigFile {
         Ok(Config {
             master,
             slave,
-            workload: self.workload,
+            workload: self.workload.clone(),
             policy: self.policy.clone(),
             datagram_bytes,
             compression: self.network.compression.unwrap_or(true),

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -72,6 +73,16 @@ struct RunArgs {
     /// Headless: print only errors and the result.
     #[arg(short, long)]
     quiet: bool,
+
+    /// Command workloads (master and demo, headless): write one line per
+    /// job attempt to PATH, in GNU parallel's joblog format.
+    #[arg(long, value_name = "PATH")]
+    joblog: Option<PathBuf>,
+
+    /// Command workloads (master and demo, headless): keep the outputs of
+    /// the jobs a killed run finished and run only the others.
+    #[arg(long)]
+    resume: bool,
 }
 
 impl RunArgs {
@@ -83,6 +94,8 @@ impl RunArgs {
             || self.trace.is_some()
             || self.verbose
             || self.quiet
+            || self.joblog.is_some()
+            || self.resume
     }
 
     /// These options, with those not given here taken from `outer` (the
@@ -95,6 +108,8 @@ impl RunArgs {
             trace: self.trace.or(outer.trace),
             verbose: self.verbose || outer.verbose,
             quiet: self.quiet || outer.quiet,
+            joblog: self.joblog.or(outer.joblog),
+            resume: self.resume || outer.resume,
         }
     }
 
@@ -335,6 +350,20 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             )));
         }
     }
+    if (args.joblog.is_some() || args.resume) && role == Some(Role::Slave) {
+        return Err(usage(anyhow::anyhow!(
+            "--joblog and --resume are the master's (and the demo's): the master keeps the \
+             joblog and the outputs"
+        )));
+    }
+    if (args.joblog.is_some() || args.resume) && !args.headless {
+        return Err(usage(anyhow::anyhow!(
+            "--joblog and --resume work with --headless (the window does not take them yet)"
+        )));
+    }
+    if let Some(path) = &args.joblog {
+        check_output_path("--joblog", path).map_err(usage)?;
+    }
     let mut file =
         config::load_file(args.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
     if let (Some(role), Some(t)) = (role, cli.throttle) {
@@ -346,6 +375,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         report: args.report.clone(),
         trace: args.trace.clone(),
         verbosity: args.verbosity(),
+        master: loadbal::workload::kind::MasterOptions {
+            resume: args.resume,
+            joblog: args.joblog.clone(),
+        },
     };
     if !args.headless {
         let mode = match role {
@@ -371,6 +404,38 @@ struct Outputs {
     report: Option<PathBuf>,
     trace: Option<PathBuf>,
     verbosity: node::Verbosity,
+    /// The master's `--resume` and `--joblog`.
+    master: loadbal::workload::kind::MasterOptions,
+}
+
+/// Builds how `role` runs a digits or command workload, and gives the
+/// master's config its job count; a bad input or output is a bad config
+/// (exit 2, nothing started).
+fn prepare(
+    config: &Config,
+    role: Role,
+    outputs: &Outputs,
+) -> Result<(Config, Option<Arc<loadbal::workload::kind::ByteWork>>), Failure> {
+    let mut config = config.clone();
+    let work = node::prepare_work(&mut config, role, &outputs.master)
+        .map_err(|e| usage(anyhow::anyhow!("{e}")))?;
+    if let Some(w) = &work
+        && role == Role::Master
+    {
+        let (pieces, resumed) = w.pieces();
+        if outputs.verbosity != node::Verbosity::Quiet {
+            loadbal::say!(
+                "{}{}",
+                w.describe(),
+                if resumed > 0 {
+                    format!("; {resumed} of the {pieces} jobs were done by an earlier run")
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok((config, work))
 }
 
 /// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
@@ -470,6 +535,11 @@ pub(crate) fn check_output_path(option: &str, path: &Path) -> anyhow::Result<()>
 }
 
 fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
+    let (config, work) = prepare(config, role, outputs)?;
+    if let Some(code) = all_done_before(role, work.as_deref(), outputs)? {
+        return Ok(code);
+    }
+    let config = &config;
     let me = config.node(role);
     if outputs.verbosity != node::Verbosity::Quiet {
         loadbal::say!(
@@ -486,6 +556,7 @@ fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failur
         inject_panic: node::panic_hook_from_env(),
         progress: outputs.verbosity != node::Verbosity::Quiet,
         verbosity: outputs.verbosity,
+        work,
         ..NodeOptions::headless()
     };
     let handle = node::start(role, config, options)
@@ -501,6 +572,12 @@ fn run_node(role: Role, config: &Config, outputs: &Outputs) -> Result<u8, Failur
 }
 
 fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
+    let (_, slave_work) = prepare(config, Role::Slave, outputs)?;
+    let (config, master_work) = prepare(config, Role::Master, outputs)?;
+    if let Some(code) = all_done_before(Role::Master, master_work.as_deref(), outputs)? {
+        return Ok(code);
+    }
+    let config = &config;
     let quiet = outputs.verbosity == node::Verbosity::Quiet;
     if !quiet {
         let w = &config.workload;
@@ -524,6 +601,7 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
         progress: false,
         verbosity: outputs.verbosity,
         inject_panic: inject_panic.clone(),
+        work: slave_work,
         ..NodeOptions::headless()
     };
     let slave = node::start(Role::Slave, config, slave_options)
@@ -533,6 +611,7 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
         progress: !quiet,
         verbosity: outputs.verbosity,
         inject_panic,
+        work: master_work,
         ..NodeOptions::headless()
     };
     let master = node::start(Role::Master, config, master_options)
@@ -550,6 +629,26 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     write_trace(outputs, &[&views[0], &views[1]]);
     let code = finish(&master_outcome, outputs)?;
     Ok(code.max(slave_outcome.exit_code()))
+}
+
+/// A resumed master whose earlier run finished every job (killed before
+/// it wrote the output): writes the output, with no run. None when there
+/// are jobs to run.
+fn all_done_before(
+    role: Role,
+    work: Option<&loadbal::workload::kind::ByteWork>,
+    outputs: &Outputs,
+) -> Result<Option<u8>, Failure> {
+    let Some(work) = work.filter(|w| role == Role::Master && w.jobs() == 0) else {
+        return Ok(None);
+    };
+    let finish = work
+        .finish(&[])
+        .map_err(|e| runtime(anyhow::anyhow!("{e}")))?;
+    if outputs.verbosity != node::Verbosity::Quiet {
+        loadbal::say!("every job was done by the earlier run: {}", finish.text);
+    }
+    Ok(Some(0))
 }
 
 /// With `--trace`, writes the run's trace, however it ended. One that
@@ -653,6 +752,9 @@ fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
                 if let Some(path) = &outputs.report {
                     write_report(&report, path, quiet);
                 }
+                if report.work.as_ref().is_some_and(|w| w.has_failures()) {
+                    return Ok(4);
+                }
             }
             Ok(if *verified { 0 } else { 1 })
         }
@@ -695,6 +797,43 @@ fn write_report(report: &loadbal::report::Report, path: &Path, quiet: bool) {
 }
 
 fn print_summary(r: &loadbal::report::Report) {
+    if let Some(w) = &r.work {
+        let what = match (w.digits_total, w.straight_total, w.output_bytes) {
+            (Some(total), Some(straight), _) => {
+                format!("digit sum {total} (a straight pass: {straight})")
+            }
+            (_, _, Some(bytes)) => format!("{bytes} bytes of output"),
+            _ => w
+                .output_error
+                .clone()
+                .unwrap_or_else(|| "no output".to_owned()),
+        };
+        loadbal::say!(
+            "{}: {} jobs of {}, {what}; {} attempts, {} failed for good; master computed {}, \
+             slave {}; moved {} to the slave and {} to the master",
+            if r.verified {
+                "VERIFIED"
+            } else if w.has_failures() {
+                "JOBS FAILED"
+            } else {
+                "NOT VERIFIED"
+            },
+            r.jobs_total,
+            w.program,
+            w.attempts,
+            w.jobs_failed.len(),
+            r.jobs_done.master,
+            r.jobs_done.slave,
+            r.jobs_moved.to_slave,
+            r.jobs_moved.to_master
+        );
+    } else {
+        print_vector_summary(r);
+    }
+    print_times(r);
+}
+
+fn print_vector_summary(r: &loadbal::report::Report) {
     loadbal::say!(
         "{}: {} jobs, every element {} {:.9}; master computed {}, slave {}; \
          moved {} to the slave and {} to the master",
@@ -711,6 +850,9 @@ fn print_summary(r: &loadbal::report::Report) {
         r.jobs_moved.to_slave,
         r.jobs_moved.to_master
     );
+}
+
+fn print_times(r: &loadbal::report::Report) {
     loadbal::say!(
         "time: {:.3} s total (bootstrap {:.3} s, processing {:.3} s, aggregation {:.3} s)",
         r.elapsed_s.total,

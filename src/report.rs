@@ -191,6 +191,75 @@ pub struct Report {
     /// master's ledger. Absent for a run that finished.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ledger: Option<LedgerCounts>,
+    /// The digits and command kinds: what ran and what came of it. Absent
+    /// for the vector kind (whose report is unchanged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work: Option<WorkReport>,
+}
+
+/// The digits and command kinds' part of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkReport {
+    /// `"digits"` or `"command"`.
+    pub kind: String,
+    /// The program, as a shell would show it (digits: "digit sum").
+    pub program: String,
+    /// The input, the output and the pieces, in words.
+    pub describe: String,
+    /// Pieces the input makes.
+    pub pieces: u32,
+    /// Of them, those a killed run had finished (`--resume`); not run again.
+    pub resumed: u32,
+    /// Attempts made, both nodes', failed ones included.
+    pub attempts: u32,
+    /// The pieces (numbered from 0, as the joblog's Seq - 1) that failed
+    /// for good; their output is not in the output.
+    pub jobs_failed: Vec<u32>,
+    /// Command: bytes written to the output.
+    pub output_bytes: Option<u64>,
+    /// Digits: the sum of the jobs' sums.
+    pub digits_total: Option<u64>,
+    /// Digits: a straight pass over the input's digits.
+    pub straight_total: Option<u64>,
+    /// Why the output could not be written, if it could not.
+    pub output_error: Option<String>,
+}
+
+impl WorkReport {
+    fn of(core: &NodeCore) -> Option<WorkReport> {
+        let work = core.work()?;
+        let (pieces, resumed) = work.pieces();
+        let finish = core.pieces_finish();
+        let done = finish.and_then(|f| f.as_ref().ok());
+        Some(WorkReport {
+            kind: work.kind().name().to_owned(),
+            program: work.command_line(),
+            describe: work.describe(),
+            pieces,
+            resumed,
+            attempts: core.attempts(),
+            jobs_failed: {
+                let mut failed: Vec<u32> = core
+                    .failed_jobs()
+                    .iter()
+                    .map(|&id| work.piece_of(id))
+                    .collect();
+                failed.sort_unstable();
+                failed
+            },
+            output_bytes: done
+                .filter(|_| work.kind() == crate::config::Kind::Command)
+                .map(|f| f.output_bytes),
+            digits_total: done.and_then(|f| f.digits_total).map(|t| t.0),
+            straight_total: done.and_then(|f| f.digits_total).map(|t| t.1),
+            output_error: finish.and_then(|f| f.as_ref().err().cloned()),
+        })
+    }
+
+    /// True when jobs failed for good (exit code 4).
+    pub fn has_failures(&self) -> bool {
+        !self.jobs_failed.is_empty()
+    }
 }
 
 /// The master's jobs in each state of its ledger.
@@ -251,7 +320,7 @@ impl Report {
     /// the verification it made and its socket's counters.
     pub fn build(core: &NodeCore, net: &NetStats, verification: &Verification) -> Report {
         let config = core.config();
-        let workload = config.workload;
+        let workload = config.workload.clone();
         let started = core.phase_started();
         let seconds = |from: Phase, to: Phase| -> f64 {
             match (started[from as usize], started[to as usize]) {
@@ -360,6 +429,7 @@ impl Report {
             },
             failure: None,
             ledger: None,
+            work: WorkReport::of(core),
         }
     }
 
@@ -389,8 +459,12 @@ impl Report {
             processing,
             aggregation,
         };
-        let workload = core.config().workload;
-        let verification = core.results()?.verify(&workload);
+        let workload = core.config().workload.clone();
+        let verification = if core.work().is_some() {
+            core.results()?.verify_present()
+        } else {
+            core.results()?.verify(&workload)
+        };
         let ledger = core.ledger();
         let count = |state| ledger.count(state);
         Some(Report {

@@ -80,6 +80,7 @@ pub fn real_run(
         waker: Arc::new(|| {}),
         random_bootstrap: false,
         inject_panic: None,
+        work: None,
     };
     let slave =
         node::start(Role::Slave, &config, quiet.clone()).context("cannot start the slave")?;
@@ -144,6 +145,7 @@ fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
         waker: Arc::new(|| {}),
         random_bootstrap,
         inject_panic: None,
+        work: None,
     };
     let slave =
         node::start(Role::Slave, &config, quiet(false)).context("cannot start the slave")?;
@@ -261,7 +263,7 @@ fn bootstrap_once(
     link: Option<LinkConfig>,
     data: Until,
 ) -> anyhow::Result<(Duration, u64)> {
-    let mut file = loopback(workload)?;
+    let mut file = loopback(workload.clone())?;
     file.master.throttle = 0.0;
     file.slave.throttle = 0.0;
     file.master.link = link;
@@ -307,7 +309,7 @@ pub fn transport(
         for k in 0..VARIANTS.len() {
             let i = (rep + k) % VARIANTS.len();
             let (compression, data) = VARIANTS[i];
-            let (time, retransmitted) = bootstrap_once(workload, compression, None, data)?;
+            let (time, retransmitted) = bootstrap_once(workload.clone(), compression, None, data)?;
             resent += retransmitted;
             udp[i].push(mb / time.as_secs_f64());
         }
@@ -398,7 +400,7 @@ pub fn two_nodes(
             let mut phases = [Vec::new(), Vec::new(), Vec::new()];
             let mut split = (0, 0);
             for _ in 0..reps {
-                let mut file = loopback(workload)?;
+                let mut file = loopback(workload.clone())?;
                 file.master.throttle = tm;
                 file.slave.throttle = ts;
                 file.policy.transfer = policy.to_owned();
@@ -474,7 +476,7 @@ pub fn original(
         let back = tcp_stream(&payload, true)?;
         tcp.push((there + back).as_secs_f64());
         for (compression, into) in [(true, &mut on), (false, &mut off)] {
-            let mut file = loopback(workload)?;
+            let mut file = loopback(workload.clone())?;
             file.network.compression = Some(compression);
             into.push(verified_run(&file)?.elapsed_s.total);
         }
@@ -524,11 +526,11 @@ pub fn job_size(
             jobs,
             elements_per_job: (total / u64::from(jobs)) as u32,
             iterations,
-            ..reference
+            ..reference.clone()
         };
         let mut totals = Vec::new();
         for _ in 0..reps {
-            totals.push(verified_run(&loopback(workload)?)?.elapsed_s.total);
+            totals.push(verified_run(&loopback(workload.clone())?)?.elapsed_s.total);
         }
         let t = median(&totals);
         let _ = writeln!(
@@ -571,7 +573,7 @@ pub fn memory(options: &Options, log: &mut dyn Write, out: &mut Vec<Figure>) -> 
     let result = (|| -> anyhow::Result<Vec<f64>> {
         let mut peaks = Vec::new();
         for _ in 0..options.reps(3) {
-            peaks.push(master_peak(&exe, &dir, workload)?);
+            peaks.push(master_peak(&exe, &dir, workload.clone())?);
         }
         Ok(peaks)
     })();
@@ -652,7 +654,7 @@ pub fn compression(
         for k in 0..VARIANTS.len() {
             let i = (rep + k) % VARIANTS.len();
             let (compression, data) = VARIANTS[i];
-            let (time, _) = bootstrap_once(workload, compression, Some(link), data)?;
+            let (time, _) = bootstrap_once(workload.clone(), compression, Some(link), data)?;
             times[i].push(time.as_secs_f64());
         }
     }

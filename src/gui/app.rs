@@ -447,12 +447,12 @@ impl LoadbalApp {
             );
             return;
         };
-        let w = c.workload;
-        let total = match self.plan_total {
-            Some((made_for, total)) if made_for == w => total,
+        let w = c.workload.clone();
+        let total = match &self.plan_total {
+            Some((made_for, total)) if *made_for == w => *total,
             _ => {
                 let total = w.schedule().total();
-                self.plan_total = Some((w, total));
+                self.plan_total = Some((w.clone(), total));
                 total
             }
         };

@@ -168,6 +168,17 @@ impl NodePanel {
         config_path.clone_into(&mut self.config_path);
         let mut config = config.clone();
         config.node_mut(self.role).throttle = self.throttle;
+        let work = match node::prepare_work(
+            &mut config,
+            self.role,
+            &crate::workload::kind::MasterOptions::default(),
+        ) {
+            Ok(work) => work,
+            Err(e) => {
+                self.start_error = Some(e);
+                return;
+            }
+        };
         let options = NodeOptions {
             headless: false,
             progress: false,
@@ -175,6 +186,7 @@ impl NodePanel {
             waker,
             random_bootstrap: false,
             inject_panic: None,
+            work,
         };
         self.start_error = None;
         self.outcome = None;

@@ -84,6 +84,7 @@ impl SimNode {
             headless: true,
             random_bootstrap: false,
             memory_bytes: 0,
+            work: None,
         };
         SimNode {
             core: NodeCore::new(role, config, settings, now),

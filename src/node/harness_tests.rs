@@ -359,6 +359,8 @@ fn a_replayed_hello_cannot_draw_a_slave_into_an_old_session() {
             policy: 0,
             present: JOBS,
             arrivals: None,
+            kind: 0,
+            spec: Default::default(),
         },
         // An earlier run's nonce, not this slave's.
         nonce: 12345,

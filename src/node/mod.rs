@@ -141,6 +141,27 @@ pub struct NodeOptions {
     /// For the supervision tests only: make the named thread panic at its
     /// first check once the trigger has come (see [`PANIC_HOOK_VAR`]).
     pub inject_panic: Option<(String, PanicTrigger)>,
+    /// The digits and command kinds: how this node runs their jobs (see
+    /// [`crate::workload::kind::ByteWork`]); none for the vector kind.
+    pub work: Option<Arc<crate::workload::kind::ByteWork>>,
+}
+
+/// The digits and command kinds: builds how this node runs their jobs
+/// (the master lists its input, and with `--resume` finds what a killed
+/// run finished) and makes the config's job count the master's pieces.
+/// None for the vector kind; an error says in words what is wrong.
+pub fn prepare_work(
+    config: &mut Config,
+    role: Role,
+    options: &crate::workload::kind::MasterOptions,
+) -> Result<Option<Arc<crate::workload::kind::ByteWork>>, String> {
+    let Some(work) = crate::workload::kind::ByteWork::new(&config.workload, role, options)? else {
+        return Ok(None);
+    };
+    if role == Role::Master {
+        config.workload.jobs = work.jobs();
+    }
+    Ok(Some(Arc::new(work)))
 }
 
 impl NodeOptions {
@@ -153,6 +174,7 @@ impl NodeOptions {
             waker: Arc::new(|| {}),
             random_bootstrap: false,
             inject_panic: None,
+            work: None,
         }
     }
 }
@@ -412,6 +434,7 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
             headless: options.headless,
             random_bootstrap: options.random_bootstrap,
             memory_bytes: crate::config::Machine::probe().memory_bytes,
+            work: options.work.clone(),
         },
         now,
     );

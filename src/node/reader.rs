@@ -171,6 +171,8 @@ mod tests {
             policy: 0,
             present: 64,
             arrivals: None,
+            kind: 0,
+            spec: Default::default(),
         };
         vec![
             Message::Hello(protocol::Hello {

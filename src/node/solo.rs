@@ -44,7 +44,8 @@ pub fn compute_alone(
         let _ = tx.send(Work {
             worker: 0,
             job,
-            workload: *workload,
+            workload: workload.clone(),
+            pieces: None,
         });
     }
     drop(tx);

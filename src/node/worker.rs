@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use super::core::Work;
 use crate::config::WorkloadConfig;
 use crate::throttle::{Step, ThrottleSchedule};
+use crate::workload::kind::ByteWork;
 use crate::workload::{self, Job};
 
 /// The throttle the workers read: an `f64` in an atomic, written by the
@@ -50,6 +51,15 @@ pub fn run(
     while let Ok(work) = jobs.recv() {
         let started = Instant::now();
         let mut job = work.job;
+        if let Some(pieces) = &work.pieces {
+            let Some(computing) = run_piece(&mut job, pieces, knob, stop) else {
+                return;
+            };
+            if !done(job, started, computing) {
+                return;
+            }
+            continue;
+        }
         job.make_ready(&work.workload);
         let mut computing = Duration::ZERO;
         if !compute(
@@ -68,6 +78,35 @@ pub fn run(
             return;
         }
     }
+}
+
+/// Runs a digits or command job under the throttle: reads its input if
+/// it has none yet (the master; a slave's attempt at a job it has no
+/// input for fails), runs it, and leaves its output and outcome in the
+/// job. Returns the running time, or None if the node stopped first.
+fn run_piece(
+    job: &mut Job,
+    pieces: &ByteWork,
+    knob: &Knob,
+    stop: &Receiver<()>,
+) -> Option<Duration> {
+    let stopped = || matches!(stop.try_recv(), Err(TryRecvError::Disconnected));
+    let input = match job.piece.take() {
+        Some(piece) => Ok(piece.bytes),
+        None => pieces.read(job.id),
+    };
+    let (output, outcome, running) = match input {
+        Ok(input) => pieces.run(input, &|| knob.get(), &stopped),
+        Err(e) => pieces.cannot_read(&e),
+    };
+    if stopped() {
+        return None;
+    }
+    job.piece = Some(Box::new(workload::Piece {
+        bytes: output,
+        ran: Some(outcome),
+    }));
+    Some(running)
 }
 
 /// Computes a whole job under the throttle. False if the node stopped first.

@@ -136,7 +136,7 @@ pub struct Encoded {
 impl Encoded {
     /// True when the jobs went compressed.
     pub fn is_compressed(&self) -> bool {
-        self.payload.first() == Some(&LZ4)
+        is_compressed(&self.payload)
     }
 }
 
@@ -259,14 +259,21 @@ fn encode_packed(source: Source<'_>, initial: &[f64], raw_bytes: usize) -> Vec<u
 
 /// True when a batch payload is compressed.
 pub fn is_compressed(payload: &[u8]) -> bool {
-    payload.first() == Some(&LZ4)
+    payload.first() == Some(&LZ4) || super::pieces::is_compressed(payload)
 }
 
 /// Decodes a batch payload. `complete` marks the jobs as fully computed
 /// (a results batch) or not started (a jobs batch).
 pub fn decode(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Job>, DecodeError> {
     let mut r = Reader::new(bytes);
-    match r.u8()? {
+    let encoding = r.u8()?;
+    if encoding == super::pieces::PIECES {
+        return super::pieces::decode(r.rest(), params, complete);
+    }
+    if !params.is_vector() {
+        return Err(DecodeError::Invalid("a vector batch in a run of pieces"));
+    }
+    match encoding {
         RAW => decode_raw(r.rest(), params, complete),
         LZ4 => decode_packed(r.rest(), params, complete),
         _ => Err(DecodeError::Invalid("unknown batch encoding")),
@@ -356,7 +363,12 @@ fn decode_packed(
             data
         };
         let done = if complete { data.len() } else { 0 };
-        jobs.push(Job { id, data, done });
+        jobs.push(Job {
+            id,
+            data,
+            done,
+            piece: None,
+        });
     }
     r.finish()?;
     no_duplicates(seen)?;
@@ -398,7 +410,12 @@ fn decode_raw(bytes: &[u8], params: &RunParams, complete: bool) -> Result<Vec<Jo
         seen.push(id);
         let data = f64s_from_le(r.take(elements as usize * 8)?);
         let done = if complete { data.len() } else { 0 };
-        jobs.push(Job { id, data, done });
+        jobs.push(Job {
+            id,
+            data,
+            done,
+            piece: None,
+        });
     }
     r.finish()?;
     no_duplicates(seen)?;
@@ -457,6 +474,8 @@ mod tests {
             policy: 0,
             present: 10,
             arrivals: None,
+            kind: 0,
+            spec: Default::default(),
         }
     }
 
@@ -466,11 +485,13 @@ mod tests {
                 id: 7,
                 data: vec![1.0, -2.5, f64::MIN_POSITIVE],
                 done: 0,
+                piece: None,
             },
             Job {
                 id: 0,
                 data: vec![1e300, 0.1, -0.0],
                 done: 0,
+                piece: None,
             },
         ]
     }
@@ -499,6 +520,7 @@ mod tests {
             initial: 1.111111,
             addend: 1.0,
             arrivals: None,
+            ..Default::default()
         }
     }
 
@@ -513,6 +535,8 @@ mod tests {
             policy: 0,
             present: w.jobs,
             arrivals: None,
+            kind: 0,
+            spec: Default::default(),
         }
     }
 
@@ -730,6 +754,7 @@ mod tests {
             initial: -1.25e-3,
             addend: 1.0,
             arrivals: None,
+            ..Default::default()
         };
         for ids in [vec![], vec![4], vec![9, 0, 3]] {
             let made: Vec<Job> = ids

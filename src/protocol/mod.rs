@@ -15,13 +15,14 @@
 
 pub mod batch;
 mod codec;
+pub mod pieces;
 
 use codec::{Reader, Writer};
 
 /// The first four bytes of every loadbal datagram.
 pub const MAGIC: [u8; 4] = *b"LDBL";
 /// The wire format's version; a datagram of another version is rejected.
-pub const VERSION: u8 = 7;
+pub const VERSION: u8 = 8;
 /// Bytes in the fixed header.
 pub const HEADER_BYTES: usize = 24;
 /// Bytes in a chunk message before its payload (header included).
@@ -125,6 +126,11 @@ pub struct RunParams {
     pub present: u32,
     /// The jobs arriving at each node during the run, if any.
     pub arrivals: Option<crate::arrivals::Arrivals>,
+    /// The job kind ([`crate::config::Kind::code`]).
+    pub kind: u8,
+    /// The digits and command kinds: each spec field's digest
+    /// ([`crate::workload::kind::spec_digest`]); zero for the vector kind.
+    pub spec: crate::workload::kind::SpecDigest,
 }
 
 impl RunParams {
@@ -141,7 +147,15 @@ impl RunParams {
             policy: crate::policy::index_of(&config.policy.transfer).unwrap_or(0),
             present: w.jobs,
             arrivals: w.arrivals,
+            kind: w.kind.code(),
+            spec: crate::workload::kind::spec_digest(w),
         }
+    }
+
+    /// True for the vector kind (a job is doubles); false for the digits
+    /// and command kinds (a job is bytes).
+    pub fn is_vector(&self) -> bool {
+        self.kind == 0
     }
 
     /// The first field in which the master's parameters and the slave's
@@ -172,6 +186,46 @@ impl RunParams {
             }),
             ("policy.threshold", |p| p.threshold.to_string()),
         ];
+        let kind = |p: &RunParams| {
+            crate::config::Kind::from_code(p.kind).map_or_else(
+                || format!("number {}", p.kind),
+                |k| format!("\"{}\"", k.name()),
+            )
+        };
+        if master.kind != slave.kind {
+            return Some(Mismatch {
+                field: "workload.kind",
+                master: kind(master),
+                slave: kind(slave),
+            });
+        }
+        if !master.is_vector() {
+            // The vector's fields do not apply (the master's input makes
+            // the jobs; the slave has none), the spec's do.
+            let digest = |d: &[u8; 8]| {
+                let hex: String = d[..4].iter().map(|b| format!("{b:02x}")).collect();
+                format!("the one whose digest begins {hex}")
+            };
+            let spec = crate::workload::kind::SPEC_FIELDS
+                .iter()
+                .zip(master.spec.iter().zip(&slave.spec))
+                .find(|(_, (m, s))| m != s)
+                .map(|(field, (m, s))| Mismatch {
+                    field,
+                    master: digest(m),
+                    slave: digest(s),
+                });
+            return spec.or_else(|| {
+                fields[6..].iter().find_map(|&(field, show)| {
+                    let (master, slave) = (show(master), show(slave));
+                    (master != slave).then_some(Mismatch {
+                        field,
+                        master,
+                        slave,
+                    })
+                })
+            });
+        }
         fields.into_iter().find_map(|(field, show)| {
             let (master, slave) = (show(master), show(slave));
             (master != slave).then_some(Mismatch {
@@ -198,6 +252,28 @@ impl RunParams {
     /// where a config cannot.
     pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
         use crate::config::{ConfigError, check_range, limits};
+        if !self.is_vector() {
+            if crate::config::Kind::from_code(self.kind).is_none() {
+                return Err(ConfigError::Invalid {
+                    field: "workload.kind".to_owned(),
+                    message: format!("kind number {} is not a known kind", self.kind),
+                });
+            }
+            if self.arrivals.is_some() || self.present != self.jobs {
+                return Err(ConfigError::Invalid {
+                    field: "workload.arrivals".to_owned(),
+                    message: "jobs arrive only in the vector kind".to_owned(),
+                });
+            }
+            check_range("workload.jobs", self.jobs, 1, limits::MAX_JOBS)?;
+            if usize::from(self.policy) >= crate::policy::NAMES.len() {
+                return Err(ConfigError::Invalid {
+                    field: "policy.transfer".to_owned(),
+                    message: format!("policy number {} is not a known policy", self.policy),
+                });
+            }
+            return check_range("policy.threshold", self.threshold, 0, limits::MAX_THRESHOLD);
+        }
         let workload = crate::config::WorkloadConfig {
             jobs: self.present,
             arrivals: self.arrivals,
@@ -233,6 +309,8 @@ impl RunParams {
             initial: self.initial,
             addend: self.addend,
             arrivals: None,
+            kind: crate::config::Kind::from_code(self.kind).unwrap_or_default(),
+            ..Default::default()
         }
     }
 }
@@ -527,6 +605,10 @@ pub fn encode(header: &Header, message: &Message<'_>, out: &mut Vec<u8>) {
                     w.u64(a.seed);
                 }
             }
+            w.u8(p.kind);
+            for d in &p.spec {
+                w.bytes(d);
+            }
             w.u64(h.nonce);
         }
         Message::State(s) => {
@@ -657,6 +739,14 @@ pub fn decode(bytes: &[u8]) -> Result<(Header, Message<'_>), DecodeError> {
                         seed: r.u64()?,
                     }),
                     _ => return Err(DecodeError::Invalid("bad arrivals flag")),
+                },
+                kind: r.u8()?,
+                spec: {
+                    let mut spec = crate::workload::kind::SpecDigest::default();
+                    for d in &mut spec {
+                        d.copy_from_slice(r.take(8)?);
+                    }
+                    spec
                 },
             };
             let nonce = r.u64()?;

@@ -12,6 +12,8 @@ fn params() -> RunParams {
         policy: 3,
         present: 1024,
         arrivals: None,
+        kind: 0,
+        spec: Default::default(),
     }
 }
 

@@ -301,7 +301,7 @@ pub fn run_real(
 
 /// The workload in words.
 pub fn describe(c: &Config) -> String {
-    let w = c.workload;
+    let w = c.workload.clone();
     format!(
         "{} jobs of {} doubles, {} iterations; {} + {} workers",
         w.jobs,

@@ -211,7 +211,7 @@ pub fn simulate(
 ) -> Result<Simulation, SimError> {
     let wall = Instant::now();
     let rate = machine.rate_jobs_per_s;
-    let w = config.workload;
+    let w = config.workload.clone();
     let per_job = f64::from(w.elements_per_job) * f64::from(w.iterations);
     let mut pair = Pair::new(&simulated_config(config), rate * per_job, seed);
     if machine.seconds_per_byte > 0.0 {
@@ -365,7 +365,7 @@ pub fn measure_transfer_cost(budget: Duration) -> f64 {
 /// Measures one worker's jobs per second on this machine: the kernel on
 /// one job of the workload's size, for about `budget`.
 pub fn measure_rate(config: &Config, budget: Duration) -> f64 {
-    let w = config.workload;
+    let w = config.workload.clone();
     let mut data = vec![w.initial; w.elements_per_job as usize];
     // Few iterations per pass, so a pass stays short whatever the workload.
     let pass_iterations = w.iterations.clamp(1, 50);

@@ -452,6 +452,7 @@ fn failure_kind(f: &Failure) -> &'static str {
         Failure::PeerRefuses { .. } => "peer refuses",
         Failure::ConfigMismatch(_) => "configs differ",
         Failure::SecretMismatch { .. } => "secrets differ",
+        Failure::Files(_) => "files",
     }
 }
 
@@ -467,6 +468,8 @@ pub(crate) const SMALL_PARAMS: RunParams = RunParams {
     policy: 0,
     present: 8,
     arrivals: None,
+    kind: 0,
+    spec: [[0; 8]; 8],
 };
 
 /// The forged hello of variant `v`, to a slave whose nonce is `nonce`.

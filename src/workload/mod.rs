@@ -16,18 +16,64 @@ pub use crate::ids::JobId;
 pub mod command;
 pub mod digits;
 pub mod joblog;
+pub mod kind;
 pub mod output;
 pub mod split;
 
-/// A contiguous slice of the vector and how far its computation has got.
+/// A job: a contiguous slice of the vector and how far its computation
+/// has got, or (the digits and command kinds) a piece of the user's input
+/// and, once computed, its output.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// Index of the slice in the vector.
+    /// Index of the slice in the vector, or of the job in the run.
     pub id: JobId,
-    /// The slice's values.
+    /// The slice's values (the vector kind; empty for the others).
     pub data: Vec<f64>,
     /// Elements `0..done` have received all their additions; the rest none.
     pub done: usize,
+    /// The digits and command kinds: the job's bytes (none: not read from
+    /// the input yet).
+    pub piece: Option<Box<Piece>>,
+}
+
+/// A job of the digits or command kind: its input bytes, then its output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    /// The input before the job ran, its output (stdout, or the digits'
+    /// sum as 8 bytes LE) after.
+    pub bytes: Vec<u8>,
+    /// How the run went; none before it.
+    pub ran: Option<Outcome>,
+}
+
+/// How one attempt of a digits or command job went, as the node that ran
+/// it tells the master.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// The program's exit status (GNU parallel's Exitval: -1 for one we
+    /// killed or could not start).
+    pub exitval: i32,
+    /// The signal that killed it (parallel's Signal), 0 for none.
+    pub signal: i32,
+    /// Why it failed, in words; none for a job done.
+    pub failed: Option<String>,
+    /// When it started, Unix seconds on the node that ran it.
+    pub start_unix_s: f64,
+    /// How long it ran, wall seconds (the throttle's pauses included).
+    pub runtime_s: f64,
+    /// Bytes of input it was given.
+    pub input_bytes: u64,
+    /// The last bytes of its stderr (a failed job's are logged).
+    pub stderr_tail: Vec<u8>,
+    /// BLAKE3 of the output, from the node that computed it.
+    pub digest: [u8; 32],
+}
+
+impl Outcome {
+    /// True for a job done.
+    pub fn succeeded(&self) -> bool {
+        self.failed.is_none()
+    }
 }
 
 impl Job {
@@ -40,21 +86,38 @@ impl Job {
             id,
             data: Vec::new(),
             done: 0,
+            piece: None,
         }
+    }
+
+    /// A job of the digits or command kind holding its input.
+    pub fn with_input(id: JobId, bytes: Vec<u8>) -> Job {
+        Job {
+            piece: Some(Box::new(Piece { bytes, ran: None })),
+            ..Job::unmade(id)
+        }
+    }
+
+    /// A digits or command job's outcome, once it ran.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        self.piece.as_ref().and_then(|p| p.ran.as_ref())
     }
 
     /// Fills in the data of an [`unmade`](Job::unmade) job; any other job is
     /// left as it is.
     pub fn make_ready(&mut self, workload: &WorkloadConfig) {
-        if self.data.is_empty() && self.done == 0 {
+        if self.piece.is_none() && self.data.is_empty() && self.done == 0 {
             self.data = vec![workload.initial; workload.elements_per_job as usize];
         }
     }
 
-    /// True when every element has received all its additions; never for
-    /// an [`unmade`](Job::unmade) job.
+    /// True when every element has received all its additions (a piece:
+    /// once it ran); never for an [`unmade`](Job::unmade) job.
     pub fn is_complete(&self) -> bool {
-        !self.data.is_empty() && self.done == self.data.len()
+        match &self.piece {
+            Some(p) => p.ran.is_some(),
+            None => !self.data.is_empty() && self.done == self.data.len(),
+        }
     }
 }
 
@@ -116,7 +179,12 @@ pub fn random_job(id: JobId, elements: u32) -> Job {
             f64::from_bits(0x3ff0_0000_0000_0000 | (x >> 12))
         })
         .collect();
-    Job { id, data, done: 0 }
+    Job {
+        id,
+        data,
+        done: 0,
+        piece: None,
+    }
 }
 
 /// Formats job ids as compact ranges: `0-511, 600, 602-603`.
@@ -275,6 +343,21 @@ impl ResultStore {
         self.present == self.slots.len()
     }
 
+    /// Checks every job present once (the digits and command kinds, whose
+    /// outputs are checked as they come and are not held here).
+    pub fn verify_present(&self) -> Verification {
+        let missing: Vec<JobId> = (0..self.slots.len() as JobId)
+            .filter(|&id| self.slots[id as usize].is_none())
+            .collect();
+        Verification {
+            verified: missing.is_empty() && self.duplicated.is_empty() && self.out_of_range == 0,
+            missing,
+            duplicated: self.duplicated.clone(),
+            wrong_elements: 0,
+            expected: f64::NAN,
+        }
+    }
+
     /// Checks every job present once and every element bit-equal to the
     /// expected value.
     pub fn verify(&self, workload: &WorkloadConfig) -> Verification {
@@ -319,6 +402,7 @@ mod tests {
             initial: 1.111111,
             addend: 1.111111,
             arrivals: None,
+            ..Default::default()
         }
     }
 

@@ -145,7 +145,7 @@ impl Spool {
     /// For a directory input: writes one file per job into directory
     /// `output` (made if need be), named as job `id`'s input file
     /// `names[id]`, each atomically; then removes the spool.
-    pub fn assemble_dir(self, output: &Path, names: &[OsString]) -> std::io::Result<()> {
+    pub fn assemble_dir(self, output: &Path, names: &[OsString]) -> std::io::Result<u64> {
         if names.len() != self.jobs as usize {
             return Err(std::io::Error::other(format!(
                 "{} names for {} jobs",
@@ -155,13 +155,48 @@ impl Spool {
         }
         self.check_complete()?;
         std::fs::create_dir_all(output)?;
+        let mut written = 0u64;
         for (id, name) in (0..self.jobs).zip(names) {
             let mut part = std::fs::File::open(self.part(id))?;
             crate::files::write_with(&output.join(name), |out| {
-                std::io::copy(&mut part, out).map(drop)
+                written += std::io::copy(&mut part, out)?;
+                Ok(())
             })?;
         }
-        self.finish()
+        self.finish()?;
+        Ok(written)
+    }
+
+    /// Writes the parts held (a run whose failed jobs have none): the
+    /// file of them in job order, or one file per job held, each
+    /// atomically. The spool stays, for a run with `--resume`. Returns the
+    /// bytes written.
+    pub fn write_present(&self, output: &Path, names: Option<&[OsString]>) -> std::io::Result<u64> {
+        let held = self.parts()?;
+        let mut written = 0u64;
+        match names {
+            None => crate::files::write_with(output, |out| {
+                for &id in &held {
+                    let mut part = std::fs::File::open(self.part(id))?;
+                    written += std::io::copy(&mut part, out)?;
+                }
+                Ok(())
+            })?,
+            Some(names) => {
+                std::fs::create_dir_all(output)?;
+                for &id in &held {
+                    let name = names
+                        .get(id as usize)
+                        .ok_or_else(|| std::io::Error::other(format!("no name for job {id}")))?;
+                    let mut part = std::fs::File::open(self.part(id))?;
+                    crate::files::write_with(&output.join(name), |out| {
+                        written += std::io::copy(&mut part, out)?;
+                        Ok(())
+                    })?;
+                }
+            }
+        }
+        Ok(written)
     }
 
     fn check_complete(&self) -> std::io::Result<()> {

@@ -245,6 +245,39 @@ impl JobBook {
         }
     }
 
+    /// Master: an attempt at job `id` by worker `worker` failed and the
+    /// job goes again: back in the queue, unmade (its input is read again),
+    /// at the front or the back (where a transfer takes it). False when it
+    /// was not computing here any more.
+    pub(super) fn retry_own(&mut self, worker: usize, id: JobId, front: bool) -> bool {
+        if let Some(n) = self.assigned.get_mut(worker) {
+            *n = n.saturating_sub(1);
+        }
+        if self.ledger.state(id) != JobState::Computing {
+            return false;
+        }
+        self.set(id, JobState::Queued);
+        if front {
+            self.queue.push_front(Job::unmade(id));
+        } else {
+            self.queue.push_back(Job::unmade(id));
+        }
+        true
+    }
+
+    /// Master: the slave's attempt at job `id` failed and the job goes
+    /// again here, first in the queue. False when it was not the slave's
+    /// (a reclaimed job, or one whose result is held).
+    pub(super) fn retry_lent(&mut self, id: JobId) -> bool {
+        let state = self.ledger.state(id);
+        if state != JobState::Lent && state != JobState::InFlight {
+            return false;
+        }
+        self.set(id, JobState::Queued);
+        self.queue.push_front(Job::unmade(id));
+        true
+    }
+
     /// Master: job `id`'s result is held from `at_s` (run seconds).
     fn held_at(&mut self, id: JobId, at_s: f64) {
         if let Some(t) = self.result_at.get_mut(id as usize) {

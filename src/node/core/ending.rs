@@ -56,12 +56,43 @@ impl NodeCore {
     }
 
     pub(super) fn verify_and_finish(&mut self, now: Instant) {
-        let workload = self.config.workload;
-        let Some(verification) = self.book.results().map(|s| s.verify(&workload)) else {
+        let workload = self.config.workload.clone();
+        let pieces = self.settings.work.is_some();
+        let Some(mut verification) = self.book.results().map(|s| {
+            if pieces {
+                s.verify_present()
+            } else {
+                s.verify(&workload)
+            }
+        }) else {
             return;
         };
         self.set_phase(now, Phase::Done);
-        if verification.verified {
+        if pieces {
+            // Each output was checked against its digest as it came; what
+            // is left is the output itself, or the digits' total.
+            let finished = self.finish_pieces(now);
+            verification.verified &= finished;
+            if verification.verified {
+                self.log(
+                    now,
+                    format!(
+                        "verified: all {} jobs present once, every output as its node computed it",
+                        self.session.params.map_or(workload.jobs, |p| p.jobs),
+                    ),
+                );
+            } else {
+                let failed = self.pieces.failed.len();
+                self.log(
+                    now,
+                    format!(
+                        "verification FAILED: {} missing, {} duplicated, {failed} failed for good",
+                        verification.missing.len(),
+                        verification.duplicated.len(),
+                    ),
+                );
+            }
+        } else if verification.verified {
             self.log(
                 now,
                 format!(

@@ -88,6 +88,9 @@ pub struct Work {
     pub job: Job,
     /// The workload it belongs to.
     pub workload: WorkloadConfig,
+    /// The digits and command kinds: how to run it (and, on the master,
+    /// read its input).
+    pub pieces: Option<std::sync::Arc<crate::workload::kind::ByteWork>>,
 }
 
 /// Something the core tells its shell.
@@ -200,6 +203,9 @@ pub enum Failure {
         /// How long they came, seconds.
         waited_s: f64,
     },
+    /// The master could not read its input or keep an output.
+    #[error("{0}; stopping")]
+    Files(String),
     /// A thread of the node panicked.
     #[error("thread {name} panicked; the node stopped")]
     Panicked {

@@ -158,8 +158,9 @@ impl NodeCore {
                     self.log(
                         now,
                         format!(
-                            "joined the master's run {session:#018x}: {} jobs of {} doubles, {} iterations; policy {}, threshold {} {}",
-                            p.jobs, p.elements_per_job, p.iterations, self.adaptor.policy.name(), p.threshold,
+                            "joined the master's run {session:#018x}: {}; policy {}, threshold {} {}",
+                            self.jobs_text(p.jobs, p.elements_per_job, p.iterations),
+                            self.adaptor.policy.name(), p.threshold,
                             crate::policy::threshold_unit(self.adaptor.policy.name())
                         ),
                     );

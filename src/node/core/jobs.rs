@@ -38,6 +38,16 @@ impl NodeCore {
         self.watchdog
             .job_took(now.saturating_duration_since(started));
         self.adaptor.departure_due = true;
+        // The digits and command kinds: the master checks and keeps the
+        // output, or sends a failed job again.
+        let job = if self.role == Role::Master && self.settings.work.is_some() {
+            match self.piece_back(now, job, Role::Master, Some(worker)) {
+                Some(job) => job,
+                None => return,
+            }
+        } else {
+            job
+        };
         let id = job.id;
         let (start_s, end_s) = (self.run_seconds(started), self.run_seconds(now));
         let finished = self.book.finished(worker, job, end_s);
@@ -171,6 +181,17 @@ impl NodeCore {
         };
         match kind {
             BatchKind::Results => {
+                let jobs = if self.settings.work.is_some() {
+                    let mut kept = Vec::with_capacity(jobs.len());
+                    for job in jobs {
+                        if let Some(job) = self.piece_back(now, job, Role::Slave, None) {
+                            kept.push(job);
+                        }
+                    }
+                    kept
+                } else {
+                    jobs
+                };
                 let (stored, late) = self.book.take_results(jobs, self.run_seconds(now));
                 if stored > 0 {
                     self.timeline.batch(span);
@@ -332,7 +353,13 @@ impl NodeCore {
         {
             let ids = self.book.take_bootstrap(self.batch_jobs);
             let compress = self.config.compression;
-            let encoded = if self.settings.random_bootstrap {
+            let encoded = if self.settings.work.is_some() {
+                let unread = ids.iter().map(|&id| Job::unmade(id)).collect();
+                let Some(jobs) = self.read_pieces(now, unread) else {
+                    return;
+                };
+                self.encode_pieces(&jobs)
+            } else if self.settings.random_bootstrap {
                 let jobs: Vec<Job> = ids
                     .iter()
                     .map(|&id| workload::random_job(id, workload.elements_per_job))
@@ -354,9 +381,15 @@ impl NodeCore {
         while !jobs.is_empty() {
             let rest = jobs.split_off(jobs.len().min(self.transfer_jobs));
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            // Jobs not made yet go as fresh ones, never filled in here.
-            let encoded =
-                batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression);
+            let encoded = if self.settings.work.is_some() {
+                let Some(read) = self.read_pieces(now, jobs) else {
+                    return;
+                };
+                self.encode_pieces(&read)
+            } else {
+                // Jobs not made yet go as fresh ones, never filled in here.
+                batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression)
+            };
             self.send_batch(now, BatchKind::Jobs, ids, encoded);
             jobs = rest;
         }
@@ -423,7 +456,11 @@ impl NodeCore {
             let jobs = self.book.take_ready(self.batch_jobs);
             self.results_waiting_since = None;
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
+            let encoded = if self.settings.work.is_some() {
+                self.encode_pieces(&jobs)
+            } else {
+                batch::encode_batch(Source::Jobs(&jobs), self.config.compression)
+            };
             drop(jobs);
             self.send_batch(now, BatchKind::Results, ids, encoded);
         }

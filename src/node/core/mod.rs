@@ -35,6 +35,7 @@ mod hello;
 mod inspect;
 mod jobs;
 pub mod ledger;
+mod pieces;
 mod refuse;
 mod session;
 mod state;
@@ -72,6 +73,10 @@ pub struct CoreSettings {
     /// This machine's memory, bytes (0: unknown): jobs added during a run
     /// must fit in it, as the config's workload must.
     pub memory_bytes: u64,
+    /// The digits and command kinds: how this node runs their jobs (and,
+    /// on the master, reads their input and keeps their output). None for
+    /// the vector kind.
+    pub work: Option<std::sync::Arc<crate::workload::kind::ByteWork>>,
 }
 
 /// What the core counts of datagrams and batches, for the report and the
@@ -162,6 +167,9 @@ pub struct NodeCore {
     /// Refusals in a row, and the fault injection's.
     refusals: refuse::Refusals,
 
+    /// The digits and command kinds: attempts and failures.
+    pieces: pieces::PieceBook,
+
     // Outputs.
     control: VecDeque<Message<'static>>,
     events: VecDeque<Event>,
@@ -184,7 +192,10 @@ impl NodeCore {
             datagram_bytes - protocol::CHUNK_OVERHEAD - crate::auth::TAG_BYTES,
             settings.window_chunks,
         );
-        let job_bytes = protocol::batch::job_bytes(config.workload.elements_per_job);
+        let job_bytes = match &settings.work {
+            None => protocol::batch::job_bytes(config.workload.elements_per_job),
+            Some(_) => pieces::typical_piece_bytes(&config.workload),
+        };
         let threshold = config.policy.threshold();
         let policy = crate::policy::by_name(&config.policy.transfer, threshold)
             .unwrap_or_else(|| Box::new(crate::policy::SenderInitiated::new(threshold)));
@@ -225,6 +236,7 @@ impl NodeCore {
             cpu: (0.0, 0.0),
             watchdog: watchdog::Watchdog::default(),
             refusals: refuse::Refusals::default(),
+            pieces: pieces::PieceBook::default(),
             control: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -363,6 +375,7 @@ impl NodeCore {
             worker,
             job,
             workload,
+            pieces: self.settings.work.clone(),
         })
     }
 

@@ -123,7 +123,7 @@ impl NodeCore {
         let peer = self.config.node(self.role.peer()).address;
         if self.role == Role::Master {
             self.session.id = random;
-            let w = self.config.workload;
+            let w = self.config.workload.clone();
             self.schedule = w.schedule();
             let jobs = self.schedule.total();
             self.session.params = Some(RunParams::from_config(&self.config));
@@ -132,9 +132,8 @@ impl NodeCore {
             self.log(
                 now,
                 format!(
-                    "started: {} jobs of {} doubles{}, {} iterations; policy {}, threshold {} {}; waiting for the slave at {peer}",
-                    w.jobs,
-                    w.elements_per_job,
+                    "started: {}{}; policy {}, threshold {} {}; waiting for the slave at {peer}",
+                    self.jobs_text(w.jobs, w.elements_per_job, w.iterations),
                     match &w.arrivals {
                         Some(a) => format!(
                             ", and {} arriving ({} a second at each node for {} s)",
@@ -144,7 +143,6 @@ impl NodeCore {
                         ),
                         None => String::new(),
                     },
-                    w.iterations,
                     self.config.policy.transfer,
                     self.config.policy.threshold(),
                     crate::policy::threshold_unit(&self.config.policy.transfer)
@@ -195,7 +193,7 @@ impl NodeCore {
     /// made by the worker that takes them.
     pub(super) fn begin_bootstrap(&mut self, now: Instant) {
         self.set_phase(now, Phase::Bootstrap);
-        let w = self.config.workload;
+        let w = self.config.workload.clone();
         let send = w.jobs / 2;
         let keep = w.jobs - send;
         self.log(
@@ -217,9 +215,14 @@ impl NodeCore {
         if self.book.bootstrap_done(n) && self.session.phase == Phase::Bootstrap {
             let elapsed = self.session.phase_started[Phase::Bootstrap as usize]
                 .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-            let params = self.config.workload;
-            let bytes = f64::from(self.book.bootstrap_jobs())
-                * protocol::batch::job_bytes(params.elements_per_job) as f64;
+            let params = self.config.workload.clone();
+            let bytes = if self.settings.work.is_some() {
+                // The pieces differ: what the batches carried so far.
+                self.counters.batch_raw_bytes as f64
+            } else {
+                f64::from(self.book.bootstrap_jobs())
+                    * protocol::batch::job_bytes(params.elements_per_job) as f64
+            };
             let (rate, min_rtt, _) = self.endpoint.path_estimate();
             let path = match (rate, min_rtt) {
                 (Some(rate), Some(rtt)) => format!(

@@ -413,6 +413,11 @@ impl NodeCore {
     /// finishes its copy later has its result kept only if the job is still
     /// computing here; any other copy is dropped, so none counts twice.
     fn requeue_started(&mut self, now: Instant) {
+        if self.settings.work.is_some() {
+            // A program is paused where it is (stopped, not killed) and a
+            // slave could not make its job again: the worker keeps it.
+            return;
+        }
         let started = self.book.requeue_computing();
         if started.is_empty() {
             return;

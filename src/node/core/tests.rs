@@ -21,6 +21,7 @@ fn core(role: Role) -> (NodeCore, Instant) {
         headless: true,
         random_bootstrap: false,
         memory_bytes: 0,
+        work: None,
     };
     (NodeCore::new(role, &config, settings, now), now)
 }

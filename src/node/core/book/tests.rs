@@ -17,6 +17,7 @@ fn result(id: JobId) -> Job {
         id,
         data: vec![2.0],
         done: 1,
+        piece: None,
     }
 }
 

@@ -1,0 +1,244 @@
+//! The digits and command kinds in the core: the master reads a job's
+//! input when it sends the job, checks and keeps each attempt's output as
+//! it comes back (its own workers' and the slave's), writes each attempt's
+//! joblog line, and tries a failed job again, on the other node first,
+//! until it has failed `retries + 1` times. The reading and keeping is
+//! done by the node's [`ByteWork`](crate::workload::kind::ByteWork); the
+//! core decides what happens to the job.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::{Failure, NodeCore};
+use crate::config::{Kind, WorkloadConfig};
+use crate::ids::Role;
+use crate::protocol::batch::Encoded;
+use crate::workload::kind::Finish;
+use crate::workload::{Job, JobId};
+
+/// What the master keeps of the attempts at the jobs.
+#[derive(Debug, Default)]
+pub(super) struct PieceBook {
+    /// Failed attempts, by job.
+    failures: HashMap<JobId, u32>,
+    /// Jobs that failed for good, in the order they did.
+    pub(super) failed: Vec<JobId>,
+    /// Attempts made (each node's), failed or not.
+    pub(super) attempts: u32,
+    /// The output written, or the digits' total checked.
+    pub(super) finish: Option<Result<Finish, String>>,
+}
+
+/// A typical job's bytes, from the spec: what batch sizes are reckoned by
+/// (the pieces of a directory differ; a guess of 64 KiB).
+pub(super) fn typical_piece_bytes(w: &WorkloadConfig) -> usize {
+    let bytes = match (w.kind, &w.split) {
+        (Kind::Digits, _) => w
+            .chunk_bytes
+            .unwrap_or(crate::workload::digits::DEFAULT_CHUNK_BYTES),
+        (_, Some(s)) => s.bytes.unwrap_or(s.lines.unwrap_or(1).saturating_mul(80)),
+        (_, None) => 64 << 10,
+    };
+    usize::try_from(bytes).unwrap_or(usize::MAX).max(64)
+}
+
+impl NodeCore {
+    /// The batch of `jobs` as the kind encodes it.
+    pub(super) fn encode_pieces(&self, jobs: &[Job]) -> Encoded {
+        crate::protocol::pieces::encode(jobs, self.config.compression)
+    }
+
+    /// Master: reads the input of every job of `jobs` not read yet (a
+    /// slave gets each job's bytes). None when the input cannot be read:
+    /// the run has failed.
+    pub(super) fn read_pieces(&mut self, now: Instant, mut jobs: Vec<Job>) -> Option<Vec<Job>> {
+        let Some(work) = self.settings.work.clone() else {
+            return Some(jobs);
+        };
+        if self.role != Role::Master {
+            // A slave has no input: a job it gives back unread is read by
+            // the master.
+            return Some(jobs);
+        }
+        for job in &mut jobs {
+            if job.piece.is_none() {
+                match work.read(job.id) {
+                    Ok(bytes) => *job = Job::with_input(job.id, bytes),
+                    Err(e) => {
+                        self.fail(
+                            now,
+                            Failure::Files(format!(
+                                "cannot read the input of job {} ({}): {e}",
+                                job.id,
+                                work.piece_name(job.id)
+                            )),
+                        );
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(jobs)
+    }
+
+    /// Master: an attempt at `job` came back from `on` (its worker
+    /// `worker`, or the slave). Its joblog line is written; a job done has
+    /// its output checked against the digest its node computed and kept
+    /// (then dropped from memory), and is returned for the book to store;
+    /// a failed one goes again while it has retries left (None), and is
+    /// returned as given up (stored with no output) when it has none.
+    pub(super) fn piece_back(
+        &mut self,
+        now: Instant,
+        mut job: Job,
+        on: Role,
+        worker: Option<usize>,
+    ) -> Option<Job> {
+        let work = self.settings.work.clone()?;
+        let id = job.id;
+        let Some(mut outcome) = job.outcome().cloned() else {
+            // A worker stopped with the node: nothing ran.
+            return Some(job);
+        };
+        let output_len = job.piece.as_ref().map_or(0, |p| p.bytes.len()) as u64;
+        if outcome.succeeded()
+            && let Some(p) = &job.piece
+            && *blake3::hash(&p.bytes).as_bytes() != outcome.digest
+        {
+            outcome.failed = Some("its output does not match the digest its node computed".into());
+        }
+        self.pieces.attempts += 1;
+        if let Err(e) = work.log_attempt(id, on, &outcome, outcome.input_bytes, output_len) {
+            self.log(now, format!("cannot write the joblog: {e}"));
+        }
+        let Some(why) = outcome.failed.clone() else {
+            let kept = job
+                .piece
+                .as_ref()
+                .map(|p| work.keep(id, &p.bytes))
+                .unwrap_or(Ok(()));
+            if let Err(e) = kept {
+                self.fail(
+                    now,
+                    Failure::Files(format!(
+                        "cannot keep the output of job {id} ({}): {e}",
+                        work.piece_name(id)
+                    )),
+                );
+                return None;
+            }
+            // Kept on disk: the book holds only that it is done.
+            job.piece = None;
+            return Some(job);
+        };
+        let failures = {
+            let n = self.pieces.failures.entry(id).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let tail = String::from_utf8_lossy(&outcome.stderr_tail);
+        let tail: Vec<&str> = tail.lines().rev().take(3).collect();
+        let tail = if tail.is_empty() {
+            String::new()
+        } else {
+            let lines: Vec<&str> = tail.into_iter().rev().collect();
+            format!("; its stderr ends: {}", lines.join(" | "))
+        };
+        self.log(
+            now,
+            format!(
+                "job {id} ({}) failed on the {}: {why}{tail}",
+                work.piece_name(id),
+                on.name()
+            ),
+        );
+        if failures > work.retries() {
+            self.log(
+                now,
+                format!(
+                    "job {id} failed {failures} times: given up (workload.retries is {})",
+                    work.retries()
+                ),
+            );
+            self.pieces.failed.push(id);
+            job.piece = None;
+            return Some(job);
+        }
+        // Again, on the other node first.
+        let peer_there = self.session.connected && !self.session.peer_lost;
+        match on {
+            Role::Slave => {
+                if self.book.retry_lent(id) {
+                    self.log(now, format!("job {id}: trying it again on the master"));
+                }
+            }
+            Role::Master => {
+                let worker = worker?;
+                if !self.book.retry_own(worker, id, !peer_there) {
+                    return None;
+                }
+                if peer_there {
+                    let jobs = self.book.take_for_transfer(1);
+                    self.log(now, format!("job {id}: trying it again on the slave"));
+                    self.send_jobs(now, jobs);
+                } else {
+                    self.log(now, format!("job {id}: trying it again on the master"));
+                }
+            }
+        }
+        self.adaptor.state_due = true;
+        None
+    }
+
+    /// Master, every job back: writes the output, or checks the digits'
+    /// total. Returns whether that went well.
+    pub(super) fn finish_pieces(&mut self, now: Instant) -> bool {
+        let Some(work) = self.settings.work.clone() else {
+            return true;
+        };
+        let failed = self.pieces.failed.clone();
+        let finish = work.finish(&failed);
+        let ok = match &finish {
+            Ok(f) => {
+                self.log(now, f.text.clone());
+                f.verified
+            }
+            Err(e) => {
+                self.log(now, format!("the output could not be written: {e}"));
+                false
+            }
+        };
+        self.pieces.finish = Some(finish);
+        ok && failed.is_empty()
+    }
+
+    /// The run's jobs in words, for the log: `N jobs of E doubles, I
+    /// iterations`, or of the kind's program and input.
+    pub(super) fn jobs_text(&self, jobs: u32, elements: u32, iterations: u32) -> String {
+        match &self.settings.work {
+            None => format!("{jobs} jobs of {elements} doubles, {iterations} iterations"),
+            Some(work) => format!("{jobs} jobs: {}", work.describe()),
+        }
+    }
+
+    /// The digits and command kinds: how this node runs their jobs.
+    pub fn work(&self) -> Option<&std::sync::Arc<crate::workload::kind::ByteWork>> {
+        self.settings.work.as_ref()
+    }
+
+    /// The jobs that failed for good.
+    pub fn failed_jobs(&self) -> &[JobId] {
+        &self.pieces.failed
+    }
+
+    /// Attempts made at the jobs (digits and command kinds).
+    pub fn attempts(&self) -> u32 {
+        self.pieces.attempts
+    }
+
+    /// What the master's last step gave: the output written or the
+    /// digits' total (digits and command kinds).
+    pub fn pieces_finish(&self) -> Option<&Result<Finish, String>> {
+        self.pieces.finish.as_ref()
+    }
+}
