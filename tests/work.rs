@@ -212,7 +212,8 @@ fn a_killed_master_resumes_running_only_the_jobs_not_done() {
                            "input": "in.txt", "split": { "lines": 50 }, "output": "out.txt" });
     let config = write_config(&dir, json!({ "workload": workload }));
     let args = ["demo", "--headless", "--config", config.to_str().unwrap()];
-    let mut first = spawn(&args, &dir);
+    // Its stderr read as it comes, so that nothing it writes can hold it.
+    let mut first = Watched::spawn(&args, &dir);
     // Killed once a third of the 60 parts are on disk.
     let spool = dir.join(".out.txt.loadbal-parts");
     let parts = || {
@@ -229,8 +230,7 @@ fn a_killed_master_resumes_running_only_the_jobs_not_done() {
         assert!(start.elapsed() < Duration::from_secs(60), "no parts came");
         std::thread::sleep(Duration::from_millis(20));
     }
-    first.kill().unwrap();
-    first.wait().unwrap();
+    first.kill();
     let held = parts();
     assert!((20..60).contains(&held), "{held} parts");
     assert!(!dir.join("out.txt").exists());
