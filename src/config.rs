@@ -834,6 +834,52 @@ impl WorkloadConfig {
         self.validate_kind()
     }
 
+    /// The digits and command kinds in words (the program, the input and
+    /// how it is cut, the output), from the config alone; None for the
+    /// vector kind.
+    pub fn kind_text(&self) -> Option<String> {
+        let input = self
+            .input
+            .as_ref()
+            .map_or_else(|| "(no input)".to_owned(), |p| p.display().to_string());
+        match self.kind {
+            Kind::Vector => None,
+            Kind::Digits => Some(format!(
+                "the digit sum of {input} in chunks of {} bytes",
+                self.chunk_bytes
+                    .unwrap_or(crate::workload::digits::DEFAULT_CHUNK_BYTES)
+            )),
+            Kind::Command => {
+                let program = crate::workload::joblog::shell_words(
+                    self.command.as_deref().unwrap_or_default(),
+                );
+                let cut = match self.split {
+                    Some(SplitConfig { lines: Some(n), .. }) => format!(" in pieces of {n} lines"),
+                    Some(SplitConfig { bytes: Some(n), .. }) => format!(
+                        " in pieces of {n} bytes{}",
+                        if self.align.as_deref() == Some("lines") {
+                            " cut at line ends"
+                        } else {
+                            ""
+                        }
+                    ),
+                    _ => " (a directory: one job per file)".to_owned(),
+                };
+                let output = self
+                    .output
+                    .as_ref()
+                    .map_or_else(String::new, |p| format!(" -> {}", p.display()));
+                let limits = format!(
+                    "; retries {}{}",
+                    self.retries.unwrap_or(1),
+                    self.timeout_s
+                        .map_or_else(String::new, |t| format!(", time-out {t} s"))
+                );
+                Some(format!("`{program}` over {input}{cut}{output}{limits}"))
+            }
+        }
+    }
+
     /// Checks the fields of the digits and command kinds: each kind takes
     /// its own, and a field of another kind is an error naming it.
     fn validate_kind(&self) -> Result<(), ConfigError> {

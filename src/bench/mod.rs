@@ -23,6 +23,7 @@
 mod compute;
 mod net;
 mod window;
+mod work;
 
 pub use net::real_run;
 
@@ -69,6 +70,12 @@ pub enum Group {
     Policies,
     /// The demo window's own CPU under Xvfb, idle and during a run.
     Window,
+    /// A command over a large file against GNU parallel, and over a
+    /// directory against `xargs -P 2`.
+    Command,
+    /// The seeds' digit-sum table: chunk sizes and workers against a
+    /// straight pass.
+    Digits,
 }
 
 impl Options {
@@ -237,6 +244,12 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
     }
     if options.wants(Group::Window) {
         window::window(options, log, &mut figures)?;
+    }
+    if options.wants(Group::Command) {
+        work::command(options, log, &mut figures)?;
+    }
+    if options.wants(Group::Digits) {
+        work::digits(options, log, &mut figures)?;
     }
     Ok(BenchReport {
         version: env!("CARGO_PKG_VERSION"),

@@ -461,7 +461,7 @@ impl LoadbalApp {
             let rows = [
                 (
                     "Workload",
-                    format!(
+                    w.kind_text().map_or_else(|| format!(
                         "{} jobs of {} doubles ({}), each element {} + {} × {} times",
                         w.jobs,
                         w.elements_per_job,
@@ -473,7 +473,7 @@ impl LoadbalApp {
                         w.initial,
                         w.addend,
                         w.iterations
-                    ),
+                    ), |text| format!("{}: {text}", w.kind.name())),
                 ),
                 (
                     "Arrivals",

@@ -65,6 +65,8 @@ pub struct Row {
     pub node: Option<Role>,
     /// Who computed it and when (seconds since the run started).
     pub computed: Option<(Role, u16, f64, f64)>,
+    /// The digits and command kinds, in a master's view: its attempts.
+    pub attempts: Option<crate::workload::kind::PieceRow>,
 }
 
 /// Where job `id` is, from the ledgers of the nodes this window shows.
@@ -109,6 +111,8 @@ fn locate(id: usize, snapshots: &[&Snapshot]) -> (Where, Option<Role>) {
 #[derive(Debug, Default)]
 pub struct JobsTable {
     rows: Vec<Row>,
+    /// The digits and command kinds: what names each job's input.
+    work: Option<std::sync::Arc<crate::workload::kind::ByteWork>>,
     state_filter: Option<Where>,
     node_filter: Option<Role>,
 }
@@ -128,6 +132,10 @@ impl JobsTable {
             [one] => Some(one.role.peer()),
             _ => None,
         };
+        let pieces = snapshots
+            .iter()
+            .find_map(|s| s.pieces.clone().filter(|_| s.role == Role::Master));
+        self.work = pieces.as_ref().map(|p| p.0.clone());
         self.rows = (0..jobs)
             .map(|id| {
                 let (mut state, mut node) = locate(id, snapshots);
@@ -144,6 +152,7 @@ impl JobsTable {
                     state,
                     node,
                     computed,
+                    attempts: pieces.as_ref().and_then(|p| p.1.get(id).copied()),
                 }
             })
             .collect();
@@ -204,11 +213,19 @@ impl JobsTable {
             visible.len(),
             self.rows.len()
         ));
-        let header = format!(
+        let mut header = format!(
             "{:>8}  {:<12} {:<7} {:<12} {:>10} {:>10}",
             "job", "state", "node", "computed by", "start s", "end s"
         );
+        if self.work.is_some() {
+            header.push_str(&format!(
+                "  {:>5} {:>6} {:>9} {:>10}  {}",
+                "tries", "exit", "runtime s", "output B", "input"
+            ));
+        }
         ui.label(egui::RichText::new(header).monospace().strong());
+        let work = self.work.clone();
+        let failed_color = ui.visuals().error_fg_color;
         let row_height = ui.text_style_height(&egui::TextStyle::Monospace);
         egui::ScrollArea::vertical()
             .id_salt("jobs-rows")
@@ -223,7 +240,7 @@ impl JobsTable {
                         ),
                         None => ("–".to_owned(), String::new(), String::new()),
                     };
-                    let line = format!(
+                    let mut line = format!(
                         "{:>8}  {:<12} {:<7} {:<12} {:>10} {:>10}",
                         r.id,
                         r.state.name(),
@@ -232,8 +249,38 @@ impl JobsTable {
                         start,
                         end
                     );
-                    ui.label(egui::RichText::new(line).monospace());
+                    if let Some(work) = &work {
+                        line.push_str(&piece_columns(r.attempts.as_ref()));
+                        line.push_str("  ");
+                        line.push_str(&work.piece_name(r.id));
+                    }
+                    let text = egui::RichText::new(line).monospace();
+                    if r.attempts.is_some_and(|a| a.failed) {
+                        ui.label(text.color(failed_color));
+                    } else {
+                        ui.label(text);
+                    }
                 }
             });
     }
+}
+
+/// A digits or command job's attempts as the table writes them: tries,
+/// the last exit (`sig N` for a signal; `gave up` once given up), its
+/// runtime and its output's bytes.
+fn piece_columns(a: Option<&crate::workload::kind::PieceRow>) -> String {
+    let Some(a) = a else {
+        return format!("  {:>5} {:>6} {:>9} {:>10}", "0", "", "", "");
+    };
+    let exit = if a.given_up {
+        "gave up".to_owned()
+    } else if a.signal != 0 {
+        format!("sig {}", a.signal)
+    } else {
+        a.exitval.to_string()
+    };
+    format!(
+        "  {:>5} {:>6} {:>9.3} {:>10}",
+        a.attempts, exit, a.runtime_s, a.output_bytes
+    )
 }

@@ -713,6 +713,12 @@ impl NodePanel {
                     ui.label("The master verified every result.");
                     return;
                 };
+                let (text, color) = match &r.work {
+                    Some(w) if w.has_failures() => {
+                        ("Result: jobs failed", ui.visuals().error_fg_color)
+                    }
+                    _ => (text, color),
+                };
                 // One line and Save report in view; the rest folded, so the
                 // plots stay on a 1280 x 800 screen.
                 ui.horizontal_wrapped(|ui| {
@@ -743,8 +749,34 @@ impl NodePanel {
                     .show(ui, |ui| {
                 egui::Grid::new(("result", role.name())).num_columns(2).show(ui, |ui| {
                     let e = &r.elapsed_s;
+                    let checked = match &r.work {
+                        None => ("Expected value", format!("{:.9}", r.expected_value)),
+                        Some(w) => (
+                            "Work",
+                            format!(
+                                "{} · {} attempts · failed for good: {}{}",
+                                w.describe,
+                                w.attempts,
+                                if w.jobs_failed.is_empty() {
+                                    "none".to_owned()
+                                } else {
+                                    crate::workload::format_id_ranges(&w.jobs_failed)
+                                },
+                                match (w.digits_total, w.straight_total, w.output_bytes) {
+                                    (Some(t), Some(s), _) => {
+                                        format!(" · digit sum {t} (a straight pass: {s})")
+                                    }
+                                    (_, _, Some(b)) => format!(" · {b} bytes written"),
+                                    _ => w
+                                        .output_error
+                                        .as_ref()
+                                        .map_or_else(String::new, |e| format!(" · {e}")),
+                                },
+                            ),
+                        ),
+                    };
                     let rows = [
-                        ("Expected value", format!("{:.9}", r.expected_value)),
+                        checked,
                         (
                             "Time",
                             format!(

@@ -154,6 +154,12 @@ pub struct Snapshot {
     pub link: Option<LinkConfig>,
     /// Chunks sent again.
     pub retransmitted: u64,
+    /// The digits and command kinds, with `with_states`: how the run's
+    /// jobs are named, and (master) each job's attempts.
+    pub pieces: Option<(
+        std::sync::Arc<crate::workload::kind::ByteWork>,
+        std::sync::Arc<Vec<crate::workload::kind::PieceRow>>,
+    )>,
 }
 
 impl Snapshot {
@@ -194,6 +200,10 @@ impl Snapshot {
             link_dropped,
             link: core.config().node(core.role()).link,
             retransmitted: core.retransmitted(),
+            pieces: core
+                .work()
+                .filter(|_| with_states)
+                .map(|w| (w.clone(), core.piece_rows())),
         }
     }
 

@@ -115,6 +115,8 @@ impl Pieces {
 #[derive(Debug)]
 struct Master {
     input: PathBuf,
+    /// The bytes of every piece together.
+    input_bytes: u64,
     pieces: Pieces,
     /// Job id to piece index.
     todo: Vec<u32>,
@@ -133,6 +135,25 @@ pub struct ByteWork {
     limits: command::Limits,
     retries: u32,
     master: Option<Master>,
+}
+
+/// One job's attempts as the master saw them, for the window's jobs table.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PieceRow {
+    /// Attempts made (both nodes').
+    pub attempts: u16,
+    /// The last attempt's exit value and signal (the joblog's columns).
+    pub exitval: i32,
+    /// See `exitval`.
+    pub signal: i32,
+    /// The last attempt failed.
+    pub failed: bool,
+    /// Given up: failed `retries + 1` times.
+    pub given_up: bool,
+    /// The last attempt's wall time, seconds.
+    pub runtime_s: f32,
+    /// The last attempt's output, bytes.
+    pub output_bytes: u64,
 }
 
 /// What the master's last step gives the report.
@@ -203,6 +224,14 @@ impl ByteWork {
             Kind::Command => joblog::shell_words(&self.argv),
             _ => "digit sum".to_owned(),
         }
+    }
+
+    /// Master: the mean bytes of a piece (what batch sizes are reckoned
+    /// by); None on a slave, which has no input.
+    pub fn mean_piece_bytes(&self) -> Option<u64> {
+        let m = self.master.as_ref()?;
+        let n = m.pieces.len().max(1) as u64;
+        Some((m.input_bytes / n).max(1))
     }
 
     /// Master: the run's jobs (the pieces still to do).
@@ -580,7 +609,15 @@ impl Master {
             None => None,
             Some(path) => Some(open_joblog(path, options.resume)?),
         };
+        let input_bytes = match &pieces {
+            Pieces::Ranges(r) => r.iter().map(|r| r.end - r.start).sum(),
+            Pieces::Files(names) => names
+                .iter()
+                .map(|n| std::fs::metadata(input.join(n)).map_or(0, |m| m.len()))
+                .sum(),
+        };
         Ok(Master {
+            input_bytes,
             input,
             sums: Mutex::new(vec![None; todo.len()]),
             pieces,

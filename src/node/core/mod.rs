@@ -194,7 +194,10 @@ impl NodeCore {
         );
         let job_bytes = match &settings.work {
             None => protocol::batch::job_bytes(config.workload.elements_per_job),
-            Some(_) => pieces::typical_piece_bytes(&config.workload),
+            Some(work) => work.mean_piece_bytes().map_or_else(
+                || pieces::typical_piece_bytes(&config.workload),
+                |b| usize::try_from(b).unwrap_or(usize::MAX),
+            ),
         };
         let threshold = config.policy.threshold();
         let policy = crate::policy::by_name(&config.policy.transfer, threshold)

@@ -13,7 +13,7 @@ use super::{Failure, NodeCore};
 use crate::config::{Kind, WorkloadConfig};
 use crate::ids::Role;
 use crate::protocol::batch::Encoded;
-use crate::workload::kind::Finish;
+use crate::workload::kind::{Finish, PieceRow};
 use crate::workload::{Job, JobId};
 
 /// What the master keeps of the attempts at the jobs.
@@ -27,6 +27,9 @@ pub(super) struct PieceBook {
     pub(super) attempts: u32,
     /// The output written, or the digits' total checked.
     pub(super) finish: Option<Result<Finish, String>>,
+    /// Each job's attempts, by id (shared with the window's snapshots,
+    /// copied only when one still holds it).
+    pub(super) rows: std::sync::Arc<Vec<PieceRow>>,
 }
 
 /// A typical job's bytes, from the spec: what batch sizes are reckoned by
@@ -108,6 +111,19 @@ impl NodeCore {
             outcome.failed = Some("its output does not match the digest its node computed".into());
         }
         self.pieces.attempts += 1;
+        {
+            let rows = std::sync::Arc::make_mut(&mut self.pieces.rows);
+            if rows.len() <= id as usize {
+                rows.resize(id as usize + 1, PieceRow::default());
+            }
+            let row = &mut rows[id as usize];
+            row.attempts = row.attempts.saturating_add(1);
+            row.exitval = outcome.exitval;
+            row.signal = outcome.signal;
+            row.failed = outcome.failed.is_some();
+            row.runtime_s = outcome.runtime_s as f32;
+            row.output_bytes = output_len;
+        }
         if let Err(e) = work.log_attempt(id, on, &outcome, outcome.input_bytes, output_len) {
             self.log(now, format!("cannot write the joblog: {e}"));
         }
@@ -161,6 +177,10 @@ impl NodeCore {
                 ),
             );
             self.pieces.failed.push(id);
+            if let Some(row) = std::sync::Arc::make_mut(&mut self.pieces.rows).get_mut(id as usize)
+            {
+                row.given_up = true;
+            }
             job.piece = None;
             return Some(job);
         }
@@ -224,6 +244,11 @@ impl NodeCore {
     /// The digits and command kinds: how this node runs their jobs.
     pub fn work(&self) -> Option<&std::sync::Arc<crate::workload::kind::ByteWork>> {
         self.settings.work.as_ref()
+    }
+
+    /// Each job's attempts so far, by id (digits and command kinds, master).
+    pub fn piece_rows(&self) -> std::sync::Arc<Vec<PieceRow>> {
+        self.pieces.rows.clone()
     }
 
     /// The jobs that failed for good.
