@@ -223,6 +223,10 @@ pub struct WorkReport {
     pub straight_total: Option<u64>,
     /// Why the output could not be written, if it could not.
     pub output_error: Option<String>,
+    /// `verify_sample`: the slave's jobs the master ran again to compare.
+    pub verify_sampled: u32,
+    /// Of them, the pieces whose two outputs differed (failed for good).
+    pub verify_mismatches: Vec<u32>,
 }
 
 impl WorkReport {
@@ -253,6 +257,17 @@ impl WorkReport {
             digits_total: done.and_then(|f| f.digits_total).map(|t| t.0),
             straight_total: done.and_then(|f| f.digits_total).map(|t| t.1),
             output_error: finish.and_then(|f| f.as_ref().err().cloned()),
+            verify_sampled: core.verify_counts().0,
+            verify_mismatches: {
+                let mut m: Vec<u32> = core
+                    .verify_counts()
+                    .1
+                    .iter()
+                    .map(|&id| work.piece_of(id))
+                    .collect();
+                m.sort_unstable();
+                m
+            },
         })
     }
 

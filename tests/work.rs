@@ -333,3 +333,54 @@ fn bad_work_configs_exit_2_naming_the_field() {
         "{err}"
     );
 }
+
+#[test]
+fn verify_sample_runs_the_slaves_jobs_again_and_fails_those_whose_outputs_differ() {
+    let dir = test_dir("work-sample");
+    let text = numbered_lines(400);
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    // A deterministic program: every sampled job agrees.
+    let (code, err, report) = demo(
+        &dir,
+        json!({ "kind": "command", "command": ["tr", "a-z", "A-Z"], "input": "in.txt",
+                "split": { "lines": 10 }, "output": "out.txt", "verify_sample": 0.5 }),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let r = report.unwrap();
+    let sampled = r["work"]["verify_sampled"].as_u64().unwrap();
+    assert!(sampled > 0, "{r:#}");
+    assert_eq!(r["work"]["verify_mismatches"], json!([]));
+    // Each sampled job ran twice: the slave's attempt and the master's.
+    assert_eq!(r["work"]["attempts"].as_u64().unwrap(), 40 + sampled);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        text.to_uppercase()
+    );
+    // A program whose output names its process: every job of the slave's
+    // the master runs again differs, and is failed for good.
+    let (code, err, report) = demo(
+        &dir,
+        json!({ "kind": "command", "command": ["sh", "-c", "cat; echo $$"], "input": "in.txt",
+                "split": { "lines": 10 }, "output": "out2.txt", "verify_sample": 1.0 }),
+        &[],
+    );
+    assert_eq!(code, Some(4), "{err}");
+    let r = report.unwrap();
+    let sampled = r["work"]["verify_sampled"].as_u64().unwrap();
+    let slave = r["jobs_done"]["slave"].as_u64().unwrap();
+    assert!(sampled > 0, "{r:#}");
+    assert_eq!(
+        r["work"]["verify_mismatches"].as_array().unwrap().len() as u64,
+        sampled
+    );
+    assert_eq!(r["work"]["jobs_failed"], r["work"]["verify_mismatches"]);
+    // Every job of the slave's was run again by the master, so none of
+    // the results kept is the slave's.
+    assert_eq!(slave, 0, "{r:#}");
+    assert_eq!(r["jobs_done"]["master"], 40);
+    assert!(
+        err.contains("the slave's output and the master's differ"),
+        "{err}"
+    );
+}

@@ -134,6 +134,8 @@ pub struct ByteWork {
     argv: Vec<String>,
     limits: command::Limits,
     retries: u32,
+    /// The share of the slave's jobs the master runs again and compares.
+    verify_sample: f64,
     master: Option<Master>,
 }
 
@@ -200,6 +202,7 @@ impl ByteWork {
                 max_output: MAX_OUTPUT_BYTES,
             },
             retries: retries_of(w),
+            verify_sample: w.verify_sample.unwrap_or(0.0),
             master: None,
         };
         if role == Role::Master {
@@ -216,6 +219,19 @@ impl ByteWork {
     /// Retries a failed job gets.
     pub fn retries(&self) -> u32 {
         self.retries
+    }
+
+    /// Whether the master runs job `id` again when the slave has done it,
+    /// and compares the outputs (`verify_sample`): the same jobs for the
+    /// same run, about that share of them.
+    pub fn sampled(&self, id: JobId) -> bool {
+        if self.verify_sample <= 0.0 {
+            return false;
+        }
+        let h = blake3::hash(&u64::from(self.piece_of(id)).to_le_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&h.as_bytes()[..8]);
+        (u64::from_le_bytes(first) as f64) < self.verify_sample * 2f64.powi(64)
     }
 
     /// The command as a shell would show it (the joblog's last column).

@@ -30,6 +30,12 @@ pub(super) struct PieceBook {
     /// Each job's attempts, by id (shared with the window's snapshots,
     /// copied only when one still holds it).
     pub(super) rows: std::sync::Arc<Vec<PieceRow>>,
+    /// `verify_sample`: the slave's output digests of the jobs the master
+    /// runs again, until it has.
+    pub(super) checking: HashMap<JobId, [u8; 32]>,
+    /// Jobs the master ran again, and of them those whose output differed.
+    pub(super) sampled: u32,
+    pub(super) mismatched: Vec<JobId>,
 }
 
 /// A typical job's bytes, from the spec: what batch sizes are reckoned by
@@ -126,6 +132,35 @@ impl NodeCore {
         }
         if let Err(e) = work.log_attempt(id, on, &outcome, outcome.input_bytes, output_len) {
             self.log(now, format!("cannot write the joblog: {e}"));
+        }
+        if outcome.failed.is_none() {
+            match on {
+                // A sampled job of the slave's: the master runs it again
+                // before its output is kept.
+                Role::Slave if work.sampled(id) && self.book.retry_lent(id) => {
+                    self.pieces.checking.insert(id, outcome.digest);
+                    self.pieces.sampled += 1;
+                    self.log(
+                        now,
+                        format!("job {id}: the slave's output is sampled; the master runs it again to compare"),
+                    );
+                    return None;
+                }
+                Role::Master => {
+                    if let Some(theirs) = self.pieces.checking.remove(&id)
+                        && theirs != outcome.digest
+                    {
+                        outcome.failed = Some(
+                            "the slave's output and the master's differ (verify_sample): the program is not deterministic, or one node computes wrongly".into(),
+                        );
+                        self.pieces.mismatched.push(id);
+                        // Given up at once: another attempt cannot say
+                        // which output is right.
+                        self.pieces.failures.insert(id, work.retries());
+                    }
+                }
+                Role::Slave => {}
+            }
         }
         let Some(why) = outcome.failed.clone() else {
             let kept = job
@@ -249,6 +284,12 @@ impl NodeCore {
     /// Each job's attempts so far, by id (digits and command kinds, master).
     pub fn piece_rows(&self) -> std::sync::Arc<Vec<PieceRow>> {
         self.pieces.rows.clone()
+    }
+
+    /// `verify_sample`: jobs of the slave's the master ran again, and the
+    /// ones whose outputs differed.
+    pub fn verify_counts(&self) -> (u32, &[JobId]) {
+        (self.pieces.sampled, &self.pieces.mismatched)
     }
 
     /// The jobs that failed for good.
