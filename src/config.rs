@@ -111,6 +111,10 @@ pub struct WorkloadConfig {
     /// compares byte for byte (for deterministic programs; default 0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_sample: Option<f64>,
+    /// Digits and command: the most input bytes lent to the slave at once,
+    /// MiB (default an eighth of the master's memory, 64 MiB to 2 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
 }
 
 /// The job kinds.
@@ -185,6 +189,7 @@ impl Default for WorkloadConfig {
             timeout_s: None,
             retries: None,
             verify_sample: None,
+            memory_mb: None,
         }
     }
 }
@@ -885,6 +890,7 @@ impl WorkloadConfig {
     fn validate_kind(&self) -> Result<(), ConfigError> {
         let present = |field: &'static str, set: bool| set.then_some(field);
         let digits_only = [present("chunk_bytes", self.chunk_bytes.is_some())];
+        let either = [present("memory_mb", self.memory_mb.is_some())];
         let command_only = [
             present("command", self.command.is_some()),
             present("split", self.split.is_some()),
@@ -898,6 +904,7 @@ impl WorkloadConfig {
             Kind::Vector => digits_only
                 .iter()
                 .chain(&command_only)
+                .chain(&either)
                 .chain(&[present("input", self.input.is_some())])
                 .flatten()
                 .copied()
@@ -938,6 +945,9 @@ impl WorkloadConfig {
         }
         if let Some(c) = self.chunk_bytes {
             check_range("workload.chunk_bytes", c, 1, limits::MAX_PIECE_BYTES)?;
+        }
+        if let Some(m) = self.memory_mb {
+            check_range("workload.memory_mb", m, 1, 1 << 20)?;
         }
         if self.kind == Kind::Digits {
             return Ok(());

@@ -227,6 +227,9 @@ pub struct WorkReport {
     pub verify_sampled: u32,
     /// Of them, the pieces whose two outputs differed (failed for good).
     pub verify_mismatches: Vec<u32>,
+    /// The most jobs lent to the slave at once (their input held there):
+    /// the memory budget bounds it.
+    pub peak_lent_jobs: u32,
 }
 
 impl WorkReport {
@@ -258,6 +261,7 @@ impl WorkReport {
             straight_total: done.and_then(|f| f.digits_total).map(|t| t.1),
             output_error: finish.and_then(|f| f.as_ref().err().cloned()),
             verify_sampled: core.verify_counts().0,
+            peak_lent_jobs: core.peak_lent(),
             verify_mismatches: {
                 let mut m: Vec<u32> = core
                     .verify_counts()

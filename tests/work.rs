@@ -384,3 +384,33 @@ fn verify_sample_runs_the_slaves_jobs_again_and_fails_those_whose_outputs_differ
         "{err}"
     );
 }
+
+#[test]
+fn the_memory_budget_bounds_the_jobs_lent_to_the_slave_and_the_run_still_ends() {
+    let dir = test_dir("work-budget");
+    let text = numbered_lines(130_000);
+    std::fs::write(dir.join("in.txt"), &text).unwrap();
+    let (code, err, report) = demo(
+        &dir,
+        json!({ "kind": "command", "command": ["tr", "a-z", "A-Z"], "input": "in.txt",
+                "split": { "bytes": 65536 }, "output": "out.txt", "memory_mb": 1 }),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let r = report.unwrap();
+    let jobs = r["jobs_total"].as_u64().unwrap();
+    assert_eq!(jobs as usize, text.len().div_ceil(65536));
+    // 1 MiB of 64 KiB pieces (the last one shorter, so the mean a little
+    // less): at most 16 jobs' input at the slave at once.
+    let peak = r["work"]["peak_lent_jobs"].as_u64().unwrap();
+    assert!((1..=16).contains(&peak), "{peak}: {r:#}");
+    assert!(
+        err.contains("the slave holds as many jobs' input as the memory budget allows (1 MiB)"),
+        "{err}"
+    );
+    assert!(r["jobs_done"]["slave"].as_u64().unwrap() > 0, "{r:#}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        text.to_uppercase()
+    );
+}

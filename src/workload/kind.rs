@@ -136,6 +136,8 @@ pub struct ByteWork {
     retries: u32,
     /// The share of the slave's jobs the master runs again and compares.
     verify_sample: f64,
+    /// `memory_mb`, bytes.
+    memory_budget: Option<u64>,
     master: Option<Master>,
 }
 
@@ -203,6 +205,7 @@ impl ByteWork {
             },
             retries: retries_of(w),
             verify_sample: w.verify_sample.unwrap_or(0.0),
+            memory_budget: w.memory_mb.map(|m| m << 20),
             master: None,
         };
         if role == Role::Master {
@@ -219,6 +222,17 @@ impl ByteWork {
     /// Retries a failed job gets.
     pub fn retries(&self) -> u32 {
         self.retries
+    }
+
+    /// The most input bytes lent to the slave at once: `memory_mb`, or an
+    /// eighth of `machine_bytes` (the master's memory; 0: unknown, 1 GiB)
+    /// kept within 64 MiB and 2 GiB.
+    pub fn memory_budget(&self, machine_bytes: u64) -> u64 {
+        self.memory_budget.unwrap_or(if machine_bytes == 0 {
+            1 << 30
+        } else {
+            (machine_bytes / 8).clamp(64 << 20, 2 << 30)
+        })
     }
 
     /// Whether the master runs job `id` again when the slave has done it,

@@ -351,7 +351,44 @@ impl NodeCore {
         while self.book.bootstrap_unsent() > 0
             && self.endpoint.outbound_batches() < BOOTSTRAP_QUEUED
         {
-            let ids = self.book.take_bootstrap(self.batch_jobs);
+            let room = self.within_budget(u32::try_from(self.batch_jobs).unwrap_or(u32::MAX));
+            if room == 0 {
+                if !self.pieces.budget_said {
+                    self.pieces.budget_said = true;
+                    self.log(
+                        now,
+                        format!(
+                            "the slave holds as many jobs' input as the memory budget allows ({} \
+                             MiB): the rest of the bootstrap waits for its results",
+                            self.settings
+                                .work
+                                .as_ref()
+                                .map_or(0, |w| w.memory_budget(self.settings.memory_bytes) >> 20)
+                        ),
+                    );
+                }
+                // A master with nothing to do takes a batch of the rest
+                // itself rather than wait (a paused or slow slave).
+                if self.queued() == 0
+                    && self.book.count(super::JobState::Computing) == 0
+                    && self.throttle > 0.0
+                {
+                    let keep = u32::try_from(self.batch_jobs).unwrap_or(u32::MAX);
+                    let kept = self.book.keep_bootstrap(keep);
+                    self.log(
+                        now,
+                        format!(
+                            "the master has nothing to do and the slave no room: it computes \
+                             bootstrap jobs [{}] itself",
+                            format_id_ranges(&kept)
+                        ),
+                    );
+                    self.adaptor.state_due = true;
+                    self.bootstrap_delivered(now, kept.len() as u32);
+                }
+                break;
+            }
+            let ids = self.book.take_bootstrap(room as usize);
             let compress = self.config.compression;
             let encoded = if self.settings.work.is_some() {
                 let unread = ids.iter().map(|&id| Job::unmade(id)).collect();
@@ -369,6 +406,7 @@ impl NodeCore {
                 batch::encode_batch(Source::Fresh(&ids, &workload), compress)
             };
             self.send_batch(now, BatchKind::Bootstrap, ids, encoded);
+            self.note_lent();
         }
     }
 
@@ -391,6 +429,7 @@ impl NodeCore {
                 batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression)
             };
             self.send_batch(now, BatchKind::Jobs, ids, encoded);
+            self.note_lent();
             jobs = rest;
         }
     }

@@ -36,6 +36,10 @@ pub(super) struct PieceBook {
     /// Jobs the master ran again, and of them those whose output differed.
     pub(super) sampled: u32,
     pub(super) mismatched: Vec<JobId>,
+    /// The most jobs lent to the slave (or on their way) at once.
+    pub(super) peak_lent: u32,
+    /// The bootstrap waited for the memory budget (said once).
+    pub(super) budget_said: bool,
 }
 
 /// A typical job's bytes, from the spec: what batch sizes are reckoned by
@@ -52,6 +56,38 @@ pub(super) fn typical_piece_bytes(w: &WorkloadConfig) -> usize {
 }
 
 impl NodeCore {
+    /// Master: how many more jobs may be lent to the slave within the
+    /// memory budget (their input bytes are held there until they come
+    /// back); None when there is no budget (the vector kind).
+    pub(super) fn piece_room(&self) -> Option<u32> {
+        let work = self.settings.work.as_ref()?;
+        if self.role != Role::Master {
+            return None;
+        }
+        let mean = work.mean_piece_bytes().unwrap_or(1).max(1);
+        let budget = work.memory_budget(self.settings.memory_bytes);
+        let jobs = u32::try_from((budget / mean).max(1)).unwrap_or(u32::MAX);
+        Some(jobs.saturating_sub(self.lent_now()))
+    }
+
+    /// Master: jobs lent to the slave or on their way to it now.
+    fn lent_now(&self) -> u32 {
+        let on_the_way = self.book.in_flight() - self.book.bootstrap_unsent();
+        self.book.count(super::JobState::Lent) + on_the_way
+    }
+
+    /// Master: notes how many jobs are lent now (for the report's peak).
+    pub(super) fn note_lent(&mut self) {
+        if self.settings.work.is_some() && self.role == Role::Master {
+            self.pieces.peak_lent = self.pieces.peak_lent.max(self.lent_now());
+        }
+    }
+
+    /// `n` jobs to lend, as the memory budget allows.
+    pub(super) fn within_budget(&self, n: u32) -> u32 {
+        self.piece_room().map_or(n, |room| n.min(room))
+    }
+
     /// The batch of `jobs` as the kind encodes it.
     pub(super) fn encode_pieces(&self, jobs: &[Job]) -> Encoded {
         crate::protocol::pieces::encode(jobs, self.config.compression)
@@ -290,6 +326,12 @@ impl NodeCore {
     /// ones whose outputs differed.
     pub fn verify_counts(&self) -> (u32, &[JobId]) {
         (self.pieces.sampled, &self.pieces.mismatched)
+    }
+
+    /// Master: the most jobs lent to the slave at once (digits and command
+    /// kinds).
+    pub fn peak_lent(&self) -> u32 {
+        self.pieces.peak_lent
     }
 
     /// The jobs that failed for good.

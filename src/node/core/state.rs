@@ -227,7 +227,9 @@ impl NodeCore {
         if self.book.in_flight() > 0 {
             return;
         }
-        let jobs = self.book.take_for_transfer(self.queued());
+        let jobs = self
+            .book
+            .take_for_transfer(self.within_budget(self.queued()));
         self.send_decided(now, jobs, "paused: giving away every queued job".to_owned());
     }
 
@@ -291,7 +293,7 @@ impl NodeCore {
             // A paused peer would only give them back.
             Decision::Send(_) if input.peer_throttle <= 0.0 => {}
             Decision::Send(n) => {
-                let jobs = self.book.take_for_transfer(n);
+                let jobs = self.book.take_for_transfer(self.within_budget(n));
                 self.send_decided(now, jobs, why("sending".to_owned()));
             }
             Decision::Request(n)
@@ -353,6 +355,7 @@ impl NodeCore {
         } else {
             self.adaptor.policy.on_request(&input, wanted)
         };
+        let n = self.within_budget(n);
         let jobs = if n > 0 {
             self.book.take_for_transfer(n)
         } else {
