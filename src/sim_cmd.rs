@@ -91,6 +91,50 @@ fn check_rate(rate: Option<f64>) -> Result<(), Failure> {
 }
 
 /// This machine, with the rate given or measured now (said on stderr).
+/// How many jobs of a digits or command workload are run first to
+/// measure what one costs.
+const SAMPLE_JOBS: u32 = 5;
+
+/// A digits or command workload, for the simulator: a few of its jobs run
+/// here first (their mean running time and input bytes), and the run
+/// modelled as a vector run of as many jobs, each that many bytes and that
+/// long. Returns the model's config and its jobs per second; None for the
+/// vector kind.
+fn sampled_model(config: &Config) -> Result<Option<(Config, f64)>, Failure> {
+    let mut master = config.clone();
+    let Some(work) = loadbal::node::prepare_work(
+        &mut master,
+        loadbal::ids::Role::Master,
+        &loadbal::workload::kind::MasterOptions::default(),
+    )
+    .map_err(|e| usage(anyhow::anyhow!("{e}")))?
+    else {
+        return Ok(None);
+    };
+    let (k, seconds, bytes) = work
+        .sample(SAMPLE_JOBS)
+        .map_err(|e| runtime(anyhow::anyhow!("sampling the jobs' cost: {e}")))?;
+    loadbal::say!(
+        "sampled {k} of the {} jobs of {}: {:.4} s and {:.0} bytes of input each on average; \
+         the run is simulated as {} jobs of that cost and size",
+        work.jobs(),
+        work.describe(),
+        seconds,
+        bytes,
+        work.jobs()
+    );
+    let mut model = master;
+    model.workload = config::WorkloadConfig {
+        jobs: work.jobs(),
+        // Bytes as doubles (at least one); one iteration: the rate given
+        // is the jobs' own.
+        elements_per_job: ((bytes / 8.0).ceil() as u32).max(1),
+        iterations: 1,
+        ..config::WorkloadConfig::default()
+    };
+    Ok(Some((model, 1.0 / seconds.max(1e-6))))
+}
+
 fn machine(rate: Option<f64>, config: &Config) -> sim::MachineModel {
     let m = sim::MachineModel::measure(config, rate);
     if rate.is_none() {
@@ -137,7 +181,11 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
         file.policy.threshold = Some(t);
     }
     let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
-    let machine = machine(args.rate, &config);
+    let (config, rate) = match sampled_model(&config)? {
+        Some((model, rate)) => (model, Some(args.rate.unwrap_or(rate))),
+        None => (config, args.rate),
+    };
+    let machine = machine(rate, &config);
     let result = sim::simulate(&config, &machine, &args.throttle_at, 1)
         .context("simulate")
         .map_err(runtime)?;
@@ -231,6 +279,13 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
         )));
     }
     let (file, config) = load(config_path)?;
+    if !config.workload.kind.is_vector() {
+        return Err(usage(anyhow::anyhow!(
+            "compare runs the vector kind only; for a {} workload, `loadbal simulate --policy NAME` \
+             predicts a run from a few of its jobs run first",
+            config.workload.kind.name()
+        )));
+    }
     let compression = file.network.compression;
     // The output directory is made, and written to, before any work.
     std::fs::create_dir_all(&args.out)

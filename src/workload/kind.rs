@@ -407,6 +407,34 @@ impl ByteWork {
         (output, outcome, running)
     }
 
+    /// Master: runs `k` of the jobs (spread over the input) at full speed,
+    /// for the simulator: their mean running time (seconds) and mean bytes
+    /// of input. An attempt that fails is an error naming it.
+    pub fn sample(&self, k: u32) -> Result<(u32, f64, f64), String> {
+        let jobs = self.jobs();
+        if jobs == 0 {
+            return Err("the input makes no jobs".to_owned());
+        }
+        let k = k.clamp(1, jobs);
+        let (mut seconds, mut bytes) = (0.0, 0.0);
+        for i in 0..k {
+            let id = (u64::from(i) * u64::from(jobs) / u64::from(k)) as JobId;
+            let input = self
+                .read(id)
+                .map_err(|e| format!("{}: {e}", self.piece_name(id)))?;
+            bytes += input.len() as f64;
+            let (_, outcome, running) = self.run(input, &|| 1.0, &|| false);
+            if let Some(why) = outcome.failed {
+                return Err(format!(
+                    "a sample job ({}) failed: {why}",
+                    self.piece_name(id)
+                ));
+            }
+            seconds += running.as_secs_f64();
+        }
+        Ok((k, seconds / f64::from(k), bytes / f64::from(k)))
+    }
+
     /// The failed outcome of a job whose input could not be read.
     pub fn cannot_read(&self, e: &std::io::Error) -> (Vec<u8>, Outcome, Duration) {
         let output = Vec::new();
