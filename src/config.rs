@@ -395,7 +395,7 @@ pub mod limits {
     pub const MAX_JOBS: u32 = 1 << 20;
     /// Digits and command: the largest piece of input (or output) one
     /// job may carry, bytes.
-    pub const MAX_PIECE_BYTES: u64 = 256 << 20;
+    pub const MAX_PIECE_BYTES: u64 = 64 << 20;
     /// Command: most retries of a failed job.
     pub const MAX_RETRIES: u32 = 100;
     /// Arrivals: jobs a second at each node.

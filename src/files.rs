@@ -209,6 +209,32 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
         )
 }
 
+/// True when `path` is `dir` or lies inside it, by their absolute paths
+/// (with the longest existing ancestor of each resolved through links, so
+/// that neither needs to exist).
+pub fn within(path: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| -> Option<std::path::PathBuf> {
+        let abs = normal(&std::path::absolute(p).ok()?);
+        let mut base = abs.clone();
+        let mut rest = Vec::new();
+        loop {
+            if let Ok(real) = base.canonicalize() {
+                let mut out = real;
+                out.extend(rest.iter().rev());
+                return Some(out);
+            }
+            rest.push(base.file_name()?.to_owned());
+            if !base.pop() {
+                return Some(abs);
+            }
+        }
+    };
+    match (resolve(path), resolve(dir)) {
+        (Some(p), Some(d)) => p.starts_with(d),
+        _ => false,
+    }
+}
+
 /// A path with its `.` components dropped (`./r.json` is `r.json`).
 fn normal(p: &Path) -> std::path::PathBuf {
     p.components()

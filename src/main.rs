@@ -364,6 +364,27 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     if let Some(path) = &args.joblog {
         check_output_path("--joblog", path).map_err(usage)?;
     }
+    if args.joblog.as_ref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(usage(anyhow::anyhow!(
+            "--joblog needs a file: the joblog is written as the run goes, beside the log on \
+             stderr"
+        )));
+    }
+    if let Some(path) = &args.joblog {
+        loadbal::files::check_not_config(path, config_path)
+            .map_err(|why| usage(anyhow::anyhow!("--joblog {why}")))?;
+        for (option, other) in [("--report", &args.report), ("--trace", &args.trace)] {
+            if let Some(other) = other
+                && loadbal::files::same_path(other, path)
+            {
+                return Err(usage(anyhow::anyhow!(
+                    "--joblog {} and {option} {} are the same file: give each its own",
+                    path.display(),
+                    other.display()
+                )));
+            }
+        }
+    }
     let mut file =
         config::load_file(args.config.as_deref()).map_err(|e| usage(anyhow::Error::new(e)))?;
     if let (Some(role), Some(t)) = (role, cli.throttle) {
@@ -371,6 +392,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
     // Checked in full before anything starts, window or not.
     let config = file.validate().map_err(|e| usage(anyhow::Error::new(e)))?;
+    check_work_paths(&config, config_path, &args)?;
     let outputs = Outputs {
         report: args.report.clone(),
         trace: args.trace.clone(),
@@ -406,6 +428,61 @@ struct Outputs {
     verbosity: node::Verbosity,
     /// The master's `--resume` and `--joblog`.
     master: loadbal::workload::kind::MasterOptions,
+}
+
+/// The files a digits or command run writes (its output, and `--report`,
+/// `--trace` and `--joblog`) must not be its input, inside its input
+/// directory, the config, or one another.
+fn check_work_paths(config: &Config, config_path: &Path, args: &RunArgs) -> Result<(), Failure> {
+    let w = &config.workload;
+    let bad = |why: String| Err(usage(anyhow::anyhow!(why)));
+    if w.kind.is_vector() {
+        if args.joblog.is_some() {
+            return bad("--joblog applies to a digits or command workload (workload.kind)".into());
+        }
+        return Ok(());
+    }
+    let files: Vec<(&str, &Path)> = [
+        ("--report", args.report.as_deref()),
+        ("--trace", args.trace.as_deref()),
+        ("--joblog", args.joblog.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(o, p)| p.filter(|p| p.as_os_str() != "-").map(|p| (o, p)))
+    .collect();
+    if let Some(output) = &w.output {
+        if let Err(why) = loadbal::files::check_not_config(output, config_path) {
+            return bad(format!("workload.output {why}"));
+        }
+        for &(option, path) in &files {
+            if loadbal::files::within(path, output) {
+                return bad(format!(
+                    "{option} {} would be written over workload.output {} (or inside it)",
+                    path.display(),
+                    output.display()
+                ));
+            }
+        }
+    }
+    if let Some(input) = &w.input {
+        if loadbal::files::within(config_path, input) && input.is_file() {
+            return bad(format!(
+                "workload.input {} is the config file",
+                input.display()
+            ));
+        }
+        for &(option, path) in &files {
+            if loadbal::files::within(path, input) {
+                return bad(format!(
+                    "{option} {} is the input, or inside the input directory {}: writing it \
+                     would change the input",
+                    path.display(),
+                    input.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds how `role` runs a digits or command workload, and gives the
@@ -647,6 +724,12 @@ fn all_done_before(
         .map_err(|e| runtime(anyhow::anyhow!("{e}")))?;
     if outputs.verbosity != node::Verbosity::Quiet {
         loadbal::say!("every job was done by the earlier run: {}", finish.text);
+    }
+    if let Some(path) = &outputs.report {
+        loadbal::say!(
+            "no report written to {}: no run was needed (the earlier run's outputs were all kept)",
+            path.display()
+        );
     }
     Ok(Some(0))
 }

@@ -332,6 +332,58 @@ fn bad_work_configs_exit_2_naming_the_field() {
         err.contains("--resume applies to a command workload"),
         "{err}"
     );
+    // Nothing a run writes may land on its input, in its input directory,
+    // on the config or on its output.
+    std::fs::write(dir.join("d").join("x.txt"), "x\n").unwrap();
+    let split = json!({ "kind": "command", "command": ["cat"], "input": "in.txt",
+                        "output": "o.txt", "split": {"lines": 1} });
+    for (workload, args, why) in [
+        (
+            split.clone(),
+            &["--joblog", "in.txt"][..],
+            "--joblog in.txt is the input",
+        ),
+        (
+            split.clone(),
+            &["--joblog", "o.txt"][..],
+            "would be written over workload.output o.txt",
+        ),
+        (
+            split.clone(),
+            &["--joblog", "-"][..],
+            "--joblog needs a file",
+        ),
+        (
+            json!({}),
+            &["--joblog", "j.log"][..],
+            "--joblog applies to a digits or command workload",
+        ),
+        (
+            json!({ "kind": "command", "command": ["cat"], "input": "in.txt",
+                    "output": "config.json", "split": {"lines": 1} }),
+            &[][..],
+            "workload.output config.json is the config file",
+        ),
+        (
+            json!({ "kind": "command", "command": ["cat"], "input": "d", "output": "d/out" }),
+            &[][..],
+            "workload.output d/out is inside the input directory",
+        ),
+        (
+            json!({ "kind": "command", "command": ["cat"], "input": "d", "output": "out" }),
+            &["--joblog", "d/j.log"][..],
+            "--joblog d/j.log is the input, or inside the input directory d",
+        ),
+    ] {
+        let (code, err, _) = demo(&dir, workload.clone(), args);
+        assert_eq!(code, Some(2), "{workload} {args:?}: {err}");
+        assert!(err.contains(why), "{workload} {args:?}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("in.txt")).unwrap(),
+        "a\nb\n"
+    );
+    assert!(!dir.join("d").join("out").exists() && !dir.join("d").join("j.log").exists());
 }
 
 #[test]
@@ -412,5 +464,104 @@ fn the_memory_budget_bounds_the_jobs_lent_to_the_slave_and_the_run_still_ends() 
     assert_eq!(
         std::fs::read_to_string(dir.join("out.txt")).unwrap(),
         text.to_uppercase()
+    );
+}
+
+// A node paused while its program runs holds the job, its program stopped
+// where it is: the run waits for the user, past the progress watchdog's
+// limit (10 s), and ends verified once the node goes on.
+#[test]
+fn a_pause_while_a_program_runs_waits_for_the_user_past_the_watchdog() {
+    use loadbal::config::Role;
+    use loadbal::node::{self, Command, NodeOptions, Outcome};
+    use loadbal::workload::kind::MasterOptions;
+    use std::time::Instant;
+
+    let dir = test_dir("work-pause");
+    std::fs::write(dir.join("in.txt"), "a\nb\nc\nd\n").unwrap();
+    let path = write_config(
+        &dir,
+        json!({ "workload": { "kind": "command", "command": ["sh", "-c", "cat; sleep 1"],
+                              "input": dir.join("in.txt"), "split": { "lines": 1 },
+                              "output": dir.join("out.txt") } }),
+    );
+    let config = loadbal::config::load_file(Some(&path))
+        .unwrap()
+        .validate()
+        .unwrap();
+    let start = |role: Role| {
+        let mut config = config.clone();
+        let work = node::prepare_work(&mut config, role, &MasterOptions::default()).unwrap();
+        let options = NodeOptions {
+            work,
+            progress: false,
+            verbosity: node::Verbosity::Quiet,
+            ..NodeOptions::headless()
+        };
+        node::start(role, &config, options).unwrap()
+    };
+    let slave = start(Role::Slave);
+    let master = start(Role::Master);
+    slave.command(Command::Start);
+    master.command(Command::Start);
+    // Paused once its first program is running.
+    let since = Instant::now();
+    while master.view().snapshot().local.busy == 0 {
+        assert!(since.elapsed() < Duration::from_secs(30), "nothing ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    master.command(Command::SetThrottle(0.0));
+    let paused = Instant::now();
+    while paused.elapsed() < Duration::from_secs(13) {
+        assert!(!master.is_finished(), "the paused master ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    master.command(Command::SetThrottle(1.0));
+    match master.wait() {
+        Outcome::Finished { verified, report } => {
+            assert!(verified, "{:?}", report.map(|r| r.to_json()));
+        }
+        other => panic!("the master did not finish: {other:?}"),
+    }
+    let _ = slave.wait();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        "a\nb\nc\nd\n"
+    );
+}
+
+#[test]
+fn a_resume_keeps_the_parts_of_the_same_input_and_refuses_them_for_a_changed_one() {
+    let dir = test_dir("work-resume-id");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    for (name, text) in [("a", "apple\n"), ("b", "bad\n"), ("c", "cherry\n")] {
+        std::fs::write(dir.join("in").join(name), text).unwrap();
+    }
+    let workload = |retries: u32| {
+        json!({ "kind": "command", "command": ["sh", "-c", "read x; [ $x != bad ] && echo $x"],
+                "input": "in", "output": "out", "retries": retries })
+    };
+    let (code, err, _) = demo(&dir, workload(0), &[]);
+    assert_eq!(code, Some(4), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("out/a")).unwrap(),
+        "apple\n"
+    );
+    assert!(!dir.join("out/b").exists());
+    // More retries change nothing the outputs depend on: the parts of a
+    // and c are kept and only b runs (and fails) again.
+    let (code, err, report) = demo(&dir, workload(2), &["--resume"]);
+    assert_eq!(code, Some(4), "{err}");
+    let r = report.unwrap();
+    assert_eq!(r["work"]["resumed"], 2, "{r:#}");
+    assert_eq!(r["work"]["attempts"], 3, "{r:#}");
+    // A file of the input changed: its part would be stale, so none is used.
+    std::fs::write(dir.join("in").join("c"), "cranberry\n").unwrap();
+    let (code, err, _) = demo(&dir, workload(2), &["--resume"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("holds the parts of another run"), "{err}");
+    assert!(
+        err.contains("the input's files (names, sizes, times) changed"),
+        "{err}"
     );
 }

@@ -74,12 +74,6 @@ pub fn spec_digest(w: &WorkloadConfig) -> SpecDigest {
     out
 }
 
-/// The whole spec's digest, in hex: what the spool records its run by.
-pub fn spec_hex(digest: &SpecDigest) -> String {
-    let all: Vec<u8> = digest.iter().flatten().copied().collect();
-    blake3::hash(&all).to_hex()[..16].to_owned()
-}
-
 fn retries_of(w: &WorkloadConfig) -> u32 {
     w.retries.unwrap_or(1)
 }
@@ -652,7 +646,7 @@ impl Master {
         let (output, spool) = if w.kind == Kind::Command {
             let output = w.output.clone().unwrap_or_default();
             check_output(&input, &output, matches!(pieces, Pieces::Files(_)))?;
-            let spec = spec_hex(&spec_digest(w));
+            let spec = run_identity(w, &input, &pieces);
             let (spool, left) = Spool::open(&output, pieces.len() as u32, &spec, options.resume)
                 .map_err(|e| format!("workload.output {}: {e}", output.display()))?;
             done = left;
@@ -687,6 +681,41 @@ impl Master {
     }
 }
 
+/// What makes a run's outputs what they are, for the spool: the program,
+/// how the input is cut and into which pieces, and each piece's file (its
+/// size and modification time) — not the retries or the time-out, which a
+/// resumed run may change. In hex, short.
+fn run_identity(w: &WorkloadConfig, input: &Path, pieces: &Pieces) -> String {
+    let mut h = blake3::Hasher::new();
+    let stamp = |path: &Path| {
+        std::fs::metadata(path).map_or((0, 0), |m| {
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
+            (m.len(), t)
+        })
+    };
+    h.update(format!("{:?} {:?} {:?} {:?}", w.kind, w.command, w.split, w.align).as_bytes());
+    match pieces {
+        Pieces::Ranges(ranges) => {
+            h.update(format!("{:?}", stamp(input)).as_bytes());
+            for r in ranges {
+                h.update(&r.start.to_le_bytes());
+                h.update(&r.end.to_le_bytes());
+            }
+        }
+        Pieces::Files(names) => {
+            for name in names {
+                h.update(name.as_encoded_bytes());
+                h.update(format!("{:?}", stamp(&input.join(name))).as_bytes());
+            }
+        }
+    }
+    h.finalize().to_hex()[..16].to_owned()
+}
+
 /// The output must not be the input, nor hold it, nor be a special file;
 /// a directory input's output is a directory (made if need be).
 fn check_output(input: &Path, output: &Path, dir: bool) -> Result<(), String> {
@@ -703,15 +732,19 @@ fn check_output(input: &Path, output: &Path, dir: bool) -> Result<(), String> {
                  (one file per input file), and this is not a directory"
             ));
         }
-        if let (Ok(i), Ok(o)) = (input.canonicalize(), output.canonicalize())
-            && o.starts_with(&i)
-        {
+        if crate::files::within(output, input) {
             return Err(format!(
                 "workload.output {shown} is inside the input directory: its files would \
                  become jobs of the next run"
             ));
         }
         return Ok(());
+    }
+    if input.is_dir() && crate::files::within(output, input) {
+        return Err(format!(
+            "workload.output {shown} is inside the input directory: it would become a job \
+             of the next run"
+        ));
     }
     match std::fs::metadata(output) {
         Ok(m) if !m.is_file() => Err(format!(

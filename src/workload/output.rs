@@ -60,8 +60,9 @@ impl Spool {
         if resume && let Some(left) = &left {
             if *left != run {
                 return Err(std::io::Error::other(format!(
-                    "{} holds the parts of another run ({}), not of this one ({}): remove it, \
-                     or run without --resume",
+                    "{} holds the parts of another run ({}), not of this one ({}): the \
+                     program, the split, or the input's files (names, sizes, times) changed \
+                     since; remove it, or run without --resume",
                     spool.dir.display(),
                     left.trim(),
                     run.trim()

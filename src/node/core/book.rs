@@ -245,6 +245,14 @@ impl JobBook {
         }
     }
 
+    /// A worker returned a job that is no longer computing here (dropped):
+    /// it has room again.
+    pub(super) fn release_worker(&mut self, worker: usize) {
+        if let Some(n) = self.assigned.get_mut(worker) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
     /// Master: an attempt at job `id` by worker `worker` failed and the
     /// job goes again: back in the queue, unmade (its input is read again),
     /// at the front or the back (where a transfer takes it). False when it

@@ -390,13 +390,15 @@ impl NodeCore {
             }
             let ids = self.book.take_bootstrap(room as usize);
             let compress = self.config.compression;
-            let encoded = if self.settings.work.is_some() {
+            if self.settings.work.is_some() {
                 let unread = ids.iter().map(|&id| Job::unmade(id)).collect();
                 let Some(jobs) = self.read_pieces(now, unread) else {
                     return;
                 };
-                self.encode_pieces(&jobs)
-            } else if self.settings.random_bootstrap {
+                self.send_pieces(now, BatchKind::Bootstrap, jobs);
+                continue;
+            }
+            let encoded = if self.settings.random_bootstrap {
                 let jobs: Vec<Job> = ids
                     .iter()
                     .map(|&id| workload::random_job(id, workload.elements_per_job))
@@ -418,23 +420,30 @@ impl NodeCore {
         };
         while !jobs.is_empty() {
             let rest = jobs.split_off(jobs.len().min(self.transfer_jobs));
-            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let encoded = if self.settings.work.is_some() {
+            if self.settings.work.is_some() {
                 let Some(read) = self.read_pieces(now, jobs) else {
                     return;
                 };
-                self.encode_pieces(&read)
-            } else {
-                // Jobs not made yet go as fresh ones, never filled in here.
-                batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression)
-            };
+                self.send_pieces(now, BatchKind::Jobs, read);
+                jobs = rest;
+                continue;
+            }
+            let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+            // Jobs not made yet go as fresh ones, never filled in here.
+            let encoded =
+                batch::encode_batch(Source::Queued(&jobs, &workload), self.config.compression);
             self.send_batch(now, BatchKind::Jobs, ids, encoded);
-            self.note_lent();
             jobs = rest;
         }
     }
 
-    fn send_batch(&mut self, now: Instant, kind: BatchKind, ids: Vec<JobId>, encoded: Encoded) {
+    pub(super) fn send_batch(
+        &mut self,
+        now: Instant,
+        kind: BatchKind,
+        ids: Vec<JobId>,
+        encoded: Encoded,
+    ) {
         let c = &mut self.counters;
         c.batches_sent += 1;
         c.batch_raw_bytes += encoded.raw_bytes as u64;
@@ -494,12 +503,12 @@ impl NodeCore {
             }
             let jobs = self.book.take_ready(self.batch_jobs);
             self.results_waiting_since = None;
+            if self.settings.work.is_some() {
+                self.send_pieces(now, BatchKind::Results, jobs);
+                continue;
+            }
             let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-            let encoded = if self.settings.work.is_some() {
-                self.encode_pieces(&jobs)
-            } else {
-                batch::encode_batch(Source::Jobs(&jobs), self.config.compression)
-            };
+            let encoded = batch::encode_batch(Source::Jobs(&jobs), self.config.compression);
             drop(jobs);
             self.send_batch(now, BatchKind::Results, ids, encoded);
         }

@@ -12,6 +12,7 @@ use std::time::Instant;
 use super::{Failure, NodeCore};
 use crate::config::{Kind, WorkloadConfig};
 use crate::ids::Role;
+use crate::protocol::BatchKind;
 use crate::protocol::batch::Encoded;
 use crate::workload::kind::{Finish, PieceRow};
 use crate::workload::{Job, JobId};
@@ -40,6 +41,27 @@ pub(super) struct PieceBook {
     pub(super) peak_lent: u32,
     /// The bootstrap waited for the memory budget (said once).
     pub(super) budget_said: bool,
+}
+
+/// `jobs` in order, cut into groups of at most `max` bytes of pieces each
+/// (a job larger than that alone in its group).
+pub(super) fn byte_groups(jobs: Vec<Job>, max: usize) -> Vec<Vec<Job>> {
+    let mut groups: Vec<Vec<Job>> = Vec::new();
+    let mut bytes = 0usize;
+    for job in jobs {
+        let len = job.piece.as_ref().map_or(0, |p| p.bytes.len());
+        match groups.last_mut() {
+            Some(group) if bytes.saturating_add(len) <= max => {
+                bytes += len;
+                group.push(job);
+            }
+            _ => {
+                bytes = len;
+                groups.push(vec![job]);
+            }
+        }
+    }
+    groups
 }
 
 /// A typical job's bytes, from the spec: what batch sizes are reckoned by
@@ -88,9 +110,18 @@ impl NodeCore {
         self.piece_room().map_or(n, |room| n.min(room))
     }
 
-    /// The batch of `jobs` as the kind encodes it.
-    pub(super) fn encode_pieces(&self, jobs: &[Job]) -> Encoded {
-        crate::protocol::pieces::encode(jobs, self.config.compression)
+    /// Sends `jobs` (read, or results) as batches of at most
+    /// [`MAX_BATCH_DATA_BYTES`](crate::protocol::batch::MAX_BATCH_DATA_BYTES)
+    /// of bytes each (a single job may be that large alone): what every
+    /// receiver takes.
+    pub(super) fn send_pieces(&mut self, now: Instant, kind: BatchKind, jobs: Vec<Job>) {
+        for group in byte_groups(jobs, crate::protocol::batch::MAX_BATCH_DATA_BYTES) {
+            let ids: Vec<JobId> = group.iter().map(|j| j.id).collect();
+            let encoded: Encoded = crate::protocol::pieces::encode(&group, self.config.compression);
+            drop(group);
+            self.send_batch(now, kind, ids, encoded);
+            self.note_lent();
+        }
     }
 
     /// Master: reads the input of every job of `jobs` not read yet (a
@@ -101,8 +132,11 @@ impl NodeCore {
             return Some(jobs);
         };
         if self.role != Role::Master {
-            // A slave has no input: a job it gives back unread is read by
-            // the master.
+            // A slave gives its jobs back as ids only: the master reads its
+            // own input again rather than trust bytes from the peer.
+            for job in &mut jobs {
+                job.piece = None;
+            }
             return Some(jobs);
         }
         for job in &mut jobs {
@@ -146,6 +180,34 @@ impl NodeCore {
             return Some(job);
         };
         let output_len = job.piece.as_ref().map_or(0, |p| p.bytes.len()) as u64;
+        // Only the attempt of the node that has the job now counts: a late
+        // one (a slave's after the master took the job back, a worker's
+        // after a pause) is logged and dropped, its output not kept.
+        let state = self.book.ledger().state(id);
+        let current = match on {
+            Role::Slave => matches!(state, super::JobState::Lent | super::JobState::InFlight),
+            Role::Master => state == super::JobState::Computing,
+        };
+        if !current {
+            self.pieces.attempts += 1;
+            if let Err(e) = work.log_attempt(id, on, &outcome, outcome.input_bytes, output_len) {
+                self.log(now, format!("cannot write the joblog: {e}"));
+            }
+            self.log(
+                now,
+                format!(
+                    "job {id}: the {}'s attempt came after the job had moved on; dropped",
+                    on.name()
+                ),
+            );
+            if on == Role::Master
+                && let Some(worker) = worker
+            {
+                // The worker is free again.
+                self.book.release_worker(worker);
+            }
+            return None;
+        }
         if outcome.succeeded()
             && let Some(p) = &job.piece
             && *blake3::hash(&p.bytes).as_bytes() != outcome.digest
@@ -247,7 +309,9 @@ impl NodeCore {
                     work.retries()
                 ),
             );
-            self.pieces.failed.push(id);
+            if !self.pieces.failed.contains(&id) {
+                self.pieces.failed.push(id);
+            }
             if let Some(row) = std::sync::Arc::make_mut(&mut self.pieces.rows).get_mut(id as usize)
             {
                 row.given_up = true;

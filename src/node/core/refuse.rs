@@ -113,6 +113,27 @@ impl NodeCore {
             // No longer on its way: the bootstrap may end without it.
             self.bootstrap_delivered(now, p.ids.len() as u32);
         }
+        if p.kind == BatchKind::Results
+            && self.settings.work.is_some()
+            && !back.is_empty()
+            && !self.session.peer_lost
+        {
+            // A slave's refused results of the digits or command kinds:
+            // their outputs went with the batch and their input is gone,
+            // so the jobs go back to the master as ids, which reads its
+            // own input and runs them. (They were queued last: the back
+            // of the queue is exactly them.)
+            let jobs = self.book.take_for_transfer(back.len() as u32);
+            self.log(
+                now,
+                format!(
+                    "their input is not here: giving jobs [{}] back to the {} to run",
+                    format_id_ranges(&back),
+                    self.role.peer()
+                ),
+            );
+            self.send_jobs(now, jobs);
+        }
         self.adaptor.state_due = true;
         self.adaptor.evaluate_due = true;
         // A refusal by the fault injection is the test's own doing.

@@ -103,7 +103,13 @@ impl NodeCore {
         // this node paused with jobs nobody else can take, or both paused.
         // A pause elsewhere must not hide a stall (a link that drops every
         // batch while a paused slave looks on).
+        // A program of the command kind is stopped where it is by a pause,
+        // its job held: that node waits for its user too.
+        let holding = self.settings.work.is_some()
+            && ((self.throttle <= 0.0 && self.book.count(JobState::Computing) > 0)
+                || peer.is_some_and(|p| p.throttle <= 0.0 && p.busy > 0));
         let paused = self.adaptor.paused_waiting
+            || holding
             || (self.throttle <= 0.0 && peer.is_some_and(|p| p.throttle <= 0.0));
         // Jobs still to arrive (here, or at the peer by this node's clock)
         // are worth waiting for, however far apart they come.
