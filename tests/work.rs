@@ -565,3 +565,46 @@ fn a_resume_keeps_the_parts_of_the_same_input_and_refuses_them_for_a_changed_one
         "{err}"
     );
 }
+
+#[test]
+fn bench_only_digits_prints_the_seeds_table_every_total_verified() {
+    let dir = test_dir("work-bench");
+    let out = run(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "digits",
+            "--json",
+            "bench.json",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    let figures = json["figures"].as_array().unwrap();
+    // Four chunk sizes with one worker a node, and one with two.
+    assert_eq!(figures.len(), 5, "{json:#}");
+    for (f, chunk) in figures
+        .iter()
+        .zip(["3000 B", "30000 B", "300000 B", "3000000 B", "30000 B"])
+    {
+        assert_eq!(f["group"], "digits");
+        let name = f["name"].as_str().unwrap();
+        assert!(name.starts_with("3000000 digits in chunks of "), "{name}");
+        assert!(name.contains(chunk), "{name}");
+        assert_eq!(f["reference_name"], "a straight pass");
+        assert!(f["value"].as_f64().unwrap() > 0.0 && f["reference"].as_f64().unwrap() > 0.0);
+        assert!(
+            f["target"].as_str().unwrap().ends_with("total verified"),
+            "{f}"
+        );
+    }
+    assert!(
+        figures[4]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("2 workers a node")
+    );
+}
