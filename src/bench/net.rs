@@ -6,7 +6,6 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -73,15 +72,7 @@ pub fn real_run(
     let mut config = config.clone();
     config.master.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
     config.slave.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
-    let quiet = NodeOptions {
-        headless: false,
-        progress: false,
-        verbosity: node::Verbosity::Quiet,
-        waker: Arc::new(|| {}),
-        random_bootstrap: false,
-        inject_panic: None,
-        work: None,
-    };
+    let quiet = NodeOptions::quiet();
     let slave =
         node::start(Role::Slave, &config, quiet.clone()).context("cannot start the slave")?;
     let master = node::start(Role::Master, &config, quiet).context("cannot start the master")?;
@@ -139,13 +130,8 @@ fn verified_run(file: &ConfigFile) -> anyhow::Result<Report> {
 fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
     let config = file.validate().context("the bench's config")?;
     let quiet = |random_bootstrap| NodeOptions {
-        headless: false,
-        progress: false,
-        verbosity: node::Verbosity::Quiet,
-        waker: Arc::new(|| {}),
         random_bootstrap,
-        inject_panic: None,
-        work: None,
+        ..NodeOptions::quiet()
     };
     let slave =
         node::start(Role::Slave, &config, quiet(false)).context("cannot start the slave")?;

@@ -10,7 +10,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command as Process, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -104,13 +103,8 @@ fn run_work(config: &crate::config::Config) -> anyhow::Result<(Report, Duration)
     let slave_work = node::prepare_work(&mut slave_config, Role::Slave, &options)
         .map_err(|e| anyhow::anyhow!(e))?;
     let quiet = |work| NodeOptions {
-        headless: false,
-        progress: false,
-        verbosity: node::Verbosity::Quiet,
-        waker: Arc::new(|| {}),
-        random_bootstrap: false,
-        inject_panic: None,
         work,
+        ..NodeOptions::quiet()
     };
     let started = Instant::now();
     let slave = node::start(Role::Slave, &slave_config, quiet(slave_work))

@@ -180,13 +180,9 @@ impl NodePanel {
             }
         };
         let options = NodeOptions {
-            headless: false,
-            progress: false,
-            verbosity: node::Verbosity::Quiet,
             waker,
-            random_bootstrap: false,
-            inject_panic: None,
             work,
+            ..NodeOptions::quiet()
         };
         self.start_error = None;
         self.outcome = None;

@@ -165,6 +165,20 @@ pub fn prepare_work(
 }
 
 impl NodeOptions {
+    /// Options for a node driven by its caller (a window or the bench):
+    /// no progress, no log on stderr, no waker, the vector kind.
+    pub fn quiet() -> Self {
+        NodeOptions {
+            headless: false,
+            progress: false,
+            verbosity: Verbosity::Quiet,
+            waker: Arc::new(|| {}),
+            random_bootstrap: false,
+            inject_panic: None,
+            work: None,
+        }
+    }
+
     /// Options for a headless run.
     pub fn headless() -> Self {
         NodeOptions {

@@ -275,8 +275,8 @@ impl ByteWork {
     /// Master: the input and output, for the window and the log.
     pub fn describe(&self) -> String {
         let program = match self.kind {
-            Kind::Command => joblog::shell_words(&self.argv),
-            _ => "sum of digits".to_owned(),
+            Kind::Command => format!("`{}`", joblog::shell_words(&self.argv)),
+            _ => "the digit sum".to_owned(),
         };
         match &self.master {
             None => format!("{} {program}", self.kind.name()),
@@ -287,7 +287,7 @@ impl ByteWork {
                     .map(|o| format!(" -> {}", o.display()))
                     .unwrap_or_default();
                 format!(
-                    "{} {program}: {} ({} pieces){output}",
+                    "{} {program} over {} ({} pieces){output}",
                     self.kind.name(),
                     m.input.display(),
                     m.pieces.len()
@@ -739,12 +739,6 @@ fn check_output(input: &Path, output: &Path, dir: bool) -> Result<(), String> {
             ));
         }
         return Ok(());
-    }
-    if input.is_dir() && crate::files::within(output, input) {
-        return Err(format!(
-            "workload.output {shown} is inside the input directory: it would become a job \
-             of the next run"
-        ));
     }
     match std::fs::metadata(output) {
         Ok(m) if !m.is_file() => Err(format!(

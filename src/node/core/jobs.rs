@@ -353,39 +353,7 @@ impl NodeCore {
         {
             let room = self.within_budget(u32::try_from(self.batch_jobs).unwrap_or(u32::MAX));
             if room == 0 {
-                if !self.pieces.budget_said {
-                    self.pieces.budget_said = true;
-                    self.log(
-                        now,
-                        format!(
-                            "the slave holds as many jobs' input as the memory budget allows ({} \
-                             MiB): the rest of the bootstrap waits for its results",
-                            self.settings
-                                .work
-                                .as_ref()
-                                .map_or(0, |w| w.memory_budget(self.settings.memory_bytes) >> 20)
-                        ),
-                    );
-                }
-                // A master with nothing to do takes a batch of the rest
-                // itself rather than wait (a paused or slow slave).
-                if self.queued() == 0
-                    && self.book.count(super::JobState::Computing) == 0
-                    && self.throttle > 0.0
-                {
-                    let keep = u32::try_from(self.batch_jobs).unwrap_or(u32::MAX);
-                    let kept = self.book.keep_bootstrap(keep);
-                    self.log(
-                        now,
-                        format!(
-                            "the master has nothing to do and the slave no room: it computes \
-                             bootstrap jobs [{}] itself",
-                            format_id_ranges(&kept)
-                        ),
-                    );
-                    self.adaptor.state_due = true;
-                    self.bootstrap_delivered(now, kept.len() as u32);
-                }
+                self.bootstrap_waits_for_room(now);
                 break;
             }
             let ids = self.book.take_bootstrap(room as usize);

@@ -105,6 +105,46 @@ impl NodeCore {
         }
     }
 
+    /// Master: the slave has no room for more of the bootstrap. Said
+    /// once; and a master with nothing to do takes a batch of the rest
+    /// itself rather than wait (a paused or slow slave).
+    pub(super) fn bootstrap_waits_for_room(&mut self, now: Instant) {
+        if !self.pieces.budget_said {
+            self.pieces.budget_said = true;
+            let budget = self
+                .settings
+                .work
+                .as_ref()
+                .map_or(0, |w| w.memory_budget(self.settings.memory_bytes));
+            self.log(
+                now,
+                format!(
+                    "the slave holds as many jobs' input as the memory budget allows ({} MiB): \
+                     the rest of the bootstrap waits for its results",
+                    budget >> 20
+                ),
+            );
+        }
+        if self.queued() > 0
+            || self.book.count(super::JobState::Computing) > 0
+            || self.throttle <= 0.0
+        {
+            return;
+        }
+        let keep = u32::try_from(self.batch_jobs).unwrap_or(u32::MAX);
+        let kept = self.book.keep_bootstrap(keep);
+        self.log(
+            now,
+            format!(
+                "the master has nothing to do and the slave no room: it computes bootstrap jobs \
+                 [{}] itself",
+                crate::workload::format_id_ranges(&kept)
+            ),
+        );
+        self.adaptor.state_due = true;
+        self.bootstrap_delivered(now, kept.len() as u32);
+    }
+
     /// `n` jobs to lend, as the memory budget allows.
     pub(super) fn within_budget(&self, n: u32) -> u32 {
         self.piece_room().map_or(n, |room| n.min(room))
