@@ -585,6 +585,20 @@ fn bench(quick: bool, json: Option<&Path>, only: &[loadbal::bench::Group]) -> Re
             .map_err(runtime)?;
         loadbal::say!("figures written to {}", path.display());
     }
+    if !report.failed.is_empty() {
+        let groups: Vec<&str> = report.failed.iter().map(|f| f.group.as_str()).collect();
+        return Err(runtime(anyhow::anyhow!(
+            "the bench's {} group{} failed (the other figures are above): {}",
+            groups.join(", "),
+            if groups.len() == 1 { "" } else { "s" },
+            report
+                .failed
+                .iter()
+                .map(|f| format!("{}: {}", f.group, f.error))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )));
+    }
     Ok(0)
 }
 

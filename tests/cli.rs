@@ -820,3 +820,42 @@ fn digits_make_writes_count_digits_the_same_for_a_seed_and_says_their_sum() {
     }
     assert!(!dir.join("d.txt").exists());
 }
+
+// Issue 22: a bench where the demo cannot open a window (here an `Xvfb`
+// that starts no server) skips the window group with one line, and the
+// other groups' figures stand.
+#[test]
+fn bench_skips_the_window_group_when_the_demo_cannot_open_a_window() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = test_dir("bench-no-display");
+    let fake = dir.join("bin");
+    std::fs::create_dir_all(&fake).unwrap();
+    for program in ["Xvfb", "xdotool"] {
+        let path = fake.join(program);
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_loadbal"))
+        .args(["bench", "--quick", "--only", "window", "--only", "digits"])
+        .current_dir(&dir)
+        .env("PATH", path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(
+            "window: skipped: the demo cannot open a window here: loadbal: cannot open a window"
+        ),
+        "{err}"
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!table.contains("| window:"), "{table}");
+    assert_eq!(table.matches("| digits:").count(), 5, "{table}");
+}

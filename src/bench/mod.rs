@@ -186,6 +186,8 @@ pub struct BenchReport {
     pub seconds: f64,
     /// The rows of the table.
     pub figures: Vec<Figure>,
+    /// Groups that failed (their figures are missing; the others stand).
+    pub failed: Vec<GroupFailure>,
 }
 
 /// Runs every measurement, printing progress on `log` as it goes.
@@ -201,6 +203,7 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
         machine.kernel
     );
     let mut figures = Vec::new();
+    let mut failed = Vec::new();
     // The two-node figure's ideal needs the kernel's rate.
     let kernel = if options.wants(Group::Kernel) || options.wants(Group::TwoNodes) {
         let mut rows = Vec::new();
@@ -222,34 +225,44 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
         compute::throttle(options, log, &mut figures);
     }
     if options.wants(Group::Transport) {
-        net::transport(options, log, &mut figures)?;
+        let result = net::transport(options, log, &mut figures);
+        note_failure(Group::Transport, result, log, &mut failed);
     }
     if let (true, Some(k)) = (options.wants(Group::TwoNodes), &kernel) {
-        net::two_nodes(options, log, &mut figures, k.updates_per_second)?;
+        let result = net::two_nodes(options, log, &mut figures, k.updates_per_second);
+        note_failure(Group::TwoNodes, result, log, &mut failed);
     }
     if options.wants(Group::Original) {
-        net::original(options, log, &mut figures)?;
+        let result = net::original(options, log, &mut figures);
+        note_failure(Group::Original, result, log, &mut failed);
     }
     if options.wants(Group::JobSize) {
-        net::job_size(options, log, &mut figures)?;
+        let result = net::job_size(options, log, &mut figures);
+        note_failure(Group::JobSize, result, log, &mut failed);
     }
     if options.wants(Group::Memory) {
-        net::memory(options, log, &mut figures)?;
+        let result = net::memory(options, log, &mut figures);
+        note_failure(Group::Memory, result, log, &mut failed);
     }
     if options.wants(Group::Compression) {
-        net::compression(options, log, &mut figures)?;
+        let result = net::compression(options, log, &mut figures);
+        note_failure(Group::Compression, result, log, &mut failed);
     }
     if options.wants(Group::Policies) {
-        net::policies(options, log, &mut figures)?;
+        let result = net::policies(options, log, &mut figures);
+        note_failure(Group::Policies, result, log, &mut failed);
     }
     if options.wants(Group::Window) {
-        window::window(options, log, &mut figures)?;
+        let result = window::window(options, log, &mut figures);
+        note_failure(Group::Window, result, log, &mut failed);
     }
     if options.wants(Group::Command) {
-        work::command(options, log, &mut figures)?;
+        let result = work::command(options, log, &mut figures);
+        note_failure(Group::Command, result, log, &mut failed);
     }
     if options.wants(Group::Digits) {
-        work::digits(options, log, &mut figures)?;
+        let result = work::digits(options, log, &mut figures);
+        note_failure(Group::Digits, result, log, &mut failed);
     }
     Ok(BenchReport {
         version: env!("CARGO_PKG_VERSION"),
@@ -257,7 +270,36 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
         machine,
         seconds: started.elapsed().as_secs_f64(),
         figures,
+        failed,
     })
+}
+
+/// A group that failed says so on `log` and is listed; the others' figures
+/// stand.
+fn note_failure(
+    group: Group,
+    result: anyhow::Result<()>,
+    log: &mut dyn Write,
+    failed: &mut Vec<GroupFailure>,
+) {
+    if let Err(e) = result {
+        let name = clap::ValueEnum::to_possible_value(&group)
+            .map_or_else(|| format!("{group:?}"), |v| v.get_name().to_owned());
+        let _ = writeln!(log, "{name}: FAILED: {e:#}");
+        failed.push(GroupFailure {
+            group: name,
+            error: format!("{e:#}"),
+        });
+    }
+}
+
+/// A group of figures that could not be measured, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupFailure {
+    /// The group, as `--only` names it.
+    pub group: String,
+    /// What went wrong.
+    pub error: String,
 }
 
 fn machine() -> Machine {
@@ -376,6 +418,7 @@ mod tests {
                     .ratio(0.8)
                     .note("no target yet"),
             ],
+            failed: Vec::new(),
         };
         assert_eq!(
             report.table(),

@@ -229,8 +229,9 @@ impl LoadbalApp {
 
     /// Collects what changed in the nodes and the simulations. Never blocks.
     pub fn poll(&mut self) {
+        let mut ended = false;
         for p in &mut self.panels {
-            p.poll();
+            ended |= p.poll();
         }
         let views: Vec<&crate::node::NodeView> =
             self.panels.iter().filter_map(NodePanel::view).collect();
@@ -238,7 +239,9 @@ impl LoadbalApp {
             self.stream.update(&views);
         }
         let running = self.is_running();
-        if self.was_running && !running {
+        // A node's end collected now counts even when no frame saw the run
+        // going (one that ended between two frames).
+        if (self.was_running || ended) && !running {
             self.run_ended();
         }
         self.was_running = running;

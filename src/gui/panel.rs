@@ -230,11 +230,13 @@ impl NodePanel {
     }
 
     /// Collects what changed: the node's end, plot samples, new log lines.
-    /// Never blocks.
-    pub fn poll(&mut self) {
+    /// Never blocks. Returns true when the node's end was collected now.
+    pub fn poll(&mut self) -> bool {
+        let mut ended = false;
         if self.node.as_ref().is_some_and(NodeHandle::is_finished)
             && let Some(node) = self.node.take()
         {
+            ended = true;
             // Every thread of the node has ended: this join returns at
             // once, and the socket is free for the next Start.
             self.outcome = Some(node.wait());
@@ -256,7 +258,7 @@ impl NodePanel {
             }
         }
         let Some(view) = &self.view else {
-            return;
+            return ended;
         };
         if self.node.is_some() {
             self.history.sample(&view.snapshot());
@@ -268,6 +270,7 @@ impl NodePanel {
             let excess = self.log.len() - LOG_LINES;
             self.log.drain(..excess);
         }
+        ended
     }
 
     /// Starts the simulator on the run just finished: the same config at
