@@ -210,22 +210,19 @@ impl ConfigEditor {
                 edits.push(key);
             }
         }
-        let mut json = match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str::<serde_json::Value>(&text).map_err(|e| {
-                format!(
-                    "cannot save: {} is no longer valid JSON ({e}); fix it or move it away",
-                    self.path.display()
-                )
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => serde_json::json!({}),
+        let old = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "{}\n".to_owned(),
             Err(e) => return Err(format!("cannot read {}: {e}", self.path.display())),
         };
-        for key in edits {
-            set_key(&mut json, key, value_of(file, key))?;
-        }
-        let mut text = serde_json::to_string_pretty(&json)
-            .map_err(|e| format!("cannot write the config as JSON: {e}"))?;
-        text.push('\n');
+        let edits: Vec<(&str, Option<serde_json::Value>)> =
+            edits.into_iter().map(|k| (k, value_of(file, k))).collect();
+        let text = edit_json(&old, &edits).map_err(|e| {
+            format!(
+                "cannot save: {} {e}; fix it or move it away",
+                self.path.display()
+            )
+        })?;
         crate::files::write(&self.path, text.as_bytes())
             .map_err(|e| format!("cannot save {}: {e}", self.path.display()))?;
         self.base = file.clone();
@@ -423,32 +420,131 @@ fn value_of(file: &ConfigFile, key: &str) -> Option<serde_json::Value> {
     })
 }
 
-/// Sets (or, with `None`, removes) the dotted `key` in a config's JSON,
-/// making the section if the file has none.
-fn set_key(
-    json: &mut serde_json::Value,
-    key: &str,
-    value: Option<serde_json::Value>,
-) -> Result<(), String> {
-    let (section, field) = key.split_once('.').unwrap_or(("", key));
-    let not_object = || format!("cannot save: \"{section}\" in the file is not an object");
-    let root = json
-        .as_object_mut()
-        .ok_or("cannot save: the file's top level is not a JSON object")?;
-    match value {
-        Some(value) => {
-            let section = root
-                .entry(section)
-                .or_insert_with(|| serde_json::json!({}))
-                .as_object_mut()
-                .ok_or_else(not_object)?;
-            section.insert(field.to_owned(), value);
-        }
-        None => {
-            if let Some(section) = root.get_mut(section).and_then(|s| s.as_object_mut()) {
-                section.remove(field);
+/// `text` (a config file) with each dotted key of `edits` set to its
+/// value, or removed for `None`, and nothing else changed: every other
+/// byte, spacing and order included, stays as written (a section the file
+/// lacks is added at its end). Ends in one newline.
+pub fn edit_json(
+    text: &str,
+    edits: &[(&str, Option<serde_json::Value>)],
+) -> Result<String, String> {
+    use jsonc_parser::cst::CstRootNode;
+    let bom = text.starts_with('\u{feff}');
+    let body = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let root = CstRootNode::parse(body, &jsonc_parser::ParseOptions::default())
+        .map_err(|e| format!("is no longer valid JSON ({e})"))?;
+    let top = root
+        .object_value()
+        .ok_or("has no JSON object at its top level")?;
+    for (key, value) in edits {
+        let (section, field) = key.split_once('.').unwrap_or(("", key));
+        match value {
+            Some(value) => {
+                let object = top
+                    .object_value_or_create(section)
+                    .ok_or_else(|| format!("has a \"{section}\" that is not an object"))?;
+                match object.get(field) {
+                    Some(prop) => prop.set_value(cst_value(value)),
+                    None => {
+                        object.append(field, cst_value(value));
+                    }
+                }
+            }
+            None => {
+                if let Some(prop) = top.object_value(section).and_then(|o| o.get(field)) {
+                    prop.remove();
+                }
             }
         }
     }
-    Ok(())
+    let mut out = String::with_capacity(text.len() + 64);
+    if bom {
+        out.push('\u{feff}');
+    }
+    out.push_str(root.to_string().trim_end_matches(['\n', '\r']));
+    out.push('\n');
+    Ok(out)
+}
+
+/// A JSON value as the CST editor takes it (numbers as serde_json writes
+/// them, so a value reads back the same).
+fn cst_value(value: &serde_json::Value) -> jsonc_parser::cst::CstInputValue {
+    use jsonc_parser::cst::CstInputValue;
+    match value {
+        serde_json::Value::Null => CstInputValue::Null,
+        serde_json::Value::Bool(b) => CstInputValue::Bool(*b),
+        serde_json::Value::Number(n) => CstInputValue::Number(n.to_string()),
+        serde_json::Value::String(s) => CstInputValue::String(s.clone()),
+        serde_json::Value::Array(a) => CstInputValue::Array(a.iter().map(cst_value).collect()),
+        serde_json::Value::Object(o) => {
+            CstInputValue::Object(o.iter().map(|(k, v)| (k.clone(), cst_value(v))).collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config formatted by hand: one-line objects, aligned colons, a
+    /// field order of its own.
+    const HAND: &str = "{\n  \"master\":   { \"address\": \"127.0.0.1:7001\", \"throttle\": 1.0 },\n  \"slave\":    { \"address\": \"127.0.0.1:7002\" },\n\n  \"policy\":   { \"transfer\": \"sender\",  \"threshold\": 30 }\n}\n";
+
+    #[test]
+    fn an_edit_changes_only_the_edited_values_text() {
+        let edits = [
+            ("master.address", Some(serde_json::json!("10.0.0.1:7001"))),
+            ("policy.threshold", Some(serde_json::json!(12))),
+        ];
+        let out = edit_json(HAND, &edits).unwrap();
+        let want = HAND
+            .replace("127.0.0.1:7001", "10.0.0.1:7001")
+            .replace("\"threshold\": 30", "\"threshold\": 12");
+        assert_eq!(out, want);
+        // The same file read back gives the edited values.
+        let file = crate::config::parse(&out, "test").unwrap();
+        assert_eq!(file.master.address.as_deref(), Some("10.0.0.1:7001"));
+        assert_eq!(file.policy.threshold, Some(12));
+    }
+
+    #[test]
+    fn a_field_or_section_the_file_lacks_is_added_a_removed_one_goes_and_one_newline_ends_it() {
+        let edits = [
+            ("slave.workers", Some(serde_json::json!(2))),
+            ("workload.initial", Some(serde_json::json!(1.111111))),
+            ("master.throttle", None),
+        ];
+        let out = edit_json(&format!("{HAND}\n\n"), &edits).unwrap();
+        assert!(out.ends_with("}\n") && !out.ends_with("\n\n"), "{out:?}");
+        let file = crate::config::parse(&out, "test").unwrap();
+        assert_eq!(file.slave.workers, 2);
+        assert_eq!(file.workload.initial, 1.111111);
+        assert_eq!(
+            file.master.throttle,
+            crate::config::ConfigFile::default().master.throttle
+        );
+        assert!(!out.contains("\"throttle\": 1.0"), "{out}");
+        // The lines not edited are as they were.
+        assert!(
+            out.contains("  \"policy\":   { \"transfer\": \"sender\",  \"threshold\": 30 }"),
+            "{out}"
+        );
+        // A missing file's text ("{}") gets only the edits.
+        let out = edit_json(
+            "{}\n",
+            &[("master.address", Some(serde_json::json!("127.0.0.1:9")))],
+        )
+        .unwrap();
+        let file = crate::config::parse(&out, "test").unwrap();
+        assert_eq!(file.master.address.as_deref(), Some("127.0.0.1:9"));
+        assert!(edit_json("[1]", &[]).unwrap_err().contains("top level"));
+        assert!(
+            edit_json(
+                "{ \"master\": 5 }",
+                &[("master.address", Some(serde_json::json!("x")))]
+            )
+            .unwrap_err()
+            .contains("\"master\" that is not an object")
+        );
+    }
 }
