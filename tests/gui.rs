@@ -619,7 +619,7 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
     assert_eq!(response.jobs, 64);
     assert!(0.0 < response.p50 && response.p50 <= response.p99);
     h.step();
-    h.get_by_label("run: 96 / 96 jobs computed");
+    h.get_by_label("run: 96 / 96 results held by the master");
     assert!(
         log_of(&h, Role::Master)
             .iter()
@@ -665,4 +665,52 @@ fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
             .starts_with("policy sender: paused: giving away every queued job")),
         "{logged:?}"
     );
+}
+
+// Issue 22: after the demo's slave is stopped mid-run, every view agrees
+// with the master's verified report: the run's progress counts the results
+// the master holds, the jobs table has every job done and none queued (the
+// stopped slave's last view of its queue is not the truth), and the slave's
+// header says the phase it ended in.
+#[test]
+fn after_the_slave_is_stopped_the_views_agree_with_the_report() {
+    // Jobs of tens of milliseconds, and a slow slave: the run is still
+    // going, the slave holding jobs, when Stop is pressed.
+    let path = config_file_iterating("stopped-slave", 200_000);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["slave"]["throttle"] = 0.2.into();
+    std::fs::write(&path, v.to_string()).unwrap();
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the slave to hold jobs",
+        |h| {
+            h[0].state()
+                .panel(Role::Slave)
+                .and_then(|p| p.view())
+                .is_some_and(|v| v.snapshot().local.queue > 0)
+        },
+    );
+    h.step();
+    h.get_by_label("Stop the slave").click();
+    let report = verified_report_after_run(&mut h, Duration::from_secs(120));
+    assert!(
+        report.peer_lost_at_s.is_some() || report.jobs_reclaimed > 0,
+        "{report:?}"
+    );
+    assert_eq!(report.jobs_done.master + report.jobs_done.slave, 32);
+    h.run_steps(3);
+    h.get_by_label("run: 32 / 32 results held by the master");
+    h.get_by_label_contains("· phase: ended in");
+    h.get_by_label("Jobs table").click();
+    h.run_steps(2);
+    let table = h.state_mut().jobs();
+    table.set_filters(Some(loadbal::gui::jobs::Where::Queued), None);
+    assert!(table.visible().is_empty());
+    table.set_filters(Some(loadbal::gui::jobs::Where::Done), None);
+    assert_eq!(table.visible().len(), 32);
 }

@@ -667,7 +667,7 @@ fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::
                 format!("· sends through an emulated link: {}", link.describe()),
             );
         }
-        ui.label(format!("· phase: {}", p.phase().name()));
+        ui.label(format!("· phase: {}", p.phase_text()));
         if config.is_some_and(|c| c.key.is_demo()) {
             ui.colored_label(ui.visuals().warn_fg_color, "· link not secret")
                 .on_hover_text(crate::auth::DEMO_KEY_NOTICE);

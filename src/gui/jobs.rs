@@ -89,6 +89,9 @@ fn locate(id: usize, snapshots: &[&Snapshot]) -> (Where, Option<Role>) {
         })
     };
     match (master, slave) {
+        // The master holds its result: done, whatever a slave that
+        // stopped or was lost last said of it.
+        (Some(JobState::Returned), Some(_)) => (Where::Done, Some(Role::Master)),
         (Some(m), Some(s)) => on(Role::Master, m)
             .filter(|_| m != JobState::Returned)
             .or_else(|| on(Role::Slave, s))

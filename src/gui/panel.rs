@@ -328,6 +328,17 @@ impl NodePanel {
         }
     }
 
+    /// The phase for the header: the node's, and once its run is over
+    /// without reaching the end, the phase it ended in.
+    pub fn phase_text(&self) -> String {
+        let phase = self.phase();
+        if self.outcome.is_some() && phase != Phase::Done {
+            format!("ended in {}", phase.name())
+        } else {
+            phase.name().to_owned()
+        }
+    }
+
     /// The run's phase as this node sees it.
     pub fn phase(&self) -> Phase {
         self.view
@@ -491,7 +502,7 @@ impl NodePanel {
                         peer_or(&|p| format!("{:.0} %", p.throttle * 100.0)),
                     ),
                     (
-                        "CPU (node / system)",
+                        "CPU: node (% of a core) / machine (% of all cores)",
                         format!("{:.0} % / {:.0} %", local.cpu_process, local.cpu_system),
                         peer_or(&|p| format!("{:.0} % / {:.0} %", p.cpu_process, p.cpu_system)),
                     ),
@@ -533,12 +544,23 @@ impl NodePanel {
         if total == 0 {
             return;
         }
-        let local = s.local;
-        let peer_done = s.peer.map_or(0, |p| p.jobs_done);
-        let done = (local.jobs_done + peer_done).min(total);
+        // The master's count is the run's truth: the results it holds (a
+        // stopped or lost slave's computed jobs whose results never came
+        // back are not done). A slave's window has only the two states.
+        let done = if s.role == Role::Master {
+            s.results_held
+        } else {
+            s.local.jobs_done + s.peer.map_or(0, |p| p.jobs_done)
+        }
+        .min(total);
+        let what = if s.role == Role::Master {
+            "results held by the master"
+        } else {
+            "jobs computed"
+        };
         ui.add(
             egui::ProgressBar::new(done as f32 / total as f32)
-                .text(format!("run: {done} / {total} jobs computed")),
+                .text(format!("run: {done} / {total} {what}")),
         );
     }
 
