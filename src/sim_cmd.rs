@@ -70,7 +70,8 @@ pub struct CompareArgs {
     /// simulations [default: measured on this machine first].
     #[arg(long, value_name = "JOBS_PER_S")]
     rate: Option<f64>,
-    /// Where to write compare.md, compare.json and the charts.
+    /// Where to write compare.md, compare.json, compare.csv and the charts
+    /// (the repository's .gitignore leaves out the default).
     #[arg(long, value_name = "DIR", default_value = "compare")]
     out: PathBuf,
 }

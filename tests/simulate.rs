@@ -322,6 +322,27 @@ fn compare_writes_the_table_the_json_and_the_charts() {
         .map(|r| r["jobs_moved"].as_u64().unwrap())
         .sum();
     assert_eq!(none_moves, 0);
+    // The same rows as CSV: a header, then one line per row, in order.
+    let csv = std::fs::read_to_string(out_dir.join("compare.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("scenario,policy,finish_s,ideal_s,efficiency,jobs_moved,bytes_moved,transfers,error")
+    );
+    let lines: Vec<&str> = lines.collect();
+    assert_eq!(lines.len(), rows.len());
+    for (line, row) in lines.iter().zip(rows) {
+        let want = format!(
+            "\"{}\",\"{}\",{:.6},",
+            row["scenario"].as_str().unwrap(),
+            row["policy"].as_str().unwrap(),
+            row["finish_s"].as_f64().unwrap()
+        );
+        assert!(line.starts_with(&want), "{line} vs {want}");
+        let jobs_moved = row["jobs_moved"].as_u64().unwrap().to_string();
+        // From the right: a scenario's name may hold a comma (quoted).
+        assert_eq!(line.rsplit(',').nth(3), Some(jobs_moved.as_str()), "{line}");
+    }
     let md = std::fs::read_to_string(out_dir.join("compare.md")).unwrap();
     for heading in [
         "## Finish time, s",

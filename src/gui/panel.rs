@@ -410,7 +410,9 @@ impl NodePanel {
                 }
             }
             let mut percent = self.throttle * 100.0;
+            // Whole percent, as every other throttle in the window.
             let slider = egui::Slider::new(&mut percent, 0.0..=100.0)
+                .fixed_decimals(0)
                 .suffix(" %")
                 .text(format!("{} throttle", self.role));
             if ui.add(slider).changed() {
@@ -598,7 +600,9 @@ impl NodePanel {
         let h = &self.history;
         let (me, other) = (self.role, self.role.peer());
         ui.horizontal_wrapped(|ui| {
-            stream::swatch(ui, stream::node_color(me), &format!("{me} (this node)"));
+            // Named by role: in the demo the plots show both nodes, and in
+            // a node's window the colour says which line is whose.
+            stream::swatch(ui, stream::node_color(me), me.name());
             stream::swatch(ui, stream::node_color(other), other.name());
             stream::swatch(ui, MASTER_TO_SLAVE, "jobs moved master to slave");
             stream::swatch(ui, SLAVE_TO_MASTER, "jobs moved slave to master");

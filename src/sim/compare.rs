@@ -442,7 +442,38 @@ impl Comparison {
         crate::files::write(&json, text.as_bytes())
             .with_context(|| format!("cannot write {}", json.display()))?;
         written.push(json);
+        let csv = dir.join("compare.csv");
+        // `files::write` ends the file with its newline.
+        crate::files::write(&csv, self.csv().trim_end().as_bytes())
+            .with_context(|| format!("cannot write {}", csv.display()))?;
+        written.push(csv);
         written.extend(super::chart::write_all(self, dir)?);
         Ok(written)
+    }
+
+    /// Every row as CSV, a header first: for a spreadsheet or a script.
+    /// Empty cells where a run gave no result; its error in the last
+    /// column, quoted.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "scenario,policy,finish_s,ideal_s,efficiency,jobs_moved,bytes_moved,transfers,error\n",
+        );
+        let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let num = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.6}"));
+        for r in &self.rows {
+            out.push_str(&format!(
+                "{},{},{},{:.6},{},{},{},{},{}\n",
+                quote(&r.scenario),
+                quote(&r.policy),
+                num(r.finish_s),
+                r.ideal_s,
+                num(r.efficiency),
+                r.jobs_moved,
+                r.bytes_moved,
+                r.transfers,
+                r.error.as_deref().map_or_else(String::new, quote)
+            ));
+        }
+        out
     }
 }
