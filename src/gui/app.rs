@@ -667,9 +667,12 @@ fn node_header(ui: &mut egui::Ui, p: &NodePanel, config: Option<&crate::config::
                 format!("· sends through an emulated link: {}", link.describe()),
             );
         }
-        ui.label(format!("· phase: {}", p.phase_text()));
+        // Short phrases kept whole: the line wraps between them, never
+        // inside one ("phase:" on one line, "processing" on the next).
+        ui.add(egui::Label::new(format!("· phase: {}", p.phase_text())).extend());
         if config.is_some_and(|c| c.key.is_demo()) {
-            ui.colored_label(ui.visuals().warn_fg_color, "· link not secret")
+            let text = egui::RichText::new("· link not secret").color(ui.visuals().warn_fg_color);
+            ui.add(egui::Label::new(text).extend())
                 .on_hover_text(crate::auth::DEMO_KEY_NOTICE);
         }
     });
