@@ -57,7 +57,7 @@ fn thread_cpu(pid: u32) -> anyhow::Result<ThreadCpu> {
 }
 
 /// True if `program` is on the PATH.
-fn have(program: &str) -> bool {
+pub(super) fn have(program: &str) -> bool {
     Process::new("sh")
         .args(["-c", &format!("command -v {program}")])
         .stdout(Stdio::null())

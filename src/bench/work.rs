@@ -146,16 +146,6 @@ fn shell(dir: &Path, script: &str) -> anyhow::Result<Duration> {
     Ok(started.elapsed())
 }
 
-/// True when `program` runs (`program --version` exits 0).
-fn have(program: &str) -> bool {
-    Process::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// The command kind: gzip over a log in 1 MiB line-aligned pieces against
 /// `parallel -j 2 --pipe --block 1M -k gzip -c`, and gzip over each file
 /// of a directory against `xargs -P 2`. Both on this machine, loadbal's
@@ -186,7 +176,7 @@ pub(super) fn command(
     };
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
-    let parallel = have("parallel");
+    let parallel = super::window::have("parallel");
     for _ in 0..reps {
         let (report, took) = run_work(&config(workload.clone(), 1)?)?;
         ours.push(took.as_secs_f64());
