@@ -30,6 +30,20 @@ fn config_file_iterating(name: &str, iterations: u32) -> PathBuf {
     path
 }
 
+/// As [`config_file_iterating`], with the slave's throttle at `throttle`:
+/// a run still going when the test acts on it.
+fn config_file_slow_slave(name: &str, iterations: u32, throttle: f64) -> PathBuf {
+    let path = config_file_iterating(name, iterations);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let changed = text.replace(
+        r#""slave": {"#,
+        &format!(r#""slave": {{ "throttle": {throttle},"#),
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&path, changed).unwrap();
+    path
+}
+
 /// A config file with fresh ports and a small workload, in its own directory.
 fn config_file(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("gui-{name}"));
@@ -216,13 +230,8 @@ fn the_demos_start_button_runs_a_verified_run_and_shows_the_result() {
 // of a stopped slave waited for it.
 #[test]
 fn stopping_the_slave_leaves_the_master_to_finish_alone() {
-    let path = config_file("stop");
     // Long enough jobs and a slow slave, so the run is still going at Stop.
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    v["workload"]["iterations"] = 20000.into();
-    v["slave"]["throttle"] = 0.2.into();
-    std::fs::write(&path, v.to_string()).unwrap();
+    let path = config_file_slow_slave("stop", 20000, 0.2);
     let (mut slave, mut master) = start_pair(&path);
     step_until(
         &mut [&mut slave, &mut master],
@@ -635,11 +644,7 @@ fn add_jobs_during_a_run_ends_verified_with_the_new_total() {
 fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
     // Jobs long enough that the slave, at 10 %, is still on its last one
     // when the master has run out of work and begun the aggregation.
-    let path = config_file_iterating("pause-aggregation", 100_000);
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace(r#""slave": {"#, r#""slave": { "throttle": 0.1,"#);
-    std::fs::write(&path, text).unwrap();
+    let path = config_file_slow_slave("pause-aggregation", 100_000, 0.1);
     let mut h = window(Mode::Demo, &path);
     h.step();
     h.get_by_label("Start").click();
@@ -676,11 +681,7 @@ fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
 fn after_the_slave_is_stopped_the_views_agree_with_the_report() {
     // Jobs of tens of milliseconds, and a slow slave: the run is still
     // going, the slave holding jobs, when Stop is pressed.
-    let path = config_file_iterating("stopped-slave", 200_000);
-    let mut v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    v["slave"]["throttle"] = 0.2.into();
-    std::fs::write(&path, v.to_string()).unwrap();
+    let path = config_file_slow_slave("stopped-slave", 200_000, 0.2);
     let mut h = window(Mode::Demo, &path);
     h.step();
     h.get_by_label("Start").click();

@@ -224,46 +224,33 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
     if options.wants(Group::Throttle) {
         compute::throttle(options, log, &mut figures);
     }
-    if options.wants(Group::Transport) {
-        let result = net::transport(options, log, &mut figures);
-        note_failure(Group::Transport, result, log, &mut failed);
-    }
+    run_groups(
+        options,
+        log,
+        &mut figures,
+        &mut failed,
+        &[(Group::Transport, net::transport)],
+    );
     if let (true, Some(k)) = (options.wants(Group::TwoNodes), &kernel) {
         let result = net::two_nodes(options, log, &mut figures, k.updates_per_second);
         note_failure(Group::TwoNodes, result, log, &mut failed);
     }
-    if options.wants(Group::Original) {
-        let result = net::original(options, log, &mut figures);
-        note_failure(Group::Original, result, log, &mut failed);
-    }
-    if options.wants(Group::JobSize) {
-        let result = net::job_size(options, log, &mut figures);
-        note_failure(Group::JobSize, result, log, &mut failed);
-    }
-    if options.wants(Group::Memory) {
-        let result = net::memory(options, log, &mut figures);
-        note_failure(Group::Memory, result, log, &mut failed);
-    }
-    if options.wants(Group::Compression) {
-        let result = net::compression(options, log, &mut figures);
-        note_failure(Group::Compression, result, log, &mut failed);
-    }
-    if options.wants(Group::Policies) {
-        let result = net::policies(options, log, &mut figures);
-        note_failure(Group::Policies, result, log, &mut failed);
-    }
-    if options.wants(Group::Window) {
-        let result = window::window(options, log, &mut figures);
-        note_failure(Group::Window, result, log, &mut failed);
-    }
-    if options.wants(Group::Command) {
-        let result = work::command(options, log, &mut figures);
-        note_failure(Group::Command, result, log, &mut failed);
-    }
-    if options.wants(Group::Digits) {
-        let result = work::digits(options, log, &mut figures);
-        note_failure(Group::Digits, result, log, &mut failed);
-    }
+    run_groups(
+        options,
+        log,
+        &mut figures,
+        &mut failed,
+        &[
+            (Group::Original, net::original),
+            (Group::JobSize, net::job_size),
+            (Group::Memory, net::memory),
+            (Group::Compression, net::compression),
+            (Group::Policies, net::policies),
+            (Group::Window, window::window),
+            (Group::Command, work::command),
+            (Group::Digits, work::digits),
+        ],
+    );
     Ok(BenchReport {
         version: env!("CARGO_PKG_VERSION"),
         quick: options.quick,
@@ -272,6 +259,26 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
         figures,
         failed,
     })
+}
+
+/// A group of figures that can fail: it measures into the figures.
+type GroupRun = fn(&Options, &mut dyn Write, &mut Vec<Figure>) -> anyhow::Result<()>;
+
+/// Runs the wanted ones of `groups`, in order; one that fails is noted and
+/// the next runs.
+fn run_groups(
+    options: &Options,
+    log: &mut dyn Write,
+    figures: &mut Vec<Figure>,
+    failed: &mut Vec<GroupFailure>,
+    groups: &[(Group, GroupRun)],
+) {
+    for &(group, run) in groups {
+        if options.wants(group) {
+            let result = run(options, log, figures);
+            note_failure(group, result, log, failed);
+        }
+    }
 }
 
 /// A group that failed says so on `log` and is listed; the others' figures
