@@ -10,9 +10,11 @@ use eframe::egui::accesskit::Role as A11yRole;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 use loadbal::config::{self, Role};
+use loadbal::gui::jobs::Where;
 use loadbal::gui::{LoadbalApp, Mode};
 use loadbal::node::Outcome;
 use loadbal::protocol::Phase;
+use loadbal::report::Report;
 
 mod common;
 use common::free_port;
@@ -599,9 +601,9 @@ fn after_a_run_the_views_show_all_of_it_and_stop() {
     h.run_steps(2);
     h.get_by_label("32 of 32 jobs shown");
     let table = h.state_mut().jobs();
-    table.set_filters(Some(loadbal::gui::jobs::Where::Done), Some(Role::Slave));
+    table.set_filters(Some(Where::Done), Some(Role::Slave));
     assert_eq!(table.visible().len() as u32, report.jobs_done.slave);
-    table.set_filters(Some(loadbal::gui::jobs::Where::Queued), None);
+    table.set_filters(Some(Where::Queued), None);
     assert!(table.visible().is_empty());
 }
 
@@ -672,31 +674,171 @@ fn the_slaves_slider_at_0_during_the_aggregation_still_ends_verified() {
     );
 }
 
-// Issue 22: after the demo's slave is stopped mid-run, every view agrees
-// with the master's verified report: the run's progress counts the results
-// the master holds, the jobs table has every job done and none queued (the
-// stopped slave's last view of its queue is not the truth), and the slave's
-// header says the phase it ended in.
-#[test]
-fn after_the_slave_is_stopped_the_views_agree_with_the_report() {
-    // Jobs of tens of milliseconds, and a slow slave: the run is still
-    // going, the slave holding jobs, when Stop is pressed.
-    let path = config_file_slow_slave("stopped-slave", 200_000, 0.2);
-    let mut h = window(Mode::Demo, &path);
+/// Every view of `h`'s run, once it is over, against one another and
+/// against the master's report when there is one (issue 22): the task
+/// stream's jobs per node, the jobs table's, the report's; the run's
+/// progress; each node's phase in its header; where the plots end, and
+/// that a lost slave's figures are not drawn on past its loss.
+fn assert_every_view_agrees(h: &mut Harness<'static, LoadbalApp>, report: Option<&Report>) {
+    h.get_by_label("Task stream").click();
+    h.run_steps(2);
+    let (kept, again) = h.state().stream().kept_counts();
+    let parts: Vec<String> = kept
+        .iter()
+        .map(|(role, n)| format!("{} {n}", role.name()))
+        .collect();
+    let total_kept: usize = kept.iter().map(|(_, n)| n).sum();
+    h.get_by_label_contains(&format!(
+        "{total_kept} jobs computed ({})",
+        parts.join(", ")
+    ));
+    if again > 0 {
+        h.get_by_label_contains(&format!("· {again} more computed by the slave and again"));
+    }
+    h.get_by_label("Jobs table").click();
+    h.run_steps(2);
+    let shows_master = h.state().panel(Role::Master).is_some();
+    let table = h.state_mut().jobs();
+    let done_on = |table: &mut loadbal::gui::jobs::JobsTable, role| {
+        table.set_filters(Some(Where::Done), Some(role));
+        table.visible().len()
+    };
+    for (role, n) in &kept {
+        assert_eq!(done_on(table, *role), *n, "{role:?}");
+    }
+    if let Some(r) = report {
+        let done = [
+            (Role::Master, r.jobs_done.master),
+            (Role::Slave, r.jobs_done.slave),
+        ];
+        for (role, n) in done {
+            assert_eq!(done_on(table, role), n as usize, "{role:?}: {r:?}");
+            if let Some((_, k)) = kept.iter().find(|(k, _)| *k == role) {
+                assert_eq!(*k, n as usize, "{role:?}");
+            }
+        }
+        table.set_filters(Some(Where::Done), None);
+        let held = r.jobs_done.master + r.jobs_done.slave;
+        assert_eq!(table.visible().len(), held as usize);
+        if r.verified {
+            assert_eq!(held, r.jobs_total);
+        }
+        h.get_by_label("Overview").click();
+        h.run_steps(2);
+        h.get_by_label(&format!(
+            "run: {held} / {} results held by the master",
+            r.jobs_total
+        ));
+        let history = h.state().panel(Role::Master).unwrap().history();
+        let end = history.last_t().unwrap();
+        assert!((end - r.elapsed_s.total).abs() < 0.002, "{end} vs {r:?}");
+        if let Some(lost) = r.peer_lost_at_s {
+            // The slave's queue is not drawn on, flat, after its loss.
+            let last = history.queue_peer.last().map_or(0.0, |p| p.x);
+            assert!(
+                last <= lost + 0.1,
+                "slave plotted at {last} s, lost at {lost} s"
+            );
+        }
+    }
+    h.get_by_label("Overview").click();
+    h.run_steps(2);
+    for role in [Role::Master, Role::Slave] {
+        let Some(p) = h.state().panel(role) else {
+            continue;
+        };
+        let phase = p.phase_text();
+        let verified = matches!(p.outcome(), Some(Outcome::Finished { verified: true, .. }));
+        assert_eq!(verified, phase == "done", "{role:?}: {phase}");
+        if !verified {
+            assert!(phase.starts_with("ended in "), "{role:?}: {phase}");
+        }
+        let history = p.history();
+        let end = history.last_t().unwrap();
+        for series in [&history.queue_local, &history.done_local] {
+            assert!(series.last().is_some_and(|p| p.x == end), "{role:?}");
+        }
+        // A run shorter than the first CPU measurement has no CPU point.
+        assert!(history.cpu_local.last().is_none_or(|p| p.x <= end));
+        assert!(!p.is_running(), "{role:?}");
+    }
+    let phrases: Vec<String> = [Role::Master, Role::Slave]
+        .iter()
+        .filter_map(|&role| h.state().panel(role))
+        .map(|p| format!("· phase: {}", p.phase_text()))
+        .collect();
+    for phrase in &phrases {
+        let shown = h.query_all_by_label(phrase).count();
+        assert_eq!(
+            shown,
+            phrases.iter().filter(|p| *p == phrase).count(),
+            "{phrase}"
+        );
+    }
+    assert!(shows_master || report.is_none());
+}
+
+/// Steps `h` until every node it shows has ended.
+fn step_until_ended(h: &mut Harness<'static, LoadbalApp>, limit: Duration) {
+    step_until(&mut [h], limit, "the run to end", |h| {
+        [Role::Master, Role::Slave].iter().all(|&role| {
+            h[0].state()
+                .panel(role)
+                .is_none_or(|p| p.outcome().is_some())
+        })
+    });
+    h.run_steps(3);
+}
+
+/// Starts the demo on `path` and steps it until the slave has computed
+/// jobs and holds more.
+fn demo_with_slave_holding_jobs(path: &Path) -> Harness<'static, LoadbalApp> {
+    let mut h = window(Mode::Demo, path);
     h.step();
     h.get_by_label("Start").click();
     step_until(
         &mut [&mut h],
         Duration::from_secs(60),
-        "the slave to hold jobs",
+        "the slave to compute and hold jobs",
         |h| {
             h[0].state()
                 .panel(Role::Slave)
                 .and_then(|p| p.view())
-                .is_some_and(|v| v.snapshot().local.queue > 0)
+                .is_some_and(|v| {
+                    let local = v.snapshot().local;
+                    local.queue > 0 && local.jobs_done >= 2
+                })
         },
     );
     h.step();
+    h
+}
+
+// Issue 22: every kind of ending leaves one set of figures in every view.
+// A verified run:
+#[test]
+fn a_verified_run_every_view_agrees_with_the_report() {
+    let path = config_file_iterating("agree-verified", 5000);
+    let mut h = window(Mode::Demo, &path);
+    h.step();
+    h.get_by_label("Start").click();
+    let report = verified_report_after_run(&mut h, Duration::from_secs(60));
+    h.run_steps(3);
+    assert_every_view_agrees(&mut h, Some(&report));
+}
+
+// After the demo's slave is stopped mid-run, every view agrees with the
+// master's verified report: the run's progress counts the results the
+// master holds, the jobs table has every job done and none queued (the
+// stopped slave's last view of its queue is not the truth), the slave's
+// header says the phase it ended in, the task stream counts the slave's
+// jobs that the master computed again once, as the master's.
+#[test]
+fn after_the_slave_is_stopped_the_views_agree_with_the_report() {
+    // Jobs of tens of milliseconds, and a slow slave: the run is still
+    // going, the slave holding jobs, when Stop is pressed.
+    let path = config_file_slow_slave("stopped-slave", 200_000, 0.2);
+    let mut h = demo_with_slave_holding_jobs(&path);
     h.get_by_label("Stop the slave").click();
     let report = verified_report_after_run(&mut h, Duration::from_secs(120));
     assert!(
@@ -705,13 +847,127 @@ fn after_the_slave_is_stopped_the_views_agree_with_the_report() {
     );
     assert_eq!(report.jobs_done.master + report.jobs_done.slave, 32);
     h.run_steps(3);
-    h.get_by_label("run: 32 / 32 results held by the master");
     h.get_by_label_contains("· phase: ended in");
+    assert_every_view_agrees(&mut h, Some(&report));
     h.get_by_label("Jobs table").click();
     h.run_steps(2);
     let table = h.state_mut().jobs();
-    table.set_filters(Some(loadbal::gui::jobs::Where::Queued), None);
+    table.set_filters(Some(Where::Queued), None);
     assert!(table.visible().is_empty());
-    table.set_filters(Some(loadbal::gui::jobs::Where::Done), None);
-    assert_eq!(table.visible().len(), 32);
+}
+
+// The master stopped mid-run: no report; the slave fails (its master
+// stopped), and the views agree with one another.
+#[test]
+fn after_the_master_is_stopped_the_views_agree() {
+    let path = config_file_slow_slave("stopped-master", 200_000, 0.2);
+    let mut h = demo_with_slave_holding_jobs(&path);
+    h.get_by_label("Stop the master").click();
+    step_until_ended(&mut h, Duration::from_secs(120));
+    assert!(matches!(
+        outcome_of(&h, Role::Master),
+        Some(Outcome::Stopped)
+    ));
+    assert!(
+        matches!(outcome_of(&h, Role::Slave), Some(Outcome::Failed { .. })),
+        "{:?}",
+        outcome_of(&h, Role::Slave)
+    );
+    h.get_by_label_contains("run over (stopped)");
+    assert_every_view_agrees(&mut h, None);
+}
+
+// The slave's process killed (no goodbye): the master's window, alone,
+// finishes the run and every view agrees with its report.
+#[test]
+fn after_the_slave_is_lost_the_masters_views_agree_with_the_report() {
+    let path = config_file_slow_slave("lost-slave", 200_000, 0.2);
+    let dir = path.parent().unwrap();
+    let config = path.to_str().unwrap();
+    let mut slave = common::spawn(&["--role", "slave", "--config", config, "--headless"], dir);
+    let mut h = window(Mode::Node(Role::Master), &path);
+    h.step();
+    h.get_by_label("Start").click();
+    step_until(
+        &mut [&mut h],
+        Duration::from_secs(60),
+        "the slave to compute and hold jobs",
+        |h| {
+            h[0].state()
+                .panel(Role::Master)
+                .and_then(|p| p.view())
+                .is_some_and(|v| {
+                    v.snapshot()
+                        .peer
+                        .is_some_and(|p| p.queue > 0 && p.jobs_done >= 2)
+                })
+        },
+    );
+    slave.kill().unwrap(); // SIGKILL: no goodbye
+    let _ = slave.wait();
+    step_until_ended(&mut h, Duration::from_secs(120));
+    let report = match outcome_of(&h, Role::Master) {
+        Some(Outcome::Finished {
+            verified: true,
+            report: Some(r),
+        }) => (**r).clone(),
+        other => panic!("the master ended with {other:?}"),
+    };
+    assert!(report.peer_lost_at_s.is_some(), "{report:?}");
+    assert!(report.jobs_reclaimed > 0, "{report:?}");
+    assert_every_view_agrees(&mut h, Some(&report));
+}
+
+// Issue 22: a slave with another secret is not "no slave": the master's
+// window names the datagrams that fail authentication, and the slave's
+// names the master's.
+#[test]
+fn windows_whose_secrets_differ_say_so() {
+    let path = config_file("secrets");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_secret =
+        |secret: &str| text.replacen('{', &format!("{{\n  \"secret\": \"{secret}\","), 1);
+    std::fs::write(&path, with_secret("one secret of the master's")).unwrap();
+    let other = path.with_file_name("slave.json");
+    std::fs::write(&other, with_secret("another secret, the slave's")).unwrap();
+    let mut slave = window(Mode::Node(Role::Slave), &other);
+    let mut master = window(Mode::Node(Role::Master), &path);
+    slave.step();
+    master.step();
+    slave.get_by_label("Start").click();
+    master.get_by_label("Start").click();
+    let config = config::load_file(Some(&path)).unwrap().validate().unwrap();
+    let says = |h: &Harness<'static, LoadbalApp>, role: Role| {
+        h.state().panel(role).unwrap().connection_text()
+    };
+    step_until(
+        &mut [&mut slave, &mut master],
+        Duration::from_secs(30),
+        "both windows to name the failing datagrams",
+        |h| {
+            says(h[0], Role::Slave).contains("fail authentication")
+                && says(h[1], Role::Master).contains("fail authentication")
+        },
+    );
+    let master_says = says(&master, Role::Master);
+    let expected = format!("waiting for the slave at {0}: ", config.slave.address);
+    assert!(master_says.starts_with(&expected), "{master_says}");
+    assert!(
+        master_says.ends_with(&format!(
+            " datagrams from {} fail authentication: the two configs' secrets differ?",
+            config.slave.address
+        )),
+        "{master_says}"
+    );
+    let slave_says = says(&slave, Role::Slave);
+    assert!(
+        slave_says.contains(&format!("datagrams from {} fail", config.master.address)),
+        "{slave_says}"
+    );
+    master.step();
+    master.get_by_label_contains("the two configs' secrets differ?");
+    for (h, role) in [(&mut slave, Role::Slave), (&mut master, Role::Master)] {
+        h.get_by_label(&format!("Stop the {role}")).click();
+        h.step();
+    }
 }

@@ -1,14 +1,12 @@
 //! The time series the window plots: both nodes' queues, CPU use and jobs
-//! done, sampled from the node a few times a second for the whole run, and
-//! the transfers to mark on the time axis.
+//! done, taken by the node's event loop 20 times a second for the whole run
+//! (whatever the window's repaint rate), and the transfers to mark on the
+//! time axis.
 
 use egui_plot::PlotPoint;
 
 use crate::ids::Role;
-use crate::node::Snapshot;
-
-/// How often a sample is taken, seconds.
-pub const SAMPLE_INTERVAL_S: f64 = 0.25;
+use crate::node::{NodeView, Sample, Snapshot};
 
 /// One series: points of (seconds since the run started, value), drawn
 /// borrowed (never copied) by the plots.
@@ -21,38 +19,50 @@ pub struct History {
     pub queue_local: Series,
     /// Queue length of the peer (from its state messages).
     pub queue_peer: Series,
-    /// This process's CPU use, percent of one core.
+    /// This node's CPU use, percent of one core (from its first
+    /// measurement).
     pub cpu_local: Series,
-    /// The peer's process CPU use.
+    /// The peer's CPU use.
     pub cpu_peer: Series,
     /// Jobs computed on this node.
     pub done_local: Series,
     /// Jobs computed on the peer.
     pub done_peer: Series,
+    /// Samples of the node's view copied so far.
+    seen: usize,
+    /// Samples copied (the plots' points, each series a subset).
+    taken: usize,
     last_t: Option<f64>,
+    /// Set once the run is over: nothing is copied after.
+    ended: bool,
 }
 
 impl History {
-    /// Takes a sample if the last one is old enough. Returns true if it did.
-    pub fn sample(&mut self, s: &Snapshot) -> bool {
-        let Some(started) = s.phase_started[crate::protocol::Phase::Bootstrap as usize] else {
-            return false;
-        };
-        let t = started.elapsed().as_secs_f64();
-        if self.last_t.is_some_and(|last| t - last < SAMPLE_INTERVAL_S) {
-            return false;
+    /// Copies the samples the node took since the last call. Returns how
+    /// many.
+    pub fn update(&mut self, view: &NodeView) -> usize {
+        if self.ended {
+            return 0;
         }
-        self.push(s, t);
-        true
+        let mut new = Vec::new();
+        self.seen = view.samples_into(self.seen, &mut new);
+        for sample in &new {
+            self.push(sample);
+        }
+        new.len()
     }
 
-    /// The run is over: a last sample at its end (the moment its phase
-    /// became done; for a run that failed or was stopped, now), after which
-    /// nothing is sampled, so the plots end where the run did.
-    pub fn finish(&mut self, s: &Snapshot) {
+    /// The run is over: the samples up to its end (the moment its phase
+    /// became done; for a run that failed or was stopped, now), then a last
+    /// one at the end, after which nothing is copied, so the plots end
+    /// where the run did.
+    pub fn finish(&mut self, view: &NodeView) {
+        let s = view.snapshot();
         let Some(started) = s.phase_started[crate::protocol::Phase::Bootstrap as usize] else {
             return;
         };
+        self.update(view);
+        self.ended = true;
         let end = s.phase_started[crate::protocol::Phase::Done as usize]
             .unwrap_or_else(std::time::Instant::now);
         let t = end.saturating_duration_since(started).as_secs_f64();
@@ -68,7 +78,7 @@ impl History {
         ] {
             series.retain(|p| p.x < t);
         }
-        self.push(s, t);
+        self.push(&Sample::of(&s, t));
     }
 
     /// The x of the last sample: the run's end once it is over.
@@ -76,39 +86,34 @@ impl History {
         self.last_t
     }
 
-    fn push(&mut self, s: &Snapshot, t: f64) {
+    fn push(&mut self, sample: &Sample) {
+        let t = sample.t;
         self.last_t = Some(t);
-        let (queue, done) = (f64::from(s.local.queue), f64::from(s.local.jobs_done));
-        self.queue_local.push(PlotPoint { x: t, y: queue });
-        self.cpu_local.push(PlotPoint {
-            x: t,
-            y: f64::from(s.local.cpu_process),
-        });
-        self.done_local.push(PlotPoint { x: t, y: done });
-        if let Some(peer) = s.peer {
-            self.queue_peer.push(PlotPoint {
-                x: t,
-                y: f64::from(peer.queue),
-            });
-            self.cpu_peer.push(PlotPoint {
-                x: t,
-                y: f64::from(peer.cpu_process),
-            });
-            self.done_peer.push(PlotPoint {
-                x: t,
-                y: f64::from(peer.jobs_done),
-            });
+        self.taken += 1;
+        let point = |y: f64| PlotPoint { x: t, y };
+        let local = sample.local;
+        self.queue_local.push(point(f64::from(local.queue)));
+        self.done_local.push(point(f64::from(local.jobs_done)));
+        if let Some(cpu) = local.cpu {
+            self.cpu_local.push(point(f64::from(cpu)));
+        }
+        if let Some(peer) = sample.peer {
+            self.queue_peer.push(point(f64::from(peer.queue)));
+            self.done_peer.push(point(f64::from(peer.jobs_done)));
+            if let Some(cpu) = peer.cpu {
+                self.cpu_peer.push(point(f64::from(cpu)));
+            }
         }
     }
 
     /// Samples taken.
     pub fn len(&self) -> usize {
-        self.queue_local.len()
+        self.taken
     }
 
     /// True before the first sample.
     pub fn is_empty(&self) -> bool {
-        self.queue_local.is_empty()
+        self.taken == 0
     }
 }
 

@@ -242,7 +242,7 @@ impl NodePanel {
             self.outcome = Some(node.wait());
             self.ended_at = Some(std::time::SystemTime::now());
             if let Some(view) = &self.view {
-                self.history.finish(&view.snapshot());
+                self.history.finish(view);
             }
             self.write_auto_report();
             self.predict();
@@ -261,7 +261,7 @@ impl NodePanel {
             return ended;
         };
         if self.node.is_some() {
-            self.history.sample(&view.snapshot());
+            self.history.update(view);
         }
         let (new, seen) = view.log.since(self.log_seen);
         self.log_seen = seen;
@@ -363,7 +363,21 @@ impl NodePanel {
         }
         let s = view.snapshot();
         if !s.connected {
-            return format!("waiting for the {peer}{peer_address}");
+            let mut text = format!("waiting for the {peer}{peer_address}");
+            if s.bad_tags > 0 {
+                // The peer runs, with another secret: say so, rather than
+                // leave the user to think it is not there.
+                let (n, peer) = (s.bad_tags, s.addresses.1);
+                text.push_str(&if n == 1 {
+                    format!(": a datagram from {peer} failed authentication")
+                } else {
+                    format!(
+                        ": {n} datagrams from {peer} fail authentication: the two configs' \
+                         secrets differ?"
+                    )
+                });
+            }
+            return text;
         }
         if s.peer_lost {
             let reclaimed = s.jobs_reclaimed;
@@ -468,6 +482,7 @@ impl NodePanel {
         }
         let local = snapshot.local;
         let peer = snapshot.peer;
+        let seconds = self.history.last_t().unwrap_or(0.0);
         let received = local.jobs_received;
         let sent = snapshot.delivered_to_peer;
         let me = self.role.name();
@@ -505,13 +520,13 @@ impl NodePanel {
                     ),
                     (
                         "CPU: node (% of a core) / machine (% of all cores)",
-                        format!("{:.0} % / {:.0} %", local.cpu_process, local.cpu_system),
-                        peer_or(&|p| format!("{:.0} % / {:.0} %", p.cpu_process, p.cpu_system)),
+                        cpu_text(&local, snapshot.cpu_measured),
+                        peer_or(&|p| cpu_text(p, p.cpu_process > 0.0 || p.cpu_system > 0.0)),
                     ),
                     (
                         "Jobs per second",
-                        format!("{:.1}", local.rate),
-                        peer_or(&|p| format!("{:.1}", p.rate)),
+                        rate_text(&local, seconds),
+                        peer_or(&|p| rate_text(p, seconds)),
                     ),
                     ("Jobs sent", sent.to_string(), received.to_string()),
                     ("Jobs received", received.to_string(), sent.to_string()),
@@ -905,6 +920,28 @@ pub fn label_rows(marks: &[history::Mark], px: f64) -> Vec<Option<u8>> {
 
 /// Writes a run's report to `path` (never over the config file the window
 /// edits) and says what happened, for the window to show.
+/// A node's CPU figures, or a dash before its first measurement (a 0 % then
+/// would say the node is idle while it computes).
+fn cpu_text(state: &crate::protocol::State, measured: bool) -> String {
+    if measured {
+        format!("{:.0} % / {:.0} %", state.cpu_process, state.cpu_system)
+    } else {
+        "measuring…".to_owned()
+    }
+}
+
+/// A node's jobs per second: its smoothed rate, or before the node's first
+/// rate sample (one state interval into the run) its jobs so far over the
+/// `seconds` the run has gone.
+fn rate_text(state: &crate::protocol::State, seconds: f64) -> String {
+    let rate = if state.rate == 0.0 && state.jobs_done > 0 && seconds > 0.0 {
+        f64::from(state.jobs_done) / seconds
+    } else {
+        f64::from(state.rate)
+    };
+    format!("{rate:.1}")
+}
+
 fn save_report(
     report: &crate::report::Report,
     path: &std::path::Path,

@@ -172,17 +172,57 @@ impl TaskStream {
 
     /// Who computed each job so far (the kept span), by id: the node, the
     /// worker, and when (stream seconds).
+    ///
+    /// The master's own result is the one the run keeps: a job computed by
+    /// the slave and then by the master (the slave stopped or was lost
+    /// before its result came back) is the master's.
     pub fn computed(&self, jobs: usize) -> Vec<Option<(Role, u16, f64, f64)>> {
-        let mut by_id = vec![None; jobs];
+        let mut by_id: Vec<Option<(Role, u16, f64, f64)>> = vec![None; jobs];
         for n in &self.nodes {
             let Some(role) = n.role else { continue };
             for s in n.timeline.jobs().iter().filter(|s| s.kept) {
-                if let Some(slot) = by_id.get_mut(s.id as usize) {
+                if let Some(slot) = by_id.get_mut(s.id as usize)
+                    && slot.is_none_or(|(had, ..)| had != Role::Master)
+                {
                     *slot = Some((role, s.worker, n.offset_s + s.start_s, n.offset_s + s.end_s));
                 }
             }
         }
         by_id
+    }
+
+    /// Jobs each node computed whose result the run keeps, by lane group,
+    /// and the slave's jobs computed again by the master (their results
+    /// never reached it), when this stream shows the master.
+    pub fn kept_counts(&self) -> (Vec<(Role, usize)>, usize) {
+        let master_ids: Vec<u32> = self
+            .nodes
+            .iter()
+            .filter(|n| n.role == Some(Role::Master))
+            .flat_map(|n| n.timeline.jobs().iter().filter(|s| s.kept).map(|s| s.id))
+            .collect();
+        let mut by_master = vec![false; master_ids.iter().max().map_or(0, |&m| m as usize + 1)];
+        for &id in &master_ids {
+            by_master[id as usize] = true;
+        }
+        let mut counts = Vec::new();
+        let mut again = 0;
+        for n in &self.nodes {
+            let Some(role) = n.role else { continue };
+            let mut count = n.ends.len();
+            if role == Role::Slave {
+                let redone = n
+                    .timeline
+                    .jobs()
+                    .iter()
+                    .filter(|s| s.kept && by_master.get(s.id as usize).copied().unwrap_or(false))
+                    .count();
+                count -= redone;
+                again += redone;
+            }
+            counts.push((role, count));
+        }
+        (counts, again)
     }
 
     /// Bars the last frame drew.
@@ -240,9 +280,11 @@ impl TaskStream {
         let mut parts = Vec::new();
         let mut lanes = 0usize;
         let mut busy = 0.0;
+        let (counts, again) = self.kept_counts();
+        for (role, count) in &counts {
+            parts.push(format!("{} {count}", role.name()));
+        }
         for n in &self.nodes {
-            let role = n.role.map_or("?", Role::name);
-            parts.push(format!("{role} {}", n.ends.len()));
             lanes += n.lanes.len();
             busy += n
                 .lanes
@@ -251,8 +293,14 @@ impl TaskStream {
                 .map(|s| s.end_s - s.start_s)
                 .sum::<f64>();
         }
-        let total: usize = self.nodes.iter().map(|n| n.ends.len()).sum();
+        let total: usize = counts.iter().map(|(_, c)| c).sum();
         let mut text = format!("{total} jobs computed ({})", parts.join(", "));
+        if again > 0 {
+            text.push_str(&format!(
+                " · {again} more computed by the slave and again by the master (the slave's \
+                 results did not reach it)"
+            ));
+        }
         if end > 0.0 && lanes > 0 {
             text.push_str(&format!(
                 " · workers busy {:.0} % of {:.3} s",

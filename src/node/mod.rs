@@ -39,7 +39,7 @@ pub use self::core::Rejection;
 pub use self::core::{End, Failure, Work};
 pub use progress::status_line;
 pub use reader::receive;
-pub use view::{EventLog, LogEntry, NodeView, Snapshot, Verbosity};
+pub use view::{EventLog, LogEntry, NodeView, Sample, SampleFigures, Snapshot, Verbosity};
 
 use self::core::{CoreSettings, Event, Input, NodeCore};
 use crate::config::{Config, Role};
@@ -238,8 +238,9 @@ pub enum StartError {
 const INBOX_CAPACITY: usize = 4096;
 /// Most messages handled before the event loop transmits.
 const INBOX_BURST: usize = 256;
-/// The event loop publishes a snapshot (and prints progress) at least this often.
-const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+/// The event loop publishes a snapshot (and prints progress) at least this
+/// often: 20 times a second, the window's plot points (`view::SAMPLE_INTERVAL_S`).
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(50);
 /// ... and at most this often, however much happens (a snapshot copies the
 /// transfers so far, and wakes the window).
 const PUBLISH_MIN_INTERVAL: Duration = Duration::from_millis(20);
@@ -709,8 +710,11 @@ impl Shell {
             // Only a window has a jobs table to fill.
             !self.headless,
         );
-        self.progress.tick(&snapshot, Instant::now());
-        self.view.publish(snapshot, self.core.timeline());
+        let now = Instant::now();
+        self.progress.tick(&snapshot, now);
+        // Only a window plots the samples.
+        let sample_at = (!self.headless).then_some(now);
+        self.view.publish(snapshot, self.core.timeline(), sample_at);
         (self.waker)();
     }
 

@@ -1,5 +1,5 @@
 //! The hardware monitor spoke: samples CPU use (the whole system and this
-//! node's own threads) twice a second and sends it to the core. It ends
+//! node's own threads) four times a second and sends it to the core. It ends
 //! when the node's stop token is dropped.
 //!
 //! A node's threads are named after its role (`master-core`,
@@ -13,7 +13,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 
 /// How often CPU use is sampled.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(500);
+/// sysinfo's whole-system figure needs 200 ms between samples at least;
+/// a run's first figure comes after this long.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs the monitor until `stop` is dropped; `send` gets each sample
 /// (whole-system percent, the node's threads' percent of one core) and

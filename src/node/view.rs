@@ -27,6 +27,57 @@ pub struct LogEntry {
     pub detail: bool,
 }
 
+/// How often the event loop takes a point for the plots, run seconds:
+/// 20 a second, whatever the window's repaint rate.
+pub const SAMPLE_INTERVAL_S: f64 = 0.05;
+
+/// One point of a node's plots, taken by its event loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Seconds since the run started.
+    pub t: f64,
+    /// This node's figures.
+    pub local: SampleFigures,
+    /// The peer's, from its latest state; `None` before its first state
+    /// and once it is lost (its last state is no longer the truth: the
+    /// master took its jobs back).
+    pub peer: Option<SampleFigures>,
+}
+
+/// A node's figures in one [`Sample`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleFigures {
+    /// Jobs queued.
+    pub queue: u32,
+    /// Jobs computed.
+    pub jobs_done: u32,
+    /// The node's CPU use, percent of one core; `None` before the node's
+    /// first measurement.
+    pub cpu: Option<f32>,
+}
+
+impl Sample {
+    /// The point of `s` at `t` run seconds.
+    pub fn of(s: &Snapshot, t: f64) -> Sample {
+        let figures = |state: &State, measured: bool| SampleFigures {
+            queue: state.queue,
+            jobs_done: state.jobs_done,
+            cpu: measured.then_some(state.cpu_process),
+        };
+        Sample {
+            t,
+            local: figures(&s.local, s.cpu_measured),
+            // A peer's state does not say whether its CPU was measured:
+            // 0 % of the node and of the whole machine is taken as not yet
+            // (a machine running the peer's event loop is never that idle).
+            peer: s
+                .peer
+                .filter(|_| !s.peer_lost)
+                .map(|p| figures(&p, p.cpu_process > 0.0 || p.cpu_system > 0.0)),
+        }
+    }
+}
+
 /// Most log entries kept in memory; older ones are dropped.
 pub const LOG_CAPACITY: usize = 5000;
 
@@ -154,6 +205,12 @@ pub struct Snapshot {
     pub link: Option<LinkConfig>,
     /// Chunks sent again.
     pub retransmitted: u64,
+    /// Whole loadbal datagrams from the peer's address whose tags failed
+    /// (what a peer with another secret sends).
+    pub bad_tags: u64,
+    /// True once the hardware monitor has measured the node's CPU use
+    /// (before that, `local.cpu_*` are 0 because nothing was measured).
+    pub cpu_measured: bool,
     /// The digits and command kinds, with `with_states`: how the run's
     /// jobs are named, and (master) each job's attempts.
     pub pieces: Option<(
@@ -200,6 +257,8 @@ impl Snapshot {
             link_dropped,
             link: core.config().node(core.role()).link,
             retransmitted: core.retransmitted(),
+            cpu_measured: core.cpu_measured(),
+            bad_tags: core.bad_tags(),
             pieces: core
                 .work()
                 .filter(|_| with_states)
@@ -231,6 +290,7 @@ pub struct NodeView {
     pub log: Arc<EventLog>,
     snapshot: Arc<Mutex<Arc<Snapshot>>>,
     timeline: Arc<Mutex<Timeline>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
 }
 
 impl NodeView {
@@ -239,7 +299,16 @@ impl NodeView {
             log,
             snapshot: Arc::new(Mutex::new(Arc::new(first))),
             timeline: Arc::default(),
+            samples: Arc::default(),
         }
+    }
+
+    /// The plot points taken after the first `seen`, appended to `into`;
+    /// returns the new count to pass next time.
+    pub fn samples_into(&self, seen: usize, into: &mut Vec<Sample>) -> usize {
+        let samples = self.samples.lock();
+        into.extend_from_slice(samples.get(seen..).unwrap_or_default());
+        samples.len()
     }
 
     /// Brings `copy` up to date with the node's timeline (as of its last
@@ -253,8 +322,27 @@ impl NodeView {
         self.snapshot.lock().clone()
     }
 
-    pub(super) fn publish(&self, snapshot: Snapshot, timeline: &Timeline) {
+    /// Publishes `snapshot` and what is new in `timeline`; with `sample_at`,
+    /// also a plot point if the last one is a sampling interval old.
+    pub(super) fn publish(
+        &self,
+        snapshot: Snapshot,
+        timeline: &Timeline,
+        sample_at: Option<Instant>,
+    ) {
         self.timeline.lock().catch_up(timeline);
+        if let (Some(now), Some(started)) =
+            (sample_at, snapshot.phase_started[Phase::Bootstrap as usize])
+        {
+            let t = now.saturating_duration_since(started).as_secs_f64();
+            let mut samples = self.samples.lock();
+            if samples
+                .last()
+                .is_none_or(|last| t - last.t >= SAMPLE_INTERVAL_S * 0.9)
+            {
+                samples.push(Sample::of(&snapshot, t));
+            }
+        }
         *self.snapshot.lock() = Arc::new(snapshot);
     }
 }

@@ -202,6 +202,16 @@ impl NodeCore {
             .map_or(0.0, |t| now.saturating_duration_since(t).as_secs_f64())
     }
 
+    /// Whole loadbal datagrams from the peer's address whose tags failed.
+    pub fn bad_tags(&self) -> u64 {
+        self.session.bad_tags
+    }
+
+    /// True once the hardware monitor has measured the node's CPU use.
+    pub fn cpu_measured(&self) -> bool {
+        self.cpu_measured
+    }
+
     /// This node's state as the state manager sends it.
     pub fn local_state(&self) -> protocol::State {
         let busy = self.book.count(JobState::Computing);

@@ -161,6 +161,8 @@ pub struct NodeCore {
     adaptor: Adaptor,
     throttle: f64,
     cpu: (f64, f64),
+    /// True once the hardware monitor's first sample came.
+    cpu_measured: bool,
 
     /// Ends a run in which nothing moves.
     watchdog: watchdog::Watchdog,
@@ -237,6 +239,7 @@ impl NodeCore {
             },
             throttle: me.throttle,
             cpu: (0.0, 0.0),
+            cpu_measured: false,
             watchdog: watchdog::Watchdog::default(),
             refusals: refuse::Refusals::default(),
             pieces: pieces::PieceBook::default(),
@@ -273,6 +276,7 @@ impl NodeCore {
             Input::BadTags { total } => self.note_bad_tags(now, total),
             Input::Cpu { system, process } => {
                 self.cpu = (system, process);
+                self.cpu_measured = true;
                 if self.session.phase_started[Phase::Bootstrap as usize].is_some()
                     && self.session.end.is_none()
                 {
