@@ -971,3 +971,278 @@ fn windows_whose_secrets_differ_say_so() {
         h.step();
     }
 }
+
+/// A widget's rect, as the layout check sees it.
+#[derive(Debug, Clone)]
+struct Placed {
+    what: String,
+    rect: egui::Rect,
+    /// Its visible part: the rect within its panel.
+    visible: egui::Rect,
+    /// Its panel's rect (or its scroll area's view).
+    panel: egui::Rect,
+    /// True inside a scroll area that scrolls sideways.
+    scrolls_sideways: bool,
+    /// Ancestors' ids and its own, to tell nesting from overlap.
+    id: egui::accesskit::NodeId,
+    ancestors: Vec<egui::accesskit::NodeId>,
+}
+
+/// Every widget of the window with its panel, from egui's own layout (the
+/// accesskit tree): the panels' edges from their resize splitters, the
+/// header's from its widgets.
+fn placed_widgets(h: &Harness<'static, LoadbalApp>, size: egui::Vec2) -> Vec<Placed> {
+    use egui::accesskit::Role as R;
+    let screen = egui::Rect::from_min_size(egui::Pos2::ZERO, size);
+    let rect_of = |n: &egui_kittest::Node<'_>| {
+        n.accesskit_node().bounding_box().map(|r| {
+            egui::Rect::from_min_max(
+                egui::pos2(r.x0 as f32, r.y0 as f32),
+                egui::pos2(r.x1 as f32, r.y1 as f32),
+            )
+        })
+    };
+    // The panes, in the order they were shown, each with the splitter
+    // that follows it, if any.
+    let root = h.root();
+    let mut panes: Vec<(egui_kittest::Node<'_>, Option<egui::Rect>)> = Vec::new();
+    let mut stack = vec![root];
+    while let Some(n) = stack.pop() {
+        let children: Vec<_> = n.children().collect();
+        if children
+            .iter()
+            .any(|c| c.accesskit_node().role() == R::Pane)
+        {
+            for c in children {
+                match c.accesskit_node().role() {
+                    R::Pane => panes.push((c, None)),
+                    R::Splitter => {
+                        if let Some(last) = panes.last_mut() {
+                            last.1 = rect_of(&c);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            break;
+        }
+        stack.extend(children);
+    }
+    assert!(panes.len() >= 2, "no panels found");
+    // Every widget under a node, with its ancestors and the clip of the
+    // scroll areas it is in (a scroll area's bars are its children: a
+    // horizontal bar spans its view's width, a vertical one its height).
+    type Found<'t> = (
+        egui_kittest::Node<'t>,
+        Vec<egui::accesskit::NodeId>,
+        egui::Rect,
+    );
+    fn widgets<'t>(
+        n: &egui_kittest::Node<'t>,
+        ancestors: &mut Vec<egui::accesskit::NodeId>,
+        clip: egui::Rect,
+        out: &mut Vec<Found<'t>>,
+    ) {
+        use egui::accesskit::Role as R;
+        let role = n.accesskit_node().role();
+        let is_widget = !matches!(
+            role,
+            R::GenericContainer
+                | R::TextRun
+                | R::Pane
+                | R::Window
+                | R::Splitter
+                | R::Unknown
+                | R::ScrollBar
+        ) && n.accesskit_node().bounding_box().is_some();
+        if is_widget {
+            out.push((n.clone(), ancestors.clone(), clip));
+        }
+        let mut clip = clip;
+        for c in n.children() {
+            if c.accesskit_node().role() != R::ScrollBar {
+                continue;
+            }
+            let Some(r) = c.accesskit_node().bounding_box() else {
+                continue;
+            };
+            let (x0, y0, x1, y1) = (r.x0 as f32, r.y0 as f32, r.x1 as f32, r.y1 as f32);
+            let bar = if x1 - x0 > y1 - y0 {
+                egui::Rect::from_x_y_ranges(x0..=x1, f32::NEG_INFINITY..=y1)
+            } else {
+                egui::Rect::from_x_y_ranges(f32::NEG_INFINITY..=x1, y0..=y1)
+            };
+            clip = clip.intersect(bar);
+        }
+        ancestors.push(n.accesskit_node().locate().0);
+        for c in n.children() {
+            widgets(&c, ancestors, clip, out);
+        }
+        ancestors.pop();
+    }
+    let everywhere = egui::Rect::EVERYTHING;
+    let mut header_bottom = 0.0f32;
+    let mut right_left = screen.max.x;
+    let mut bottom_top = screen.max.y;
+    for (i, (pane, splitter)) in panes.iter().enumerate() {
+        match splitter {
+            Some(s) if s.height() > s.width() => right_left = s.center().x,
+            Some(s) => bottom_top = s.center().y,
+            None if i == 0 => {
+                let mut found = Vec::new();
+                widgets(pane, &mut Vec::new(), everywhere, &mut found);
+                header_bottom = found
+                    .iter()
+                    .filter_map(|(n, ..)| rect_of(n))
+                    .map(|r| r.max.y)
+                    .fold(0.0, f32::max);
+            }
+            None => {}
+        }
+    }
+    let mut placed = Vec::new();
+    for (i, (pane, splitter)) in panes.iter().enumerate() {
+        let panel = match splitter {
+            Some(s) if s.height() > s.width() => egui::Rect::from_x_y_ranges(
+                s.center().x..=screen.max.x,
+                header_bottom..=screen.max.y,
+            ),
+            Some(s) => {
+                egui::Rect::from_x_y_ranges(screen.min.x..=right_left, s.center().y..=screen.max.y)
+            }
+            None if i == 0 => egui::Rect::from_x_y_ranges(
+                screen.min.x..=screen.max.x,
+                screen.min.y..=header_bottom,
+            ),
+            None => {
+                egui::Rect::from_x_y_ranges(screen.min.x..=right_left, header_bottom..=bottom_top)
+            }
+        };
+        let mut found = Vec::new();
+        widgets(pane, &mut Vec::new(), everywhere, &mut found);
+        for (n, ancestors, clip) in found {
+            let rect = rect_of(&n).unwrap();
+            let a = n.accesskit_node();
+            let text = a.label().or_else(|| a.value()).unwrap_or_default();
+            placed.push(Placed {
+                what: format!(
+                    "{:?} {:?}",
+                    a.role(),
+                    text.chars().take(60).collect::<String>()
+                ),
+                rect,
+                visible: rect.intersect(panel).intersect(clip),
+                // What it may fill: its panel, or the view of the scroll
+                // area it is in.
+                panel: if clip == everywhere {
+                    panel
+                } else {
+                    panel.intersect(clip)
+                },
+                scrolls_sideways: clip.min.x.is_finite() || clip.max.x < panel.max.x,
+                id: a.locate().0,
+                ancestors,
+            });
+        }
+    }
+    placed
+}
+
+/// What is wrong with the layout: widgets cut off at their panel's side
+/// (nothing scrolls sideways) and widgets that overlap.
+fn layout_faults(placed: &[Placed]) -> Vec<String> {
+    let mut faults = Vec::new();
+    let shown: Vec<&Placed> = placed.iter().filter(|p| p.visible.is_positive()).collect();
+    for p in &shown {
+        let out = p.rect.min.x < p.panel.min.x - 1.0 || p.rect.max.x > p.panel.max.x + 1.0;
+        if out && !p.scrolls_sideways {
+            faults.push(format!(
+                "cut off at its panel's side: {} at {:?} in {:?}",
+                p.what, p.rect, p.panel
+            ));
+        }
+    }
+    for (i, a) in shown.iter().enumerate() {
+        for b in &shown[i + 1..] {
+            if a.ancestors.contains(&b.id) || b.ancestors.contains(&a.id) {
+                continue;
+            }
+            let both = a.visible.intersect(b.visible);
+            if both.is_positive() && both.area() > 4.0 {
+                faults.push(format!(
+                    "overlap: {} at {:?} and {} at {:?}",
+                    a.what, a.rect, b.what, b.rect
+                ));
+            }
+        }
+    }
+    faults
+}
+
+// Issue 22: at 1280 x 800 and at 1024 x 700, before and after a run, on
+// each tab, with the Configuration and Compare panels open or not, no
+// widget overlaps another and none is cut off at a panel's side.
+#[test]
+fn the_layout_holds_at_both_sizes_with_every_panel() {
+    let path = config_file_iterating("layout", 2000);
+    let mut faults = Vec::new();
+    let windows = [
+        (Mode::Demo, egui::Vec2::new(1280.0, 800.0)),
+        (Mode::Demo, egui::Vec2::new(1024.0, 700.0)),
+        (Mode::Node(Role::Master), egui::Vec2::new(1024.0, 700.0)),
+    ];
+    for (mode, size) in windows {
+        let file = config::load_file(Some(&path)).unwrap();
+        let app = LoadbalApp::new(mode, path.clone(), file);
+        let mut h = Harness::builder().with_size(size).build_ui_state(
+            |ui, app: &mut LoadbalApp| {
+                app.poll();
+                app.show(ui);
+            },
+            app,
+        );
+        h.run_steps(2);
+        // A node's window alone has no run to show.
+        let stages: &[&str] = match mode {
+            Mode::Demo => &["before Start", "after a run"],
+            Mode::Node(_) => &["before Start"],
+        };
+        for &stage in stages {
+            if stage == "after a run" {
+                h.get_by_label("Start").click();
+                verified_report_after_run(&mut h, Duration::from_secs(60));
+                h.run_steps(3);
+            }
+            for tab in ["Overview", "Task stream", "Jobs table", "Log"] {
+                h.get_by_label(tab).click();
+                for (config, compare) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    for (label, on) in [("Configuration", config), ("Compare policies", compare)] {
+                        let node = h.get_by_role_and_label(A11yRole::Button, label);
+                        let toggled =
+                            node.accesskit_node().toggled() == Some(egui::accesskit::Toggled::True);
+                        if toggled != on {
+                            node.click();
+                            h.run_steps(2);
+                        }
+                    }
+                    h.run_steps(3);
+                    for fault in layout_faults(&placed_widgets(&h, size)) {
+                        faults.push(format!(
+                            "{mode:?} {}x{} {stage}, {tab}, configuration {config}, compare \
+                             {compare}: {fault}",
+                            size.x, size.y
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        faults.is_empty(),
+        "{} faults:\n{}",
+        faults.len(),
+        faults.join("\n")
+    );
+}

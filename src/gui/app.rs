@@ -63,6 +63,8 @@ const RUNNING_REPAINT: Duration = Duration::from_millis(500);
 /// Xvfb's llvmpipe (`loadbal bench --only window`), against 10 % at four
 /// frames a second and 95 % when every event drew a frame.
 pub const EVENT_REPAINT: Duration = RUNNING_REPAINT;
+/// The demo shows its nodes side by side at this width and more.
+const DEMO_COLUMNS_MIN_WIDTH: f32 = 800.0;
 /// Repaint interval when idle (the connection's "last heard" ticks).
 const IDLE_REPAINT: Duration = Duration::from_secs(1);
 
@@ -356,11 +358,14 @@ impl LoadbalApp {
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     ui.toggle_value(&mut self.show_config, "Configuration");
                     ui.toggle_value(&mut self.show_compare, "Compare policies");
+                    // A notice takes the room left in this row (cut short,
+                    // whole on hover): it never pushes the controls down.
+                    if let Some(n) = &self.notice {
+                        let text = egui::RichText::new(n).color(ui.visuals().warn_fg_color);
+                        ui.add(egui::Label::new(text).truncate()).on_hover_text(n);
+                    }
                 });
             });
-            if let Some(n) = &self.notice {
-                ui.colored_label(ui.visuals().warn_fg_color, n);
-            }
             if self.mode == Mode::Demo {
                 self.panels[0].show_run_progress(ui);
             }
@@ -402,14 +407,22 @@ impl LoadbalApp {
                 });
         }
         if self.show_compare {
+            // A panel under the views, hiding none of the header's
+            // controls; its height is the user's to drag.
             let ctx = ui.ctx().clone();
             let config = self.editor.config();
-            egui::Window::new("Compare policies (simulated)")
-                .open(&mut self.show_compare)
-                .default_width(900.0)
+            let height = ui.available_height();
+            egui::Panel::bottom("compare")
                 .resizable(true)
-                .show(ui.ctx(), |ui| {
-                    self.compare.show(ui, config, move || ctx.request_repaint());
+                .default_size(height * 0.5)
+                .min_size(160.0)
+                .max_size(height * 0.8)
+                .show(ui, |ui| {
+                    ui.add_space(4.0);
+                    ui.heading("Compare policies (simulated)");
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        self.compare.show(ui, config, move || ctx.request_repaint());
+                    });
                 });
         }
         // The frame is cleared to the panel colour (`clear_color`), so the
@@ -574,15 +587,29 @@ impl LoadbalApp {
     fn show_demo(&mut self, ui: &mut egui::Ui) {
         self.show_plan(ui);
         let mut commands = Vec::new();
-        ui.columns(2, |columns| {
-            let config = self.editor.config();
-            for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
+        let config = self.editor.config();
+        // Side by side where both fit (a node's figures need about 400 px),
+        // else one above the other.
+        if ui.available_width() >= DEMO_COLUMNS_MIN_WIDTH {
+            ui.columns(2, |columns| {
+                for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
+                    node_header(ui, p, config);
+                    commands.push(p.show_controls(ui, false));
+                    p.show_stats(ui);
+                    p.show_progress(ui, false);
+                }
+            });
+        } else {
+            for (i, p) in self.panels.iter_mut().enumerate() {
+                if i > 0 {
+                    ui.separator();
+                }
                 node_header(ui, p, config);
                 commands.push(p.show_controls(ui, false));
                 p.show_stats(ui);
                 p.show_progress(ui, false);
             }
-        });
+        }
         for (index, command) in commands.into_iter().enumerate() {
             // The demo's Start is in the header, not in the columns.
             let _ = self.carry_out(index, command);

@@ -1,6 +1,6 @@
 //! The window's Compare view: pick the throttles, the link and the
 //! policies, press Simulate, and see each policy's predicted finishing time
-//! (against the ideal) and the jobs it moves, as bar charts. The
+//! (against the ideal) as a bar chart, and every figure in a table under it. The
 //! simulations run on a thread of their own, one policy after another, and
 //! the charts fill in as they come.
 
@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, unbounded};
 use eframe::egui;
-use egui_plot::{Bar, BarChart, HLine, Legend, Plot};
+use egui_plot::{Bar, BarChart, Plot, VLine};
 
 use crate::config::Config;
 use crate::sim::compare::{Link, Scenario, scenario_config};
@@ -250,66 +250,124 @@ impl CompareView {
         if self.results.is_empty() {
             return;
         }
-        let names: Vec<&'static str> = self.results.iter().map(|r| r.policy).collect();
-        let formatter = move |mark: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
-            let i = mark.value.round();
-            if (mark.value - i).abs() < 1e-9 && i >= 0.0 {
-                names
-                    .get(i as usize)
-                    .map_or_else(String::new, |n| (*n).to_owned())
-            } else {
-                String::new()
-            }
-        };
-        let width = (ui.available_width() / 2.0 - 8.0).max(200.0);
-        ui.horizontal(|ui| {
-            ui.vertical(|ui| {
-                ui.set_width(width);
-                ui.label("Predicted finish time (s); the line is the ideal");
-                let bars: Vec<Bar> = self
-                    .results
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| Bar::new(i as f64, r.finish_s).name(r.policy).width(0.7))
-                    .collect();
-                let ideal = self.ideal_s;
-                Plot::new("compare-finish")
-                    .height(200.0)
-                    .width(width)
-                    .legend(Legend::default())
-                    .include_y(0.0)
-                    .x_axis_formatter(formatter.clone())
-                    .allow_scroll(false)
-                    .show(ui, |p| {
-                        p.bar_chart(BarChart::new("finish time", bars));
-                        if let Some(ideal) = ideal.filter(|i| i.is_finite()) {
-                            p.hline(HLine::new("ideal", ideal));
-                        }
-                    });
-            });
-            ui.vertical(|ui| {
-                ui.set_width(width);
-                ui.label("Jobs moved by the policy");
-                let bars: Vec<Bar> = self
-                    .results
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        Bar::new(i as f64, f64::from(r.jobs_moved))
-                            .name(format!("{}: {} transfers", r.policy, r.transfers))
-                            .width(0.7)
-                    })
-                    .collect();
-                Plot::new("compare-moved")
-                    .height(200.0)
-                    .width(width)
-                    .include_y(0.0)
-                    .x_axis_formatter(formatter)
-                    .allow_scroll(false)
-                    .show(ui, |p| {
-                        p.bar_chart(BarChart::new("jobs moved", bars));
-                    });
-            });
+        self.show_chart(ui);
+        self.show_table(ui);
+    }
+
+    /// The predicted finish times as horizontal bars, one a row, each
+    /// named on the axis and its value on hover; the ideal as a vertical
+    /// line. The scale is linear from 0; the key is a line above the chart,
+    /// never over the bars.
+    fn show_chart(&self, ui: &mut egui::Ui) {
+        let ideal = self.ideal_s.filter(|i| i.is_finite());
+        ui.label(match ideal {
+            Some(ideal) => format!(
+                "Predicted finish time, seconds (linear scale from 0); the vertical line is the \
+                 ideal, {ideal:.3} s. Hover over a bar for its figures."
+            ),
+            None => "Predicted finish time, seconds (linear scale from 0). Hover over a bar for \
+                     its figures."
+                .to_owned(),
         });
+        // The first policy at the top.
+        let rows = self.results.len();
+        let row_of = |i: usize| (rows - 1 - i) as f64;
+        let names: Vec<&'static str> = self.results.iter().map(|r| r.policy).collect();
+        let name_at = move |mark: egui_plot::GridMark, _: &std::ops::RangeInclusive<f64>| {
+            let row = mark.value.round();
+            if (mark.value - row).abs() > 1e-9 || row < 0.0 || row as usize >= names.len() {
+                return String::new();
+            }
+            names[names.len() - 1 - row as usize].to_owned()
+        };
+        // A mark at every row, so every bar is named.
+        let every_row = move |input: egui_plot::GridInput| -> Vec<egui_plot::GridMark> {
+            let (lo, hi) = input.bounds;
+            (lo.ceil().max(0.0) as usize..=hi.floor().max(0.0) as usize)
+                .filter(|&row| row < rows)
+                .map(|row| egui_plot::GridMark {
+                    value: row as f64,
+                    step_size: 1.0,
+                })
+                .collect()
+        };
+        let bars: Vec<Bar> = self
+            .results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Bar::new(row_of(i), r.finish_s).name(r.policy).width(0.6))
+            .collect();
+        let widest = self
+            .results
+            .iter()
+            .map(|r| r.policy.len())
+            .max()
+            .unwrap_or(8);
+        let ideal_for_hover = ideal;
+        let hover = move |bar: &Bar, _: &BarChart| match ideal_for_hover {
+            Some(ideal) if ideal > 0.0 => format!(
+                "{}: {:.3} s, {:+.0} % of the ideal",
+                bar.name,
+                bar.value,
+                100.0 * (bar.value / ideal - 1.0)
+            ),
+            _ => format!("{}: {:.3} s", bar.name, bar.value),
+        };
+        Plot::new("compare-finish")
+            .height((28.0 * rows as f32 + 40.0).clamp(120.0, 320.0))
+            .include_x(0.0)
+            .include_y(-0.5)
+            .include_y(rows as f64 - 0.5)
+            .y_grid_spacer(every_row)
+            .y_axis_formatter(name_at)
+            .y_axis_min_width(7.0 * widest as f32)
+            .x_axis_label("seconds")
+            .show_grid([true, false])
+            .allow_scroll(false)
+            .allow_zoom(false)
+            .allow_drag(false)
+            .allow_boxed_zoom(false)
+            .show(ui, |p| {
+                p.bar_chart(
+                    BarChart::new("finish time", bars)
+                        .horizontal()
+                        .element_formatter(Box::new(hover)),
+                );
+                if let Some(ideal) = ideal {
+                    p.vline(VLine::new("ideal", ideal));
+                }
+            });
+    }
+
+    /// Every policy's figures, as the chart shows them and more.
+    fn show_table(&self, ui: &mut egui::Ui) {
+        let ideal = self.ideal_s.filter(|i| i.is_finite() && *i > 0.0);
+        egui::Grid::new("compare-table")
+            .num_columns(5)
+            .striped(true)
+            .spacing([24.0, 4.0])
+            .show(ui, |ui| {
+                for head in [
+                    "Policy",
+                    "Predicted finish",
+                    "Against the ideal",
+                    "Jobs moved",
+                    "Transfers",
+                ] {
+                    ui.strong(head);
+                }
+                ui.end_row();
+                for r in &self.results {
+                    ui.label(r.policy);
+                    ui.label(format!("{:.3} s", r.finish_s));
+                    ui.label(ideal.map_or_else(
+                        || "–".to_owned(),
+                        |i| format!("{:+.0} %", 100.0 * (r.finish_s / i - 1.0)),
+                    ));
+                    ui.label(r.jobs_moved.to_string());
+                    ui.label(r.transfers.to_string());
+                    ui.end_row();
+                }
+            });
     }
 }

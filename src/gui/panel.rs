@@ -487,13 +487,15 @@ impl NodePanel {
         let sent = snapshot.delivered_to_peer;
         let me = self.role.name();
         let other = self.role.peer().name();
+        // Wide enough for every figure, so a figure that grows a digit does
+        // not change the columns (each change costs a frame), within the
+        // room there is: the grid never runs under its neighbour.
+        let column = ((ui.available_width() - 2.0 * 16.0) / 3.0).clamp(60.0, 130.0);
         egui::Grid::new(("stats", me))
             .num_columns(3)
-            // Wide enough for every figure, so a figure that grows a digit
-            // does not change the columns (each change costs a frame).
-            .min_col_width(130.0)
+            .min_col_width(column)
             .striped(true)
-            .spacing([24.0, 4.0])
+            .spacing([16.0, 4.0])
             .show(ui, |ui| {
                 ui.strong("");
                 ui.strong(format!("{me} (this node)"));
@@ -519,7 +521,7 @@ impl NodePanel {
                         peer_or(&|p| format!("{:.0} %", p.throttle * 100.0)),
                     ),
                     (
-                        "CPU: node (% of a core) / machine (% of all cores)",
+                        "CPU node / machine",
                         cpu_text(&local, snapshot.cpu_measured),
                         peer_or(&|p| cpu_text(p, p.cpu_process > 0.0 || p.cpu_system > 0.0)),
                     ),
@@ -532,7 +534,14 @@ impl NodePanel {
                     ("Jobs received", received.to_string(), sent.to_string()),
                 ];
                 for (name, mine, theirs) in rows {
-                    ui.label(name);
+                    let label = ui.label(name);
+                    if name.starts_with("CPU") {
+                        label.on_hover_text(
+                            "Percent of one core: the node's own threads, then the whole \
+                             machine (N busy cores: N × 100 %). Each node measures its own; \
+                             the peer's figures come with its state, a state interval late.",
+                        );
+                    }
                     ui.label(mine);
                     ui.label(theirs);
                     ui.end_row();
@@ -637,60 +646,70 @@ impl NodePanel {
                 &h.done_peer,
             ),
         ];
-        let width = (ui.available_width() / 3.0 - 8.0).max(120.0);
+        // Three plots side by side where they fit at 240 px each, else
+        // two or one to a row: none is cut off at the panel's side.
+        let room = ui.available_width();
+        let per_row = ((room / 248.0).floor() as usize).clamp(1, 3);
+        let width = (room / per_row as f32 - 8.0).max(120.0);
         // The run's length so far: each marker's label takes the next row
         // down when it would overlap the one before (about 8 px a digit).
         let span = h.last_t().unwrap_or(1.0).max(0.1);
         let px = span / f64::from(width - 50.0).max(50.0);
         let rows = label_rows(&marks, px);
-        ui.horizontal(|ui| {
-            for (title, id, local, peer) in plots {
-                ui.vertical(|ui| {
-                    ui.set_width(width);
-                    ui.label(title);
-                    Plot::new((id, me.name()))
-                        .height(height)
-                        .width(width)
-                        .x_axis_label("seconds")
-                        .include_x(0.0)
-                        .include_x(span)
-                        .include_y(0.0)
-                        .allow_scroll(false)
-                        .show(ui, |p| {
-                            p.line(
-                                Line::new(me.name(), PlotPoints::Borrowed(local))
-                                    .color(stream::node_color(me)),
-                            );
-                            p.line(
-                                Line::new(other.name(), PlotPoints::Borrowed(peer))
-                                    .color(stream::node_color(other)),
-                            );
-                            let top = local
-                                .iter()
-                                .chain(peer.iter())
-                                .map(|q| q.y)
-                                .fold(1.0, f64::max);
-                            for (m, row) in marks.iter().zip(&rows) {
-                                let (name, color) = match m.from {
-                                    Role::Master => ("transfer master to slave", MASTER_TO_SLAVE),
-                                    Role::Slave => ("transfer slave to master", SLAVE_TO_MASTER),
-                                };
-                                p.vline(VLine::new(name, m.at_s).color(color));
-                                let Some(row) = row else { continue };
-                                let y = top * (1.0 - 0.12 * f64::from(*row));
-                                p.text(
-                                    Text::new(
-                                        name,
-                                        PlotPoint::new(m.at_s, y),
-                                        format!("{}", m.jobs),
-                                    )
-                                    .color(color),
+        for row_plots in plots.chunks(per_row) {
+            ui.horizontal(|ui| {
+                for &(title, id, local, peer) in row_plots {
+                    ui.vertical(|ui| {
+                        ui.set_width(width);
+                        ui.label(title);
+                        Plot::new((id, me.name()))
+                            .height(height)
+                            .width(width)
+                            .x_axis_label("seconds")
+                            .include_x(0.0)
+                            .include_x(span)
+                            .include_y(0.0)
+                            .allow_scroll(false)
+                            .show(ui, |p| {
+                                p.line(
+                                    Line::new(me.name(), PlotPoints::Borrowed(local))
+                                        .color(stream::node_color(me)),
                                 );
-                            }
-                        });
-                });
-            }
-        });
+                                p.line(
+                                    Line::new(other.name(), PlotPoints::Borrowed(peer))
+                                        .color(stream::node_color(other)),
+                                );
+                                let top = local
+                                    .iter()
+                                    .chain(peer.iter())
+                                    .map(|q| q.y)
+                                    .fold(1.0, f64::max);
+                                for (m, row) in marks.iter().zip(&rows) {
+                                    let (name, color) = match m.from {
+                                        Role::Master => {
+                                            ("transfer master to slave", MASTER_TO_SLAVE)
+                                        }
+                                        Role::Slave => {
+                                            ("transfer slave to master", SLAVE_TO_MASTER)
+                                        }
+                                    };
+                                    p.vline(VLine::new(name, m.at_s).color(color));
+                                    let Some(row) = row else { continue };
+                                    let y = top * (1.0 - 0.12 * f64::from(*row));
+                                    p.text(
+                                        Text::new(
+                                            name,
+                                            PlotPoint::new(m.at_s, y),
+                                            format!("{}", m.jobs),
+                                        )
+                                        .color(color),
+                                    );
+                                }
+                            });
+                    });
+                }
+            });
+        }
     }
 
     /// The message log, newest at the bottom, with a copy button.
@@ -763,14 +782,20 @@ impl NodePanel {
                 // plots stay on a 1280 x 800 screen.
                 ui.horizontal_wrapped(|ui| {
                     ui.colored_label(color, egui::RichText::new(text).strong().size(18.0));
-                    ui.label(format!(
-                        "in {:.3} s · computed: master {}, slave {} · moved: {} to the slave, {} to the master",
-                        r.elapsed_s.total,
-                        r.jobs_done.master,
-                        r.jobs_done.slave,
-                        r.jobs_moved.to_slave,
-                        r.jobs_moved.to_master
-                    ));
+                    // Phrases kept whole: the line wraps between them.
+                    for phrase in [
+                        format!("in {:.3} s", r.elapsed_s.total),
+                        format!(
+                            "· computed: master {}, slave {}",
+                            r.jobs_done.master, r.jobs_done.slave
+                        ),
+                        format!(
+                            "· moved: {} to the slave, {} to the master",
+                            r.jobs_moved.to_slave, r.jobs_moved.to_master
+                        ),
+                    ] {
+                        ui.add(egui::Label::new(phrase).extend());
+                    }
                 });
                 ui.horizontal(|ui| {
                     let label = ui.label("Report file");

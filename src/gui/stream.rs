@@ -335,7 +335,7 @@ impl TaskStream {
             for origin in Origin::ALL {
                 swatch(ui, origin_color(origin), origin.name());
             }
-            ui.label("· arrows: batches (orange: moved by the policy)");
+            ui.add(egui::Label::new("· arrows: batches (orange: moved by the policy)").extend());
         });
         let names = self.lane_names();
         let rows = names.len().max(1);

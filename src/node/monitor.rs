@@ -18,7 +18,7 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
 pub const SAMPLE_INTERVAL: Duration = Duration::from_millis(250);
 
 /// Runs the monitor until `stop` is dropped; `send` gets each sample
-/// (whole-system percent, the node's threads' percent of one core) and
+/// (the whole machine's and the node's threads' use, each in percent of one core) and
 /// says whether to go on. The node's threads are those whose names start
 /// with `prefix` followed by `-`.
 pub fn run(
@@ -66,7 +66,8 @@ impl Sampler {
         Some(Sampler { system, pid })
     }
 
-    /// (whole-system percent, this process's percent of one core)
+    /// (the whole machine's and this process's use, each in percent of one
+    /// core)
     fn sample(&mut self) -> (f64, f64) {
         self.system.refresh_cpu_usage();
         self.system.refresh_processes_specifics(
@@ -74,7 +75,10 @@ impl Sampler {
             false,
             ProcessRefreshKind::nothing().with_cpu(),
         );
-        let system = f64::from(self.system.global_cpu_usage());
+        // Percent of one core, as the node's own figure: a machine of N
+        // cores all busy is N × 100 %.
+        let cores = self.system.cpus().len().max(1) as f64;
+        let system = f64::from(self.system.global_cpu_usage()) * cores;
         let process = self
             .system
             .process(self.pid)

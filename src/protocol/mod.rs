@@ -379,7 +379,7 @@ pub struct State {
     pub workers: u16,
     /// The sender's throttle, 0 to 1.
     pub throttle: f32,
-    /// Whole-system CPU use, percent of all cores.
+    /// Whole-machine CPU use, percent of one core (N busy cores: N × 100).
     pub cpu_system: f32,
     /// The sender process's CPU use, percent of one core.
     pub cpu_process: f32,

@@ -108,7 +108,7 @@ pub struct CpuSample {
     pub at_s: f64,
     /// The node's own threads, percent of one core.
     pub node: f32,
-    /// The whole system, percent of all cores.
+    /// The whole machine, percent of one core (N busy cores: N × 100).
     pub system: f32,
 }
 
