@@ -1056,7 +1056,7 @@ fn placed_widgets(h: &Harness<'static, LoadbalApp>, size: egui::Vec2) -> Vec<Pla
                 | R::ScrollBar
         ) && n.accesskit_node().bounding_box().is_some();
         if is_widget {
-            out.push((n.clone(), ancestors.clone(), clip));
+            out.push((*n, ancestors.clone(), clip));
         }
         let mut clip = clip;
         for c in n.children() {

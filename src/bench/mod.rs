@@ -1,7 +1,7 @@
 //! `loadbal bench`: measures, in one process where possible, each speed
 //! figure of loadbal against its reference in the same run, and prints a
 //! table (figure, value, reference, ratio, target) in Markdown, so it can go
-//! into the README as it is. Every figure is the median of several
+//! into docs/speed.md as it is. Every figure is the median of several
 //! repetitions; references and measurements are interleaved, so a noisy
 //! neighbour slows both alike.
 //!

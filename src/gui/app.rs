@@ -420,9 +420,13 @@ impl LoadbalApp {
                 .show(ui, |ui| {
                     ui.add_space(4.0);
                     ui.heading("Compare policies (simulated)");
-                    egui::ScrollArea::vertical().show(ui, |ui| {
-                        self.compare.show(ui, config, move || ctx.request_repaint());
-                    });
+                    // Not shrunk to its content: the panel keeps the
+                    // height the chart will need when the results come.
+                    egui::ScrollArea::vertical()
+                        .auto_shrink([false, false])
+                        .show(ui, |ui| {
+                            self.compare.show(ui, config, move || ctx.request_repaint());
+                        });
                 });
         }
         // The frame is cleared to the panel colour (`clear_color`), so the
@@ -554,11 +558,11 @@ impl LoadbalApp {
         node_header(ui, p, self.editor.config());
         let command = p.show_controls(ui, true);
         ui.separator();
-        p.show_stats(ui);
+        p.show_stats(ui, None);
         p.show_progress(ui, true);
         ui.separator();
         p.show_result(ui);
-        p.show_plots(ui, 200.0);
+        p.show_plots(ui, 200.0, None);
         self.carry_out(0, command)
     }
 
@@ -588,14 +592,27 @@ impl LoadbalApp {
         self.show_plan(ui);
         let mut commands = Vec::new();
         let config = self.editor.config();
+        // Each node's own figures, shown in its column and as the other's
+        // peer: one set of numbers per node in the demo.
+        let own: Vec<Option<(crate::protocol::State, bool)>> = self
+            .panels
+            .iter()
+            .map(|p| {
+                p.view().map(|v| {
+                    let s = v.snapshot();
+                    (s.local, s.cpu_measured)
+                })
+            })
+            .collect();
+        let peer_of = |i: usize| own.get(1 - i).copied().flatten();
         // Side by side where both fit (a node's figures need about 400 px),
         // else one above the other.
         if ui.available_width() >= DEMO_COLUMNS_MIN_WIDTH {
             ui.columns(2, |columns| {
-                for (p, ui) in self.panels.iter_mut().zip(columns.iter_mut()) {
+                for (i, (p, ui)) in self.panels.iter_mut().zip(columns.iter_mut()).enumerate() {
                     node_header(ui, p, config);
                     commands.push(p.show_controls(ui, false));
-                    p.show_stats(ui);
+                    p.show_stats(ui, peer_of(i));
                     p.show_progress(ui, false);
                 }
             });
@@ -606,7 +623,7 @@ impl LoadbalApp {
                 }
                 node_header(ui, p, config);
                 commands.push(p.show_controls(ui, false));
-                p.show_stats(ui);
+                p.show_stats(ui, peer_of(i));
                 p.show_progress(ui, false);
             }
         }
@@ -615,9 +632,15 @@ impl LoadbalApp {
             let _ = self.carry_out(index, command);
         }
         ui.separator();
-        let master = &mut self.panels[0];
+        let (master, slave) = self.panels.split_at_mut(1);
+        let master = &mut master[0];
         master.show_result(ui);
-        master.show_plots(ui, 220.0);
+        // The slave's lines from its own samples, as its own column shows.
+        let slave = slave
+            .first()
+            .filter(|s| s.view().is_some())
+            .map(|s| s.history());
+        master.show_plots(ui, 220.0, slave);
     }
 
     /// The task stream, its summary and Save trace.

@@ -13,6 +13,10 @@ use egui_plot::{Bar, BarChart, Plot, VLine};
 use crate::config::Config;
 use crate::sim::compare::{Link, Scenario, scenario_config};
 
+/// The bars' colour, and the ideal's line (apart from every bar's).
+const BAR: egui::Color32 = egui::Color32::from_rgb(90, 150, 220);
+const IDEAL: egui::Color32 = egui::Color32::from_rgb(120, 200, 90);
+
 /// One policy's predicted figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Predicted {
@@ -331,10 +335,11 @@ impl CompareView {
                 p.bar_chart(
                     BarChart::new("finish time", bars)
                         .horizontal()
+                        .color(BAR)
                         .element_formatter(Box::new(hover)),
                 );
                 if let Some(ideal) = ideal {
-                    p.vline(VLine::new("ideal", ideal));
+                    p.vline(VLine::new("ideal", ideal).color(IDEAL).width(2.0));
                 }
             });
     }

@@ -464,8 +464,11 @@ impl NodePanel {
         command
     }
 
-    /// This node's and its peer's figures side by side.
-    pub fn show_stats(&self, ui: &mut egui::Ui) {
+    /// This node's and its peer's figures side by side. The peer's are
+    /// those of its last state message, or, with `peer_own` (the demo,
+    /// where this window shows the peer too), the peer's own figures and
+    /// whether its CPU was measured: the same the peer's column shows.
+    pub fn show_stats(&self, ui: &mut egui::Ui, peer_own: Option<(crate::protocol::State, bool)>) {
         let Some(view) = &self.view else {
             ui.label("Not started: press Start to begin.");
             return;
@@ -481,7 +484,10 @@ impl NodePanel {
             );
         }
         let local = snapshot.local;
-        let peer = snapshot.peer;
+        let (peer, peer_measured) = match peer_own {
+            Some((state, measured)) => (Some(state), Some(measured)),
+            None => (snapshot.peer, None),
+        };
         let seconds = self.history.last_t().unwrap_or(0.0);
         let received = local.jobs_received;
         let sent = snapshot.delivered_to_peer;
@@ -523,7 +529,11 @@ impl NodePanel {
                     (
                         "CPU node / machine",
                         cpu_text(&local, snapshot.cpu_measured),
-                        peer_or(&|p| cpu_text(p, p.cpu_process > 0.0 || p.cpu_system > 0.0)),
+                        peer_or(&|p| {
+                            let measured =
+                                peer_measured.unwrap_or(p.cpu_process > 0.0 || p.cpu_system > 0.0);
+                            cpu_text(p, measured)
+                        }),
                     ),
                     (
                         "Jobs per second",
@@ -615,13 +625,20 @@ impl NodePanel {
     /// transfer marked. Before a run they are drawn empty, with their axes;
     /// after it they end where the run did. Their legend is a line above
     /// them, never over the data.
-    pub fn show_plots(&self, ui: &mut egui::Ui, height: f32) {
+    ///
+    /// With `peer_own` (the demo), the peer's lines are the peer's own
+    /// samples, 20 a second, rather than its state messages' figures.
+    pub fn show_plots(&self, ui: &mut egui::Ui, height: f32, peer_own: Option<&History>) {
         let marks = self
             .view
             .as_ref()
             .map(|v| history::transfer_marks(&v.snapshot()))
             .unwrap_or_default();
         let h = &self.history;
+        let (queue_peer, cpu_peer, done_peer) = match peer_own {
+            Some(p) => (&p.queue_local, &p.cpu_local, &p.done_local),
+            None => (&h.queue_peer, &h.cpu_peer, &h.done_peer),
+        };
         let (me, other) = (self.role, self.role.peer());
         ui.horizontal_wrapped(|ui| {
             // Named by role: in the demo the plots show both nodes, and in
@@ -632,19 +649,9 @@ impl NodePanel {
             stream::swatch(ui, SLAVE_TO_MASTER, "jobs moved slave to master");
         });
         let plots: [(&str, &str, &Vec<_>, &Vec<_>); 3] = [
-            (
-                "Queue length (jobs)",
-                "queue",
-                &h.queue_local,
-                &h.queue_peer,
-            ),
-            ("CPU use (% of a core)", "cpu", &h.cpu_local, &h.cpu_peer),
-            (
-                "Jobs done (cumulative)",
-                "done",
-                &h.done_local,
-                &h.done_peer,
-            ),
+            ("Queue length (jobs)", "queue", &h.queue_local, queue_peer),
+            ("CPU use (% of a core)", "cpu", &h.cpu_local, cpu_peer),
+            ("Jobs done (cumulative)", "done", &h.done_local, done_peer),
         ];
         // Three plots side by side where they fit at 240 px each, else
         // two or one to a row: none is cut off at the panel's side.

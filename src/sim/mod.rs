@@ -333,7 +333,7 @@ pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> 
 /// checks the tag and copies the data into its batch and its jobs. Per end:
 /// three copies and a keyed BLAKE3 pass. (The node keeps freed memory for
 /// reuse, so fresh pages are rare and not counted.) Checked against real
-/// runs on loopback: see the README's simulator section.
+/// runs on loopback: see docs/policies-and-simulator.md.
 pub fn measure_transfer_cost(budget: Duration) -> f64 {
     const BYTES: usize = 32 << 20;
     let mut bufs = [
