@@ -24,9 +24,13 @@
 //!   (Trace Event Format, for Perfetto).
 //! - [`files`]: writing a user's output files without destroying what is
 //!   at the path; [`term`]: stderr output that a closed pipe cannot stop.
+//! - [`run`]: a run's life around its nodes (starting them, waiting for the
+//!   demo's two together, writing the report and the trace so neither is
+//!   lost), for the command line and the window alike.
 //! - [`bench`]: `loadbal bench`, every speed figure against its reference.
 //!
-//! The binary (`src/main.rs`) parses arguments and runs nodes headless.
+//! The binary (`src/main.rs`) parses arguments and calls [`run`] (or opens
+//! the window, [`gui`], which calls it too).
 
 pub mod arrivals;
 pub mod auth;
@@ -41,6 +45,7 @@ pub mod node;
 pub mod policy;
 pub mod protocol;
 pub mod report;
+pub mod run;
 pub mod sim;
 pub mod term;
 pub mod throttle;

@@ -711,7 +711,7 @@ fn run_demo(config: &Config, outputs: &Outputs) -> Result<u8, Failure> {
     let views = [master.view().clone(), slave.view().clone()];
     slave.command(Command::Start);
     master.command(Command::Start);
-    let (master_outcome, slave_outcome) = wait_together(master, slave);
+    let (master_outcome, slave_outcome) = loadbal::run::wait_together(master, slave);
     // The nodes are done: no line of the result may be dropped.
     loadbal::term::keep_every_line();
     if let Outcome::Failed { failure: why, .. } = &slave_outcome {
@@ -748,72 +748,18 @@ fn all_done_before(
     Ok(Some(0))
 }
 
-/// With `--trace`, writes the run's trace, however it ended. One that
-/// cannot be written is not lost: it goes to stdout, the reason to stderr.
+/// With `--trace`, writes the run's trace, however it ended (one that
+/// cannot be written goes elsewhere, and stderr says where).
 fn write_trace(outputs: &Outputs, views: &[&node::NodeView]) {
     let Some(path) = &outputs.trace else {
         return;
     };
-    let json = loadbal::trace::of_views(views);
-    match loadbal::trace::write(path, &json) {
-        Ok(()) if path.as_os_str() == "-" => {}
-        Ok(()) => {
-            if outputs.verbosity != node::Verbosity::Quiet {
-                loadbal::say!(
-                    "trace written to {} (open it at https://ui.perfetto.dev)",
-                    path.display()
-                );
-            }
-        }
-        Err(e) if outputs.report.as_deref() == Some(Path::new("-")) => {
-            // Standard output carries the report: the trace goes to a file
-            // of its own rather than into the report's stream.
-            let spare =
-                std::env::temp_dir().join(format!("loadbal-trace-{}.json", std::process::id()));
-            match loadbal::trace::write(&spare, &json) {
-                Ok(()) => loadbal::say!(
-                    "loadbal: cannot write the trace to {}: {e}; written to {} instead",
-                    path.display(),
-                    spare.display()
-                ),
-                Err(e2) => loadbal::say!(
-                    "loadbal: cannot write the trace to {} ({e}) nor to {} ({e2}); it is lost",
-                    path.display(),
-                    spare.display()
-                ),
-            }
-        }
-        Err(e) => {
-            loadbal::say!(
-                "loadbal: cannot write the trace to {}: {e}; here it is on standard output",
-                path.display()
-            );
-            let _ = loadbal::term::out(&format!("{json}\n"));
-        }
-    }
-}
-
-/// Waits for both of the demo's nodes. They stop together: when either
-/// ends without finishing the run, the other is stopped, so the demo never
-/// waits for a peer that is gone.
-fn wait_together(master: node::NodeHandle, slave: node::NodeHandle) -> (Outcome, Outcome) {
-    let finished = |o: &Outcome| matches!(o, Outcome::Finished { .. });
-    loop {
-        if master.is_finished() {
-            let m = master.wait();
-            if !finished(&m) {
-                slave.command(Command::Stop);
-            }
-            return (m, slave.wait());
-        }
-        if slave.is_finished() {
-            let s = slave.wait();
-            if !finished(&s) {
-                master.command(Command::Stop);
-            }
-            return (master.wait(), s);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    let stdout_taken = outputs.report.as_deref() == Some(Path::new("-"));
+    let written = loadbal::run::write_trace(path, views, stdout_taken);
+    if let loadbal::run::Written::Done(line) = written
+        && outputs.verbosity != node::Verbosity::Quiet
+    {
+        loadbal::say!("{line}");
     }
 }
 
@@ -880,16 +826,10 @@ fn finish(outcome: &Outcome, outputs: &Outputs) -> Result<u8, Failure> {
 /// JSON goes to stdout, the reason to stderr, and the run's exit code
 /// stands.
 fn write_report(report: &loadbal::report::Report, path: &Path, quiet: bool) {
-    match report.write(path) {
-        Ok(()) if path.as_os_str() == "-" || quiet => {}
-        Ok(()) => loadbal::say!("report written to {}", path.display()),
-        Err(e) => {
-            loadbal::say!(
-                "loadbal: cannot write the report to {}: {e}; here it is on standard output",
-                path.display()
-            );
-            let _ = loadbal::term::out(&format!("{}\n", report.to_json()));
-        }
+    if let loadbal::run::Written::Done(line) = loadbal::run::write_report(report, path)
+        && !quiet
+    {
+        loadbal::say!("{line}");
     }
 }
 

@@ -88,6 +88,9 @@ pub struct LoadbalApp {
     trace_status: Option<String>,
     /// `--trace PATH`: every finished run's trace is written there.
     auto_trace: Option<PathBuf>,
+    /// `--report -`: standard output carries the reports, so a trace that
+    /// cannot be written goes to a file of its own.
+    auto_report_to_stdout: bool,
     /// A node was running at the last poll.
     was_running: bool,
     /// When the jobs table was last rebuilt.
@@ -115,6 +118,7 @@ impl LoadbalApp {
             .iter()
             .map(|&role| NodePanel::new(role, file.node(role).throttle))
             .collect();
+        let auto_report_to_stdout = outputs.report.as_deref() == Some(std::path::Path::new("-"));
         if let (Some(report), Some(master)) = (
             outputs.report,
             panels.iter_mut().find(|p| p.role() == Role::Master),
@@ -140,6 +144,7 @@ impl LoadbalApp {
             trace_path,
             trace_status: None,
             auto_trace: outputs.trace,
+            auto_report_to_stdout,
             was_running: false,
             jobs_updated: None,
             plan_total: None,
@@ -253,11 +258,19 @@ impl LoadbalApp {
     /// Every node of the run has ended: with `--trace`, the trace is
     /// written (and said on stderr, where a script is watching).
     fn run_ended(&mut self) {
-        if let Some(path) = self.auto_trace.clone() {
-            let status = self.save_trace(&path);
-            crate::say!("trace {status}");
-            self.trace_status = Some(status);
+        let Some(path) = self.auto_trace.clone() else {
+            return;
+        };
+        let views: Vec<&crate::node::NodeView> =
+            self.panels.iter().filter_map(NodePanel::view).collect();
+        let stdout_taken = self.auto_report_to_stdout;
+        // As the command line writes it: one that cannot be written goes
+        // elsewhere, and stderr has said where.
+        let written = crate::run::write_trace(&path, &views, stdout_taken);
+        if let crate::run::Written::Done(line) = &written {
+            crate::say!("{line}");
         }
+        self.trace_status = Some(written.text().to_owned());
     }
 
     fn start(&mut self, ctx: &egui::Context) {

@@ -50,6 +50,8 @@ pub struct CompareView {
     failures: Vec<String>,
     status: String,
     inbox: Option<Receiver<Msg>>,
+    /// The simulations' thread, joined once its last message is in.
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Default for CompareView {
@@ -67,6 +69,17 @@ impl Default for CompareView {
             failures: Vec::new(),
             status: "Pick throttles, a link and policies, then Simulate.".to_owned(),
             inbox: None,
+            thread: None,
+        }
+    }
+}
+
+impl Drop for CompareView {
+    /// Waits for simulations still running (seconds at most): their thread
+    /// never outlives the window.
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -128,7 +141,7 @@ impl CompareView {
             let _ = tx.send(Msg::Panicked(why));
             wake_on_panic();
         };
-        super::spawn_helper("compare", tx, on_panic, move |tx| {
+        self.thread = super::spawn_helper("compare", tx, on_panic, move |tx| {
             let started = Instant::now();
             let machine =
                 known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
@@ -150,7 +163,10 @@ impl CompareView {
             let _ = tx.send(Msg::Done(started.elapsed().as_secs_f64()));
             wake();
         })
-        .map_err(|e| self.status = format!("cannot start the simulations: {e}"))
+        .map_err(|e| {
+            self.inbox = None;
+            self.status = format!("cannot start the simulations: {e}");
+        })
         .ok();
     }
 
@@ -204,6 +220,10 @@ impl CompareView {
         }
         if done {
             self.inbox = None;
+            // Its last message is in: the thread is at its end.
+            if let Some(thread) = self.thread.take() {
+                let _ = thread.join();
+            }
             if !self.failures.is_empty() {
                 self.status = format!("{} No result for {}", self.status, self.failures.join("; "));
             }

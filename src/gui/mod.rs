@@ -39,14 +39,15 @@ pub struct Outputs {
 /// view's simulations), supervised as a node's threads are: its work runs
 /// under `catch_unwind`, and a panic is said on stderr and handed to
 /// `on_panic` with the thread's sender (which tells the window, then wakes
-/// it), so the window names it instead of falling silent. An error means
-/// the thread could not be started.
+/// it), so the window names it instead of falling silent. Returns the
+/// thread, which its owner joins once its last message is in (no thread of
+/// the window is left detached); an error means it could not be started.
 pub(crate) fn spawn_helper<T: Send + 'static>(
     name: &'static str,
     tx: crossbeam_channel::Sender<T>,
     on_panic: impl FnOnce(String, &crossbeam_channel::Sender<T>) + Send + 'static,
     work: impl FnOnce(&crossbeam_channel::Sender<T>) + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
@@ -62,7 +63,6 @@ pub(crate) fn spawn_helper<T: Send + 'static>(
                 on_panic(said, &tx);
             }
         })
-        .map(drop)
 }
 
 /// Opens the window and runs until it is closed.
@@ -103,14 +103,17 @@ mod tests {
         let on_panic = |why, tx: &crossbeam_channel::Sender<Result<f64, String>>| {
             let _ = tx.send(Err(why));
         };
-        super::spawn_helper("predict", tx, on_panic, |_| panic!("no machine profile")).unwrap();
+        let thread =
+            super::spawn_helper("predict", tx, on_panic, |_| panic!("no machine profile")).unwrap();
         let got: Result<f64, String> = rx.recv_timeout(Duration::from_secs(60)).unwrap();
         assert_eq!(
             got,
             Err("the window's predict thread panicked: no machine profile".to_owned())
         );
+        // The panic was caught: the thread ends normally.
+        assert!(thread.join().is_ok());
         let (tx, rx) = crossbeam_channel::bounded::<Result<f64, String>>(1);
-        super::spawn_helper(
+        let thread = super::spawn_helper(
             "predict",
             tx,
             |_, _| {},
@@ -120,5 +123,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(60)).unwrap(), Ok(2.5));
+        assert!(thread.join().is_ok());
     }
 }

@@ -14,7 +14,7 @@ use egui_plot::{Line, Plot, PlotPoint, PlotPoints, Text, VLine};
 use super::history::{self, History};
 use super::stream;
 use crate::config::{Config, Role};
-use crate::node::{self, Command, LogEntry, NodeHandle, NodeOptions, NodeView, Outcome};
+use crate::node::{Command, LogEntry, NodeHandle, NodeOptions, NodeView, Outcome};
 use crate::protocol::Phase;
 
 /// Marker colour of transfers from the master.
@@ -64,22 +64,18 @@ pub struct NodePanel {
     config_path: std::path::PathBuf,
     /// The config the last run started with.
     run_config: Option<Config>,
-    /// The simulator's finishing time for the last run, once it is in.
-    prediction: Prediction,
+    /// The simulator's finishing time for the last run: made after it
+    /// ends (so it takes no CPU from the run), `None` when it did not start
+    /// here.
+    prediction: Option<crate::run::Predictor>,
+    /// Wakes the window (for the prediction's answer).
+    waker: Option<Arc<dyn Fn() + Send + Sync>>,
     /// `--report PATH`: every finished run's report is written there.
     auto_report: Option<std::path::PathBuf>,
     /// When the last run ended, by the wall clock.
     ended_at: Option<std::time::SystemTime>,
     /// How many jobs Add jobs adds.
     add_jobs: u32,
-}
-
-/// The simulator's prediction of a finished run, made after it ends (so
-/// it takes no CPU from the run).
-enum Prediction {
-    None,
-    Pending(crossbeam_channel::Receiver<Result<f64, String>>),
-    Done(Result<f64, String>),
 }
 
 impl NodePanel {
@@ -100,7 +96,8 @@ impl NodePanel {
             report_status: None,
             config_path: std::path::PathBuf::from("config.json"),
             run_config: None,
-            prediction: Prediction::None,
+            prediction: None,
+            waker: None,
             auto_report: None,
             ended_at: None,
             add_jobs: ADD_JOBS_DEFAULT,
@@ -168,42 +165,30 @@ impl NodePanel {
         config_path.clone_into(&mut self.config_path);
         let mut config = config.clone();
         config.node_mut(self.role).throttle = self.throttle;
-        let work = match node::prepare_work(
-            &mut config,
-            self.role,
-            &crate::workload::kind::MasterOptions::default(),
-        ) {
-            Ok(work) => work,
-            Err(e) => {
-                self.start_error = Some(e);
-                return;
-            }
-        };
+        self.waker = Some(waker.clone());
         let options = NodeOptions {
             waker,
-            work,
             ..NodeOptions::quiet()
         };
-        self.start_error = None;
-        self.outcome = None;
-        self.ended_at = None;
-        self.report_status = None;
-        self.prediction = Prediction::None;
-        self.run_config = Some(config.clone());
-        match node::start(self.role, &config, options) {
-            Ok(handle) => {
-                handle.command(Command::Start);
+        match crate::run::start_node(self.role, &config, options) {
+            Ok((handle, config)) => {
+                self.start_error = None;
+                self.outcome = None;
+                self.ended_at = None;
+                self.report_status = None;
+                self.prediction = None;
                 self.addresses = Some((
                     config.node(self.role).address,
                     config.node(self.role.peer()).address,
                 ));
+                self.run_config = Some(config);
                 self.view = Some(handle.view().clone());
                 self.node = Some(handle);
                 self.history = History::default();
                 self.log.clear();
                 self.log_seen = 0;
             }
-            Err(e) => self.start_error = Some(format!("cannot start the {}: {e}", self.role)),
+            Err(e) => self.start_error = Some(e),
         }
     }
 
@@ -247,15 +232,8 @@ impl NodePanel {
             self.write_auto_report();
             self.predict();
         }
-        if let Prediction::Pending(rx) = &self.prediction {
-            match rx.try_recv() {
-                Ok(result) => self.prediction = Prediction::Done(result),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                    self.prediction =
-                        Prediction::Done(Err("the simulator stopped before the end".to_owned()));
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-            }
+        if let Some(prediction) = &mut self.prediction {
+            prediction.poll();
         }
         let Some(view) = &self.view else {
             return ended;
@@ -284,7 +262,7 @@ impl NodePanel {
         ) else {
             return;
         };
-        let status = save_report(r, path, &self.config_path);
+        let status = crate::run::save_report(r, path, &self.config_path);
         crate::say!("{}: report {status}", self.role);
         self.report_status = Some(status);
     }
@@ -303,29 +281,15 @@ impl NodePanel {
         let mut config = config.clone();
         config.master.throttle = report.throttle.master;
         config.slave.throttle = report.throttle.slave;
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let on_panic = |why, tx: &crossbeam_channel::Sender<Result<f64, String>>| {
-            let _ = tx.send(Err(why));
-        };
-        let spawned = super::spawn_helper("predict", tx, on_panic, move |tx| {
-            let machine = crate::sim::MachineModel::measure(&config, None);
-            let result = crate::sim::simulate(&config, &machine, &[], 1)
-                .map(|s| s.prediction.finish_s)
-                .map_err(|e| e.to_string());
-            let _ = tx.send(result);
-        });
-        self.prediction = match spawned {
-            Ok(_) => Prediction::Pending(rx),
-            Err(e) => Prediction::Done(Err(format!("cannot start the simulator: {e}"))),
-        };
+        let wake = self.waker.clone().unwrap_or_else(|| Arc::new(|| {}));
+        self.prediction = Some(crate::run::Predictor::start(config, wake));
     }
 
     /// The simulator's prediction of the last run: `None` before it is in.
     pub fn predicted_s(&self) -> Option<&Result<f64, String>> {
-        match &self.prediction {
-            Prediction::Done(r) => Some(r),
-            _ => None,
-        }
+        self.prediction
+            .as_ref()
+            .and_then(crate::run::Predictor::answer)
     }
 
     /// The phase for the header: the node's, and once its run is over
@@ -810,7 +774,7 @@ impl NodePanel {
                         .labelled_by(label.id);
                     if ui.button("Save report").clicked() {
                         let path = std::path::PathBuf::from(report_path.trim());
-                        *report_status = Some(save_report(r, &path, config_path));
+                        *report_status = Some(crate::run::save_report(r, &path, config_path));
                     }
                     if let Some(s) = report_status {
                         ui.label(s.as_str());
@@ -883,14 +847,14 @@ impl NodePanel {
                         ),
                         (
                             "Simulator's prediction",
-                            match prediction {
-                                Prediction::None => "none (the run did not start here)".to_owned(),
-                                Prediction::Pending(_) => "simulating…".to_owned(),
-                                Prediction::Done(Ok(p)) => format!(
+                            match prediction.as_ref().map(crate::run::Predictor::answer) {
+                                None => "none (the run did not start here)".to_owned(),
+                                Some(None) => "simulating…".to_owned(),
+                                Some(Some(Ok(p))) => format!(
                                     "{p:.3} s at the throttles the run ended with: the run took {:.2} × that",
                                     e.total / p.max(1e-9)
                                 ),
-                                Prediction::Done(Err(why)) => format!("none: {why}"),
+                                Some(Some(Err(why))) => format!("none: {why}"),
                             },
                         ),
                         (
@@ -972,21 +936,6 @@ fn rate_text(state: &crate::protocol::State, seconds: f64) -> String {
         f64::from(state.rate)
     };
     format!("{rate:.1}")
-}
-
-fn save_report(
-    report: &crate::report::Report,
-    path: &std::path::Path,
-    config_path: &std::path::Path,
-) -> String {
-    match crate::files::check_not_config(path, config_path) {
-        Err(why) => format!("not saved: {why}"),
-        Ok(()) => match report.write(path) {
-            Ok(()) if path.as_os_str() == "-" => "written to standard output".to_owned(),
-            Ok(()) => format!("saved {}", path.display()),
-            Err(e) => format!("cannot save {}: {e}", path.display()),
-        },
-    }
 }
 
 #[cfg(test)]
