@@ -6,6 +6,8 @@
 #   assets/screenshot-jobs.png     the jobs table after the run
 #   assets/screenshot-config.png   the configuration panel
 #   assets/screenshot-compare.png  the Compare panel, every policy simulated
+#   assets/screenshot-slave-stopped.png, -stream.png  a run whose slave was
+#                                  stopped mid-run, the overview and the stream
 # and the same at 1024 x 700 (assets/small-*.png): the overview after the
 # run, with the configuration, with Compare, with both.
 # First it runs the GUI test that checks egui's own layout for widgets that
@@ -116,6 +118,15 @@ sleep 0.5
 click 48 "${SCREENSHOT_SIMULATE_Y:-562}"
 sleep "${SCREENSHOT_SIMULATE:-8}"
 shoot screenshot-compare
+# A run whose slave is stopped mid-run: every view gives one set of numbers.
+click 1102 16
+click 147 16
+sleep 1
+click 691 168
+sleep 5
+shoot screenshot-slave-stopped
+click 129 63
+shoot screenshot-slave-stopped-stream
 kill "$app" 2>/dev/null || true
 wait "$app" 2>/dev/null || true
 

@@ -729,6 +729,22 @@ fn assert_every_view_agrees(h: &mut Harness<'static, LoadbalApp>, report: Option
             "run: {held} / {} results held by the master",
             r.jobs_total
         ));
+        h.get_by_label(&format!(
+            "· results kept: master {}, slave {}",
+            r.jobs_done.master, r.jobs_done.slave
+        ));
+        // The slave's own count, beside the master's: the difference is
+        // what the stream and the result line say was computed twice.
+        if let Some(slave) = h.state().panel(Role::Slave).and_then(|p| p.view()) {
+            let computed = slave.snapshot().local.jobs_done;
+            assert_eq!(computed - r.jobs_done.slave, again as u32);
+            if again > 0 {
+                h.get_by_label(&format!(
+                    "· {again} more computed by the slave and not kept (the master computed \
+                     them again)"
+                ));
+            }
+        }
         let history = h.state().panel(Role::Master).unwrap().history();
         let end = history.last_t().unwrap();
         assert!((end - r.elapsed_s.total).abs() < 0.002, "{end} vs {r:?}");

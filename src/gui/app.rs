@@ -574,7 +574,7 @@ impl LoadbalApp {
         p.show_stats(ui, None);
         p.show_progress(ui, true);
         ui.separator();
-        p.show_result(ui);
+        p.show_result(ui, None);
         p.show_plots(ui, 200.0, None);
         self.carry_out(0, command)
     }
@@ -607,13 +607,17 @@ impl LoadbalApp {
         let config = self.editor.config();
         // Each node's own figures, shown in its column and as the other's
         // peer: one set of numbers per node in the demo.
-        let own: Vec<Option<(crate::protocol::State, bool)>> = self
+        let own: Vec<Option<super::panel::PeerOwn>> = self
             .panels
             .iter()
             .map(|p| {
                 p.view().map(|v| {
                     let s = v.snapshot();
-                    (s.local, s.cpu_measured)
+                    super::panel::PeerOwn {
+                        state: s.local,
+                        cpu_measured: s.cpu_measured,
+                        left_early: p.left_early(),
+                    }
                 })
             })
             .collect();
@@ -647,7 +651,11 @@ impl LoadbalApp {
         ui.separator();
         let (master, slave) = self.panels.split_at_mut(1);
         let master = &mut master[0];
-        master.show_result(ui);
+        let slave_computed = slave
+            .first()
+            .and_then(NodePanel::view)
+            .map(|v| v.snapshot().local.jobs_done);
+        master.show_result(ui, slave_computed);
         // The slave's lines from its own samples, as its own column shows.
         let slave = slave
             .first()

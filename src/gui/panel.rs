@@ -41,6 +41,17 @@ pub enum PanelCommand {
     AddJobs(u32),
 }
 
+/// The peer's own figures, where the window shows the peer too (the demo).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerOwn {
+    /// Its state as it measured it.
+    pub state: crate::protocol::State,
+    /// Whether its CPU was measured yet.
+    pub cpu_measured: bool,
+    /// Whether its run ended without finishing.
+    pub left_early: bool,
+}
+
 /// Jobs the Add jobs button adds unless the user changes it.
 const ADD_JOBS_DEFAULT: u32 = 64;
 
@@ -292,6 +303,15 @@ impl NodePanel {
             .and_then(crate::run::Predictor::answer)
     }
 
+    /// True once this node's run is over without finishing (stopped or
+    /// failed): its last figures are those of when it left.
+    pub fn left_early(&self) -> bool {
+        matches!(
+            self.outcome,
+            Some(Outcome::Stopped | Outcome::Failed { .. })
+        )
+    }
+
     /// The phase for the header: the node's, and once its run is over
     /// without reaching the end, the phase it ended in.
     pub fn phase_text(&self) -> String {
@@ -432,7 +452,7 @@ impl NodePanel {
     /// those of its last state message, or, with `peer_own` (the demo,
     /// where this window shows the peer too), the peer's own figures and
     /// whether its CPU was measured: the same the peer's column shows.
-    pub fn show_stats(&self, ui: &mut egui::Ui, peer_own: Option<(crate::protocol::State, bool)>) {
+    pub fn show_stats(&self, ui: &mut egui::Ui, peer_own: Option<PeerOwn>) {
         let Some(view) = &self.view else {
             ui.label("Not started: press Start to begin.");
             return;
@@ -448,9 +468,9 @@ impl NodePanel {
             );
         }
         let local = snapshot.local;
-        let (peer, peer_measured) = match peer_own {
-            Some((state, measured)) => (Some(state), Some(measured)),
-            None => (snapshot.peer, None),
+        let (peer, peer_measured, peer_left) = match peer_own {
+            Some(own) => (Some(own.state), Some(own.cpu_measured), own.left_early),
+            None => (snapshot.peer, None, false),
         };
         let seconds = self.history.last_t().unwrap_or(0.0);
         let received = local.jobs_received;
@@ -477,8 +497,18 @@ impl NodePanel {
                 let rows: [(&str, String, String); 7] = [
                     (
                         "Queue",
-                        local.queue.to_string(),
-                        peer_or(&|p| p.queue.to_string()),
+                        if self.left_early() && local.queue > 0 {
+                            format!("{} when it left", local.queue)
+                        } else {
+                            local.queue.to_string()
+                        },
+                        peer_or(&|p| {
+                            if peer_left && p.queue > 0 {
+                                format!("{} when it left", p.queue)
+                            } else {
+                                p.queue.to_string()
+                            }
+                        }),
                     ),
                     (
                         "Jobs done",
@@ -579,10 +609,17 @@ impl NodePanel {
         } else {
             local.jobs_done as f32 / mine as f32
         };
-        ui.add(egui::ProgressBar::new(fraction).text(format!(
-            "{}: {} / {} of its jobs",
-            self.role, local.jobs_done, mine
-        )));
+        let held = local.queue + u32::from(local.busy);
+        let text = if self.left_early() && held > 0 {
+            // The jobs it held are not its own any more: it gave them up.
+            format!(
+                "{}: left the run after computing {} jobs, giving up the {held} it held",
+                self.role, local.jobs_done
+            )
+        } else {
+            format!("{}: {} / {} of its jobs", self.role, local.jobs_done, mine)
+        };
+        ui.add(egui::ProgressBar::new(fraction).text(text));
     }
 
     /// The live plots: queues, CPU and cumulative jobs done, with every
@@ -716,7 +753,11 @@ impl NodePanel {
 
     /// The result of the run, once over: verified or not, times, jobs per
     /// node, moves each way, and saving the report.
-    pub fn show_result(&mut self, ui: &mut egui::Ui) {
+    ///
+    /// `slave_computed` (the demo): the jobs the slave computed by its own
+    /// count, so the line can say how many of their results never reached
+    /// the master.
+    pub fn show_result(&mut self, ui: &mut egui::Ui, slave_computed: Option<u32>) {
         // Borrowed field by field: the report is read while the path and
         // status are edited, without copying the report every frame.
         let NodePanel {
@@ -757,7 +798,7 @@ impl NodePanel {
                     for phrase in [
                         format!("in {:.3} s", r.elapsed_s.total),
                         format!(
-                            "· computed: master {}, slave {}",
+                            "· results kept: master {}, slave {}",
                             r.jobs_done.master, r.jobs_done.slave
                         ),
                         format!(
@@ -766,6 +807,16 @@ impl NodePanel {
                         ),
                     ] {
                         ui.add(egui::Label::new(phrase).extend());
+                    }
+                    let lost = slave_computed.map_or(0, |n| n.saturating_sub(r.jobs_done.slave));
+                    if lost > 0 {
+                        ui.add(
+                            egui::Label::new(format!(
+                                "· {lost} more computed by the slave and not kept (the master \
+                                 computed them again)"
+                            ))
+                            .extend(),
+                        );
                     }
                 });
                 ui.horizontal(|ui| {
