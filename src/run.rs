@@ -59,27 +59,27 @@ pub fn stop_the_other(
 }
 
 /// Waits for both of the demo's nodes (the command line's): when either
-/// ends as [`stop_the_other`] says, the other is stopped.
+/// ends as [`stop_the_other`] says, the other is stopped (once).
 pub fn wait_together(master: NodeHandle, slave: NodeHandle) -> (Outcome, Outcome) {
+    let mut handles = [Some(master), Some(slave)];
     let mut ended: [Option<Outcome>; 2] = [None, None];
-    let handles = [Some(master), Some(slave)];
-    let mut handles = handles;
+    let mut stopped = false;
     loop {
         for (slot, handle) in ended.iter_mut().zip(handles.iter_mut()) {
             if slot.is_none() && handle.as_ref().is_some_and(NodeHandle::is_finished) {
                 *slot = handle.take().map(NodeHandle::wait);
             }
         }
-        if let [Some(_), Some(_)] = &ended {
-            let [m, s] = ended;
-            // Both are set: the pattern above matched.
-            return (m.unwrap_or(Outcome::Stopped), s.unwrap_or(Outcome::Stopped));
+        if let [Some(m), Some(s)] = ended {
+            return (m, s);
         }
         let state = |i: usize| (handles[i].is_some(), ended[i].as_ref());
-        match stop_the_other(state(0), state(1)) {
-            Some(Role::Master) => handles[0].iter().for_each(|h| h.command(Command::Stop)),
-            Some(Role::Slave) => handles[1].iter().for_each(|h| h.command(Command::Stop)),
-            None => {}
+        if !stopped && let Some(role) = stop_the_other(state(0), state(1)) {
+            let i = usize::from(role == Role::Slave);
+            if let Some(handle) = &handles[i] {
+                handle.command(Command::Stop);
+            }
+            stopped = true;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -103,6 +103,13 @@ impl Written {
         match self {
             Written::Done(s) | Written::Elsewhere(s) => s,
             Written::ToStdout => "written to standard output",
+        }
+    }
+
+    fn map_done(self, f: impl FnOnce(String) -> String) -> Written {
+        match self {
+            Written::Done(p) => Written::Done(f(p)),
+            other => other,
         }
     }
 }
@@ -134,13 +141,17 @@ pub fn write_report(report: &crate::report::Report, path: &Path) -> Written {
         .map_done(|p| format!("report written to {p}"))
 }
 
-/// Saves the report of the run the user looks at (the window's Save
-/// report): never over the config file the window edits. The line says
-/// what happened.
-pub fn save_report(report: &crate::report::Report, path: &Path, config_path: &Path) -> String {
+/// Saves a file of the run the user looks at (the window's Save report
+/// and Save trace): never over the config file the window edits. The line
+/// says what happened, for the window to show.
+pub fn save(
+    path: &Path,
+    config_path: &Path,
+    write: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> String {
     match crate::files::check_not_config(path, config_path) {
         Err(why) => format!("not saved: {why}"),
-        Ok(()) => match report.write(path) {
+        Ok(()) => match write(path) {
             Ok(()) if path.as_os_str() == "-" => "written to standard output".to_owned(),
             Ok(()) => format!("saved {}", path.display()),
             Err(e) => format!("cannot save {}: {e}", path.display()),
@@ -148,13 +159,17 @@ pub fn save_report(report: &crate::report::Report, path: &Path, config_path: &Pa
     }
 }
 
-impl Written {
-    fn map_done(self, f: impl FnOnce(String) -> String) -> Written {
-        match self {
-            Written::Done(p) => Written::Done(f(p)),
-            other => other,
-        }
-    }
+/// A spare file's name: the process and a count, so a second run's spare
+/// never takes the place of the first's.
+fn spare_path(what: &str) -> PathBuf {
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = if n == 0 {
+        format!("loadbal-{what}-{}.json", std::process::id())
+    } else {
+        format!("loadbal-{what}-{}-{n}.json", std::process::id())
+    };
+    std::env::temp_dir().join(name)
 }
 
 fn write_with_fallback(
@@ -168,8 +183,7 @@ fn write_with_fallback(
         Ok(()) if path.as_os_str() == "-" => Written::ToStdout,
         Ok(()) => Written::Done(path.display().to_string()),
         Err(e) if stdout_taken => {
-            let spare: PathBuf =
-                std::env::temp_dir().join(format!("loadbal-{what}-{}.json", std::process::id()));
+            let spare = spare_path(what);
             let said = match write(&spare, text) {
                 Ok(()) => format!(
                     "loadbal: cannot write the {what} to {}: {e}; written to {} instead",
@@ -205,6 +219,8 @@ fn write_with_fallback(
 pub struct Predictor {
     pending: Option<Pending>,
     done: Option<Result<f64, String>>,
+    /// Set to have the thread end after the step it is in.
+    cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// A prediction being made: where its answer comes, and its thread.
@@ -218,6 +234,8 @@ impl Predictor {
     /// answer is in.
     pub fn start(config: Config, wake: Arc<dyn Fn() + Send + Sync>) -> Predictor {
         let (tx, rx) = crossbeam_channel::bounded(1);
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cancelled = Arc::clone(&cancel);
         let on_panic_wake = Arc::clone(&wake);
         let on_panic = move |why, tx: &crossbeam_channel::Sender<Result<f64, String>>| {
             let _ = tx.send(Err(why));
@@ -225,6 +243,9 @@ impl Predictor {
         };
         let spawned = crate::gui::spawn_helper("predict", tx, on_panic, move |tx| {
             let machine = crate::sim::MachineModel::measure(&config, None);
+            if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                return;
+            }
             let result = crate::sim::simulate(&config, &machine, &[], 1)
                 .map(|s| s.prediction.finish_s)
                 .map_err(|e| e.to_string());
@@ -235,10 +256,12 @@ impl Predictor {
             Ok(thread) => Predictor {
                 pending: Some((rx, thread)),
                 done: None,
+                cancel,
             },
             Err(e) => Predictor {
                 pending: None,
                 done: Some(Err(format!("cannot start the simulator: {e}"))),
+                cancel,
             },
         }
     }
@@ -267,12 +290,30 @@ impl Predictor {
     pub fn answer(&self) -> Option<&Result<f64, String>> {
         self.done.as_ref()
     }
+
+    /// Asks the thread to end after the step it is in (the machine's
+    /// measurement, under a second), without its answer.
+    pub fn cancel(&self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// True when no thread is left to wait for: dropping it then does not
+    /// block.
+    pub fn thread_ended(&self) -> bool {
+        self.pending
+            .as_ref()
+            .is_none_or(|(_, thread)| thread.is_finished())
+    }
 }
 
 impl Drop for Predictor {
-    /// Waits for a prediction still being made (a second or so): its
-    /// thread never outlives the window.
+    /// Cancels a prediction still being made and waits for its thread (the
+    /// rest of its step, under a second): it never outlives the window. A
+    /// panel drops a running one only when the window closes; a new run
+    /// retires the old one instead (see [`Predictor::thread_ended`]).
     fn drop(&mut self) {
+        self.cancel();
         if let Some((_, thread)) = self.pending.take() {
             let _ = thread.join();
         }

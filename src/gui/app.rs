@@ -196,16 +196,10 @@ impl LoadbalApp {
         let Some(json) = self.trace_json() else {
             return "no run to trace yet".to_owned();
         };
-        if let Err(why) = crate::files::check_not_config(path, self.editor.path()) {
-            return format!("not saved: {why}");
-        }
-        match crate::trace::write(path, &json) {
-            Ok(()) if path.as_os_str() == "-" => "written to standard output".to_owned(),
-            Ok(()) => format!(
-                "saved {} (open it at https://ui.perfetto.dev)",
-                path.display()
-            ),
-            Err(e) => format!("cannot save {}: {e}", path.display()),
+        let status = crate::run::save(path, self.editor.path(), |p| crate::trace::write(p, &json));
+        match status.strip_prefix("saved ") {
+            Some(_) => format!("{status} (open it at https://ui.perfetto.dev)"),
+            None => status,
         }
     }
 
@@ -227,6 +221,11 @@ impl LoadbalApp {
     /// The Compare view.
     pub fn compare(&mut self) -> &mut CompareView {
         &mut self.compare
+    }
+
+    /// Policies the Compare view has figures for.
+    pub fn compare_results(&self) -> usize {
+        self.compare.results().len()
     }
 
     /// True while the Compare view's simulations run.
@@ -263,6 +262,12 @@ impl LoadbalApp {
         };
         let views: Vec<&crate::node::NodeView> =
             self.panels.iter().filter_map(NodePanel::view).collect();
+        if let Err(why) = crate::files::check_not_config(&path, self.editor.path()) {
+            let status = format!("trace not written: {why}");
+            crate::say!("loadbal: {status}");
+            self.trace_status = Some(status);
+            return;
+        }
         let stdout_taken = self.auto_report_to_stdout;
         // As the command line writes it: one that cannot be written goes
         // elsewhere, and stderr has said where.

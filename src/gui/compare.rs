@@ -52,6 +52,8 @@ pub struct CompareView {
     inbox: Option<Receiver<Msg>>,
     /// The simulations' thread, joined once its last message is in.
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Set to have the thread end after the policy it is simulating.
+    cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Default for CompareView {
@@ -70,14 +72,18 @@ impl Default for CompareView {
             status: "Pick throttles, a link and policies, then Simulate.".to_owned(),
             inbox: None,
             thread: None,
+            cancel: std::sync::Arc::default(),
         }
     }
 }
 
 impl Drop for CompareView {
-    /// Waits for simulations still running (seconds at most): their thread
-    /// never outlives the window.
+    /// Cancels simulations still running and waits for their thread (the
+    /// rest of the policy it is on, under a second): it never outlives the
+    /// window.
     fn drop(&mut self) {
+        self.cancel
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -141,12 +147,17 @@ impl CompareView {
             let _ = tx.send(Msg::Panicked(why));
             wake_on_panic();
         };
+        self.cancel = std::sync::Arc::default();
+        let cancelled = std::sync::Arc::clone(&self.cancel);
         self.thread = super::spawn_helper("compare", tx, on_panic, move |tx| {
             let started = Instant::now();
             let machine =
                 known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
             let _ = tx.send(Msg::Rate(machine));
             for policy in policies {
+                if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
                 let config = scenario_config(&base, None, &scenario, policy);
                 let msg = match crate::sim::simulate(&config, &machine, &[], 1) {
                     Ok(sim) => Msg::Row(Predicted {

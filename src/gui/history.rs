@@ -1,12 +1,15 @@
 //! The time series the window plots: both nodes' queues, CPU use and jobs
 //! done, taken by the node's event loop 20 times a second for the whole run
-//! (whatever the window's repaint rate), and the transfers to mark on the
-//! time axis.
+//! (whatever the window's repaint rate; a long run's are thinned to at most
+//! [`MAX_POINTS`] a series), and the transfers to mark on the time axis.
 
 use egui_plot::PlotPoint;
 
 use crate::ids::Role;
 use crate::node::{NodeView, Sample, Snapshot};
+
+/// Points a series keeps at most (of one sample each, then of two, four...).
+pub const MAX_POINTS: usize = 4096;
 
 /// One series: points of (seconds since the run started, value), drawn
 /// borrowed (never copied) by the plots.
@@ -30,8 +33,12 @@ pub struct History {
     pub done_peer: Series,
     /// Samples of the node's view copied so far.
     seen: usize,
-    /// Samples copied (the plots' points, each series a subset).
-    taken: usize,
+    /// One sample in this many is plotted: doubled each time the series
+    /// reach [`MAX_POINTS`], when every other point is dropped, so a long
+    /// run costs a frame no more than a short one.
+    stride: usize,
+    /// Samples copied since the last one plotted.
+    skipped: usize,
     last_t: Option<f64>,
     /// Set once the run is over: nothing is copied after.
     ended: bool,
@@ -47,9 +54,22 @@ impl History {
         let mut new = Vec::new();
         self.seen = view.samples_into(self.seen, &mut new);
         for sample in &new {
-            self.push(sample);
+            self.take(sample);
         }
         new.len()
+    }
+
+    /// One sample of the node's: plotted if it is the stride's, then the
+    /// series thinned if they are full.
+    fn take(&mut self, sample: &Sample) {
+        self.skipped += 1;
+        if self.skipped >= self.stride.max(1) {
+            self.skipped = 0;
+            self.push(sample);
+        }
+        if self.queue_local.len() >= MAX_POINTS {
+            self.thin();
+        }
     }
 
     /// The run is over: the samples up to its end (the moment its phase
@@ -81,6 +101,26 @@ impl History {
         self.push(&Sample::of(&s, t));
     }
 
+    /// Drops every other point of each series and plots one sample in
+    /// twice as many from now on.
+    fn thin(&mut self) {
+        for series in [
+            &mut self.queue_local,
+            &mut self.queue_peer,
+            &mut self.cpu_local,
+            &mut self.cpu_peer,
+            &mut self.done_local,
+            &mut self.done_peer,
+        ] {
+            let mut i = 0;
+            series.retain(|_| {
+                i += 1;
+                i % 2 == 1
+            });
+        }
+        self.stride = self.stride.max(1) * 2;
+    }
+
     /// The x of the last sample: the run's end once it is over.
     pub fn last_t(&self) -> Option<f64> {
         self.last_t
@@ -89,7 +129,6 @@ impl History {
     fn push(&mut self, sample: &Sample) {
         let t = sample.t;
         self.last_t = Some(t);
-        self.taken += 1;
         let point = |y: f64| PlotPoint { x: t, y };
         let local = sample.local;
         self.queue_local.push(point(f64::from(local.queue)));
@@ -106,14 +145,15 @@ impl History {
         }
     }
 
-    /// Samples taken.
+    /// Points plotted (each sample plots one in every series it has a
+    /// figure for; the queue has one for every sample).
     pub fn len(&self) -> usize {
-        self.taken
+        self.queue_local.len()
     }
 
     /// True before the first sample.
     pub fn is_empty(&self) -> bool {
-        self.taken == 0
+        self.queue_local.is_empty()
     }
 }
 
@@ -138,4 +178,56 @@ pub fn transfer_marks(s: &Snapshot) -> Vec<Mark> {
             jobs: t.jobs,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(t: f64) -> Sample {
+        let figures = crate::node::SampleFigures {
+            queue: 1,
+            jobs_done: 2,
+            cpu: Some(50.0),
+        };
+        Sample {
+            t,
+            local: figures,
+            peer: Some(figures),
+        }
+    }
+
+    #[test]
+    fn a_long_run_keeps_at_most_max_points_a_series_over_its_whole_length() {
+        let mut h = History::default();
+        let n = MAX_POINTS * 5;
+        for i in 0..n {
+            h.take(&sample(i as f64 * 0.05));
+        }
+        assert!(h.len() < MAX_POINTS, "{}", h.len());
+        assert!(h.len() >= MAX_POINTS / 4, "{}", h.len());
+        // From the start to (about) the end, in order.
+        assert_eq!(h.queue_local[0].x, 0.0);
+        let last = h.queue_local.last().unwrap().x;
+        assert!(last > (n as f64 - 20.0) * 0.05, "{last}");
+        assert!(h.queue_local.windows(2).all(|w| w[0].x < w[1].x));
+        assert_eq!(h.cpu_peer.len(), h.queue_local.len());
+    }
+
+    #[test]
+    fn a_lost_peer_and_an_unmeasured_cpu_draw_nothing() {
+        let mut h = History::default();
+        let figures = crate::node::SampleFigures {
+            queue: 3,
+            jobs_done: 0,
+            cpu: None,
+        };
+        h.push(&Sample {
+            t: 0.1,
+            local: figures,
+            peer: None,
+        });
+        assert_eq!((h.len(), h.queue_peer.len(), h.cpu_local.len()), (1, 0, 0));
+        assert_eq!(h.queue_local[0].y, 3.0);
+    }
 }

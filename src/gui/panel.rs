@@ -79,6 +79,9 @@ pub struct NodePanel {
     /// ends (so it takes no CPU from the run), `None` when it did not start
     /// here.
     prediction: Option<crate::run::Predictor>,
+    /// Predictions of earlier runs still being made when a new run began:
+    /// cancelled, and joined once their threads end (never on a frame).
+    retired: Vec<crate::run::Predictor>,
     /// Wakes the window (for the prediction's answer).
     waker: Option<Arc<dyn Fn() + Send + Sync>>,
     /// `--report PATH`: every finished run's report is written there.
@@ -108,6 +111,7 @@ impl NodePanel {
             config_path: std::path::PathBuf::from("config.json"),
             run_config: None,
             prediction: None,
+            retired: Vec::new(),
             waker: None,
             auto_report: None,
             ended_at: None,
@@ -187,7 +191,10 @@ impl NodePanel {
                 self.outcome = None;
                 self.ended_at = None;
                 self.report_status = None;
-                self.prediction = None;
+                if let Some(old) = self.prediction.take() {
+                    old.cancel();
+                    self.retired.push(old);
+                }
                 self.addresses = Some((
                     config.node(self.role).address,
                     config.node(self.role.peer()).address,
@@ -246,6 +253,8 @@ impl NodePanel {
         if let Some(prediction) = &mut self.prediction {
             prediction.poll();
         }
+        // A finished thread joins at once when its predictor is dropped.
+        self.retired.retain(|p| !p.thread_ended());
         let Some(view) = &self.view else {
             return ended;
         };
@@ -262,8 +271,6 @@ impl NodePanel {
         ended
     }
 
-    /// Starts the simulator on the run just finished: the same config at
-    /// the throttles the report ends with, the worker's rate measured now.
     /// With `--report`, writes the report of the run that just ended and
     /// says so in the window and on stderr (where a script is watching).
     fn write_auto_report(&mut self) {
@@ -273,11 +280,23 @@ impl NodePanel {
         ) else {
             return;
         };
-        let status = crate::run::save_report(r, path, &self.config_path);
-        crate::say!("{}: report {status}", self.role);
+        // As the command line writes it: one that cannot be written goes
+        // to standard output, and stderr has said so.
+        let status = match crate::files::check_not_config(path, &self.config_path) {
+            Err(why) => format!("not written: {why}"),
+            Ok(()) => match crate::run::write_report(r, path) {
+                crate::run::Written::Done(line) => {
+                    crate::say!("{}: {line}", self.role);
+                    line
+                }
+                other => other.text().to_owned(),
+            },
+        };
         self.report_status = Some(status);
     }
 
+    /// Starts the simulator on the run just finished: the same config at
+    /// the throttles the report ends with, the worker's rate measured now.
     fn predict(&mut self) {
         let (
             Some(Outcome::Finished {
@@ -810,10 +829,16 @@ impl NodePanel {
                     }
                     let lost = slave_computed.map_or(0, |n| n.saturating_sub(r.jobs_done.slave));
                     if lost > 0 {
+                        // Every job's result is held in a verified run: the
+                        // master computed those again.
+                        let again = if r.verified {
+                            " (the master computed them again)"
+                        } else {
+                            ""
+                        };
                         ui.add(
                             egui::Label::new(format!(
-                                "· {lost} more computed by the slave and not kept (the master \
-                                 computed them again)"
+                                "· {lost} more computed by the slave and not kept{again}"
                             ))
                             .extend(),
                         );
@@ -825,7 +850,7 @@ impl NodePanel {
                         .labelled_by(label.id);
                     if ui.button("Save report").clicked() {
                         let path = std::path::PathBuf::from(report_path.trim());
-                        *report_status = Some(crate::run::save_report(r, &path, config_path));
+                        *report_status = Some(crate::run::save(&path, config_path, |p| r.write(p)));
                     }
                     if let Some(s) = report_status {
                         ui.label(s.as_str());
@@ -965,10 +990,8 @@ pub fn label_rows(marks: &[history::Mark], px: f64) -> Vec<Option<u8>> {
         .collect()
 }
 
-/// Writes a run's report to `path` (never over the config file the window
-/// edits) and says what happened, for the window to show.
-/// A node's CPU figures, or a dash before its first measurement (a 0 % then
-/// would say the node is idle while it computes).
+/// A node's CPU figures, or "measuring…" before its first measurement (a
+/// 0 % then would say the node is idle while it computes).
 fn cpu_text(state: &crate::protocol::State, measured: bool) -> String {
     if measured {
         format!("{:.0} % / {:.0} %", state.cpu_process, state.cpu_system)

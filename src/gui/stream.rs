@@ -131,6 +131,10 @@ pub struct TaskStream {
     /// Whether the peer of a lone node gets a row of its own (for the
     /// arrows of the batches it sent and received).
     peer_row: Option<Role>,
+    /// [`TaskStream::kept_counts`], counted when spans came in (not on
+    /// every frame), and the spans it was counted for.
+    kept: (Vec<(Role, usize)>, usize),
+    kept_of: usize,
 }
 
 impl TaskStream {
@@ -168,6 +172,11 @@ impl TaskStream {
             [one] => Some(one.snapshot().role.peer()),
             _ => None,
         };
+        let spans: usize = self.nodes.iter().map(|n| n.indexed).sum();
+        if spans != self.kept_of || self.kept.0.len() != self.nodes.len() {
+            self.kept = self.count_kept();
+            self.kept_of = spans;
+        }
     }
 
     /// Who computed each job so far (the kept span), by id: the node, the
@@ -195,6 +204,10 @@ impl TaskStream {
     /// and the slave's jobs computed again by the master (their results
     /// never reached it), when this stream shows the master.
     pub fn kept_counts(&self) -> (Vec<(Role, usize)>, usize) {
+        self.kept.clone()
+    }
+
+    fn count_kept(&self) -> (Vec<(Role, usize)>, usize) {
         let master_ids: Vec<u32> = self
             .nodes
             .iter()
@@ -280,8 +293,9 @@ impl TaskStream {
         let mut parts = Vec::new();
         let mut lanes = 0usize;
         let mut busy = 0.0;
-        let (counts, again) = self.kept_counts();
-        for (role, count) in &counts {
+        let (counts, again) = &self.kept;
+        let again = *again;
+        for (role, count) in counts {
             parts.push(format!("{} {count}", role.name()));
         }
         for n in &self.nodes {
