@@ -88,30 +88,27 @@ impl History {
         let t = end.saturating_duration_since(started).as_secs_f64();
         // Samples taken after the end (the node lingers to see its peer
         // finish) are dropped: the plots stop where the run did.
-        for series in [
-            &mut self.queue_local,
-            &mut self.queue_peer,
-            &mut self.cpu_local,
-            &mut self.cpu_peer,
-            &mut self.done_local,
-            &mut self.done_peer,
-        ] {
+        for series in self.every_series() {
             series.retain(|p| p.x < t);
         }
         self.push(&Sample::of(&s, t));
     }
 
-    /// Drops every other point of each series and plots one sample in
-    /// twice as many from now on.
-    fn thin(&mut self) {
-        for series in [
+    fn every_series(&mut self) -> [&mut Series; 6] {
+        [
             &mut self.queue_local,
             &mut self.queue_peer,
             &mut self.cpu_local,
             &mut self.cpu_peer,
             &mut self.done_local,
             &mut self.done_peer,
-        ] {
+        ]
+    }
+
+    /// Drops every other point of each series and plots one sample in
+    /// twice as many from now on.
+    fn thin(&mut self) {
+        for series in self.every_series() {
             let mut i = 0;
             series.retain(|_| {
                 i += 1;
