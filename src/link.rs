@@ -8,6 +8,12 @@
 //! serialising bottleneck of `bandwidth_mbit` with a bounded queue (a full
 //! queue drops, as a router does), random loss and duplication, and a
 //! reorder probability that holds a datagram back so later ones overtake it.
+//!
+//! Its random choices are counter-based: the values for a datagram are a
+//! hash of (seed, stream, the datagram's index, which value), the same
+//! [`DRAWS`] of them for every datagram whatever happens to it. So one
+//! datagram more or less, or one dropped by a full queue, changes the fate
+//! of no other: a simulation that shifts one datagram stays the same run.
 
 use std::time::{Duration, Instant};
 
@@ -84,14 +90,40 @@ impl LinkConfig {
     }
 }
 
+/// Value `k` (below [`DRAWS`]) of datagram `index` of `stream` on a link
+/// seeded `seed`: a uniform number in [0, 1), a function of these alone.
+fn draw(seed: u64, stream: u64, index: u64, k: u64) -> f64 {
+    let key =
+        mix(mix(mix(seed ^ 0x9e37_79b9_7f4a_7c15) ^ stream)
+            ^ index.wrapping_mul(DRAWS).wrapping_add(k));
+    (key >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// SplitMix64's finaliser: a 64-bit value to one that looks random.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Datagrams the bottleneck queues at most before it drops (netem's default).
 pub const QUEUE_LIMIT: usize = 1000;
 
-/// The link's state: its random generator and its bottleneck's queue.
+/// The random values each datagram has, whether it uses them or not: loss,
+/// duplication, and each copy's jitter and reordering.
+pub const DRAWS: u64 = 6;
+
+/// The link's state: its datagram counter and its bottleneck's queue.
 #[derive(Debug, Clone)]
 pub struct LinkModel {
     cfg: LinkConfig,
-    rng: u64,
+    /// Which stream of draws: the way the datagrams go, and in a
+    /// simulation its run's seed (so the two directions of a link with one
+    /// seed, and two runs of other seeds, draw apart).
+    stream: u64,
+    /// Datagrams admitted so far: the next one's index.
+    index: u64,
     /// When the bottleneck finishes sending what it holds.
     busy_until: Option<Instant>,
     /// Departure times of queued datagrams, oldest first.
@@ -107,8 +139,8 @@ impl LinkModel {
     pub fn new(cfg: LinkConfig) -> Self {
         LinkModel {
             cfg,
-            // SplitMix64's constant keeps seed 0 from being a stuck state.
-            rng: cfg.seed ^ 0x9e37_79b9_7f4a_7c15,
+            stream: 0,
+            index: 0,
             busy_until: None,
             queue: std::collections::VecDeque::new(),
             dropped: 0,
@@ -123,28 +155,22 @@ impl LinkModel {
         self
     }
 
-    fn next_u64(&mut self) -> u64 {
-        // SplitMix64.
-        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform number in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.unit() < p
+    /// The same link drawing from `stream` (each way of a simulated pair,
+    /// and each run seed, its own).
+    pub fn for_stream(mut self, stream: u64) -> Self {
+        self.stream = stream;
+        self
     }
 
     /// A datagram of `bytes` is sent at `now`: when does each copy arrive?
     /// Empty if it is lost.
     pub fn admit(&mut self, now: Instant, bytes: usize) -> Vec<Instant> {
-        if self.chance(self.cfg.loss) {
+        let index = self.index;
+        self.index += 1;
+        let (seed, stream) = (self.cfg.seed, self.stream);
+        let value = move |k: u64| draw(seed, stream, index, k);
+        let chance = move |k: u64, p: f64| p > 0.0 && value(k) < p;
+        if chance(0, self.cfg.loss) {
             self.dropped += 1;
             return Vec::new();
         }
@@ -174,16 +200,12 @@ impl LinkModel {
         } else {
             now
         };
-        let copies = if self.chance(self.cfg.duplicate) {
-            2
-        } else {
-            1
-        };
+        let copies = if chance(1, self.cfg.duplicate) { 2 } else { 1 };
         (0..copies)
-            .filter_map(|_| {
-                let jitter = (self.unit() * 2.0 - 1.0) * self.cfg.jitter_ms;
+            .filter_map(|copy| {
+                let jitter = (value(2 + 2 * copy) * 2.0 - 1.0) * self.cfg.jitter_ms;
                 let mut ms = (self.cfg.delay_ms + jitter).max(0.0);
-                if self.chance(self.cfg.reorder) {
+                if chance(3 + 2 * copy, self.cfg.reorder) {
                     // Held back past the datagrams that follow it.
                     ms += 2.0 * self.cfg.jitter_ms + 5.0;
                 }
@@ -246,6 +268,53 @@ mod tests {
         let now = Instant::now();
         let run = |mut l: LinkModel| (0..50).map(|_| l.admit(now, 500)).collect::<Vec<_>>();
         assert_eq!(run(LinkModel::new(cfg)), run(LinkModel::new(cfg)));
+    }
+
+    // Issue 23: the choices of datagram i are its own. A datagram dropped
+    // by a full queue used to draw fewer values than one sent, shifting
+    // every later datagram's loss and jitter; now two links that differ
+    // only in that drop agree on every other datagram.
+    #[test]
+    fn a_datagram_dropped_by_a_full_queue_changes_no_other_fate() {
+        let cfg = |seed| LinkConfig {
+            loss: 0.3,
+            delay_ms: 20.0,
+            jitter_ms: 10.0,
+            // 1250 bytes take 1 ms.
+            bandwidth_mbit: 10.0,
+            seed,
+            ..LinkConfig::default()
+        };
+        let t0 = Instant::now();
+        // Every 2 ms (the queue is empty each time), but datagrams 10 and
+        // 11 at the same instant.
+        let at = |i: u32| t0 + MS * 2 * if i == 11 { 10 } else { i };
+        let send = |mut link: LinkModel| {
+            (0..200)
+                .map(|i| link.admit(at(i), 1250))
+                .collect::<Vec<_>>()
+        };
+        // A seed where neither 10 nor 11 is lost at random: 10 is queued,
+        // and 11 finds a queue of one full.
+        let seed = (0..1000)
+            .find(|&seed| {
+                let large = send(LinkModel::new(cfg(seed)));
+                !large[10].is_empty() && !large[11].is_empty()
+            })
+            .unwrap();
+        let small = send(LinkModel::new(cfg(seed)).with_queue_limit(1));
+        let large = send(LinkModel::new(cfg(seed)));
+        assert!(small[11].is_empty());
+        // One datagram more lost: the one the full queue dropped.
+        let lost = |f: &Vec<Vec<Instant>>| f.iter().filter(|d| d.is_empty()).count();
+        assert_eq!(lost(&small), lost(&large) + 1);
+        assert!(lost(&large) > 20, "random loss at work: {}", lost(&large));
+        for i in (0..200).filter(|&i| i != 11) {
+            assert_eq!(small[i], large[i], "datagram {i}");
+        }
+        // The two ways of one link draw apart.
+        let back = send(LinkModel::new(cfg(seed)).for_stream(1));
+        assert_ne!(back, large);
     }
 
     #[test]

@@ -83,6 +83,12 @@ struct RunArgs {
     /// the jobs a killed run finished and run only the others.
     #[arg(long)]
     resume: bool,
+
+    /// The window: the machine profile its predictions read (Compare, the
+    /// finished run's prediction) [default: the one in the user's cache
+    /// directory, measured there once if missing].
+    #[arg(long, value_name = "PATH")]
+    machine: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -96,6 +102,7 @@ impl RunArgs {
             || self.quiet
             || self.joblog.is_some()
             || self.resume
+            || self.machine.is_some()
     }
 
     /// These options, with those not given here taken from `outer` (the
@@ -110,6 +117,7 @@ impl RunArgs {
             quiet: self.quiet || outer.quiet,
             joblog: self.joblog.or(outer.joblog),
             resume: self.resume || outer.resume,
+            machine: self.machine.or(outer.machine),
         }
     }
 
@@ -144,6 +152,10 @@ enum Sub {
         /// Measure only these groups (repeatable).
         #[arg(long, value_enum, value_name = "GROUP")]
         only: Vec<loadbal::bench::Group>,
+        /// The machine profile the policies group predicts with [default:
+        /// the one in the user's cache directory, measured once if missing].
+        #[arg(long, value_name = "PATH")]
+        machine: Option<PathBuf>,
     },
     /// Predict a run in virtual time: the same node cores and policies as a
     /// real run, modelled compute and the link model; prints the predicted
@@ -156,6 +168,15 @@ enum Sub {
     /// Make a file of random decimal digits, the digit-sum job's input (the
     /// seeds' nums.txt: 30 million digits).
     Digits(DigitsArgs),
+    /// Measure this machine for the simulator (the kernel's rate, what
+    /// moving a byte costs over loopback) and write the machine profile
+    /// that simulate, compare, bench and the window read.
+    Calibrate {
+        /// Write the profile to PATH [default: loadbal/machine.json in the
+        /// user's cache directory, the one predictions read unless told].
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
     /// Run thousands of seeded two-node runs in virtual time with faults
     /// (loss, pauses, lost and restarted nodes, differing configs, forged
     /// hellos), each checked for safety and liveness and replayed once.
@@ -301,6 +322,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             args.config = args.config.or(outer.config);
             return sim_cmd::compare(&args);
         }
+        (Some(Sub::Calibrate { out }), _) => {
+            only_its_own("calibrate", true)?;
+            return calibrate(out.as_deref());
+        }
         (Some(Sub::Swarm(args)), _) => {
             only_its_own("swarm", true)?;
             return sim_cmd::swarm(&args);
@@ -309,9 +334,17 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             only_its_own("digits", true)?;
             return make_digits(&args);
         }
-        (Some(Sub::Bench { quick, json, only }), _) => {
+        (
+            Some(Sub::Bench {
+                quick,
+                json,
+                only,
+                machine,
+            }),
+            _,
+        ) => {
             only_its_own("bench", true)?;
-            return bench(quick, json.as_deref(), &only);
+            return bench(quick, json.as_deref(), &only, machine);
         }
         (None, Some(RoleArg::Master)) => (Some(Role::Master), outer),
         (None, Some(RoleArg::Slave)) => (Some(Role::Slave), outer),
@@ -360,6 +393,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         return Err(usage(anyhow::anyhow!(
             "--joblog and --resume work with --headless (the window does not take them yet)"
         )));
+    }
+    if args.machine.is_some() && args.headless {
+        return Err(usage(anyhow::anyhow!(
+            "--machine is for the window's predictions; a headless run predicts nothing \
+             (`loadbal simulate --machine PATH` does)"
+        )));
+    }
+    if let Some(path) = &args.machine {
+        // Read now: a bad profile is said before the window opens.
+        loadbal::sim::MachineProfile::load(path).map_err(|e| usage(anyhow::anyhow!("{e}")))?;
     }
     if let Some(path) = &args.joblog {
         check_output_path("--joblog", path).map_err(usage)?;
@@ -410,6 +453,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         let gui_outputs = gui::Outputs {
             report: outputs.report,
             trace: outputs.trace,
+            machine: args.machine.clone(),
         };
         gui::run(mode, config_path.to_owned(), file, gui_outputs)
             .map_err(|e| runtime(anyhow::anyhow!(e)))?;
@@ -516,6 +560,36 @@ fn prepare(
 }
 
 /// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
+/// `loadbal calibrate`: measures this machine and writes its profile.
+fn calibrate(out: Option<&Path>) -> Result<u8, Failure> {
+    let path = match out {
+        Some(path) => {
+            check_output_path("--out", path).map_err(usage)?;
+            path.to_path_buf()
+        }
+        None => loadbal::sim::MachineProfile::default_path().ok_or_else(|| {
+            usage(anyhow::anyhow!(
+                "no cache directory ($XDG_CACHE_HOME or $HOME): say where with --out PATH"
+            ))
+        })?,
+    };
+    let mut say = |line: &str| loadbal::say!("{line}");
+    let profile = loadbal::sim::MachineProfile::calibrate(&mut say)
+        .context("calibrate")
+        .map_err(runtime)?;
+    profile
+        .save(&path)
+        .with_context(|| format!("cannot write the machine profile to {}", path.display()))
+        .map_err(runtime)?;
+    loadbal::say!(
+        "machine profile written to {} ({}, {} logical CPUs)",
+        path.display(),
+        profile.cpu,
+        profile.logical_cpus
+    );
+    Ok(0)
+}
+
 fn keygen() -> Result<u8, Failure> {
     let secret = loadbal::auth::generate_secret()
         .context("cannot read the system's random number generator")
@@ -558,13 +632,22 @@ fn make_digits(args: &DigitsArgs) -> Result<u8, Failure> {
 }
 
 /// `loadbal bench`: the table on stdout, progress on stderr.
-fn bench(quick: bool, json: Option<&Path>, only: &[loadbal::bench::Group]) -> Result<u8, Failure> {
+fn bench(
+    quick: bool,
+    json: Option<&Path>,
+    only: &[loadbal::bench::Group],
+    machine: Option<PathBuf>,
+) -> Result<u8, Failure> {
     if let Some(path) = json {
         check_output_path("--json", path).map_err(usage)?;
+    }
+    if let Some(path) = &machine {
+        loadbal::sim::MachineProfile::load(path).map_err(|e| usage(anyhow::anyhow!("{e}")))?;
     }
     let options = loadbal::bench::Options {
         quick,
         only: only.to_vec(),
+        machine,
     };
     let report = loadbal::bench::run(&options, &mut std::io::stderr())
         .context("the bench failed")

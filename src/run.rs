@@ -230,9 +230,13 @@ type Pending = (
 );
 
 impl Predictor {
-    /// Predicts `config`'s run at its throttles; `wake` is called when the
-    /// answer is in.
-    pub fn start(config: Config, wake: Arc<dyn Fn() + Send + Sync>) -> Predictor {
+    /// Predicts `config`'s run at its throttles on the machine profile at
+    /// `machine` (else the user's); `wake` is called when the answer is in.
+    pub fn start(
+        config: Config,
+        machine: Option<PathBuf>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+    ) -> Predictor {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let cancelled = Arc::clone(&cancel);
@@ -242,13 +246,18 @@ impl Predictor {
             on_panic_wake();
         };
         let spawned = crate::gui::spawn_helper("predict", tx, on_panic, move |tx| {
-            let machine = crate::sim::MachineModel::measure(&config, None);
+            let profile = crate::sim::MachineProfile::obtain(machine.as_deref(), &mut |line| {
+                crate::say!("loadbal: {line}");
+            });
             if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
                 return;
             }
-            let result = crate::sim::simulate(&config, &machine, &[], 1)
-                .map(|s| s.prediction.finish_s)
-                .map_err(|e| e.to_string());
+            let result = profile
+                .and_then(|p| {
+                    crate::sim::simulate(&config, &p.model(&config, None), &[], 1)
+                        .map_err(|e| e.to_string())
+                })
+                .map(|s| s.prediction.finish_s);
             let _ = tx.send(result);
             wake();
         });
@@ -291,8 +300,8 @@ impl Predictor {
         self.done.as_ref()
     }
 
-    /// Asks the thread to end after the step it is in (the machine's
-    /// measurement, under a second), without its answer.
+    /// Asks the thread to end after the step it is in (reading the machine
+    /// profile, or measuring it the first time), without its answer.
     pub fn cancel(&self) {
         self.cancel
             .store(true, std::sync::atomic::Ordering::Relaxed);

@@ -14,10 +14,17 @@ pub struct SimulateArgs {
     /// built-in defaults if there is none].
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Jobs per second one worker computes at full throttle [default:
-    /// measured on this machine first, in under a second].
+    /// Jobs per second one worker computes at full throttle [default: the
+    /// machine profile's kernel rate, on the config's jobs].
     #[arg(long, value_name = "JOBS_PER_S")]
     rate: Option<f64>,
+    /// The machine profile (`loadbal calibrate --out PATH`) [default: the
+    /// one in the user's cache directory, measured there once if missing].
+    #[arg(long, value_name = "PATH")]
+    machine: Option<PathBuf>,
+    /// Also write the simulated run as a trace (Trace Event Format) to PATH.
+    #[arg(long, value_name = "PATH")]
+    trace: Option<PathBuf>,
     /// Change a node's throttle mid-run: seconds from the start, master or
     /// slave, and the new throttle (repeatable), e.g. 0.5:slave:0.25.
     #[arg(long = "throttle-at", value_name = "S:NODE:VALUE")]
@@ -48,8 +55,10 @@ pub struct SimulateArgs {
         default_value_t = 1_000_000
     )]
     jobs: u64,
-    /// Queueing: the random seed.
-    #[arg(long, value_name = "S", requires = "queueing", default_value_t = 1)]
+    /// The random seed (the session's nonces; queueing: arrivals and
+    /// service). The same config, machine profile and seed give the same
+    /// report and trace.
+    #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
 }
 
@@ -67,9 +76,13 @@ pub struct CompareArgs {
     #[arg(long)]
     real: bool,
     /// Jobs per second one worker computes at full throttle, for the
-    /// simulations [default: measured on this machine first].
+    /// simulations [default: the machine profile's kernel rate].
     #[arg(long, value_name = "JOBS_PER_S")]
     rate: Option<f64>,
+    /// The machine profile (`loadbal calibrate --out PATH`) [default: the
+    /// one in the user's cache directory, measured there once if missing].
+    #[arg(long, value_name = "PATH")]
+    machine: Option<PathBuf>,
     /// Where to write compare.md, compare.json, compare.csv and the charts
     /// (the repository's .gitignore leaves out the default).
     #[arg(long, value_name = "DIR", default_value = "compare")]
@@ -136,22 +149,36 @@ fn sampled_model(config: &Config) -> Result<Option<(Config, f64)>, Failure> {
     Ok(Some((model, 1.0 / seconds.max(1e-6))))
 }
 
-fn machine(rate: Option<f64>, config: &Config) -> sim::MachineModel {
-    let m = sim::MachineModel::measure(config, rate);
-    if rate.is_none() {
-        loadbal::say!(
-            "measured: one worker computes {:.1} jobs/s of {} doubles x {} iterations here (give --rate to skip)",
-            m.rate_jobs_per_s,
-            config.workload.elements_per_job,
-            config.workload.iterations
-        );
-    }
+/// The machine the simulator models for `config`: the machine profile at
+/// `path` (or the user's, measured once if missing), with `rate` for the
+/// kernel's when given. Says which profile and what it gives.
+fn machine(
+    rate: Option<f64>,
+    config: &Config,
+    path: Option<&Path>,
+) -> Result<sim::MachineModel, Failure> {
+    let mut say = |line: &str| loadbal::say!("{line}");
+    let profile = sim::MachineProfile::obtain(path, &mut say).map_err(|e| {
+        let e = anyhow::anyhow!("{e}");
+        if path.is_some() { usage(e) } else { runtime(e) }
+    })?;
+    let m = profile.model(config, rate);
+    let source = path
+        .map(Path::to_path_buf)
+        .or_else(sim::MachineProfile::default_path)
+        .map_or_else(|| "measured now".to_owned(), |p| p.display().to_string());
     loadbal::say!(
-        "measured: moving a byte costs {:.2} ns of CPU at each end; {} logical CPUs",
-        m.seconds_per_byte * 1e9,
-        m.cores
+        "machine profile {source} ({}, {} logical CPUs): one worker computes {:.1} jobs/s of {} \
+         doubles x {} iterations{}; moving a byte costs {:.2} ns of CPU at each end",
+        profile.cpu,
+        m.cores,
+        m.rate_jobs_per_s,
+        config.workload.elements_per_job,
+        config.workload.iterations,
+        if rate.is_some() { " (--rate)" } else { "" },
+        m.seconds_per_byte * 1e9
     );
-    m
+    Ok(m)
 }
 
 fn write_json(path: Option<&Path>, text: &str) -> Result<(), Failure> {
@@ -186,10 +213,18 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
         Some((model, rate)) => (model, Some(args.rate.unwrap_or(rate))),
         None => (config, args.rate),
     };
-    let machine = machine(rate, &config);
-    let result = sim::simulate(&config, &machine, &args.throttle_at, 1)
+    if let Some(path) = &args.trace {
+        check_output_path("--trace", path).map_err(usage)?;
+    }
+    let machine = machine(rate, &config, args.machine.as_deref())?;
+    let result = sim::simulate(&config, &machine, &args.throttle_at, args.seed)
         .context("simulate")
         .map_err(runtime)?;
+    if let Some(path) = &args.trace {
+        loadbal::trace::write(path, &result.trace)
+            .with_context(|| format!("cannot write the trace to {}", path.display()))
+            .map_err(runtime)?;
+    }
     let p = &result.prediction;
     let json = result.to_json();
     let _ = loadbal::term::out(&format!("{json}\n"));
@@ -209,9 +244,13 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
 }
 
 fn queueing_mode(args: &SimulateArgs) -> Result<u8, Failure> {
-    if args.rate.is_some() || !args.throttle_at.is_empty() {
+    if args.rate.is_some()
+        || !args.throttle_at.is_empty()
+        || args.machine.is_some()
+        || args.trace.is_some()
+    {
         return Err(usage(anyhow::anyhow!(
-            "--rate and --throttle-at are for simulated runs, not --queueing"
+            "--rate, --machine, --throttle-at and --trace are for simulated runs, not --queueing"
         )));
     }
     let names = queueing::POLICIES
@@ -301,7 +340,7 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
                 args.out.display()
             ))
         })?;
-    let machine = machine(args.rate, &config);
+    let machine = machine(args.rate, &config, args.machine.as_deref())?;
     let mut progress = |line: &str| loadbal::say!("{line}");
     let comparison = if args.real {
         sim::compare::run_real(&config, compression, &machine, &mut progress)

@@ -66,9 +66,18 @@ fn config_file(name: &str) -> PathBuf {
     path
 }
 
+/// The window's outputs with the fixed machine profile: its predictions
+/// measure nothing (and write nothing to the user's cache).
+fn fixed_machine() -> loadbal::gui::Outputs {
+    loadbal::gui::Outputs {
+        machine: Some(common::fixed_profile()),
+        ..Default::default()
+    }
+}
+
 fn window(mode: Mode, path: &Path) -> Harness<'static, LoadbalApp> {
     let file = config::load_file(Some(path)).unwrap();
-    let app = LoadbalApp::new(mode, path.to_owned(), file);
+    let app = LoadbalApp::with_outputs(mode, path.to_owned(), file, fixed_machine());
     Harness::builder()
         .with_size(egui::Vec2::new(1280.0, 800.0))
         .build_ui_state(
@@ -504,6 +513,7 @@ fn with_report_every_finished_run_is_written_there() {
     let outputs = loadbal::gui::Outputs {
         report: Some(report.clone()),
         trace: Some(trace.clone()),
+        ..fixed_machine()
     };
     let app = LoadbalApp::with_outputs(Mode::Demo, path.clone(), file, outputs);
     let mut h = Harness::builder()
@@ -818,26 +828,36 @@ fn step_until_ended(h: &mut Harness<'static, LoadbalApp>, limit: Duration) {
     h.run_steps(3);
 }
 
+/// Steps `h` until the slave has computed jobs and holds more, as the
+/// panel of `seen_by` shows it (the slave's own figures, or the master's
+/// view of its peer).
+fn step_until_the_slave_holds_jobs(h: &mut Harness<'static, LoadbalApp>, seen_by: Role) {
+    step_until(
+        &mut [h],
+        Duration::from_secs(60),
+        "the slave to compute and hold jobs",
+        |h| {
+            let Some(s) = h[0].state().panel(seen_by).and_then(|p| p.view()) else {
+                return false;
+            };
+            let s = s.snapshot();
+            let slave = if seen_by == Role::Slave {
+                Some(s.local)
+            } else {
+                s.peer
+            };
+            slave.is_some_and(|p| p.queue > 0 && p.jobs_done >= 2)
+        },
+    );
+}
+
 /// Starts the demo on `path` and steps it until the slave has computed
 /// jobs and holds more.
 fn demo_with_slave_holding_jobs(path: &Path) -> Harness<'static, LoadbalApp> {
     let mut h = window(Mode::Demo, path);
     h.step();
     h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(60),
-        "the slave to compute and hold jobs",
-        |h| {
-            h[0].state()
-                .panel(Role::Slave)
-                .and_then(|p| p.view())
-                .is_some_and(|v| {
-                    let local = v.snapshot().local;
-                    local.queue > 0 && local.jobs_done >= 2
-                })
-        },
-    );
+    step_until_the_slave_holds_jobs(&mut h, Role::Slave);
     h.step();
     h
 }
@@ -916,21 +936,7 @@ fn after_the_slave_is_lost_the_masters_views_agree_with_the_report() {
     let mut h = window(Mode::Node(Role::Master), &path);
     h.step();
     h.get_by_label("Start").click();
-    step_until(
-        &mut [&mut h],
-        Duration::from_secs(60),
-        "the slave to compute and hold jobs",
-        |h| {
-            h[0].state()
-                .panel(Role::Master)
-                .and_then(|p| p.view())
-                .is_some_and(|v| {
-                    v.snapshot()
-                        .peer
-                        .is_some_and(|p| p.queue > 0 && p.jobs_done >= 2)
-                })
-        },
-    );
+    step_until_the_slave_holds_jobs(&mut h, Role::Master);
     slave.kill().unwrap(); // SIGKILL: no goodbye
     let _ = slave.wait();
     step_until_ended(&mut h, Duration::from_secs(120));
@@ -1238,7 +1244,7 @@ fn the_layout_holds_at_both_sizes_with_every_panel() {
     ];
     for (mode, size) in windows {
         let file = config::load_file(Some(&path)).unwrap();
-        let app = LoadbalApp::new(mode, path.clone(), file);
+        let app = LoadbalApp::with_outputs(mode, path.clone(), file, fixed_machine());
         let mut h = Harness::builder().with_size(size).build_ui_state(
             |ui, app: &mut LoadbalApp| {
                 app.poll();

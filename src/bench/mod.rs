@@ -25,7 +25,7 @@ mod net;
 mod window;
 mod work;
 
-pub use net::real_run;
+pub use net::{bootstrap_cpu, real_run};
 
 use std::io::Write;
 use std::time::Instant;
@@ -39,6 +39,9 @@ pub struct Options {
     pub quick: bool,
     /// Measure only these groups; all when empty.
     pub only: Vec<Group>,
+    /// The machine profile the policies group's predictions read (else the
+    /// user's, measured once if missing).
+    pub machine: Option<std::path::PathBuf>,
 }
 
 /// The groups of figures, in the order they run.

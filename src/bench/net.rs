@@ -266,6 +266,38 @@ fn bootstrap_once(
     Ok((run.bootstrap, run.retransmitted))
 }
 
+/// One bootstrap of `jobs / 2` reference jobs between two nodes in this
+/// process (compression off, every byte sent, throttles at 0): its bytes,
+/// the process's CPU seconds over it and its wall-clock seconds. What
+/// `loadbal calibrate` prices a moved byte by.
+pub fn bootstrap_cpu(jobs: u32) -> anyhow::Result<(u64, f64, f64)> {
+    let workload = WorkloadConfig {
+        jobs,
+        ..WorkloadConfig::default()
+    };
+    let bytes =
+        crate::protocol::batch::job_bytes(workload.elements_per_job) as u64 * u64::from(jobs / 2);
+    let (cpu, wall) = (process_cpu_seconds(), Instant::now());
+    bootstrap_once(workload, false, None, Until::Bootstrap)?;
+    Ok((
+        bytes,
+        process_cpu_seconds() - cpu,
+        wall.elapsed().as_secs_f64(),
+    ))
+}
+
+/// This process's CPU time so far (user and system), seconds.
+fn process_cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct it is given, nothing else.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; RUSAGE_SELF is always valid.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return 0.0;
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Figure 5: the bootstrap (half the reference vector, 128 MiB of jobs)
 /// between two nodes' transfer managers over loopback UDP, against a TCP
 /// stream of as many bytes; then the same with compression forced on, for
@@ -695,7 +727,11 @@ pub fn policies(
     let base = loopback(workload)?
         .validate()
         .context("the bench's config")?;
-    let machine = MachineModel::measure(&base, None);
+    let profile = crate::sim::MachineProfile::obtain(options.machine.as_deref(), &mut |line| {
+        let _ = writeln!(log, "policies: {line}");
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let machine = profile.model(&base, None);
     let _ = writeln!(
         log,
         "policies: a worker computes {:.0} jobs/s; moving a byte costs {:.2} ns at each end",

@@ -125,6 +125,13 @@ impl LoadbalApp {
         ) {
             master.write_reports_to(report);
         }
+        let mut compare = CompareView::default();
+        compare.set_machine(outputs.machine.clone());
+        if let Some(path) = &outputs.machine {
+            for p in &mut panels {
+                p.predict_on(path.clone());
+            }
+        }
         let trace_path = outputs.trace.as_ref().map_or_else(
             || "loadbal-trace.json".to_owned(),
             |p| p.display().to_string(),
@@ -134,7 +141,7 @@ impl LoadbalApp {
             panels,
             editor: ConfigEditor::new(path, file),
             show_config: false,
-            compare: CompareView::default(),
+            compare,
             show_compare: false,
             notice: None,
             paused_animation: None,

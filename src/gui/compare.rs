@@ -54,6 +54,9 @@ pub struct CompareView {
     thread: Option<std::thread::JoinHandle<()>>,
     /// Set to have the thread end after the policy it is simulating.
     cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The machine profile the simulations read (`--machine`), else the
+    /// user's.
+    machine: Option<std::path::PathBuf>,
 }
 
 impl Default for CompareView {
@@ -73,6 +76,7 @@ impl Default for CompareView {
             inbox: None,
             thread: None,
             cancel: std::sync::Arc::default(),
+            machine: None,
         }
     }
 }
@@ -91,6 +95,11 @@ impl Drop for CompareView {
 }
 
 impl CompareView {
+    /// Simulates on the machine profile at `path`.
+    pub fn set_machine(&mut self, path: Option<std::path::PathBuf>) {
+        self.machine = path;
+    }
+
     /// True while simulations run.
     pub fn is_busy(&self) -> bool {
         self.inbox.is_some()
@@ -149,10 +158,26 @@ impl CompareView {
         };
         self.cancel = std::sync::Arc::default();
         let cancelled = std::sync::Arc::clone(&self.cancel);
+        let profile_path = self.machine.clone();
         self.thread = super::spawn_helper("compare", tx, on_panic, move |tx| {
             let started = Instant::now();
-            let machine =
-                known_rate.unwrap_or_else(|| crate::sim::MachineModel::measure(&base, None));
+            let machine = match known_rate {
+                Some(machine) => machine,
+                // The machine profile (measured once, and said, if there
+                // is none yet): the same answer every time.
+                None => {
+                    match crate::sim::MachineProfile::obtain(profile_path.as_deref(), &mut |line| {
+                        crate::say!("loadbal: {line}");
+                    }) {
+                        Ok(profile) => profile.model(&base, None),
+                        Err(e) => {
+                            let _ = tx.send(Msg::Panicked(format!("no machine profile: {e}")));
+                            wake();
+                            return;
+                        }
+                    }
+                }
+            };
             let _ = tx.send(Msg::Rate(machine));
             for policy in policies {
                 if cancelled.load(std::sync::atomic::Ordering::Relaxed) {
@@ -218,7 +243,7 @@ impl CompareView {
                 }
                 Msg::Done(seconds) => {
                     self.status = format!(
-                        "{} policies simulated in {seconds:.2} s (a worker at {:.0} jobs/s, measured here).",
+                        "{} policies simulated in {seconds:.2} s (a worker at {:.0} jobs/s, from this machine's profile).",
                         self.results.len(),
                         self.rate.map_or(0.0, |m| m.rate_jobs_per_s)
                     );

@@ -33,6 +33,9 @@ pub struct Outputs {
     pub report: Option<PathBuf>,
     /// `--trace PATH`: the run's trace (both nodes' in the demo).
     pub trace: Option<PathBuf>,
+    /// `--machine PATH`: the machine profile the predictions read (else
+    /// the one in the user's cache directory).
+    pub machine: Option<PathBuf>,
 }
 
 /// Spawns one of the window's helper threads (the predictor, the Compare

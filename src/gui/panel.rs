@@ -82,6 +82,9 @@ pub struct NodePanel {
     /// Predictions of earlier runs still being made when a new run began:
     /// cancelled, and joined once their threads end (never on a frame).
     retired: Vec<crate::run::Predictor>,
+    /// The machine profile the prediction reads (`--machine`), else the
+    /// user's.
+    machine: Option<std::path::PathBuf>,
     /// Wakes the window (for the prediction's answer).
     waker: Option<Arc<dyn Fn() + Send + Sync>>,
     /// `--report PATH`: every finished run's report is written there.
@@ -112,6 +115,7 @@ impl NodePanel {
             run_config: None,
             prediction: None,
             retired: Vec::new(),
+            machine: None,
             waker: None,
             auto_report: None,
             ended_at: None,
@@ -127,6 +131,11 @@ impl NodePanel {
     /// When the last run ended, by the wall clock.
     pub fn ended_at(&self) -> Option<std::time::SystemTime> {
         self.ended_at
+    }
+
+    /// Predicts finished runs on the machine profile at `path`.
+    pub fn predict_on(&mut self, path: std::path::PathBuf) {
+        self.machine = Some(path);
     }
 
     /// Writes each finished run's report to `path` as the run ends (the
@@ -312,7 +321,11 @@ impl NodePanel {
         config.master.throttle = report.throttle.master;
         config.slave.throttle = report.throttle.slave;
         let wake = self.waker.clone().unwrap_or_else(|| Arc::new(|| {}));
-        self.prediction = Some(crate::run::Predictor::start(config, wake));
+        self.prediction = Some(crate::run::Predictor::start(
+            config,
+            self.machine.clone(),
+            wake,
+        ));
     }
 
     /// The simulator's prediction of the last run: `None` before it is in.

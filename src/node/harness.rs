@@ -228,8 +228,11 @@ impl Pair {
     /// Each node's datagrams go through the `link` its own config gives it.
     pub fn with_configs(master: &Config, slave: &Config, rates: [f64; 2], seed: u64) -> Self {
         let now = Instant::now();
+        // Each way of the pair, and each run seed, draws its own values
+        // from the link's seed.
         let link = |config: &Config, role: Role| {
             LinkModel::new(config.node(role).link.unwrap_or_else(plain))
+                .for_stream(seed.wrapping_mul(2).wrapping_add(role as u64))
         };
         Pair {
             master: SimNode::new(Role::Master, master, now, rates[0]),
@@ -283,6 +286,14 @@ impl Pair {
         match role {
             Role::Master => &mut self.master,
             Role::Slave => &mut self.slave,
+        }
+    }
+
+    /// The node of `role`, to read.
+    pub fn node_ref(&self, role: Role) -> &SimNode {
+        match role {
+            Role::Master => &self.master,
+            Role::Slave => &self.slave,
         }
     }
 

@@ -11,8 +11,11 @@
 
 mod chart;
 pub mod compare;
+pub mod profile;
 pub mod queueing;
 pub mod swarm;
+
+pub use profile::MachineProfile;
 
 use std::time::{Duration, Instant};
 
@@ -103,6 +106,9 @@ pub struct Simulation {
     pub report: Report,
     /// The figures the comparison needs.
     pub prediction: Prediction,
+    /// The simulated run as a trace (Trace Event Format), as `--trace`
+    /// writes a real run's.
+    pub trace: String,
 }
 
 impl Simulation {
@@ -184,23 +190,7 @@ impl MachineModel {
             cores: u32::MAX,
         }
     }
-
-    /// This machine: the kernel's rate on the config's jobs (unless
-    /// given), what moving a byte costs, and its logical CPUs. Under a
-    /// second.
-    pub fn measure(config: &Config, rate: Option<f64>) -> Self {
-        MachineModel {
-            rate_jobs_per_s: rate.unwrap_or_else(|| measure_rate(config, RATE_BUDGET)),
-            seconds_per_byte: measure_transfer_cost(COST_BUDGET),
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        }
-    }
 }
-
-/// How long the kernel's rate is measured.
-const RATE_BUDGET: Duration = Duration::from_millis(400);
-/// How long the cost of moving a byte is measured.
-const COST_BUDGET: Duration = Duration::from_millis(200);
 
 /// Simulates a run of `config` on `machine`, with the throttle changes given.
 pub fn simulate(
@@ -289,7 +279,36 @@ pub fn simulate(
         machine: *machine,
         wall_s: wall.elapsed().as_secs_f64(),
     };
-    Ok(Simulation { report, prediction })
+    let trace = simulated_trace(&pair, config);
+    Ok(Simulation {
+        report,
+        prediction,
+        trace,
+    })
+}
+
+/// Both nodes' timelines as one trace, on the virtual clock.
+fn simulated_trace(pair: &Pair, config: &Config) -> String {
+    let start = |role: Role| {
+        pair.node_ref(role).core.phase_started()[crate::protocol::Phase::Bootstrap as usize]
+    };
+    let zero = [Role::Master, Role::Slave]
+        .into_iter()
+        .filter_map(start)
+        .min();
+    let nodes: Vec<crate::trace::TracedNode<'_>> = [Role::Master, Role::Slave]
+        .into_iter()
+        .map(|role| crate::trace::TracedNode {
+            role,
+            workers: config.node(role).workers.max(1),
+            offset_s: match (start(role), zero) {
+                (Some(t), Some(zero)) => t.duration_since(zero).as_secs_f64(),
+                _ => 0.0,
+            },
+            timeline: pair.node_ref(role).core.timeline(),
+        })
+        .collect();
+    crate::trace::to_json(&nodes)
 }
 
 fn last_line(log: &str) -> String {
@@ -324,42 +343,6 @@ pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> 
     } else {
         f64::INFINITY
     }
-}
-
-/// Measures what moving a byte costs one end in CPU on this machine: the
-/// transfer path's passes over it, timed here on buffers larger than the
-/// caches. A sender copies a job into a batch and the batch into
-/// datagrams, and tags them; the kernel copies each datagram; a receiver
-/// checks the tag and copies the data into its batch and its jobs. Per end:
-/// three copies and a keyed BLAKE3 pass. (The node keeps freed memory for
-/// reuse, so fresh pages are rare and not counted.) Checked against real
-/// runs on loopback: see docs/policies-and-simulator.md.
-pub fn measure_transfer_cost(budget: Duration) -> f64 {
-    const BYTES: usize = 32 << 20;
-    let mut bufs = [
-        vec![0x5au8; BYTES],
-        vec![0u8; BYTES],
-        vec![0u8; BYTES],
-        vec![0u8; BYTES],
-    ];
-    let key = [7u8; 32];
-    // One pass first, so the pages exist.
-    for i in 1..bufs.len() {
-        let (from, to) = bufs.split_at_mut(i);
-        to[0].copy_from_slice(&from[i - 1]);
-    }
-    let started = Instant::now();
-    let mut rounds = 0u32;
-    while started.elapsed() < budget || rounds < 1 {
-        for i in 1..bufs.len() {
-            let (from, to) = bufs.split_at_mut(i);
-            to[0].copy_from_slice(&from[i - 1]);
-        }
-        std::hint::black_box(blake3::keyed_hash(&key, &bufs[3]));
-        std::hint::black_box(&bufs);
-        rounds += 1;
-    }
-    started.elapsed().as_secs_f64() / f64::from(rounds) / BYTES as f64
 }
 
 /// Measures one worker's jobs per second on this machine: the kernel on

@@ -1,0 +1,321 @@
+//! The machine profile: what this machine does, measured once by
+//! `loadbal calibrate` and read by every prediction (`simulate`, `compare`,
+//! `bench`, the window), so that the same config, profile and seed give the
+//! same answer every time. Nothing is timed behind the user's back: a
+//! prediction without a profile at hand measures this machine once, says
+//! so, and keeps the profile in the user's cache directory for the next.
+//!
+//! The file is JSON ([`MachineProfile`], documented field by field in
+//! docs/policies-and-simulator.md):
+//!
+//! ```json
+//! { "version": 1, "measured_by": "0.9.0", "cpu": "AMD EPYC", "logical_cpus": 2,
+//!   "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3.1e-10,
+//!   "transfers": [ { "bytes": 16777216, "cpu_s": 0.021, "wall_s": 0.015 }, ... ] }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::MachineModel;
+use crate::config::{Config, ConfigFile, WorkloadConfig};
+
+/// The profile format's version.
+pub const PROFILE_VERSION: u32 = 1;
+
+/// How long the kernel's rate is measured.
+const RATE_BUDGET: Duration = Duration::from_millis(400);
+
+/// Jobs of the two bootstraps whose difference prices a byte moved: half
+/// of each is sent (8 MiB and 64 MiB of reference jobs).
+const TRANSFER_JOBS: [u32; 2] = [64, 512];
+
+/// Rounds of the two bootstraps; the median slope is kept.
+const TRANSFER_ROUNDS: usize = 3;
+
+/// This machine as the simulator models it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineProfile {
+    /// The format's version ([`PROFILE_VERSION`]).
+    pub version: u32,
+    /// The loadbal version that measured it.
+    pub measured_by: String,
+    /// The processor, as the system names it.
+    pub cpu: String,
+    /// Logical CPUs.
+    pub logical_cpus: u32,
+    /// Element updates one worker makes a second at full throttle, on the
+    /// reference job (32768 doubles, 1000 additions each).
+    pub kernel_updates_per_s: f64,
+    /// CPU seconds a byte moved costs at each end: the slope of this
+    /// process's CPU time over the bytes of real loopback bootstraps of two
+    /// sizes (so a run's fixed costs cancel), halved for the two ends.
+    pub seconds_per_byte: f64,
+    /// The bootstraps behind `seconds_per_byte`.
+    pub transfers: Vec<TransferSample>,
+}
+
+/// One loopback bootstrap of `calibrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSample {
+    /// Bytes of jobs sent, every byte as it is (compression off).
+    pub bytes: u64,
+    /// CPU seconds of the whole process (both nodes) over the run.
+    pub cpu_s: f64,
+    /// Its wall-clock seconds.
+    pub wall_s: f64,
+}
+
+impl MachineProfile {
+    /// Measures this machine: the kernel's rate on the reference job, and
+    /// what moving a byte costs from real loopback bootstraps between two
+    /// nodes in this process. A few seconds; `say` hears each step.
+    pub fn calibrate(say: &mut dyn FnMut(&str)) -> anyhow::Result<MachineProfile> {
+        let reference = WorkloadConfig::default();
+        let config = ConfigFile {
+            workload: reference.clone(),
+            ..ConfigFile::default()
+        }
+        .validate()?;
+        let per_job = f64::from(reference.elements_per_job) * f64::from(reference.iterations);
+        let rate = super::measure_rate(&config, RATE_BUDGET);
+        let kernel_updates_per_s = rate * per_job;
+        say(&format!(
+            "calibrate: the kernel, one worker at full throttle: {:.2e} element updates a second",
+            kernel_updates_per_s
+        ));
+        let mut transfers = Vec::new();
+        let mut slopes = Vec::new();
+        for _ in 0..TRANSFER_ROUNDS {
+            let mut round = Vec::new();
+            for jobs in TRANSFER_JOBS {
+                let (bytes, cpu_s, wall_s) = crate::bench::bootstrap_cpu(jobs)?;
+                round.push(TransferSample {
+                    bytes,
+                    cpu_s,
+                    wall_s,
+                });
+            }
+            let (small, large) = (round[0], round[1]);
+            slopes.push((large.cpu_s - small.cpu_s) / (large.bytes - small.bytes) as f64 / 2.0);
+            transfers.extend(round);
+        }
+        slopes.sort_by(f64::total_cmp);
+        // A slope below zero is noise on a machine too fast to see it.
+        let seconds_per_byte = slopes[slopes.len() / 2].max(0.0);
+        say(&format!(
+            "calibrate: moving a byte over loopback costs {:.2} ns of CPU at each end \
+             (bootstraps of {} and {} MiB, {} rounds)",
+            seconds_per_byte * 1e9,
+            transfers[0].bytes >> 20,
+            transfers[1].bytes >> 20,
+            TRANSFER_ROUNDS
+        ));
+        Ok(MachineProfile {
+            version: PROFILE_VERSION,
+            measured_by: env!("CARGO_PKG_VERSION").to_owned(),
+            cpu: cpu_name(),
+            logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+            kernel_updates_per_s,
+            seconds_per_byte,
+            transfers,
+        })
+    }
+
+    /// The machine the simulator models for `config`: a worker computes
+    /// its jobs at the profile's kernel rate, or at `rate` jobs a second
+    /// when given (`--rate` overrides the kernel's rate only).
+    pub fn model(&self, config: &Config, rate: Option<f64>) -> MachineModel {
+        let w = &config.workload;
+        let per_job = (f64::from(w.elements_per_job) * f64::from(w.iterations)).max(1.0);
+        MachineModel {
+            rate_jobs_per_s: rate.unwrap_or(self.kernel_updates_per_s / per_job),
+            seconds_per_byte: self.seconds_per_byte,
+            cores: self.logical_cpus,
+        }
+    }
+
+    /// Reads a profile, checking every figure.
+    pub fn load(path: &Path) -> Result<MachineProfile, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the machine profile {}: {e}", path.display()))?;
+        let profile: MachineProfile = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "the machine profile {} is not one: {e}; run `loadbal calibrate --out {}` \
+                 to measure this machine again",
+                path.display(),
+                path.display()
+            )
+        })?;
+        profile.check().map_err(|why| {
+            format!(
+                "the machine profile {}: {why}; run `loadbal calibrate --out {}` to measure \
+                 this machine again",
+                path.display(),
+                path.display()
+            )
+        })?;
+        Ok(profile)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.version != PROFILE_VERSION {
+            return Err(format!(
+                "version {} (this loadbal reads version {PROFILE_VERSION})",
+                self.version
+            ));
+        }
+        if !(self.kernel_updates_per_s.is_finite() && self.kernel_updates_per_s > 0.0) {
+            return Err(format!(
+                "kernel_updates_per_s is {}: must be a number above 0",
+                self.kernel_updates_per_s
+            ));
+        }
+        if !(self.seconds_per_byte.is_finite() && (0.0..1e-3).contains(&self.seconds_per_byte)) {
+            return Err(format!(
+                "seconds_per_byte is {}: must be a number from 0 up to 0.001",
+                self.seconds_per_byte
+            ));
+        }
+        if self.logical_cpus == 0 {
+            return Err("logical_cpus is 0: must be 1 or more".to_owned());
+        }
+        Ok(())
+    }
+
+    /// Writes the profile (atomically: a reader never sees half of one).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        crate::files::write(path, format!("{text}\n").as_bytes())
+    }
+
+    /// Where a profile is kept unless told: `loadbal/machine.json` in the
+    /// user's cache directory (`$XDG_CACHE_HOME`, else `~/.cache`); `None`
+    /// when there is neither.
+    pub fn default_path() -> Option<PathBuf> {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|d| !d.is_empty())
+                    .map(|home| PathBuf::from(home).join(".cache"))
+            })?;
+        Some(cache.join("loadbal").join("machine.json"))
+    }
+
+    /// The profile a prediction uses: the one at `path` when given (which
+    /// must exist); else the one in the cache directory, measured there
+    /// first if there is none yet (said through `say`, with how to measure
+    /// again).
+    pub fn obtain(
+        path: Option<&Path>,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<MachineProfile, String> {
+        if let Some(path) = path {
+            return MachineProfile::load(path);
+        }
+        let Some(path) = MachineProfile::default_path() else {
+            say(
+                "no cache directory ($XDG_CACHE_HOME or $HOME): measuring this machine for this \
+                 run only; `loadbal calibrate --out PATH` and --machine PATH keep a profile",
+            );
+            return MachineProfile::calibrate(say).map_err(|e| format!("calibrating: {e:#}"));
+        };
+        if path.exists() {
+            return MachineProfile::load(&path);
+        }
+        say(&format!(
+            "no machine profile yet: measuring this machine once (a few seconds) into {}; \
+             `loadbal calibrate` measures it again",
+            path.display()
+        ));
+        let started = Instant::now();
+        let profile = MachineProfile::calibrate(say).map_err(|e| format!("calibrating: {e:#}"))?;
+        match profile.save(&path) {
+            Ok(()) => say(&format!(
+                "machine profile written to {} ({:.1} s)",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            )),
+            Err(e) => say(&format!(
+                "cannot keep the machine profile at {}: {e}; it is used for this run only",
+                path.display()
+            )),
+        }
+        Ok(profile)
+    }
+
+    /// A profile of fixed figures, for tests that need no measurement.
+    pub fn fixed(kernel_updates_per_s: f64, seconds_per_byte: f64, logical_cpus: u32) -> Self {
+        MachineProfile {
+            version: PROFILE_VERSION,
+            measured_by: env!("CARGO_PKG_VERSION").to_owned(),
+            cpu: "fixed".to_owned(),
+            logical_cpus,
+            kernel_updates_per_s,
+            seconds_per_byte,
+            transfers: Vec::new(),
+        }
+    }
+}
+
+/// The processor's name from `/proc/cpuinfo`, or "unknown".
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|rest| rest.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_profile_round_trips_and_a_bad_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("loadbal-profile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join("machine.json");
+        let profile = MachineProfile::fixed(6.4e10, 3e-10, 2);
+        profile.save(&path).unwrap();
+        assert_eq!(MachineProfile::load(&path).unwrap(), profile);
+        // The model: the kernel's rate over the config's job, or --rate.
+        let config = ConfigFile::default().validate().unwrap();
+        let m = profile.model(&config, None);
+        assert!((m.rate_jobs_per_s - 6.4e10 / (32768.0 * 1000.0)).abs() < 1e-9);
+        assert_eq!((m.seconds_per_byte, m.cores), (3e-10, 2));
+        assert_eq!(profile.model(&config, Some(5.0)).rate_jobs_per_s, 5.0);
+        // Every figure checked, the fix named.
+        let bad = MachineProfile {
+            kernel_updates_per_s: -1.0,
+            ..profile.clone()
+        };
+        bad.save(&path).unwrap();
+        let err = MachineProfile::load(&path).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "the machine profile {0}: kernel_updates_per_s is -1: must be a number above 0; \
+                 run `loadbal calibrate --out {0}` to measure this machine again",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "{\"version\": 1}").unwrap();
+        let err = MachineProfile::load(&path).unwrap_err();
+        assert!(err.contains("is not one: missing field"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
