@@ -439,10 +439,11 @@ fn save_writes_a_config_that_loads_back_equal() {
 #[test]
 fn the_compare_view_simulates_the_chosen_policies() {
     let path = config_file("compare");
-    // Jobs long enough (milliseconds) for the policies to matter.
+    // Jobs long enough (milliseconds; the run several throttle periods
+    // long) for the policies to matter.
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    v["workload"]["iterations"] = 20000.into();
+    v["workload"]["iterations"] = 200_000.into();
     std::fs::write(&path, v.to_string()).unwrap();
     let mut h = window(Mode::Demo, &path);
     h.step();

@@ -435,7 +435,10 @@ fn compare_writes_the_table_the_json_and_the_charts() {
             row["finish_s"].as_f64().unwrap(),
             row["ideal_s"].as_f64().unwrap(),
         );
-        assert!(finish >= ideal * 0.999, "{row}");
+        // The ideal takes a throttle as a smooth pace; the real worker (and
+        // the simulator's) computes each period's share at full speed
+        // first, so a run a few periods long can beat it by up to one.
+        assert!(finish >= ideal - 0.100, "{row}");
     }
     let none_moves: u64 = rows
         .iter()

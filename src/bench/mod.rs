@@ -25,7 +25,7 @@ mod net;
 mod window;
 mod work;
 
-pub use net::{bootstrap_cpu, real_run};
+pub use net::{bootstrap_cpu, process_cpu_seconds, real_run};
 
 use std::io::Write;
 use std::time::Instant;

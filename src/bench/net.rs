@@ -287,7 +287,7 @@ pub fn bootstrap_cpu(jobs: u32) -> anyhow::Result<(u64, f64, f64)> {
 }
 
 /// This process's CPU time so far (user and system), seconds.
-fn process_cpu_seconds() -> f64 {
+pub fn process_cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct it is given, nothing else.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above; RUSAGE_SELF is always valid.

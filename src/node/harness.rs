@@ -31,6 +31,12 @@ pub struct SimNode {
     /// Iterations a job's time is modelled with: the workload's, unless
     /// the simulator computes fewer for real than it models.
     pub modelled_iterations: Option<u32>,
+    /// Seconds a job costs beyond the kernel (making its data, the memory
+    /// it touches, keeping its result), spent before its computing starts
+    /// and, as the real worker's, outside its throttle budget: at full
+    /// throttle every job takes that much longer, throttled it fits in the
+    /// periods' idle part.
+    pub job_overhead: f64,
     /// Each worker's jobs, the first being computed.
     workers: Vec<ModelledWorker>,
     /// False once killed: it neither sends, receives nor computes.
@@ -61,11 +67,101 @@ fn later(at: Instant, seconds: f64) -> Option<Instant> {
         .and_then(|d| at.checked_add(d))
 }
 
+/// A worker's place in its throttle periods, as the real worker's
+/// [`crate::throttle::ThrottleSchedule`] keeps it: in each 100 ms period it
+/// computes for `throttle × 100 ms` and sleeps the rest; a period that has
+/// run out starts again when the worker next looks.
+#[derive(Debug, Clone, Copy)]
+struct Periods {
+    start: Instant,
+    used: f64,
+}
+
+impl Periods {
+    fn new(now: Instant) -> Self {
+        Periods {
+            start: now,
+            used: 0.0,
+        }
+    }
+
+    /// Computes `work` seconds (at full speed) from `from` at `throttle`:
+    /// when it is done (`None` at throttle 0, or past what an `Instant`
+    /// holds), the periods left as they are then.
+    fn compute(mut self, from: Instant, work: f64, throttle: f64) -> (Option<Instant>, Periods) {
+        let period = crate::throttle::PERIOD.as_secs_f64();
+        let budget = period * throttle.clamp(0.0, 1.0);
+        if work <= 0.0 {
+            return (Some(from), self);
+        }
+        if budget <= 0.0 {
+            return (None, self);
+        }
+        let (mut now, mut left) = (from, work);
+        loop {
+            let end = later(self.start, period);
+            if end.is_none_or(|end| now >= end) {
+                self.start = now;
+                self.used = 0.0;
+            }
+            let room = budget - self.used;
+            if room > 0.0 {
+                let slice = room.min(left);
+                let Some(after) = later(now, slice) else {
+                    return (None, self);
+                };
+                now = after;
+                self.used += slice;
+                left -= slice;
+                if left <= 0.0 {
+                    return (Some(now), self);
+                }
+            }
+            // The budget is spent: sleep to the period's end.
+            match later(self.start, period) {
+                Some(end) => now = now.max(end),
+                None => return (None, self),
+            }
+        }
+    }
+
+    /// The work (full-speed seconds) done between `from` and `to` at
+    /// `throttle`, the periods left as they are at `to`.
+    fn computed(mut self, from: Instant, to: Instant, throttle: f64) -> (f64, Periods) {
+        let period = crate::throttle::PERIOD.as_secs_f64();
+        let budget = period * throttle.clamp(0.0, 1.0);
+        let (mut now, mut done) = (from, 0.0);
+        while now < to {
+            let end = later(self.start, period);
+            if end.is_none_or(|end| now >= end) {
+                self.start = now;
+                self.used = 0.0;
+            }
+            let room = (budget - self.used).max(0.0);
+            let until_to = to.saturating_duration_since(now).as_secs_f64();
+            if room > 0.0 {
+                let slice = room.min(until_to);
+                done += slice;
+                self.used += slice;
+                now = later(now, slice).unwrap_or(to);
+                continue;
+            }
+            match later(self.start, period) {
+                Some(end) if end > now => now = end.min(to),
+                _ => break,
+            }
+        }
+        (done, self)
+    }
+}
+
 /// One modelled worker.
-#[derive(Default)]
 struct ModelledWorker {
     /// Its jobs, the first being computed.
     jobs: VecDeque<Job>,
+    /// Its throttle periods, as of `running`'s instant (or of its last job's
+    /// end, when idle).
+    periods: Periods,
     /// The running job's seconds still to compute at full throttle, and
     /// since when it computes at the present throttle.
     running: Option<(f64, Instant)>,
@@ -90,8 +186,16 @@ impl SimNode {
             core: NodeCore::new(role, config, settings, now),
             rate,
             modelled_iterations: None,
+            job_overhead: 0.0,
             workers: (0..config.node(role).workers.max(1))
-                .map(|_| ModelledWorker::default())
+                .map(|_| ModelledWorker {
+                    jobs: VecDeque::new(),
+                    periods: Periods::new(now),
+                    running: None,
+                    full_seconds: 0.0,
+                    ends: None,
+                    started: None,
+                })
                 .collect(),
             alive: true,
             log: Vec::new(),
@@ -121,13 +225,13 @@ impl SimNode {
                 && let Some(job) = self.workers[i].jobs.front()
             {
                 let seconds = self.job_seconds(job, iterations);
+                // Its preparation first, outside the throttle's budget.
+                let since = later(now, self.job_overhead).unwrap_or(now);
                 let w = &mut self.workers[i];
-                w.running = Some((seconds, now));
+                w.running = Some((seconds, since));
                 w.full_seconds = seconds;
                 w.started = Some(now);
-                w.ends = (throttle > 0.0)
-                    .then(|| later(now, seconds / throttle))
-                    .flatten();
+                w.ends = w.periods.compute(since, seconds, throttle).0;
             }
         }
     }
@@ -139,10 +243,13 @@ impl SimNode {
         let new = self.core.throttle();
         for w in &mut self.workers {
             if let Some((left, since)) = w.running {
-                let done = now.saturating_duration_since(since).as_secs_f64() * old;
+                // A job still in its preparation starts computing after it.
+                let at = now.max(since);
+                let (done, periods) = w.periods.computed(since, at, old);
                 let left = (left - done).max(0.0);
-                w.running = Some((left, now));
-                w.ends = (new > 0.0).then(|| later(now, left / new)).flatten();
+                w.periods = periods;
+                w.running = Some((left, at));
+                w.ends = w.periods.compute(at, left, new).0;
             }
         }
     }
@@ -516,6 +623,13 @@ impl Pair {
                 if w.ends.is_none_or(|t| t > now) {
                     continue;
                 }
+                // The periods as the job leaves them.
+                if let Some((left, since)) = w.running {
+                    let throttle = self.node(role).core.throttle();
+                    let w = &mut self.node(role).workers[worker];
+                    w.periods = w.periods.compute(since, left, throttle).1;
+                }
+                let w = &mut self.node(role).workers[worker];
                 w.ends = None;
                 w.running = None;
                 let computing =
@@ -555,10 +669,20 @@ impl Pair {
     /// `role` moved `bytes`: its CPU time comes out of the computing
     /// workers' when they leave no core free.
     fn charge(&mut self, role: Role, bytes: usize) {
+        if let Some(cpu) = self.cpu {
+            self.charge_cpu(role, bytes as f64 * cpu.seconds_per_byte);
+        }
+    }
+
+    /// `seconds` of CPU `role`'s node spends besides its workers: taken
+    /// from the computing workers when they leave no core free.
+    fn charge_cpu(&mut self, role: Role, seconds: f64) {
         let Some(cpu) = self.cpu else {
             return;
         };
-        let seconds = bytes as f64 * cpu.seconds_per_byte;
+        if seconds <= 0.0 {
+            return;
+        }
         let computing = |n: &SimNode| n.workers.iter().filter(|w| w.ends.is_some()).count();
         let (mine, other) = match role {
             Role::Master => (computing(&self.master), computing(&self.slave)),
@@ -577,9 +701,11 @@ impl Pair {
         for node in nodes {
             let throttle = node.core.throttle();
             for w in &mut node.workers {
-                if let (Some(ends), Some((left, since))) = (w.ends, w.running) {
-                    w.ends = later(ends, each).or(Some(ends));
-                    w.running = Some((left + each * throttle, since));
+                if let (Some(_), Some((left, since))) = (w.ends, w.running) {
+                    // The CPU taken is compute time the job still needs.
+                    let left = left + each;
+                    w.running = Some((left, since));
+                    w.ends = w.periods.compute(since, left, throttle).0;
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! slave, replays, a lost finish and its ack, a lost master, and random
 //! fault schedules. Each run takes milliseconds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
@@ -763,4 +763,38 @@ fn a_lost_slaves_arrivals_are_computed_by_the_master() {
         assert_eq!(times.len() as u32, total - JOBS);
         assert!(times.iter().all(|&t| t >= 0.004), "at {ms} ms: {times:?}");
     }
+}
+
+// Issue 23: the simulator's workers keep the real worker's throttle
+// periods (on for throttle × 100 ms, then asleep to the period's end)
+// rather than a smooth pace.
+#[test]
+fn a_modelled_worker_computes_in_its_throttle_periods() {
+    let t0 = Instant::now();
+    let ms = |n: u64| Duration::from_millis(n);
+    let close = |a: Instant, b: Instant| {
+        let d = if a > b { a - b } else { b - a };
+        assert!(d < Duration::from_micros(1), "{:?} vs {:?}", a - t0, b - t0);
+    };
+    let fresh = super::Periods::new(t0);
+    // 80 ms of work at 0.5: 50 ms, asleep to 100 ms, 30 ms more.
+    let (end, after) = fresh.compute(t0, 0.080, 0.5);
+    close(end.unwrap(), t0 + ms(130));
+    // The next job, at once: 20 ms of this period's budget are left, then
+    // asleep to 200 ms, then 10 ms more.
+    let (end, _) = after.compute(t0 + ms(130), 0.030, 0.5);
+    close(end.unwrap(), t0 + ms(210));
+    // Full throttle is a plain pace; throttle 0 never ends.
+    close(fresh.compute(t0, 0.250, 1.0).0.unwrap(), t0 + ms(250));
+    assert!(fresh.compute(t0, 0.010, 0.0).0.is_none());
+    // The work done by an instant, as far as the periods allow: 50 ms in
+    // the first period, none asleep, 10 ms into the second.
+    let (done, _) = fresh.computed(t0, t0 + ms(75), 0.5);
+    assert!((done - 0.050).abs() < 1e-9, "{done}");
+    let (done, _) = fresh.computed(t0, t0 + ms(110), 0.5);
+    assert!((done - 0.060).abs() < 1e-9, "{done}");
+    // A worker idle past its period's end starts a new one on its next job:
+    // 25 ms of budget at 0.25, asleep to 600 ms, then 5 ms more.
+    let (end, _) = after.compute(t0 + ms(500), 0.030, 0.25);
+    close(end.unwrap(), t0 + ms(605));
 }

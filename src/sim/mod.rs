@@ -176,6 +176,8 @@ pub struct MachineModel {
     pub rate_jobs_per_s: f64,
     /// CPU seconds a byte moved costs each end (0: moving data is free).
     pub seconds_per_byte: f64,
+    /// CPU seconds a job costs its node beyond the kernel (0: nothing).
+    pub seconds_per_job: f64,
     /// Logical CPUs of a machine (each node's, or both nodes' when both
     /// run on one).
     pub cores: u32,
@@ -187,6 +189,7 @@ impl MachineModel {
         MachineModel {
             rate_jobs_per_s: rate,
             seconds_per_byte: 0.0,
+            seconds_per_job: 0.0,
             cores: u32::MAX,
         }
     }
@@ -214,6 +217,8 @@ pub fn simulate(
             shared,
         });
     }
+    pair.master.job_overhead = machine.seconds_per_job;
+    pair.slave.job_overhead = machine.seconds_per_job;
     pair.master.modelled_iterations = Some(w.iterations);
     pair.slave.modelled_iterations = Some(w.iterations);
     pair.start();

@@ -11,7 +11,8 @@
 //! ```json
 //! { "version": 1, "measured_by": "0.9.0", "cpu": "AMD EPYC", "logical_cpus": 2,
 //!   "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3.1e-10,
-//!   "transfers": [ { "bytes": 16777216, "cpu_s": 0.021, "wall_s": 0.015 }, ... ] }
+//!   "transfers": [ { "bytes": 16777216, "cpu_s": 0.021, "wall_s": 0.015 }, ... ],
+//!   "seconds_per_job": 2.1e-5, "runs": [ { "jobs": 1024, "cpu_s": 0.61, "wall_s": 0.31 }, ... ] }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,9 @@ const TRANSFER_JOBS: [u32; 2] = [64, 512];
 /// Rounds of the two bootstraps; the median slope is kept.
 const TRANSFER_ROUNDS: usize = 3;
 
+/// Reference runs that price a job; the median is kept.
+const RUNS: usize = 3;
+
 /// This machine as the simulator models it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +60,25 @@ pub struct MachineProfile {
     pub seconds_per_byte: f64,
     /// The bootstraps behind `seconds_per_byte`.
     pub transfers: Vec<TransferSample>,
+    /// CPU seconds a job costs its node beyond the kernel: taking it,
+    /// keeping and verifying its result, the memory it touches; from real
+    /// reference runs of two nodes in this process at full throttle (the
+    /// process's CPU time less the kernel's share of it, over the jobs).
+    pub seconds_per_job: f64,
+    /// The runs behind `seconds_per_job`.
+    pub runs: Vec<RunSample>,
+}
+
+/// One reference run of `calibrate`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSample {
+    /// Jobs computed.
+    pub jobs: u32,
+    /// CPU seconds of the whole process over the run.
+    pub cpu_s: f64,
+    /// Its wall-clock seconds.
+    pub wall_s: f64,
 }
 
 /// One loopback bootstrap of `calibrate`.
@@ -71,9 +94,10 @@ pub struct TransferSample {
 }
 
 impl MachineProfile {
-    /// Measures this machine: the kernel's rate on the reference job, and
-    /// what moving a byte costs from real loopback bootstraps between two
-    /// nodes in this process. A few seconds; `say` hears each step.
+    /// Measures this machine: the kernel's rate on the reference job, what
+    /// moving a byte costs from real loopback bootstraps between two nodes
+    /// in this process, and what a job costs beyond the kernel from real
+    /// reference runs. A few seconds; `say` hears each step.
     pub fn calibrate(say: &mut dyn FnMut(&str)) -> anyhow::Result<MachineProfile> {
         let reference = WorkloadConfig::default();
         let config = ConfigFile {
@@ -81,9 +105,8 @@ impl MachineProfile {
             ..ConfigFile::default()
         }
         .validate()?;
-        let per_job = f64::from(reference.elements_per_job) * f64::from(reference.iterations);
         let rate = super::measure_rate(&config, RATE_BUDGET);
-        let kernel_updates_per_s = rate * per_job;
+        let kernel_updates_per_s = rate * per_job_updates(&reference);
         say(&format!(
             "calibrate: the kernel, one worker at full throttle: {:.2e} element updates a second",
             kernel_updates_per_s
@@ -115,6 +138,30 @@ impl MachineProfile {
             transfers[1].bytes >> 20,
             TRANSFER_ROUNDS
         ));
+        // Real reference runs at full throttle: the CPU they take beyond
+        // the kernel's (jobs x elements x iterations at its rate), a job.
+        let mut runs = Vec::new();
+        let mut per_job = Vec::new();
+        for _ in 0..RUNS {
+            let (cpu, wall) = (crate::bench::process_cpu_seconds(), Instant::now());
+            let report = crate::bench::real_run(&config, &[])?;
+            let cpu_s = crate::bench::process_cpu_seconds() - cpu;
+            let jobs = report.jobs_done.master + report.jobs_done.slave;
+            let kernel = f64::from(jobs) * per_job_updates(&reference) / kernel_updates_per_s;
+            per_job.push(((cpu_s - kernel) / f64::from(jobs.max(1))).max(0.0));
+            runs.push(RunSample {
+                jobs,
+                cpu_s,
+                wall_s: wall.elapsed().as_secs_f64(),
+            });
+        }
+        per_job.sort_by(f64::total_cmp);
+        let seconds_per_job = per_job[per_job.len() / 2];
+        say(&format!(
+            "calibrate: a job costs its node {:.1} µs of CPU beyond the kernel ({RUNS} reference \
+             runs of two nodes)",
+            seconds_per_job * 1e6
+        ));
         Ok(MachineProfile {
             version: PROFILE_VERSION,
             measured_by: env!("CARGO_PKG_VERSION").to_owned(),
@@ -123,6 +170,8 @@ impl MachineProfile {
             kernel_updates_per_s,
             seconds_per_byte,
             transfers,
+            seconds_per_job,
+            runs,
         })
     }
 
@@ -130,11 +179,11 @@ impl MachineProfile {
     /// its jobs at the profile's kernel rate, or at `rate` jobs a second
     /// when given (`--rate` overrides the kernel's rate only).
     pub fn model(&self, config: &Config, rate: Option<f64>) -> MachineModel {
-        let w = &config.workload;
-        let per_job = (f64::from(w.elements_per_job) * f64::from(w.iterations)).max(1.0);
+        let per_job = per_job_updates(&config.workload).max(1.0);
         MachineModel {
             rate_jobs_per_s: rate.unwrap_or(self.kernel_updates_per_s / per_job),
             seconds_per_byte: self.seconds_per_byte,
+            seconds_per_job: self.seconds_per_job,
             cores: self.logical_cpus,
         }
     }
@@ -179,6 +228,12 @@ impl MachineProfile {
             return Err(format!(
                 "seconds_per_byte is {}: must be a number from 0 up to 0.001",
                 self.seconds_per_byte
+            ));
+        }
+        if !(self.seconds_per_job.is_finite() && (0.0..1.0).contains(&self.seconds_per_job)) {
+            return Err(format!(
+                "seconds_per_job is {}: must be a number from 0 up to 1",
+                self.seconds_per_job
             ));
         }
         if self.logical_cpus == 0 {
@@ -230,13 +285,22 @@ impl MachineProfile {
             return MachineProfile::calibrate(say).map_err(|e| format!("calibrating: {e:#}"));
         };
         if path.exists() {
-            return MachineProfile::load(&path);
+            match MachineProfile::load(&path) {
+                Ok(profile) => return Ok(profile),
+                // The cache's own profile (an older loadbal's, say) is
+                // measured again rather than standing in the way.
+                Err(why) => say(&format!(
+                    "{why}: measuring this machine again (a few seconds) into {}",
+                    path.display()
+                )),
+            }
+        } else {
+            say(&format!(
+                "no machine profile yet: measuring this machine once (a few seconds) into {}; \
+                 `loadbal calibrate` measures it again",
+                path.display()
+            ));
         }
-        say(&format!(
-            "no machine profile yet: measuring this machine once (a few seconds) into {}; \
-             `loadbal calibrate` measures it again",
-            path.display()
-        ));
         let started = Instant::now();
         let profile = MachineProfile::calibrate(say).map_err(|e| format!("calibrating: {e:#}"))?;
         match profile.save(&path) {
@@ -263,8 +327,15 @@ impl MachineProfile {
             kernel_updates_per_s,
             seconds_per_byte,
             transfers: Vec::new(),
+            seconds_per_job: 0.0,
+            runs: Vec::new(),
         }
     }
+}
+
+/// Element updates of one job of `w`.
+fn per_job_updates(w: &WorkloadConfig) -> f64 {
+    f64::from(w.elements_per_job) * f64::from(w.iterations)
 }
 
 /// The processor's name from `/proc/cpuinfo`, or "unknown".
