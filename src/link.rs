@@ -11,9 +11,10 @@
 //!
 //! Its random choices are counter-based: the values for a datagram are a
 //! hash of (seed, stream, the datagram's index, which value), the same
-//! [`DRAWS`] of them for every datagram whatever happens to it. So one
-//! datagram more or less, or one dropped by a full queue, changes the fate
-//! of no other: a simulation that shifts one datagram stays the same run.
+//! [`DRAWS`] of them for every datagram whatever happens to it. So a
+//! datagram dropped by a full queue, or sent a little earlier or later,
+//! changes the fate of no other (each datagram sent still takes the next
+//! index: one more datagram shifts those after it).
 
 use std::time::{Duration, Instant};
 

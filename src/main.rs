@@ -169,8 +169,9 @@ enum Sub {
     /// seeds' nums.txt: 30 million digits).
     Digits(DigitsArgs),
     /// Measure this machine for the simulator (the kernel's rate, what
-    /// moving a byte costs over loopback) and write the machine profile
-    /// that simulate, compare, bench and the window read.
+    /// moving a byte costs over loopback, what a job costs beyond its
+    /// kernel) and write the machine profile that simulate, compare, bench
+    /// and the window read.
     Calibrate {
         /// Write the profile to PATH [default: loadbal/machine.json in the
         /// user's cache directory, the one predictions read unless told].
@@ -559,7 +560,6 @@ fn prepare(
     Ok((config, work))
 }
 
-/// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
 /// `loadbal calibrate`: measures this machine and writes its profile.
 fn calibrate(out: Option<&Path>) -> Result<u8, Failure> {
     let path = match out {
@@ -590,6 +590,7 @@ fn calibrate(out: Option<&Path>) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `loadbal keygen`: a fresh secret on stdout, how to use it on stderr.
 fn keygen() -> Result<u8, Failure> {
     let secret = loadbal::auth::generate_secret()
         .context("cannot read the system's random number generator")

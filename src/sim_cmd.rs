@@ -55,9 +55,10 @@ pub struct SimulateArgs {
         default_value_t = 1_000_000
     )]
     jobs: u64,
-    /// The random seed (the session's nonces; queueing: arrivals and
-    /// service). The same config, machine profile and seed give the same
-    /// report and trace.
+    /// The random seed (the session's nonces and the links' draws;
+    /// queueing: arrivals and service). The same config, machine profile
+    /// and seed give the same report and trace (a digits or command
+    /// workload's jobs are timed first, so not for those).
     #[arg(long, value_name = "S", default_value_t = 1)]
     seed: u64,
 }

@@ -132,6 +132,21 @@ fn simulate_measures_this_machine_once_into_the_cache() {
         without_wall_time(json(&first)),
         without_wall_time(json(&second))
     );
+    // A cache profile that does not read (an older loadbal's, say) is
+    // measured again, and said.
+    std::fs::write(&profile, "{\"version\": 0}").unwrap();
+    let third = simulate();
+    assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
+    let err = stderr(&third);
+    assert!(
+        err.contains(&format!(
+            "the machine profile {} is not one: missing field",
+            profile.display()
+        )) && err.contains("measuring this machine again (a few seconds)"),
+        "{err}"
+    );
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
+    assert_eq!(kept["version"], 1);
 }
 
 // Issue 23: one seed, one answer. Over a lossy bottleneck on both nodes

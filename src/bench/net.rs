@@ -288,7 +288,8 @@ pub fn bootstrap_cpu(jobs: u32) -> anyhow::Result<(u64, f64, f64)> {
 
 /// This process's CPU time so far (user and system), seconds.
 pub fn process_cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct it is given, nothing else.
+    // SAFETY: rusage is a plain C struct of integers and timevals, for
+    // which all zeros is a valid value; getrusage overwrites it.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above; RUSAGE_SELF is always valid.
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {

@@ -87,7 +87,8 @@ impl Periods {
 
     /// Computes `work` seconds (at full speed) from `from` at `throttle`:
     /// when it is done (`None` at throttle 0, or past what an `Instant`
-    /// holds), the periods left as they are then.
+    /// holds), the periods left as they are then. Whole periods are crossed
+    /// in one step, so a tiny throttle costs no more than a large one.
     fn compute(mut self, from: Instant, work: f64, throttle: f64) -> (Option<Instant>, Periods) {
         let period = crate::throttle::PERIOD.as_secs_f64();
         let budget = period * throttle.clamp(0.0, 1.0);
@@ -98,9 +99,8 @@ impl Periods {
             return (None, self);
         }
         let (mut now, mut left) = (from, work);
-        loop {
-            let end = later(self.start, period);
-            if end.is_none_or(|end| now >= end) {
+        for _ in 0..4 {
+            if later(self.start, period).is_none_or(|end| now >= end) {
                 self.start = now;
                 self.used = 0.0;
             }
@@ -113,16 +113,38 @@ impl Periods {
                 now = after;
                 self.used += slice;
                 left -= slice;
-                if left <= 0.0 {
+                // Less than a nanosecond (an `Instant`'s grain) is rounding.
+                if left < 1e-9 {
                     return (Some(now), self);
                 }
             }
-            // The budget is spent: sleep to the period's end.
-            match later(self.start, period) {
-                Some(end) => now = now.max(end),
-                None => return (None, self),
+            // The budget is spent: asleep to the period's end, where the
+            // next begins; then every whole period the rest needs at once.
+            let Some(end) = later(self.start, period) else {
+                return (None, self);
+            };
+            now = now.max(end);
+            let whole = (left / budget).floor();
+            if whole >= 1.0 {
+                // A remainder within rounding of nothing leaves the last
+                // whole period to compute, not a sliver after it.
+                let skip = if left - whole * budget > budget * 1e-9 {
+                    whole
+                } else {
+                    whole - 1.0
+                };
+                let Some(after) = later(now, skip * period) else {
+                    return (None, self);
+                };
+                now = after;
+                left -= skip * budget;
             }
+            self.start = now;
+            self.used = 0.0;
         }
+        // Past the steps above only with a budget so small that `left`
+        // cannot shrink by it: a job that never ends, like a paused one.
+        (None, self)
     }
 
     /// The work (full-speed seconds) done between `from` and `to` at
@@ -131,25 +153,39 @@ impl Periods {
         let period = crate::throttle::PERIOD.as_secs_f64();
         let budget = period * throttle.clamp(0.0, 1.0);
         let (mut now, mut done) = (from, 0.0);
-        while now < to {
-            let end = later(self.start, period);
-            if end.is_none_or(|end| now >= end) {
+        for _ in 0..4 {
+            if now >= to {
+                break;
+            }
+            if later(self.start, period).is_none_or(|end| now >= end) {
                 self.start = now;
                 self.used = 0.0;
             }
             let room = (budget - self.used).max(0.0);
             let until_to = to.saturating_duration_since(now).as_secs_f64();
-            if room > 0.0 {
-                let slice = room.min(until_to);
-                done += slice;
-                self.used += slice;
-                now = later(now, slice).unwrap_or(to);
-                continue;
+            let slice = room.min(until_to);
+            done += slice;
+            self.used += slice;
+            now = later(now, slice).unwrap_or(to);
+            if now >= to {
+                break;
             }
-            match later(self.start, period) {
-                Some(end) if end > now => now = end.min(to),
-                _ => break,
+            // Asleep to the period's end, then the whole periods before
+            // `to` at once.
+            let Some(end) = later(self.start, period) else {
+                break;
+            };
+            if end >= to {
+                break;
             }
+            now = end;
+            let whole = (to.saturating_duration_since(now).as_secs_f64() / period).floor();
+            if whole >= 1.0 {
+                done += whole * budget;
+                now = later(now, whole * period).unwrap_or(to);
+            }
+            self.start = now;
+            self.used = 0.0;
         }
         (done, self)
     }
@@ -428,8 +464,9 @@ impl Pair {
 
     /// Replaces the slave with a fresh one (a restarted process), started.
     pub fn restart_slave(&mut self) {
-        let rate = self.slave.rate;
+        let (rate, overhead) = (self.slave.rate, self.slave.job_overhead);
         self.slave = SimNode::new(Role::Slave, &self.configs[1], self.now, rate);
+        self.slave.job_overhead = overhead;
         let random = self.random();
         let now = self.now;
         self.slave.core.handle(now, Input::Start { random });

@@ -798,3 +798,45 @@ fn a_modelled_worker_computes_in_its_throttle_periods() {
     let (end, _) = after.compute(t0 + ms(500), 0.030, 0.25);
     close(end.unwrap(), t0 + ms(605));
 }
+
+// Issue 23 (review): a throttle change mid-job gives the same end as one
+// computation; a tiny throttle ends (or never does) at once, not after a
+// walk through every period.
+#[test]
+fn the_periods_split_anywhere_and_a_tiny_throttle_costs_nothing() {
+    let t0 = Instant::now();
+    let fresh = super::Periods::new(t0);
+    for (work, split_ms, throttle) in [
+        (0.080, 30, 0.5),
+        (0.080, 75, 0.5),
+        (0.300, 420, 0.3),
+        (0.010, 5, 1.0),
+    ] {
+        let (whole, _) = fresh.compute(t0, work, throttle);
+        let at = t0 + Duration::from_millis(split_ms);
+        let (done, periods) = fresh.computed(t0, at, throttle);
+        let (rest, _) = periods.compute(at, work - done, throttle);
+        let (a, b) = (whole.unwrap(), rest.unwrap());
+        let d = if a > b { a - b } else { b - a };
+        assert!(
+            d < Duration::from_micros(1),
+            "{work} split at {split_ms} ms: {:?} vs {:?}",
+            a - t0,
+            b - t0
+        );
+    }
+    // 1e-9 of a 100 ms period, 0.1 ns: ten million periods for a
+    // millisecond of work, ending 0.1 ns into the last (walked one by one,
+    // this took minutes; with smaller throttles, for ever).
+    let (end, _) = fresh.compute(t0, 0.001, 1e-9);
+    let expected = t0 + Duration::from_millis(999_999_900);
+    let got = end.unwrap();
+    let d = if got > expected {
+        got - expected
+    } else {
+        expected - got
+    };
+    assert!(d < Duration::from_millis(200), "{:?}", got - t0);
+    let (done, _) = fresh.computed(t0, expected, 1e-9);
+    assert!((done - 0.001).abs() < 1e-9, "{done}");
+}

@@ -350,23 +350,5 @@ pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> 
     }
 }
 
-/// Measures one worker's jobs per second on this machine: the kernel on
-/// one job of the workload's size, for about `budget`.
-pub fn measure_rate(config: &Config, budget: Duration) -> f64 {
-    let w = config.workload.clone();
-    let mut data = vec![w.initial; w.elements_per_job as usize];
-    // Few iterations per pass, so a pass stays short whatever the workload.
-    let pass_iterations = w.iterations.clamp(1, 50);
-    let started = Instant::now();
-    let mut iterations: u64 = 0;
-    while started.elapsed() < budget {
-        crate::kernel::add_repeated(&mut data, pass_iterations, w.addend);
-        iterations += u64::from(pass_iterations);
-    }
-    std::hint::black_box(&data);
-    let seconds = started.elapsed().as_secs_f64();
-    iterations as f64 / f64::from(w.iterations) / seconds
-}
-
 #[cfg(test)]
 mod tests;

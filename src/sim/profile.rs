@@ -105,8 +105,7 @@ impl MachineProfile {
             ..ConfigFile::default()
         }
         .validate()?;
-        let rate = super::measure_rate(&config, RATE_BUDGET);
-        let kernel_updates_per_s = rate * per_job_updates(&reference);
+        let kernel_updates_per_s = kernel_rate(&reference, RATE_BUDGET);
         say(&format!(
             "calibrate: the kernel, one worker at full throttle: {:.2e} element updates a second",
             kernel_updates_per_s
@@ -124,7 +123,9 @@ impl MachineProfile {
                 });
             }
             let (small, large) = (round[0], round[1]);
-            slopes.push((large.cpu_s - small.cpu_s) / (large.bytes - small.bytes) as f64 / 2.0);
+            // The two sizes differ by 56 MiB: never a division by zero.
+            let bytes = large.bytes as f64 - small.bytes as f64;
+            slopes.push((large.cpu_s - small.cpu_s) / bytes.max(1.0) / 2.0);
             transfers.extend(round);
         }
         slopes.sort_by(f64::total_cmp);
@@ -162,7 +163,7 @@ impl MachineProfile {
              runs of two nodes)",
             seconds_per_job * 1e6
         ));
-        Ok(MachineProfile {
+        let profile = MachineProfile {
             version: PROFILE_VERSION,
             measured_by: env!("CARGO_PKG_VERSION").to_owned(),
             cpu: cpu_name(),
@@ -172,7 +173,13 @@ impl MachineProfile {
             transfers,
             seconds_per_job,
             runs,
-        })
+        };
+        // A measurement that went wrong is an error, not a profile that
+        // every later prediction would refuse.
+        profile
+            .check()
+            .map_err(|why| anyhow::anyhow!("the measurements make no profile: {why}"))?;
+        Ok(profile)
     }
 
     /// The machine the simulator models for `config`: a worker computes
@@ -277,6 +284,13 @@ impl MachineProfile {
         if let Some(path) = path {
             return MachineProfile::load(path);
         }
+        // One calibration at a time in this process (the window's Compare
+        // and its prediction may both need one): each would count the
+        // other's CPU as its own. The second then reads the first's.
+        static CALIBRATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _one = CALIBRATING
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(path) = MachineProfile::default_path() else {
             say(
                 "no cache directory ($XDG_CACHE_HOME or $HOME): measuring this machine for this \
@@ -331,6 +345,39 @@ impl MachineProfile {
             runs: Vec::new(),
         }
     }
+}
+
+/// Element updates one worker makes a second on jobs of `w`, timed by this
+/// thread's CPU clock (so other work on the machine does not lower it) for
+/// about `budget` of it.
+fn kernel_rate(w: &WorkloadConfig, budget: Duration) -> f64 {
+    let mut data = vec![w.initial; w.elements_per_job as usize];
+    let pass = w.iterations.clamp(1, 50);
+    let started = thread_cpu_seconds();
+    let mut updates = 0.0;
+    loop {
+        crate::kernel::add_repeated(&mut data, pass, w.addend);
+        updates += data.len() as f64 * f64::from(pass);
+        let spent = thread_cpu_seconds() - started;
+        if spent >= budget.as_secs_f64() {
+            std::hint::black_box(&data);
+            return updates / spent;
+        }
+    }
+}
+
+/// This thread's CPU time, seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given, which
+    // lives for the call; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0.0;
+    }
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
 }
 
 /// Element updates of one job of `w`.

@@ -88,6 +88,14 @@ pub fn cache_dir() -> PathBuf {
 /// a second, 0.3 ns a byte moved, 2 CPUs), written once: predictions that
 /// read it measure nothing.
 pub fn fixed_profile() -> PathBuf {
+    // Written once a process (the GUI tests are threads of one), and each
+    // time through a file of its own renamed into place, so a reader never
+    // sees half of it.
+    static WRITTEN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    WRITTEN.get_or_init(write_fixed_profile).clone()
+}
+
+fn write_fixed_profile() -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixed-machine.json");
     let text = r#"{ "version": 1, "measured_by": "test", "cpu": "fixed", "logical_cpus": 2,
   "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3e-10, "transfers": [],
