@@ -557,7 +557,7 @@ impl NodePanel {
                         cpu_text(&local, snapshot.cpu_measured),
                         peer_or(&|p| {
                             let measured =
-                                peer_measured.unwrap_or(p.cpu_process > 0.0 || p.cpu_system > 0.0);
+                                peer_measured.unwrap_or(crate::node::peer_cpu_measured(p));
                             cpu_text(p, measured)
                         }),
                     ),

@@ -39,7 +39,9 @@ pub use self::core::Rejection;
 pub use self::core::{End, Failure, Work};
 pub use progress::status_line;
 pub use reader::receive;
-pub use view::{EventLog, LogEntry, NodeView, Sample, SampleFigures, Snapshot, Verbosity};
+pub use view::{
+    EventLog, LogEntry, NodeView, Sample, SampleFigures, Snapshot, Verbosity, peer_cpu_measured,
+};
 
 use self::core::{CoreSettings, Event, Input, NodeCore};
 use crate::config::{Config, Role};

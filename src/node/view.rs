@@ -67,15 +67,19 @@ impl Sample {
         Sample {
             t,
             local: figures(&s.local, s.cpu_measured),
-            // A peer's state does not say whether its CPU was measured:
-            // 0 % of the node and of the whole machine is taken as not yet
-            // (a machine running the peer's event loop is never that idle).
             peer: s
                 .peer
                 .filter(|_| !s.peer_lost)
-                .map(|p| figures(&p, p.cpu_process > 0.0 || p.cpu_system > 0.0)),
+                .map(|p| figures(&p, peer_cpu_measured(&p))),
         }
     }
+}
+
+/// Whether a peer's state carries a CPU measurement: the state does not
+/// say, so 0 % of the node and of the whole machine is taken as not yet (a
+/// machine running the peer's event loop is never that idle).
+pub fn peer_cpu_measured(state: &State) -> bool {
+    state.cpu_process > 0.0 || state.cpu_system > 0.0
 }
 
 /// Most log entries kept in memory; older ones are dropped.
