@@ -312,8 +312,9 @@ pub struct GroupFailure {
     pub error: String,
 }
 
-fn machine() -> Machine {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+/// The processor's name from `/proc/cpuinfo`, if it says.
+pub(crate) fn cpu_model() -> Option<String> {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
             text.lines()
@@ -321,7 +322,10 @@ fn machine() -> Machine {
                 .and_then(|l| l.split_once(':'))
                 .map(|(_, v)| v.trim().to_owned())
         })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+}
+
+fn machine() -> Machine {
+    let cpu = cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_owned());
     Machine {
         cpu,
         logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),

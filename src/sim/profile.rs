@@ -166,7 +166,7 @@ impl MachineProfile {
         let profile = MachineProfile {
             version: PROFILE_VERSION,
             measured_by: env!("CARGO_PKG_VERSION").to_owned(),
-            cpu: cpu_name(),
+            cpu: crate::bench::cpu_model().unwrap_or_else(|| "unknown".to_owned()),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             kernel_updates_per_s,
             seconds_per_byte,
@@ -383,19 +383,6 @@ fn thread_cpu_seconds() -> f64 {
 /// Element updates of one job of `w`.
 fn per_job_updates(w: &WorkloadConfig) -> f64 {
     f64::from(w.elements_per_job) * f64::from(w.iterations)
-}
-
-/// The processor's name from `/proc/cpuinfo`, or "unknown".
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .and_then(|rest| rest.split_once(':'))
-                .map(|(_, name)| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 #[cfg(test)]
