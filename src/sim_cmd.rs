@@ -25,16 +25,33 @@ pub struct SimulateArgs {
     /// Also write the simulated run as a trace (Trace Event Format) to PATH.
     #[arg(long, value_name = "PATH")]
     trace: Option<PathBuf>,
-    /// Change a node's throttle mid-run: seconds from the start, master or
-    /// slave, and the new throttle (repeatable), e.g. 0.5:slave:0.25.
+    /// Change a node's throttle mid-run: seconds from the bootstrap's
+    /// start, master or slave, and the new throttle (repeatable), e.g.
+    /// 0.5:slave:0.25. With --replay, in place of the run's own changes.
     #[arg(long = "throttle-at", value_name = "S:NODE:VALUE")]
     throttle_at: Vec<ThrottleChange>,
+    /// Run a real run again from its trace (`--trace` of a demo, or each
+    /// node's: give both): each job's measured cost, the link each node
+    /// measured, the run's settings and throttle changes. --policy,
+    /// --threshold, --throttle-at and --link change what they say.
+    #[arg(long, value_name = "TRACE", conflicts_with_all = ["config", "rate", "machine", "queueing"],
+          help_heading = "Replay")]
+    replay: Vec<PathBuf>,
+    /// With --replay: both directions' link in place of the measured one,
+    /// as config.json writes a link, e.g. '{"bandwidth_mbit": 10, "delay_ms": 20}'.
+    #[arg(
+        long,
+        value_name = "JSON",
+        requires = "replay",
+        help_heading = "Replay"
+    )]
+    link: Option<String>,
     /// Also write the output as JSON to PATH.
     #[arg(long, value_name = "PATH")]
     json: Option<PathBuf>,
     /// The classic two-queue experiment (Poisson arrivals, exponential
     /// service of mean 1, instantaneous transfers) instead of a run.
-    #[arg(long)]
+    #[arg(long, help_heading = "Queueing")]
     queueing: bool,
     /// The policy [run: default the config's; queueing: none, sender,
     /// receiver, symmetric or jsq].
@@ -45,14 +62,20 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "T")]
     threshold: Option<u32>,
     /// Queueing: arrivals per unit time at each node, from 0 to 1 (exclusive).
-    #[arg(long, value_name = "RHO", requires = "queueing")]
+    #[arg(
+        long,
+        value_name = "RHO",
+        requires = "queueing",
+        help_heading = "Queueing"
+    )]
     load: Option<f64>,
     /// Queueing: jobs measured.
     #[arg(
         long,
         value_name = "N",
         requires = "queueing",
-        default_value_t = 1_000_000
+        default_value_t = 1_000_000,
+        help_heading = "Queueing"
     )]
     jobs: u64,
     /// The random seed (the session's nonces and the links' draws;
@@ -84,6 +107,10 @@ pub struct CompareArgs {
     /// one in the user's cache directory, measured there once if missing].
     #[arg(long, value_name = "PATH")]
     machine: Option<PathBuf>,
+    /// Every policy on a real run replayed from its trace (a demo's, or
+    /// each node's: give both), as `simulate --replay` runs one.
+    #[arg(long, value_name = "TRACE", conflicts_with_all = ["config", "rate", "machine", "real", "sim"])]
+    replay: Vec<PathBuf>,
     /// Where to write compare.md, compare.json, compare.csv and the charts
     /// (the repository's .gitignore leaves out the default).
     #[arg(long, value_name = "DIR", default_value = "compare")]
@@ -200,6 +227,9 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
     if args.queueing {
         return queueing_mode(args);
     }
+    if !args.replay.is_empty() {
+        return replay_mode(args);
+    }
     check_rate(args.rate)?;
     let (mut file, _) = load(config_path)?;
     if let Some(policy) = &args.policy {
@@ -242,6 +272,111 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
         p.wall_s
     );
     Ok(0)
+}
+
+/// `loadbal simulate --replay TRACE`.
+fn replay_mode(args: &SimulateArgs) -> Result<u8, Failure> {
+    if let Some(path) = &args.trace {
+        check_output_path("--trace", path).map_err(usage)?;
+    }
+    let replay = sim::replay::Replay::read(&args.replay)
+        .map_err(|e| usage(anyhow::anyhow!("--replay {e}")))?;
+    for line in &replay.assumed {
+        loadbal::say!("replay: {line}");
+    }
+    let mut config = replay.config.clone();
+    let recorded_policy = config.policy.transfer.clone();
+    if let Some(policy) = &args.policy {
+        if loadbal::policy::index_of(policy).is_none() {
+            return Err(usage(anyhow::anyhow!(
+                "--policy {policy}: not a policy ({})",
+                loadbal::policy::NAMES.join(", ")
+            )));
+        }
+        if *policy != config.policy.transfer {
+            config.policy.transfer = policy.clone();
+            config.policy.threshold = None;
+        }
+    }
+    if let Some(t) = args.threshold {
+        config.policy.threshold = Some(t);
+    }
+    if let Some(text) = &args.link {
+        let link: loadbal::link::LinkConfig = serde_json::from_str(text)
+            .map_err(|e| usage(anyhow::anyhow!("--link {text}: not a link ({e})")))?;
+        link.validate("--link")
+            .map_err(|e| usage(anyhow::Error::new(e)))?;
+        config.master.link = Some(link);
+        config.slave.link = Some(link);
+    }
+    let changes = if args.throttle_at.is_empty() {
+        replay.changes.clone()
+    } else {
+        args.throttle_at.clone()
+    };
+    loadbal::say!(
+        "replaying {}: {} jobs; a job computes in {:.4} s at the master and {:.4} s at the slave \
+         (medians, full throttle); the link {}",
+        args.replay
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and "),
+        config.workload.jobs,
+        replay.median_compute_s[0],
+        replay.median_compute_s[1],
+        describe_link(config.master.link.as_ref()),
+    );
+    let result = replay
+        .run(&config, &changes, args.seed)
+        .context("replay")
+        .map_err(runtime)?;
+    if let Some(path) = &args.trace {
+        loadbal::trace::write(path, &result.trace)
+            .with_context(|| format!("cannot write the trace to {}", path.display()))
+            .map_err(runtime)?;
+    }
+    let p = &result.prediction;
+    let json = result.to_json();
+    let _ = loadbal::term::out(&format!("{json}\n"));
+    write_json(args.json.as_deref(), &json)?;
+    let same =
+        config.policy == replay.config.policy && args.throttle_at.is_empty() && args.link.is_none();
+    let against = match replay.real_finish_s {
+        Some(real) if same => format!(
+            "; the real run took {real:.3} s ({:+.1} %)",
+            (p.finish_s / real - 1.0) * 100.0
+        ),
+        Some(real) => format!("; the real run ({recorded_policy}) took {real:.3} s"),
+        None => String::new(),
+    };
+    loadbal::say!(
+        "replayed ({} policy): finishes in {:.3} s{against}; {} jobs moved in {} transfers",
+        config.policy.transfer,
+        p.finish_s,
+        p.jobs_moved,
+        p.transfers
+    );
+    Ok(0)
+}
+
+/// A link in words.
+fn describe_link(link: Option<&loadbal::link::LinkConfig>) -> String {
+    match link {
+        None => "plain".to_owned(),
+        Some(l) => {
+            let mut parts = vec![if l.bandwidth_mbit > 0.0 {
+                format!("{:.0} Mbit/s", l.bandwidth_mbit)
+            } else {
+                "no bandwidth limit".to_owned()
+            }];
+            parts.push(format!("{:.3} ms one way", l.delay_ms));
+            if l.loss > 0.0 {
+                parts.push(format!("{:.2} % loss", l.loss * 100.0));
+            }
+            parts.join(", ")
+        }
+    }
 }
 
 fn queueing_mode(args: &SimulateArgs) -> Result<u8, Failure> {
@@ -319,8 +454,21 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
             args.out.display()
         )));
     }
-    let (file, config) = load(config_path)?;
-    if !config.workload.kind.is_vector() {
+    let replay = if args.replay.is_empty() {
+        None
+    } else {
+        let replay = sim::replay::Replay::read(&args.replay)
+            .map_err(|e| usage(anyhow::anyhow!("--replay {e}")))?;
+        for line in &replay.assumed {
+            loadbal::say!("replay: {line}");
+        }
+        Some(replay)
+    };
+    let (file, config) = match &replay {
+        Some(r) => (ConfigFile::default(), r.config.clone()),
+        None => load(config_path)?,
+    };
+    if replay.is_none() && !config.workload.kind.is_vector() {
         return Err(usage(anyhow::anyhow!(
             "compare runs the vector kind only; for a {} workload, `loadbal simulate --policy NAME` \
              predicts a run from a few of its jobs run first",
@@ -341,13 +489,23 @@ pub fn compare(args: &CompareArgs) -> Result<u8, Failure> {
                 args.out.display()
             ))
         })?;
-    let machine = machine(args.rate, &config, args.machine.as_deref())?;
     let mut progress = |line: &str| loadbal::say!("{line}");
-    let comparison = if args.real {
+    let comparison = if let Some(replay) = &replay {
+        let name = args
+            .replay
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        sim::compare::replay_all(replay, &format!("replay of {name}"), &mut progress)
+    } else if args.real {
+        let machine = machine(args.rate, &config, args.machine.as_deref())?;
         sim::compare::run_real(&config, compression, &machine, &mut progress)
             .context("compare --real")
             .map_err(runtime)?
     } else {
+        let machine = machine(args.rate, &config, args.machine.as_deref())?;
         sim::compare::simulate_all(&config, compression, &machine, &mut progress)
     };
     let files = comparison.write(&args.out).map_err(runtime)?;

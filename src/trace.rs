@@ -13,7 +13,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::ids::Role;
-use crate::node::core::Timeline;
+use crate::node::core::{JobCost, PathEstimate, RunInfo, Timeline};
 use crate::node::{NodeView, Snapshot};
 use crate::protocol::{BatchKind, Phase};
 
@@ -76,7 +76,36 @@ pub fn to_json(nodes: &[TracedNode<'_>]) -> String {
                 "dur": micros(span.end_s - span.start_s),
                 "pid": pid,
                 "tid": u32::from(span.worker),
-                "args": { "id": span.id, "origin": span.origin.name(), "kept": span.kept },
+                "args": {
+                    "id": span.id,
+                    "origin": span.origin.name(),
+                    "kept": span.kept,
+                    "prepare_s": span.cost.prepare_s,
+                    "compute_s": span.cost.compute_s,
+                },
+            }));
+        }
+        if let Some(run) = node.timeline.run() {
+            events.push(meta(
+                RUN_EVENT,
+                0,
+                json!({ "run": run, "path": node.timeline.path() }),
+            ));
+            events.push(json!({
+                "name": "throttle", "ph": "C", "ts": t(0.0), "pid": pid,
+                "args": { "throttle": run.throttle },
+            }));
+        }
+        for &(at_s, throttle) in node.timeline.throttles() {
+            events.push(json!({
+                "name": "throttle", "ph": "C", "ts": t(at_s), "pid": pid,
+                "args": { "throttle": throttle },
+            }));
+        }
+        for &(at_s, phase) in node.timeline.phases() {
+            events.push(json!({
+                "name": phase.name(), "cat": "phase", "ph": "i", "s": "p",
+                "ts": t(at_s), "pid": pid,
             }));
         }
         // Batches overlap in time (several are in flight at once), so each
@@ -164,6 +193,179 @@ pub fn of_views(views: &[&NodeView]) -> String {
     to_json(&traced)
 }
 
+/// The metadata event that describes a node's run (ignored by viewers).
+const RUN_EVENT: &str = "loadbal_run";
+
+/// A job as a trace recorded it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordedJob {
+    /// The job.
+    pub id: u32,
+    /// The node's worker that computed it.
+    pub worker: u32,
+    /// When its worker took it and handed it back, seconds on the trace's
+    /// clock.
+    pub start_s: f64,
+    /// See `start_s`.
+    pub end_s: f64,
+    /// What it cost the worker.
+    pub cost: JobCost,
+    /// Whether its result was the one kept.
+    pub kept: bool,
+}
+
+/// One node's part of a trace, read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedNode {
+    /// The node.
+    pub role: Role,
+    /// Its run.
+    pub run: RunInfo,
+    /// Its pacer's last estimate of the path to the peer.
+    pub path: Option<PathEstimate>,
+    /// The jobs its workers computed.
+    pub jobs: Vec<RecordedJob>,
+    /// Its throttle over the run: (seconds on the trace's clock, throttle),
+    /// the first at its run's start.
+    pub throttles: Vec<(f64, f64)>,
+    /// When it entered each phase, seconds on the trace's clock.
+    pub phases: Vec<(f64, Phase)>,
+    /// Its queue over the run: (seconds on the trace's clock, jobs queued).
+    pub queue: Vec<(f64, u32)>,
+    /// Bytes and jobs of the batches of jobs it sent (bootstrap and policy
+    /// batches).
+    pub jobs_sent: (u64, u64),
+}
+
+impl RecordedNode {
+    /// When this node entered `phase`, if it did.
+    pub fn phase_at(&self, phase: Phase) -> Option<f64> {
+        self.phases
+            .iter()
+            .find(|(_, p)| *p == phase)
+            .map(|(t, _)| *t)
+    }
+}
+
+/// Reads back a trace this program wrote (`--trace`): each node's run,
+/// jobs, throttle and phases. Errors name what is missing.
+pub fn read(text: &str) -> Result<Vec<RecordedNode>, String> {
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("is not a trace (JSON): {e}"))?;
+    let events = value
+        .get("traceEvents")
+        .and_then(Value::as_array)
+        .ok_or("is not a trace: it has no \"traceEvents\" list")?;
+    let role_of = |e: &Value| match e.get("pid").and_then(Value::as_u64) {
+        Some(1) => Some(Role::Master),
+        Some(2) => Some(Role::Slave),
+        _ => None,
+    };
+    let seconds = |e: &Value| e.get("ts").and_then(Value::as_f64).map(|us| us / 1e6);
+    let mut nodes: Vec<RecordedNode> = Vec::new();
+    for e in events {
+        if e.get("name").and_then(Value::as_str) != Some(RUN_EVENT) {
+            continue;
+        }
+        let Some(role) = role_of(e) else { continue };
+        let args = &e["args"];
+        let run: RunInfo = serde_json::from_value(args["run"].clone()).map_err(|err| {
+            format!(
+                "the {} node's run description does not read: {err}",
+                role.name()
+            )
+        })?;
+        let path = serde_json::from_value(args["path"].clone()).ok();
+        nodes.push(RecordedNode {
+            role,
+            run,
+            path,
+            jobs: Vec::new(),
+            throttles: Vec::new(),
+            phases: Vec::new(),
+            queue: Vec::new(),
+            jobs_sent: (0, 0),
+        });
+    }
+    if nodes.is_empty() {
+        return Err(format!(
+            "has no run description (a \"{RUN_EVENT}\" event): it was not written by `--trace` \
+             of loadbal 0.10 or later"
+        ));
+    }
+    for e in events {
+        let Some(role) = role_of(e) else { continue };
+        let Some(node) = nodes.iter_mut().find(|n| n.role == role) else {
+            continue;
+        };
+        let (Some(ph), Some(at)) = (e.get("ph").and_then(Value::as_str), seconds(e)) else {
+            continue;
+        };
+        let args = &e["args"];
+        let number = |key: &str| args.get(key).and_then(Value::as_f64);
+        match ph {
+            "X" => {
+                let id = args
+                    .get("id")
+                    .and_then(Value::as_u64)
+                    .and_then(|i| u32::try_from(i).ok());
+                let dur = e.get("dur").and_then(Value::as_f64).unwrap_or(0.0) / 1e6;
+                if let Some(id) = id {
+                    node.jobs.push(RecordedJob {
+                        id,
+                        worker: e
+                            .get("tid")
+                            .and_then(Value::as_u64)
+                            .and_then(|t| u32::try_from(t).ok())
+                            .unwrap_or(0),
+                        start_s: at,
+                        end_s: at + dur,
+                        cost: JobCost {
+                            prepare_s: number("prepare_s").unwrap_or(0.0),
+                            compute_s: number("compute_s").unwrap_or(dur),
+                        },
+                        kept: args.get("kept").and_then(Value::as_bool).unwrap_or(true),
+                    });
+                }
+            }
+            "b" if e["cat"] == "batches sent" && args["kind"] != "results" => {
+                let count = |key: &str| args.get(key).and_then(Value::as_u64).unwrap_or(0);
+                node.jobs_sent.0 += count("bytes");
+                node.jobs_sent.1 += count("jobs");
+            }
+            "C" if e["name"] == "queue" => {
+                if let Some(q) = args.get("queued").and_then(Value::as_u64) {
+                    node.queue.push((at, u32::try_from(q).unwrap_or(u32::MAX)));
+                }
+            }
+            "C" if e["name"] == "throttle" => {
+                if let Some(t) = number("throttle") {
+                    node.throttles.push((at, t));
+                }
+            }
+            "i" if e["cat"] == "phase" => {
+                let phase = [
+                    Phase::Bootstrap,
+                    Phase::Processing,
+                    Phase::Aggregation,
+                    Phase::Done,
+                ]
+                .into_iter()
+                .find(|p| e["name"] == p.name());
+                if let Some(p) = phase {
+                    node.phases.push((at, p));
+                }
+            }
+            _ => {}
+        }
+    }
+    for node in &mut nodes {
+        node.throttles.sort_by(|a, b| a.0.total_cmp(&b.0));
+        node.queue.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Ok(nodes)
+}
+
 /// Writes a trace's JSON to `path` (`-` is standard output).
 pub fn write(path: &Path, json: &str) -> std::io::Result<()> {
     let text = format!("{json}\n");
@@ -177,14 +379,14 @@ pub fn write(path: &Path, json: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::core::{BatchSpan, CpuSample, Origin};
+    use crate::node::core::{BatchSpan, CpuSample, JobCost, Origin};
 
     #[test]
     fn every_job_and_batch_is_a_span_on_its_track() {
         let mut master = Timeline::new(3);
-        master.computed(0, 0, 0.0, 0.5, true);
+        master.computed(0, 0, (0.0, 0.5), JobCost::default(), true);
         master.arrived(2, Origin::Moved);
-        master.computed(2, 1, 0.5, 0.75, true);
+        master.computed(2, 1, (0.5, 0.75), JobCost::default(), true);
         master.batch(BatchSpan {
             transfer: 4,
             kind: BatchKind::Bootstrap,
@@ -202,7 +404,7 @@ mod tests {
         });
         let mut slave = Timeline::new(3);
         slave.arrived(1, Origin::Bootstrap);
-        slave.computed(1, 0, 0.0, 0.25, true);
+        slave.computed(1, 0, (0.0, 0.25), JobCost::default(), true);
         let json = to_json(&[
             TracedNode {
                 role: Role::Master,

@@ -522,3 +522,122 @@ fn compare_writes_the_table_the_json_and_the_charts() {
         stderr(&out)
     );
 }
+
+// A real run's trace replayed: its own policy finishes near the real run
+// (the figure is printed, not asserted: the machine is shared), another
+// policy runs on the same jobs, and compare --replay runs them all.
+#[test]
+fn a_real_run_replays_from_its_trace() {
+    let dir = test_dir("simulate-replay");
+    let config = write_config(
+        &dir,
+        serde_json::json!({
+            "workload": { "jobs": 48, "elements_per_job": 8192, "iterations": 100 },
+            "slave": { "throttle": 0.5 },
+            "policy": { "transfer": "sender", "threshold": 2 }
+        }),
+    );
+    let out = run(
+        &[
+            "demo",
+            "--headless",
+            "--config",
+            config.to_str().unwrap(),
+            "--report",
+            "real.json",
+            "--trace",
+            "real.trace",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let replay = |extra: &[&str]| {
+        let mut args = vec!["simulate", "--replay", "real.trace"];
+        args.extend_from_slice(extra);
+        run(&args, &dir)
+    };
+    let out = replay(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    check_verified_report(&r, 48);
+    assert_eq!(r["policy"]["transfer"], "sender");
+    assert_eq!(r["policy"]["threshold"], 2);
+    assert_eq!(r["throttle"]["slave"], 0.5);
+    let err = stderr(&out);
+    assert!(
+        err.contains("replaying real.trace: 48 jobs; a job computes in")
+            && err.contains("replayed (sender policy): finishes in")
+            && err.contains("; the real run took"),
+        "{err}"
+    );
+    // Another policy, another link: the real run is named, not compared.
+    let out = replay(&[
+        "--policy",
+        "none",
+        "--link",
+        r#"{"bandwidth_mbit": 10, "delay_ms": 20}"#,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let r = json(&out);
+    check_verified_report(&r, 48);
+    assert_eq!(r["jobs_moved"]["to_slave"], 0);
+    assert_eq!(r["link"]["master"]["bandwidth_mbit"], 10.0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the link 10 Mbit/s, 20.000 ms one way")
+            && err.contains("; the real run (sender) took"),
+        "{err}"
+    );
+    // Every policy on it.
+    let out = run(&["compare", "--replay", "real.trace", "--out", "cmp"], &dir);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(dir.join("cmp/compare.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 10, "{csv}");
+    assert!(
+        rows.iter()
+            .all(|r| r.starts_with("\"replay of real.trace\",") && !r.ends_with('"')),
+        "{csv}"
+    );
+    // What cannot be replayed is refused with the reason.
+    std::fs::write(dir.join("other.json"), "{\"traceEvents\": []}").unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--replay", "missing.trace"],
+            "--replay missing.trace: cannot read it",
+        ),
+        (
+            &["--replay", "other.json"],
+            "--replay other.json: has no run description",
+        ),
+        (
+            &["--replay", "real.trace", "--replay", "real.trace"],
+            "a second trace of the master node",
+        ),
+        (
+            &["--replay", "real.trace", "--link", "{\"loss\": 2}"],
+            "--link.loss",
+        ),
+        (
+            &["--replay", "real.trace", "--link", "10"],
+            "--link 10: not a link",
+        ),
+        (
+            &["--replay", "real.trace", "--policy", "fastest"],
+            "--policy fastest: not a policy",
+        ),
+        (
+            &["--replay", "real.trace", "--rate", "5"],
+            "cannot be used with",
+        ),
+        (&["--link", "{}"], "--replay <TRACE>"),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["simulate"];
+        all.extend_from_slice(args);
+        let out = run(&all, &dir);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+}

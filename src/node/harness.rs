@@ -37,12 +37,35 @@ pub struct SimNode {
     /// throttle every job takes that much longer, throttled it fits in the
     /// periods' idle part.
     pub job_overhead: f64,
+    /// Each job's own cost on this node, as a real run measured it (a
+    /// replay): in place of the modelled rate and overhead.
+    pub measured: Option<std::sync::Arc<MeasuredJobs>>,
     /// Each worker's jobs, the first being computed.
     workers: Vec<ModelledWorker>,
     /// False once killed: it neither sends, receives nor computes.
     pub alive: bool,
     /// Every log line, with its virtual time.
     pub log: Vec<(Duration, String)>,
+}
+
+/// Each job's cost on one node, by job id, as a real run's trace gave it
+/// (`loadbal simulate --replay`): the seconds its worker waited for it
+/// while the node had it, making its data ready, computing it at full
+/// throttle and handing it back. A job past the ends of the lists costs
+/// what the node's model says.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MeasuredJobs {
+    /// Seconds from the worker's previous job taken by the core to this
+    /// one reaching the worker (the round trip through the event loop),
+    /// the worker idle.
+    pub wait_s: Vec<f64>,
+    /// Seconds preparing each job, outside the throttle's budget.
+    pub prepare_s: Vec<f64>,
+    /// Seconds computing each job at full throttle.
+    pub compute_s: Vec<f64>,
+    /// Seconds from a job's computing done to its node's core taking it
+    /// (the worker's message waiting for the event loop), the worker idle.
+    pub handoff_s: Vec<f64>,
 }
 
 /// The CPU the nodes' workers share with moving data: every byte a node
@@ -203,10 +226,23 @@ struct ModelledWorker {
     running: Option<(f64, Instant)>,
     /// The running job's whole time at full throttle.
     full_seconds: f64,
+    /// The running job's preparation.
+    prepare_seconds: f64,
+    /// The running job's handoff to the core after it is computed.
+    handoff_seconds: f64,
     /// When the running job ends at the present throttle (None: paused).
     ends: Option<Instant>,
     /// When the running job started.
     started: Option<Instant>,
+}
+
+impl ModelledWorker {
+    /// When the running job, `left` seconds of computing from `since` at
+    /// `throttle`, reaches the core.
+    fn end(&self, since: Instant, left: f64, throttle: f64) -> Option<Instant> {
+        let computed = self.periods.compute(since, left, throttle).0?;
+        later(computed, self.handoff_seconds)
+    }
 }
 
 impl SimNode {
@@ -223,12 +259,15 @@ impl SimNode {
             rate,
             modelled_iterations: None,
             job_overhead: 0.0,
+            measured: None,
             workers: (0..config.node(role).workers.max(1))
                 .map(|_| ModelledWorker {
                     jobs: VecDeque::new(),
                     periods: Periods::new(now),
                     running: None,
                     full_seconds: 0.0,
+                    prepare_seconds: 0.0,
+                    handoff_seconds: 0.0,
                     ends: None,
                     started: None,
                 })
@@ -243,11 +282,24 @@ impl SimNode {
         self.log.iter().map(|(_, l)| format!("{l}\n")).collect()
     }
 
-    /// A job's seconds at full throttle.
-    fn job_seconds(&self, job: &Job, iterations: u32) -> f64 {
+    /// A job's seconds waiting, preparing, computing at full throttle and
+    /// handing over.
+    fn job_seconds(&self, job: &Job, iterations: u32) -> (f64, f64, f64, f64) {
+        let index = job.id as usize;
+        let measured = |list: fn(&MeasuredJobs) -> &Vec<f64>| {
+            self.measured
+                .as_ref()
+                .and_then(|m| list(m).get(index).copied())
+                .filter(|s| s.is_finite() && *s >= 0.0)
+        };
         let iterations = self.modelled_iterations.unwrap_or(iterations);
         let work = job.data.len().max(1) as f64 * f64::from(iterations.max(1));
-        work / self.rate
+        (
+            measured(|m| &m.wait_s).unwrap_or(0.0),
+            measured(|m| &m.prepare_s).unwrap_or(self.job_overhead),
+            measured(|m| &m.compute_s).unwrap_or(work / self.rate),
+            measured(|m| &m.handoff_s).unwrap_or(0.0),
+        )
     }
 
     /// Starts the head job of each idle worker, at the present throttle.
@@ -260,14 +312,18 @@ impl SimNode {
             if self.workers[i].running.is_none()
                 && let Some(job) = self.workers[i].jobs.front()
             {
-                let seconds = self.job_seconds(job, iterations);
-                // Its preparation first, outside the throttle's budget.
-                let since = later(now, self.job_overhead).unwrap_or(now);
+                let (wait, prepare, seconds, handoff) = self.job_seconds(job, iterations);
+                // It reaches the worker, then its preparation, outside the
+                // throttle's budget.
+                let starts = later(now, wait).unwrap_or(now);
+                let since = later(starts, prepare).unwrap_or(starts);
                 let w = &mut self.workers[i];
                 w.running = Some((seconds, since));
                 w.full_seconds = seconds;
-                w.started = Some(now);
-                w.ends = w.periods.compute(since, seconds, throttle).0;
+                w.prepare_seconds = prepare;
+                w.handoff_seconds = handoff;
+                w.started = Some(starts);
+                w.ends = w.end(since, seconds, throttle);
             }
         }
     }
@@ -285,7 +341,7 @@ impl SimNode {
                 let left = (left - done).max(0.0);
                 w.periods = periods;
                 w.running = Some((left, at));
-                w.ends = w.periods.compute(at, left, new).0;
+                w.ends = w.end(at, left, new);
             }
         }
     }
@@ -342,6 +398,10 @@ pub struct Pair {
     /// Check both cores' job accounting after every step (the swarm does;
     /// debug builds check it inside the core anyway).
     pub check_invariants: bool,
+    /// Set when the pair stopped making progress: a timer due and never
+    /// cleared, handled over and over at one instant. The run stops there
+    /// (every later `run` returns false at once) and this says where.
+    pub stuck: Option<String>,
     seed: u64,
 }
 
@@ -396,6 +456,7 @@ impl Pair {
             lost_at_exit: [0, 0],
             digest: None,
             check_invariants: false,
+            stuck: None,
             seed,
         }
     }
@@ -417,6 +478,11 @@ impl Pair {
         self.digest
             .as_ref()
             .map_or_else(|| "0".repeat(64), |d| d.finalize().to_hex().to_string())
+    }
+
+    /// The virtual instant the pair was made at.
+    pub fn start_instant(&self) -> Instant {
+        self.start
     }
 
     /// Virtual time since the pair was made.
@@ -545,20 +611,29 @@ impl Pair {
     }
 
     /// Runs until both nodes have ended, or `limit` of virtual time has
-    /// passed, or nothing is left to happen. Returns true if both ended.
+    /// passed, or nothing is left to happen, or the pair is stuck (see
+    /// [`Pair::stuck`]). Returns true if both ended.
     pub fn run(&mut self, limit: Duration) -> bool {
         let deadline = self.now + limit;
         // Steps at one instant: a timer that handling never clears would
-        // spin here for ever; fail instead.
+        // spin here for ever; stop and say so instead.
         let (mut at, mut steps_here) = (self.now, 0u32);
         loop {
+            if self.stuck.is_some() {
+                return false;
+            }
             if self.now == at {
                 steps_here += 1;
-                assert!(
-                    steps_here < 100_000,
-                    "no progress at {:?}: a timer is due and never cleared",
-                    self.elapsed()
-                );
+                if steps_here >= 100_000 {
+                    self.stuck = Some(format!(
+                        "no progress after {:.6} s of virtual time: a timer is due and never \
+                         cleared (master in phase {}, slave in phase {})",
+                        self.elapsed().as_secs_f64(),
+                        self.master.core.phase().name(),
+                        self.slave.core.phase().name()
+                    ));
+                    return false;
+                }
             } else {
                 (at, steps_here) = (self.now, 0);
             }
@@ -671,6 +746,8 @@ impl Pair {
                 w.running = None;
                 let computing =
                     Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
+                let preparing =
+                    Duration::try_from_secs_f64(w.prepare_seconds).unwrap_or(Duration::MAX);
                 let started = w.started.take().unwrap_or(now);
                 if let Some(job) = w.jobs.pop_front() {
                     let mut what = (worker as u64).to_le_bytes().to_vec();
@@ -682,6 +759,7 @@ impl Pair {
                             worker,
                             job,
                             started,
+                            preparing,
                             computing,
                         },
                     );
@@ -742,7 +820,7 @@ impl Pair {
                     // The CPU taken is compute time the job still needs.
                     let left = left + each;
                     w.running = Some((left, since));
-                    w.ends = w.periods.compute(since, left, throttle).0;
+                    w.ends = w.end(since, left, throttle);
                 }
             }
         }

@@ -492,11 +492,12 @@ pub fn start(role: Role, config: &Config, options: NodeOptions) -> Result<NodeHa
                         &rx,
                         &knob,
                         &stop,
-                        |job, started, computing| {
+                        |job, started, preparing, computing| {
                             let done = Input::JobDone {
                                 worker: i,
                                 job,
                                 started,
+                                preparing,
                                 computing,
                             };
                             inbox.send(Msg::Input(done)).is_ok()

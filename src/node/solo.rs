@@ -72,7 +72,7 @@ pub fn compute_alone(
                         &rx,
                         &knob,
                         &stop,
-                        |job: Job, _, _| {
+                        |job: Job, _, _, _| {
                             let mut s = store.lock();
                             if s.0.insert(job.id, job.data) == Insert::Stored {
                                 s.1 += 1;

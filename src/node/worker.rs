@@ -37,14 +37,14 @@ impl Knob {
 }
 
 /// Runs one worker until its job channel closes or `stop` is dropped.
-/// `done` gets each computed job, when the worker took it and the time
-/// spent computing it (the throttle's sleeps left out), and says whether
-/// to go on.
+/// `done` gets each computed job, when the worker took it, the time spent
+/// making its data ready and the time spent computing it (the throttle's
+/// sleeps left out), and says whether to go on.
 pub fn run(
     jobs: &Receiver<Work>,
     knob: &Knob,
     stop: &Receiver<()>,
-    mut done: impl FnMut(Job, Instant, Duration) -> bool,
+    mut done: impl FnMut(Job, Instant, Duration, Duration) -> bool,
     mut check: impl FnMut(),
 ) {
     let mut schedule = ThrottleSchedule::new(Instant::now());
@@ -55,12 +55,13 @@ pub fn run(
             let Some(computing) = run_piece(&mut job, pieces, knob, stop) else {
                 return;
             };
-            if !done(job, started, computing) {
+            if !done(job, started, Duration::ZERO, computing) {
                 return;
             }
             continue;
         }
         job.make_ready(&work.workload);
+        let preparing = started.elapsed();
         let mut computing = Duration::ZERO;
         if !compute(
             &mut job,
@@ -74,7 +75,7 @@ pub fn run(
             // Stopping mid-job: the job is abandoned with the run.
             return;
         }
-        if !done(job, started, computing) {
+        if !done(job, started, preparing, computing) {
             return;
         }
     }

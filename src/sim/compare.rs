@@ -24,13 +24,15 @@ pub enum Link {
     Plain,
     /// The assignment's WAN: 10 Mbit/s, 54 +- 32 ms, 0.2 % loss each way.
     Wan,
+    /// The link a replayed run had (`compare --replay`).
+    Replayed,
 }
 
 impl Link {
     /// The emulated link of one direction.
     pub fn config(self, seed: u64) -> Option<LinkConfig> {
         match self {
-            Link::Plain => None,
+            Link::Plain | Link::Replayed => None,
             Link::Wan => Some(LinkConfig::assignment(seed)),
         }
     }
@@ -56,7 +58,7 @@ pub fn grid(ideal_at_full: f64) -> Vec<Scenario> {
     for link in [Link::Plain, Link::Wan] {
         for throttles in THROTTLE_PAIRS {
             let link_name = match link {
-                Link::Plain => "plain",
+                Link::Plain | Link::Replayed => "plain",
                 Link::Wan => "WAN",
             };
             scenarios.push(Scenario {
@@ -231,6 +233,70 @@ pub fn simulate_all(
     }
 }
 
+/// Every policy on a replayed run (`compare --replay`): one scenario,
+/// `name`, the run's own throttles, throttle changes and link.
+pub fn replay_all(
+    replay: &super::replay::Replay,
+    name: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Comparison {
+    let started = std::time::Instant::now();
+    let machine = replay.machine();
+    let base = &replay.config;
+    let scenario = Scenario {
+        name: name.to_owned(),
+        throttles: (base.master.throttle, base.slave.throttle),
+        link: Link::Replayed,
+        change: replay.changes.first().copied(),
+    };
+    let policies: Vec<String> = crate::policy::NAMES
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let ideal_s = super::ideal_seconds(base, machine.rate_jobs_per_s, &replay.changes);
+    let mut rows = Vec::new();
+    for policy in &policies {
+        let mut config = base.clone();
+        if *policy != base.policy.transfer {
+            config.policy.transfer = policy.clone();
+            config.policy.threshold = None;
+        }
+        let row = match replay.run(&config, &replay.changes, 1) {
+            Ok(sim) => {
+                let p = sim.prediction;
+                Row {
+                    scenario: scenario.name.clone(),
+                    policy: policy.clone(),
+                    finish_s: Some(p.finish_s),
+                    ideal_s,
+                    efficiency: Some(ideal_s / p.finish_s.max(1e-12)),
+                    jobs_moved: p.jobs_moved,
+                    bytes_moved: p.bytes_moved,
+                    transfers: p.transfers,
+                    error: None,
+                }
+            }
+            Err(e) => Row::failed(&scenario, policy, ideal_s, e.to_string()),
+        };
+        progress(&format!(
+            "{:<18} {}",
+            policy,
+            row.finish_s
+                .map_or_else(|| "no result".to_owned(), |f| format!("{f:.3} s"))
+        ));
+        rows.push(row);
+    }
+    Comparison {
+        mode: "replayed".to_owned(),
+        machine,
+        workload: describe(base),
+        scenarios: vec![scenario],
+        policies,
+        rows,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
 /// Runs every policy for real in the plain-link scenarios, both nodes in
 /// this process on loopback; the WAN scenarios (minutes per run at
 /// 10 Mbit/s) are simulated, and marked so.
@@ -352,10 +418,17 @@ impl Comparison {
             },
             self.seconds
         );
-        s.push_str(
-            "Scenarios: throttles master/slave; `plain` is loopback, `WAN` the assignment's \
-             10 Mbit/s, 54 +- 32 ms, 0.2 % loss each way.\n\n",
-        );
+        if self.mode == "replayed" {
+            s.push_str(
+                "Every policy on a real run replayed: each job's measured cost, the link each \
+                 node measured, the run's throttles and throttle changes.\n\n",
+            );
+        } else {
+            s.push_str(
+                "Scenarios: throttles master/slave; `plain` is loopback, `WAN` the assignment's \
+                 10 Mbit/s, 54 +- 32 ms, 0.2 % loss each way.\n\n",
+            );
+        }
         type Cell = fn(&Row) -> String;
         let tables: [(&str, Cell); 5] = [
             ("Finish time, s", |r| {

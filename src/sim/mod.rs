@@ -13,6 +13,7 @@ mod chart;
 pub mod compare;
 pub mod profile;
 pub mod queueing;
+pub mod replay;
 pub mod swarm;
 
 pub use profile::MachineProfile;
@@ -137,6 +138,10 @@ pub enum SimError {
     /// The run ended without a verified result.
     #[error("the simulated run ended without a verified result: {0}")]
     Failed(String),
+    /// The nodes stopped making progress (a fault in the core: a timer
+    /// handled over and over at one instant).
+    #[error("the simulated run stopped making progress: {0}")]
+    Stuck(String),
 }
 
 /// Virtual time a simulation may take before it is given up.
@@ -195,12 +200,44 @@ impl MachineModel {
     }
 }
 
-/// Simulates a run of `config` on `machine`, with the throttle changes given.
+/// Simulates a run of `config` on `machine`, with the throttle changes
+/// given (their times counted from the bootstrap's start, as a report's).
 pub fn simulate(
     config: &Config,
     machine: &MachineModel,
     changes: &[ThrottleChange],
     seed: u64,
+) -> Result<Simulation, SimError> {
+    simulate_measured(config, machine, changes, seed, None)
+}
+
+/// Runs the pair until the master's bootstrap starts (or the run ends
+/// first): when it started.
+fn bootstrap_start(pair: &mut Pair) -> Option<std::time::Instant> {
+    let mut step = Duration::from_micros(100);
+    loop {
+        if let Some(t) =
+            pair.master.core.phase_started()[crate::protocol::Phase::Bootstrap as usize]
+        {
+            return Some(t);
+        }
+        if pair.elapsed() >= VIRTUAL_LIMIT || pair.run_until(pair.elapsed() + step) {
+            return None;
+        }
+        if pair.stuck.is_some() {
+            return None;
+        }
+        step = (step * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// [`simulate`], each node's jobs costing what `measured` says (a replay).
+pub(crate) fn simulate_measured(
+    config: &Config,
+    machine: &MachineModel,
+    changes: &[ThrottleChange],
+    seed: u64,
+    measured: Option<[std::sync::Arc<crate::node::harness::MeasuredJobs>; 2]>,
 ) -> Result<Simulation, SimError> {
     let wall = Instant::now();
     let rate = machine.rate_jobs_per_s;
@@ -221,25 +258,44 @@ pub fn simulate(
     pair.slave.job_overhead = machine.seconds_per_job;
     pair.master.modelled_iterations = Some(w.iterations);
     pair.slave.modelled_iterations = Some(w.iterations);
+    if let Some([m, s]) = measured {
+        pair.master.measured = Some(m);
+        pair.slave.measured = Some(s);
+    }
     pair.start();
     let mut changes = changes.to_vec();
     changes.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
-    for change in &changes {
-        // Past the virtual limit nothing changes any more.
-        let Ok(at) = Duration::try_from_secs_f64(change.at_s) else {
-            break;
-        };
-        if at >= VIRTUAL_LIMIT {
-            break;
+    // A change's time counts from the bootstrap's start, as the report's
+    // times do (and the slider's moves in a trace).
+    let origin = if changes.is_empty() {
+        None
+    } else {
+        bootstrap_start(&mut pair)
+    };
+    if let Some(origin) = origin {
+        let origin = origin.saturating_duration_since(pair.start_instant());
+        for change in &changes {
+            // Past the virtual limit nothing changes any more.
+            let Some(at) = Duration::try_from_secs_f64(change.at_s)
+                .ok()
+                .and_then(|d| d.checked_add(origin))
+                .filter(|at| *at < VIRTUAL_LIMIT)
+            else {
+                break;
+            };
+            if pair.run_until(at) || pair.stuck.is_some() {
+                break;
+            }
+            let now = pair.now;
+            pair.node(change.role).set_throttle(now, change.throttle);
         }
-        if pair.run_until(at) {
-            break;
-        }
-        let now = pair.now;
-        pair.node(change.role).set_throttle(now, change.throttle);
     }
     let remaining = VIRTUAL_LIMIT.saturating_sub(pair.elapsed());
-    if !pair.run(remaining) {
+    let ended = pair.run(remaining);
+    if let Some(stuck) = pair.stuck.take() {
+        return Err(SimError::Stuck(stuck));
+    }
+    if !ended {
         return Err(SimError::NoEnd(
             VIRTUAL_LIMIT.as_secs(),
             last_line(&pair.master.log_text()),

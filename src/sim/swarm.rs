@@ -617,9 +617,12 @@ fn drive(pair: &mut Pair, s: &Scenario) -> Outcome {
             pair.master.set_throttle(now, 1.0);
         }
         let next = (pair.elapsed() + Duration::from_secs(1)).min(bound);
-        if pair.run_until(next) {
+        if pair.run_until(next) || pair.stuck.is_some() {
             break;
         }
+    }
+    if let Some(stuck) = &pair.stuck {
+        return Outcome::Hang(stuck.clone());
     }
     if !over(pair) {
         let m = &pair.master;

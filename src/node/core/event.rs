@@ -36,6 +36,9 @@ pub enum Input {
         job: Job,
         /// When the worker took it.
         started: std::time::Instant,
+        /// Time spent preparing its data (before computing, outside the
+        /// throttle's budget).
+        preparing: std::time::Duration,
         /// Time spent computing it, the throttle's sleeps left out.
         computing: std::time::Duration,
     },

@@ -154,6 +154,7 @@ impl NodeCore {
                     self.adaptor.policy = policy;
                     self.book.begin(hello.params.jobs);
                     self.timeline = super::Timeline::new(hello.params.jobs);
+                    self.timeline.set_run(self.run_info());
                     let p = hello.params;
                     self.log(
                         now,

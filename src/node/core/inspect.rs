@@ -196,6 +196,36 @@ impl NodeCore {
         &self.timeline
     }
 
+    /// The run as this node runs it, for its trace (see [`super::RunInfo`]).
+    pub(super) fn run_info(&self) -> super::RunInfo {
+        let p = self
+            .session
+            .params
+            .unwrap_or_else(|| RunParams::from_config(&self.config));
+        let local = self.config.master.address.ip().is_loopback()
+            && self.config.slave.address.ip().is_loopback();
+        let me = self.config.node(self.role);
+        super::RunInfo {
+            kind: crate::config::Kind::from_code(p.kind)
+                .map_or("vector", |k| k.name())
+                .to_owned(),
+            jobs: p.present,
+            elements_per_job: p.elements_per_job,
+            iterations: p.iterations,
+            initial: p.initial,
+            addend: p.addend,
+            arrivals: p.arrivals,
+            policy: self.adaptor.policy.name().to_owned(),
+            threshold: p.threshold,
+            workers: u32::try_from(me.workers).unwrap_or(u32::MAX),
+            throttle: self.throttle,
+            datagram_bytes: self.config.datagram_bytes,
+            compression: self.config.compression,
+            local,
+            link: me.link,
+        }
+    }
+
     /// Seconds since the run started (0 before).
     pub fn run_seconds(&self, now: Instant) -> f64 {
         self.session.phase_started[Phase::Bootstrap as usize]

@@ -32,9 +32,9 @@ impl NodeCore {
         worker: usize,
         job: Job,
         started: Instant,
-        computing: Duration,
+        cost: super::JobCost,
     ) {
-        self.adaptor.capacity.add(now, computing.as_secs_f64());
+        self.adaptor.capacity.add(now, cost.compute_s);
         self.watchdog
             .job_took(now.saturating_duration_since(started));
         self.adaptor.departure_due = true;
@@ -53,7 +53,7 @@ impl NodeCore {
         let finished = self.book.finished(worker, job, end_s);
         let worker_index = u16::try_from(worker).unwrap_or(u16::MAX);
         self.timeline
-            .computed(id, worker_index, start_s, end_s, finished.kept());
+            .computed(id, worker_index, (start_s, end_s), cost, finished.kept());
         match finished {
             // Only a job computing here counts: this one was put back in
             // the queue (a pause) or was never given to a worker.
@@ -282,6 +282,12 @@ impl NodeCore {
             start_s: self.run_seconds(p.sent_at),
             end_s: self.run_seconds(now),
         });
+        if let (Some(rate), Some(rtt), _) = self.endpoint.path_estimate() {
+            self.timeline.set_path(super::PathEstimate {
+                rate_bytes_per_s: rate,
+                min_rtt_s: rtt.as_secs_f64(),
+            });
+        }
         let peer = self.role.peer();
         // The link's rate: this batch's bytes over the time it took, from
         // its sending to its ack (an underestimate while batches queue

@@ -52,7 +52,9 @@ pub use ledger::{JobState, Ledger};
 pub use refuse::MAX_REFUSALS_IN_A_ROW;
 use session::{Ending, Session};
 use state::Adaptor;
-pub use timeline::{BatchSpan, CpuSample, JobSpan, Origin, QueueSample, Timeline};
+pub use timeline::{
+    BatchSpan, CpuSample, JobCost, JobSpan, Origin, PathEstimate, QueueSample, RunInfo, Timeline,
+};
 pub use watchdog::MIN_WATCHDOG;
 
 use crate::config::{Config, Role};
@@ -271,8 +273,18 @@ impl NodeCore {
                 worker,
                 job,
                 started,
+                preparing,
                 computing,
-            } => self.job_done(now, worker, job, started, computing),
+            } => self.job_done(
+                now,
+                worker,
+                job,
+                started,
+                JobCost {
+                    prepare_s: preparing.as_secs_f64(),
+                    compute_s: computing.as_secs_f64(),
+                },
+            ),
             Input::BadTags { total } => self.note_bad_tags(now, total),
             Input::Cpu { system, process } => {
                 self.cpu = (system, process);

@@ -129,6 +129,7 @@ impl NodeCore {
             self.session.params = Some(RunParams::from_config(&self.config));
             self.book.begin(jobs);
             self.timeline = super::Timeline::new(jobs);
+            self.timeline.set_run(self.run_info());
             self.log(
                 now,
                 format!(
@@ -168,6 +169,12 @@ impl NodeCore {
         // and ends at the same moment.
         for p in (old as usize + 1)..=(phase as usize) {
             self.session.phase_started[p].get_or_insert(now);
+        }
+        for p in (old as u8 + 1)..=(phase as u8) {
+            if let Some(p) = Phase::from_u8(p) {
+                let at = self.run_seconds(now);
+                self.timeline.phase(at, p);
+            }
         }
         self.session.phase = phase;
         if phase == Phase::Done {

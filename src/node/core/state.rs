@@ -394,6 +394,10 @@ impl NodeCore {
         let old = self.throttle;
         if (old - t).abs() > f64::EPSILON {
             self.throttle = t;
+            if self.timeline.run().is_some() {
+                let at = self.run_seconds(now);
+                self.timeline.throttle(at, t);
+            }
             self.events.push_back(Event::Throttle(t));
             self.log(
                 now,

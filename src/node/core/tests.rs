@@ -93,6 +93,7 @@ fn the_master_hellos_until_answered_then_bootstraps() {
             worker: 0,
             job: w.job,
             started: t1,
+            preparing: Duration::ZERO,
             computing: Duration::from_millis(1),
         },
     );

@@ -7,7 +7,7 @@
 //! The core appends; nothing is ever changed or removed, so a viewer copies
 //! only what is new ([`Timeline::jobs`] from the index it had reached).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ids::JobId;
 use crate::protocol::BatchKind;
@@ -63,10 +63,71 @@ pub struct JobSpan {
     pub end_s: f64,
     /// Where the job came from.
     pub origin: Origin,
+    /// What it cost the worker, its sleeps left out.
+    pub cost: JobCost,
     /// False when the result was not the one kept (a reclaimed job's late
     /// copy, or a job paused meanwhile): the worker's time was spent, the
     /// job counts elsewhere.
     pub kept: bool,
+}
+
+/// What a job cost the worker that computed it, the throttle's sleeps
+/// left out: what a replay of the run (`loadbal simulate --replay`) gives
+/// the job.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct JobCost {
+    /// Seconds making its data ready, before computing (outside the
+    /// throttle's budget).
+    pub prepare_s: f64,
+    /// Seconds computing it.
+    pub compute_s: f64,
+}
+
+/// What the run was, as this node ran it: enough for a replay to run it
+/// again in virtual time (`loadbal simulate --replay`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// The job kind's name.
+    pub kind: String,
+    /// Jobs present from the start.
+    pub jobs: u32,
+    /// Doubles per job (the vector kind).
+    pub elements_per_job: u32,
+    /// Additions per element.
+    pub iterations: u32,
+    /// Every element's initial value.
+    pub initial: f64,
+    /// The value added.
+    pub addend: f64,
+    /// Jobs arriving while the run goes, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals: Option<crate::arrivals::Arrivals>,
+    /// The transfer policy.
+    pub policy: String,
+    /// Its threshold, in its unit.
+    pub threshold: u32,
+    /// This node's workers.
+    pub workers: u32,
+    /// This node's throttle when the run started.
+    pub throttle: f64,
+    /// The largest datagram this node sends.
+    pub datagram_bytes: u32,
+    /// Whether batches were compressed where it pays.
+    pub compression: bool,
+    /// Both nodes on this machine's loopback.
+    pub local: bool,
+    /// This node's emulated link, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<crate::link::LinkConfig>,
+}
+
+/// The path to the peer as this node's pacer estimated it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PathEstimate {
+    /// Bytes a second the path delivered.
+    pub rate_bytes_per_s: f64,
+    /// The smallest round trip seen, seconds.
+    pub min_rtt_s: f64,
 }
 
 /// One batch of jobs or results, sent or received.
@@ -125,6 +186,10 @@ pub struct Timeline {
     batches: Vec<BatchSpan>,
     queue: Vec<QueueSample>,
     cpu: Vec<CpuSample>,
+    throttles: Vec<(f64, f64)>,
+    phases: Vec<(f64, crate::protocol::Phase)>,
+    run: Option<RunInfo>,
+    path: Option<PathEstimate>,
 }
 
 impl Timeline {
@@ -159,7 +224,14 @@ impl Timeline {
     }
 
     /// A worker finished job `id`.
-    pub fn computed(&mut self, id: JobId, worker: u16, start_s: f64, end_s: f64, kept: bool) {
+    pub fn computed(
+        &mut self,
+        id: JobId,
+        worker: u16,
+        (start_s, end_s): (f64, f64),
+        cost: JobCost,
+        kept: bool,
+    ) {
         let origin = self.origin(id);
         self.jobs.push(JobSpan {
             id,
@@ -167,8 +239,49 @@ impl Timeline {
             start_s: start_s.min(end_s),
             end_s,
             origin,
+            cost,
             kept,
         });
+    }
+
+    /// What the run is (set when it starts).
+    pub fn set_run(&mut self, run: RunInfo) {
+        self.run = Some(run);
+    }
+
+    /// What the run is, once it started.
+    pub fn run(&self) -> Option<&RunInfo> {
+        self.run.as_ref()
+    }
+
+    /// The throttle changed to `throttle` at `at_s`.
+    pub fn throttle(&mut self, at_s: f64, throttle: f64) {
+        self.throttles.push((at_s, throttle));
+    }
+
+    /// The run entered `phase` at `at_s`.
+    pub fn phase(&mut self, at_s: f64, phase: crate::protocol::Phase) {
+        self.phases.push((at_s, phase));
+    }
+
+    /// When the run entered each phase it reached (seconds since its start).
+    pub fn phases(&self) -> &[(f64, crate::protocol::Phase)] {
+        &self.phases
+    }
+
+    /// Every throttle change in the run: (seconds since its start, throttle).
+    pub fn throttles(&self) -> &[(f64, f64)] {
+        &self.throttles
+    }
+
+    /// The pacer's latest estimate of the path to the peer.
+    pub fn set_path(&mut self, path: PathEstimate) {
+        self.path = Some(path);
+    }
+
+    /// The pacer's latest estimate of the path, if it made one.
+    pub fn path(&self) -> Option<PathEstimate> {
+        self.path
     }
 
     /// A batch was delivered (sent) or received.
@@ -230,6 +343,12 @@ impl Timeline {
         extend(&mut self.batches, &source.batches);
         extend(&mut self.queue, &source.queue);
         extend(&mut self.cpu, &source.cpu);
+        extend(&mut self.throttles, &source.throttles);
+        extend(&mut self.phases, &source.phases);
+        if self.run.is_none() {
+            self.run.clone_from(&source.run);
+        }
+        self.path = source.path;
     }
 }
 
@@ -241,10 +360,10 @@ mod tests {
     fn a_copy_catches_up_with_only_what_is_new() {
         let mut t = Timeline::new(4);
         let mut copy = Timeline::default();
-        t.computed(0, 0, 0.0, 0.1, true);
+        t.computed(0, 0, (0.0, 0.1), JobCost::default(), true);
         t.sample(0.0, 3, 0, false);
         copy.catch_up(&t);
-        t.computed(1, 0, 0.1, 0.2, true);
+        t.computed(1, 0, (0.1, 0.2), JobCost::default(), true);
         copy.catch_up(&t);
         copy.catch_up(&t);
         assert_eq!(copy.jobs(), t.jobs());
@@ -257,10 +376,10 @@ mod tests {
         let mut t = Timeline::new(4);
         t.arrived(2, Origin::Bootstrap);
         t.arrived(2, Origin::Moved);
-        t.computed(2, 1, 0.5, 0.75, true);
-        t.computed(0, 0, 0.1, 0.2, false);
+        t.computed(2, 1, (0.5, 0.75), JobCost::default(), true);
+        t.computed(0, 0, (0.1, 0.2), JobCost::default(), false);
         // An id out of range is own and recorded: nothing is lost.
-        t.computed(9, 0, 0.3, 0.2, true);
+        t.computed(9, 0, (0.3, 0.2), JobCost::default(), true);
         assert_eq!(
             t.jobs()
                 .iter()
