@@ -41,6 +41,7 @@ pub mod gui;
 pub mod ids;
 pub mod kernel;
 pub mod link;
+pub mod local;
 pub mod node;
 pub mod policy;
 pub mod protocol;

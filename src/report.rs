@@ -3,7 +3,6 @@
 //! written atomically (a temporary file, then a rename).
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -11,7 +10,6 @@ use serde::Serialize;
 use crate::config::{PolicyConfig, Role};
 use crate::node::core::{Failure, JobState, NodeCore};
 use crate::protocol::Phase;
-use crate::transport::NetStats;
 use crate::workload::Verification;
 
 /// Jobs per node.
@@ -334,10 +332,30 @@ impl ResponseTimes {
     }
 }
 
+/// What a node's socket counted, as the report shows it: the transport's
+/// counters when the run was real, the link model's in a simulation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketCounts {
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Datagrams received with the right source and tag.
+    pub datagrams_received: u64,
+    /// Bytes sent (UDP payload).
+    pub bytes_sent: u64,
+    /// Datagrams the emulated link dropped.
+    pub link_dropped: u64,
+    /// Authentic datagrams dropped because the core's inbox was full.
+    pub inbox_dropped: u64,
+    /// Datagrams dropped for a missing or wrong tag.
+    pub unauthentic: u64,
+    /// Datagrams dropped as from an address other than the peer's.
+    pub unknown_source: u64,
+}
+
 impl Report {
     /// Builds the report from the master's core at the end of a run, with
     /// the verification it made and its socket's counters.
-    pub fn build(core: &NodeCore, net: &NetStats, verification: &Verification) -> Report {
+    pub fn build(core: &NodeCore, net: &SocketCounts, verification: &Verification) -> Report {
         let config = core.config();
         let workload = config.workload.clone();
         let started = core.phase_started();
@@ -377,14 +395,12 @@ impl Report {
         };
         let counters = core.counters();
         let mut rejected = counters.rejected;
-        let reader = net.rejected_by_reason();
-        rejected.unauthentic += reader.unauthentic;
-        rejected.unknown_source += reader.unknown_source;
+        rejected.unauthentic += net.unauthentic;
+        rejected.unknown_source += net.unknown_source;
         let late_results_dropped = core.results().map_or(0, |store| store.late_results());
         let slave_throttle = core
             .peer()
             .map_or(config.slave.throttle, |p| f64::from(p.state.throttle));
-        let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
         Report {
             verified: verification.verified,
             expected_value: verification.expected,
@@ -411,14 +427,14 @@ impl Report {
                 ..config.policy.clone()
             },
             network: Network {
-                datagrams_sent: get(&net.datagrams_sent),
-                datagrams_received: get(&net.datagrams_received),
+                datagrams_sent: net.datagrams_sent,
+                datagrams_received: net.datagrams_received,
                 retransmitted: core.retransmitted(),
                 rejected: rejected.total(),
-                bytes_sent: get(&net.bytes_sent),
+                bytes_sent: net.bytes_sent,
                 rejected_by_reason: rejected,
-                link_dropped: get(&net.link_dropped),
-                inbox_dropped: get(&net.inbox_dropped),
+                link_dropped: net.link_dropped,
+                inbox_dropped: net.inbox_dropped,
                 datagram_bytes: config.datagram_bytes,
                 batches: Batches {
                     sent: counters.batches_sent,
@@ -456,7 +472,7 @@ impl Report {
     /// verified (the missing ones listed), the failure, and where every job
     /// stood. None on a slave, or when the run failed before it began (no
     /// slave, configs that differ: nothing was run).
-    pub fn build_failed(core: &NodeCore, net: &NetStats, failure: &Failure) -> Option<Report> {
+    pub fn build_failed(core: &NodeCore, net: &SocketCounts, failure: &Failure) -> Option<Report> {
         let started = core.phase_started();
         let began = started[Phase::Bootstrap as usize]?;
         // The phase the run failed in lasted until it failed; those it

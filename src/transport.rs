@@ -123,6 +123,20 @@ impl std::fmt::Display for Rejected {
 
 impl NetStats {
     /// The datagrams the reader rejected, by reason (the others are the core's).
+    /// The counts as the report shows them.
+    pub fn counts(&self) -> crate::report::SocketCounts {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        crate::report::SocketCounts {
+            datagrams_sent: get(&self.datagrams_sent),
+            datagrams_received: get(&self.datagrams_received),
+            bytes_sent: get(&self.bytes_sent),
+            link_dropped: get(&self.link_dropped),
+            inbox_dropped: get(&self.inbox_dropped),
+            unauthentic: get(&self.rejected_unauthentic),
+            unknown_source: get(&self.rejected_unknown_source),
+        }
+    }
+
     pub fn rejected_by_reason(&self) -> Rejected {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Rejected {

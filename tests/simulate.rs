@@ -116,9 +116,16 @@ fn simulate_measures_this_machine_once_into_the_cache() {
     );
     assert!(err.contains("machine profile written to"), "{err}");
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
-    assert_eq!(kept["version"], 1);
+    assert_eq!(kept["version"], 2);
     assert!(kept["kernel_updates_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(kept["transfers"].as_array().unwrap().len(), 6);
+    assert_eq!(kept["runs"].as_array().unwrap().len(), 3);
+    for role in ["master", "slave"] {
+        for field in ["wait_s", "prepare_s", "handoff_s"] {
+            let v = kept["jobs"][role][field].as_f64().unwrap();
+            assert!((0.0..1.0).contains(&v), "{role}.{field} {v}");
+        }
+    }
     let second = simulate();
     assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     let err = stderr(&second);
@@ -132,21 +139,27 @@ fn simulate_measures_this_machine_once_into_the_cache() {
         without_wall_time(json(&first)),
         without_wall_time(json(&second))
     );
-    // A cache profile that does not read (an older loadbal's, say) is
-    // measured again, and said.
-    std::fs::write(&profile, "{\"version\": 0}").unwrap();
+    // A cache profile that does not read (version 1's, say) is measured
+    // again, and said.
+    std::fs::write(
+        &profile,
+        r#"{ "version": 1, "measured_by": "0.9.0", "cpu": "x", "logical_cpus": 2,
+  "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3e-10, "transfers": [],
+  "seconds_per_job": 2e-5, "runs": [] }"#,
+    )
+    .unwrap();
     let third = simulate();
     assert_eq!(third.status.code(), Some(0), "{}", stderr(&third));
     let err = stderr(&third);
     assert!(
         err.contains(&format!(
-            "the machine profile {} is not one: missing field",
+            "the machine profile {} is not one: unknown field `seconds_per_job`",
             profile.display()
         )) && err.contains("measuring this machine again (a few seconds)"),
         "{err}"
     );
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
-    assert_eq!(kept["version"], 1);
+    assert_eq!(kept["version"], 2);
 }
 
 // Issue 23: one seed, one answer. Over a lossy bottleneck on both nodes
@@ -640,4 +653,80 @@ fn a_real_run_replays_from_its_trace() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(expected), "{args:?}: {err}");
     }
+}
+
+// The fidelity group, quick: every scenario and policy run for real,
+// predicted and replayed, and the rankings. The figures are printed, not
+// held to a bound here (the machine is shared): what is checked is that
+// each is there, measured and named.
+#[test]
+fn bench_only_fidelity_sets_every_prediction_beside_real_runs() {
+    let dir = test_dir("bench-fidelity");
+    let profile = fixed_profile();
+    let out = run(
+        &[
+            "bench",
+            "--quick",
+            "--only",
+            "fidelity",
+            "--machine",
+            profile.to_str().unwrap(),
+            "--json",
+            "bench.json",
+        ],
+        &dir,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("bench.json")).unwrap()).unwrap();
+    assert_eq!(json["failed"].as_array().unwrap().len(), 0, "{json:#}");
+    let figures = json["figures"].as_array().unwrap();
+    let named = |end: &str| {
+        figures
+            .iter()
+            .filter(|f| f["name"].as_str().unwrap().ends_with(end))
+            .collect::<Vec<_>>()
+    };
+    // Six scenarios, three policies each.
+    let real = named(", real");
+    let replayed = named(", replayed over real");
+    assert_eq!(real.len(), 18 + 4, "{json:#}");
+    assert_eq!(replayed.len(), 18);
+    for f in &real {
+        assert_eq!(f["group"], "fidelity");
+        // Quick: 2 runs, 3 when their spread passes 10 %.
+        let samples = f["samples"].as_u64().unwrap();
+        assert!(samples == 2 || samples == 3, "{f}");
+        assert!(f["value"].as_f64().unwrap() > 0.0, "{f}");
+    }
+    for f in real.iter().filter(|f| f["reference_name"] == "predicted") {
+        assert!(f["reference"].as_f64().unwrap() > 0.0, "{f}");
+        assert!(
+            f["target"]
+                .as_str()
+                .unwrap()
+                .starts_with("within 10 % (spread "),
+            "{f}"
+        );
+    }
+    for f in &replayed {
+        assert!(f["value"].as_f64().unwrap() > 0.0, "{f}");
+    }
+    let best: Vec<_> = real
+        .iter()
+        .filter(|f| f["reference_name"] == "sender's")
+        .collect();
+    assert_eq!(best.len(), 4);
+    let rankings = figures
+        .iter()
+        .filter(|f| f["name"].as_str().unwrap().contains(" ranking: real "))
+        .count();
+    assert_eq!(rankings, 6);
+    let err = stderr(&out);
+    assert!(
+        err.contains("| scenario | policy | real, s (median, spread, runs) | predicted, s |")
+            && err.contains("| (1, 1), slave to 0.2 at ")
+            && err.contains("jobs/s arriving at each for "),
+        "{err}"
+    );
 }

@@ -21,11 +21,10 @@
 //! | window      | the demo window's own threads under Xvfb, idle and during a run; the run's time | targets; the same run headless |
 
 mod compute;
+mod fidelity;
 mod net;
 mod window;
 mod work;
-
-pub use net::{bootstrap_cpu, process_cpu_seconds, real_run};
 
 use std::io::Write;
 use std::time::Instant;
@@ -69,8 +68,13 @@ pub enum Group {
     Memory,
     /// The bootstrap over the assignment's link, compressed or not.
     Compression,
-    /// The policies: simulated balance, real runs against the prediction.
+    /// The policies: how well the best balances, simulated with moving
+    /// data free.
     Policies,
+    /// The simulator against real runs: sender, completion and adaptive at
+    /// the four throttle pairs, a throttle drop and arriving jobs, real
+    /// (median of 5), predicted and replayed, and their rankings.
+    Fidelity,
     /// The demo window's own CPU under Xvfb, idle and during a run.
     Window,
     /// A command over a large file against GNU parallel, and over a
@@ -249,6 +253,7 @@ pub fn run(options: &Options, log: &mut dyn Write) -> anyhow::Result<BenchReport
             (Group::Memory, net::memory),
             (Group::Compression, net::compression),
             (Group::Policies, net::policies),
+            (Group::Fidelity, fidelity::fidelity),
             (Group::Window, window::window),
             (Group::Command, work::command),
             (Group::Digits, work::digits),
@@ -312,20 +317,8 @@ pub struct GroupFailure {
     pub error: String,
 }
 
-/// The processor's name from `/proc/cpuinfo`, if it says.
-pub(crate) fn cpu_model() -> Option<String> {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-}
-
 fn machine() -> Machine {
-    let cpu = cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_owned());
+    let cpu = crate::local::cpu_model().unwrap_or_else(|| std::env::consts::ARCH.to_owned());
     Machine {
         cpu,
         logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),

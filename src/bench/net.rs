@@ -3,7 +3,7 @@
 //! The nodes are real ones on loopback ports the system picks.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
@@ -11,190 +11,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::{Figure, Options, median};
-use crate::config::{ConfigFile, Role, WorkloadConfig};
+use crate::config::WorkloadConfig;
 use crate::link::LinkConfig;
-use crate::node::{self, Command, NodeOptions, Outcome};
-use crate::protocol::Phase;
-use crate::report::Report;
-
-/// The most a bench run of two nodes may take before it is abandoned.
-const PAIR_LIMIT: Duration = Duration::from_secs(600);
-
-/// A loopback port nobody is using now.
-fn free_port() -> anyhow::Result<u16> {
-    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind loopback")?;
-    Ok(socket.local_addr()?.port())
-}
-
-/// A config on two fresh loopback ports.
-pub(super) fn loopback(workload: WorkloadConfig) -> anyhow::Result<ConfigFile> {
-    let mut file = ConfigFile {
-        workload,
-        ..ConfigFile::default()
-    };
-    let (m, s) = (free_port()?, free_port()?);
-    file.master.address = Some(format!("127.0.0.1:{m}"));
-    file.slave.address = Some(format!("127.0.0.1:{s}"));
-    Ok(file)
-}
-
-/// What one in-process run of two nodes measured.
-struct PairRun {
-    /// The bootstrap's duration on the master.
-    bootstrap: Duration,
-    /// Jobs the slave received at bootstrap.
-    slave_received: u32,
-    /// Chunks the master sent again.
-    retransmitted: u64,
-    /// The master's report, when the run went to the end.
-    report: Option<Report>,
-}
-
-/// How far a bench run of two nodes goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// To the end, verified.
-    Verified,
-    /// Both stopped as soon as the bootstrap is over.
-    Bootstrap,
-    /// As `Bootstrap`, with random values in the bootstrap's jobs (which
-    /// do not compress).
-    RandomBootstrap,
-}
-
-/// Runs `config` for real with both nodes in this process, on two fresh
-/// loopback ports, applying the throttle changes as the run goes; returns
-/// the master's report of a verified run.
-pub fn real_run(
-    config: &crate::config::Config,
-    changes: &[crate::sim::ThrottleChange],
-) -> anyhow::Result<Report> {
-    let mut config = config.clone();
-    config.master.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
-    config.slave.address = (Ipv4Addr::LOCALHOST, free_port()?).into();
-    let quiet = NodeOptions::quiet();
-    let slave =
-        node::start(Role::Slave, &config, quiet.clone()).context("cannot start the slave")?;
-    let master = node::start(Role::Master, &config, quiet).context("cannot start the master")?;
-    slave.command(Command::Start);
-    master.command(Command::Start);
-    let started = Instant::now();
-    let mut pending: Vec<_> = changes.to_vec();
-    pending.sort_by(|a, b| b.at_s.total_cmp(&a.at_s));
-    while !master.is_finished() {
-        if started.elapsed() > PAIR_LIMIT {
-            master.command(Command::Stop);
-            slave.command(Command::Stop);
-        }
-        // Throttle changes count from the bootstrap, as in the simulator.
-        let run_s = master.view().snapshot().phase_started[Phase::Bootstrap as usize]
-            .map_or(0.0, |t| t.elapsed().as_secs_f64());
-        while pending
-            .last()
-            .is_some_and(|c| run_s >= c.at_s && run_s > 0.0)
-        {
-            if let Some(c) = pending.pop() {
-                let node = if c.role == Role::Master {
-                    &master
-                } else {
-                    &slave
-                };
-                node.command(Command::SetThrottle(c.throttle));
-            }
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let outcome = master.wait();
-    let _ = slave.wait();
-    match outcome {
-        Outcome::Finished {
-            verified: true,
-            report: Some(report),
-        } => Ok(*report),
-        Outcome::Finished { verified: true, .. } => bail!("the master made no report"),
-        Outcome::Finished { .. } => bail!("the run did not verify"),
-        Outcome::Failed { failure: why, .. } => bail!("the run failed: {why}"),
-        Outcome::Stopped => bail!("the run was stopped"),
-    }
-}
-
-/// Runs a master and a slave in this process to the end; the master's
-/// report of the verified run.
-fn verified_run(file: &ConfigFile) -> anyhow::Result<Report> {
-    run_pair(file, Until::Verified)?
-        .report
-        .context("the master made no report")
-}
-
-/// Runs a master and a slave in this process.
-fn run_pair(file: &ConfigFile, until: Until) -> anyhow::Result<PairRun> {
-    let config = file.validate().context("the bench's config")?;
-    let quiet = |random_bootstrap| NodeOptions {
-        random_bootstrap,
-        ..NodeOptions::quiet()
-    };
-    let slave =
-        node::start(Role::Slave, &config, quiet(false)).context("cannot start the slave")?;
-    let random = until == Until::RandomBootstrap;
-    let master =
-        node::start(Role::Master, &config, quiet(random)).context("cannot start the master")?;
-    slave.command(Command::Start);
-    master.command(Command::Start);
-    let started = Instant::now();
-    let bootstrap = loop {
-        let phases = master.view().snapshot().phase_started;
-        if let (Some(a), Some(b)) = (
-            phases[Phase::Bootstrap as usize],
-            phases[Phase::Processing as usize],
-        ) {
-            break b.saturating_duration_since(a);
-        }
-        if master.is_finished() || started.elapsed() > PAIR_LIMIT {
-            bail!("the bootstrap did not finish");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    // The slave publishes its figures at least every 100 ms: wait for the
-    // snapshot that counts the last batch (or for a count that will not come).
-    let expected = config.workload.jobs / 2;
-    let settled = Instant::now();
-    let slave_received = loop {
-        let received = slave.view().snapshot().local.jobs_received;
-        if received >= expected || settled.elapsed() > Duration::from_millis(500) {
-            break received;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    };
-    let retransmitted = master.view().snapshot().retransmitted;
-    if until != Until::Verified {
-        master.command(Command::Stop);
-        slave.command(Command::Stop);
-        let _ = master.wait();
-        let _ = slave.wait();
-        return Ok(PairRun {
-            bootstrap,
-            slave_received,
-            retransmitted,
-            report: None,
-        });
-    }
-    let outcome = master.wait();
-    let _ = slave.wait();
-    match outcome {
-        Outcome::Finished {
-            verified: true,
-            report,
-        } => Ok(PairRun {
-            bootstrap,
-            slave_received,
-            retransmitted,
-            report: report.map(|r| *r),
-        }),
-        Outcome::Finished { .. } => bail!("the run did not verify"),
-        Outcome::Failed { failure: why, .. } => bail!("the run failed: {why}"),
-        Outcome::Stopped => bail!("the run was stopped"),
-    }
-}
+use crate::local::{Until, bootstrap_once, loopback, verified_run};
 
 /// Sends `bytes` through a loopback TCP connection in 1 MiB writes and
 /// returns the time from connecting to the last byte read. The reader reads
@@ -240,64 +59,6 @@ const VARIANTS: [(bool, Until); 4] = [
     (false, Until::RandomBootstrap),
     (true, Until::RandomBootstrap),
 ];
-
-/// One bootstrap between two in-process nodes, both throttles at 0 so
-/// nothing else runs: its time, after checking every job arrived.
-fn bootstrap_once(
-    workload: WorkloadConfig,
-    compression: bool,
-    link: Option<LinkConfig>,
-    data: Until,
-) -> anyhow::Result<(Duration, u64)> {
-    let mut file = loopback(workload.clone())?;
-    file.master.throttle = 0.0;
-    file.slave.throttle = 0.0;
-    file.master.link = link;
-    file.slave.link = link;
-    file.network.compression = Some(compression);
-    let run = run_pair(&file, data)?;
-    let sent = workload.jobs / 2;
-    if run.slave_received != sent {
-        bail!(
-            "the slave received {} of {sent} bootstrap jobs",
-            run.slave_received
-        );
-    }
-    Ok((run.bootstrap, run.retransmitted))
-}
-
-/// One bootstrap of `jobs / 2` reference jobs between two nodes in this
-/// process (compression off, every byte sent, throttles at 0): its bytes,
-/// the process's CPU seconds over it and its wall-clock seconds. What
-/// `loadbal calibrate` prices a moved byte by.
-pub fn bootstrap_cpu(jobs: u32) -> anyhow::Result<(u64, f64, f64)> {
-    let workload = WorkloadConfig {
-        jobs,
-        ..WorkloadConfig::default()
-    };
-    let bytes =
-        crate::protocol::batch::job_bytes(workload.elements_per_job) as u64 * u64::from(jobs / 2);
-    let (cpu, wall) = (process_cpu_seconds(), Instant::now());
-    bootstrap_once(workload, false, None, Until::Bootstrap)?;
-    Ok((
-        bytes,
-        process_cpu_seconds() - cpu,
-        wall.elapsed().as_secs_f64(),
-    ))
-}
-
-/// This process's CPU time so far (user and system), seconds.
-pub fn process_cpu_seconds() -> f64 {
-    // SAFETY: rusage is a plain C struct of integers and timevals, for
-    // which all zeros is a valid value; getrusage overwrites it.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; RUSAGE_SELF is always valid.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
-        return 0.0;
-    }
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
 
 /// Figure 5: the bootstrap (half the reference vector, 128 MiB of jobs)
 /// between two nodes' transfer managers over loopback UDP, against a TCP
@@ -711,9 +472,8 @@ pub fn compression(
 
 /// Figure 9 (the policies issue): at each throttle pair, how well the best
 /// policy balances in the simulator with moving data free (the policy's
-/// own quality), and for sender, completion and adaptive the real run's
-/// time against the simulator's prediction on this machine's model, and
-/// the best real efficiency against sender's.
+/// own quality). The real runs against the predictions are the fidelity
+/// group's.
 pub fn policies(
     options: &Options,
     log: &mut dyn Write,
@@ -724,7 +484,6 @@ pub fn policies(
         jobs: if options.quick { 256 } else { 1024 },
         ..WorkloadConfig::default()
     };
-    let reps = options.reps(3);
     let base = loopback(workload)?
         .validate()
         .context("the bench's config")?;
@@ -733,12 +492,6 @@ pub fn policies(
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     let machine = profile.model(&base, None);
-    let _ = writeln!(
-        log,
-        "policies: a worker computes {:.0} jobs/s; moving a byte costs {:.2} ns at each end",
-        machine.rate_jobs_per_s,
-        machine.seconds_per_byte * 1e9
-    );
     let free = MachineModel::compute_only(machine.rate_jobs_per_s);
     for (tm, ts) in sim::compare::THROTTLE_PAIRS {
         let with = |policy: &str| {
@@ -749,7 +502,6 @@ pub fn policies(
             c.policy.threshold = None;
             c
         };
-        let ideal = sim::ideal_seconds(&with("sender"), machine.rate_jobs_per_s, &[]);
         let mut best = ("", 0.0);
         for name in crate::policy::NAMES {
             let e = sim::simulate(&with(name), &free, &[], 1)?
@@ -759,6 +511,11 @@ pub fn policies(
                 best = (name, e);
             }
         }
+        let _ = writeln!(
+            log,
+            "policies ({tm}, {ts}): best balance, moving free: {} at {:.3} of the ideal",
+            best.0, best.1
+        );
         out.push(
             Figure::new(
                 "policies",
@@ -768,50 +525,6 @@ pub fn policies(
             )
             .against("ideal", 1.0)
             .target(">= 0.97", best.1 >= 0.97),
-        );
-        let mut real = Vec::new();
-        for name in ["sender", "completion", "adaptive"] {
-            let predicted = sim::simulate(&with(name), &machine, &[], 1)?
-                .prediction
-                .finish_s;
-            let mut times = Vec::new();
-            for _ in 0..reps {
-                times.push(real_run(&with(name), &[])?.elapsed_s.total);
-            }
-            let measured = median(&times);
-            let _ = writeln!(
-                log,
-                "policies ({tm}, {ts}) {name}: {measured:.3} s, predicted {predicted:.3} s, ideal {ideal:.3} s"
-            );
-            let ratio = measured / predicted;
-            out.push(
-                Figure::new(
-                    "policies",
-                    format!("({tm}, {ts}) {name}, real run"),
-                    measured,
-                    "s",
-                )
-                .against("predicted", predicted)
-                .target("within 10 %", (ratio - 1.0).abs() <= 0.10)
-                .samples(reps),
-            );
-            real.push((name, ideal / measured));
-        }
-        let sender = real[0].1;
-        let (name, best_real) = real
-            .iter()
-            .copied()
-            .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
-        out.push(
-            Figure::new(
-                "policies",
-                format!("({tm}, {ts}) real efficiency, best: {name}"),
-                best_real,
-                "",
-            )
-            .against("sender's", sender)
-            .note("up from sender's")
-            .samples(reps),
         );
     }
     Ok(())

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::net::loopback;
 use super::{Figure, Options, median};
 use crate::config::WorkloadConfig;
+use crate::local::loopback;
 
 /// CPU time (user + system) of a process's threads, split into the node
 /// threads (`master-*`, `slave-*`) and the window's own (every other one:

@@ -85,7 +85,7 @@ fn write_log(path: &Path, bytes: u64) -> anyhow::Result<()> {
 /// A config for a run of `workload` on two fresh loopback ports, with
 /// `workers` workers on each node.
 fn config(workload: WorkloadConfig, workers: u32) -> anyhow::Result<crate::config::Config> {
-    let mut file = super::net::loopback(workload)?;
+    let mut file = crate::local::loopback(workload)?;
     file.master.workers = workers;
     file.slave.workers = workers;
     file.validate().context("the bench's config")

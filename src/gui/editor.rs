@@ -71,6 +71,8 @@ pub struct ConfigEditor {
     /// The machine, probed once: a keystroke checks against it without
     /// asking the system again.
     machine: crate::config::Machine,
+    /// The policy the threshold's text is in the unit of.
+    policy: String,
 }
 
 impl ConfigEditor {
@@ -96,7 +98,9 @@ impl ConfigEditor {
             status: None,
             throttles: [None; 2],
             machine: crate::config::Machine::probe(),
+            policy: String::new(),
         };
+        editor.policy = editor.text("policy.transfer").to_owned();
         editor.revalidate();
         editor
     }
@@ -124,8 +128,44 @@ impl ConfigEditor {
         if let Some(f) = self.fields.iter_mut().find(|f| f.key == key) {
             f.text = text.to_owned();
             self.status = None;
+            self.follow_policy();
             self.revalidate();
         }
+    }
+
+    /// A field's text as it stands.
+    pub fn text(&self, key: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|f| f.key == key)
+            .map_or("", |f| f.text.as_str())
+    }
+
+    /// When the policy becomes one whose threshold counts in another unit
+    /// (jobs or milliseconds), a threshold typed for the old one means
+    /// something else: it is cleared (the new policy's own), and the
+    /// status line says so.
+    fn follow_policy(&mut self) {
+        let policy = self.text("policy.transfer").trim().to_owned();
+        if !crate::policy::NAMES.contains(&policy.as_str()) || policy == self.policy {
+            return;
+        }
+        let old = std::mem::replace(&mut self.policy, policy.clone());
+        let (was, now) = (
+            crate::policy::threshold_unit(&old),
+            crate::policy::threshold_unit(&policy),
+        );
+        if was == now || self.text("policy.threshold").trim().is_empty() {
+            return;
+        }
+        if let Some(f) = self.fields.iter_mut().find(|f| f.key == "policy.threshold") {
+            f.text.clear();
+        }
+        self.status = Some(format!(
+            "Threshold cleared: {policy} counts it in {now}, {old} in {was}; blank is \
+             {policy}'s own ({} {now})",
+            crate::policy::default_threshold(&policy)
+        ));
     }
 
     /// Keeps a node's throttle (as its slider has it) at the next Save: the
@@ -258,6 +298,7 @@ impl ConfigEditor {
         }
         if changed {
             self.status = None;
+            self.follow_policy();
             self.revalidate();
         }
         let differ: Vec<(Role, f64)> = sliders
@@ -489,6 +530,35 @@ mod tests {
     /// A config formatted by hand: one-line objects, aligned colons, a
     /// field order of its own.
     const HAND: &str = "{\n  \"master\":   { \"address\": \"127.0.0.1:7001\", \"throttle\": 1.0 },\n  \"slave\":    { \"address\": \"127.0.0.1:7002\" },\n\n  \"policy\":   { \"transfer\": \"sender\",  \"threshold\": 30 }\n}\n";
+
+    #[test]
+    fn a_threshold_in_another_unit_is_cleared_with_the_reason() {
+        let file: ConfigFile = crate::config::parse(HAND, "test").unwrap();
+        let mut editor = ConfigEditor::new(PathBuf::from("unused.json"), file);
+        assert_eq!(editor.text("policy.threshold"), "30");
+        // Jobs to milliseconds: 30 jobs is not 30 ms.
+        editor.set_text("policy.transfer", "completion");
+        assert_eq!(editor.text("policy.threshold"), "");
+        assert_eq!(
+            editor.status.as_deref(),
+            Some(
+                "Threshold cleared: completion counts it in ms, sender in jobs; blank is \
+                 completion's own (10 ms)"
+            )
+        );
+        assert_eq!(editor.config().unwrap().policy.threshold(), 10);
+        // Milliseconds to milliseconds: a threshold typed stays.
+        editor.set_text("policy.threshold", "25");
+        editor.set_text("policy.transfer", "adaptive");
+        assert_eq!(editor.text("policy.threshold"), "25");
+        assert_eq!(editor.status, None);
+        // A name half typed changes nothing.
+        editor.set_text("policy.transfer", "sen");
+        assert_eq!(editor.text("policy.threshold"), "25");
+        assert!(editor.error("policy.transfer").is_some());
+        editor.set_text("policy.transfer", "sender");
+        assert_eq!(editor.text("policy.threshold"), "");
+    }
 
     #[test]
     fn an_edit_changes_only_the_edited_values_text() {

@@ -37,6 +37,11 @@ pub struct SimNode {
     /// throttle every job takes that much longer, throttled it fits in the
     /// periods' idle part.
     pub job_overhead: f64,
+    /// Seconds a worker waits for its next job while the node has one
+    /// (the round trip through the event loop), idle.
+    pub job_wait: f64,
+    /// Seconds from a job computed to the core taking it, the worker idle.
+    pub job_handoff: f64,
     /// Each job's own cost on this node, as a real run measured it (a
     /// replay): in place of the modelled rate and overhead.
     pub measured: Option<std::sync::Arc<MeasuredJobs>>,
@@ -259,6 +264,8 @@ impl SimNode {
             rate,
             modelled_iterations: None,
             job_overhead: 0.0,
+            job_wait: 0.0,
+            job_handoff: 0.0,
             measured: None,
             workers: (0..config.node(role).workers.max(1))
                 .map(|_| ModelledWorker {
@@ -295,10 +302,10 @@ impl SimNode {
         let iterations = self.modelled_iterations.unwrap_or(iterations);
         let work = job.data.len().max(1) as f64 * f64::from(iterations.max(1));
         (
-            measured(|m| &m.wait_s).unwrap_or(0.0),
+            measured(|m| &m.wait_s).unwrap_or(self.job_wait),
             measured(|m| &m.prepare_s).unwrap_or(self.job_overhead),
             measured(|m| &m.compute_s).unwrap_or(work / self.rate),
-            measured(|m| &m.handoff_s).unwrap_or(0.0),
+            measured(|m| &m.handoff_s).unwrap_or(self.job_handoff),
         )
     }
 

@@ -473,7 +473,7 @@ fn a_run_in_which_nothing_moves_ends_with_a_named_failure() {
         seconds: *seconds,
         detail: detail.clone(),
     };
-    let net = crate::transport::NetStats::default();
+    let net = crate::report::SocketCounts::default();
     let report = crate::report::Report::build_failed(&pair.master.core, &net, &failure).unwrap();
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let m = &pair.master.core;

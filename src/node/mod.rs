@@ -725,14 +725,13 @@ impl Shell {
         match self.core.end() {
             Some(End::Finished { verified }) => Outcome::Finished {
                 verified: *verified,
-                report: self
-                    .core
-                    .verification()
-                    .map(|v| Box::new(Report::build(&self.core, &self.transport.stats, v))),
+                report: self.core.verification().map(|v| {
+                    Box::new(Report::build(&self.core, &self.transport.stats.counts(), v))
+                }),
             },
             Some(End::Failed(failure)) => Outcome::Failed {
                 failure: failure.clone(),
-                report: Report::build_failed(&self.core, &self.transport.stats, failure)
+                report: Report::build_failed(&self.core, &self.transport.stats.counts(), failure)
                     .map(Box::new),
             },
             Some(End::Stopped) | None => Outcome::Stopped,

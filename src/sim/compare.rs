@@ -315,8 +315,8 @@ pub fn run_real(
             let config = scenario_config(base, compression, scenario, &policy);
             let changes: Vec<ThrottleChange> = scenario.change.into_iter().collect();
             let ideal_s = super::ideal_seconds(&config, rate, &changes);
-            let row = match crate::bench::real_run(&config, &changes) {
-                Ok(report) => {
+            let row = match crate::local::run(&config, &changes) {
+                Ok(crate::local::LocalRun { report, .. }) => {
                     let moved = report.jobs_moved.to_master + report.jobs_moved.to_slave;
                     let finish = report.elapsed_s.total;
                     Row {

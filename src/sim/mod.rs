@@ -27,7 +27,6 @@ use crate::link::LinkConfig;
 use crate::node::core::End;
 use crate::node::harness::Pair;
 use crate::report::Report;
-use crate::transport::NetStats;
 
 /// The loopback interface as the link model sees it in a simulation of
 /// two nodes on one machine: no loss, a few microseconds, and the transfer
@@ -174,6 +173,24 @@ pub fn loopback_link() -> LinkConfig {
     }
 }
 
+/// What a job costs a node beyond computing it, seconds: each a worker's
+/// time that is not the kernel's and not the throttle's (a replay measures
+/// them job by job, `calibrate` their means on reference runs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobCosts {
+    /// The worker idle between two jobs while its node has one for it:
+    /// the round trip of the last one's result and this one through the
+    /// node's event loop.
+    pub wait_s: f64,
+    /// Making the job's data ready, before computing it (outside the
+    /// throttle's budget, as the real worker's).
+    pub prepare_s: f64,
+    /// From the job computed to its node's core taking the result, the
+    /// worker idle.
+    pub handoff_s: f64,
+}
+
 /// The machine a simulation models.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct MachineModel {
@@ -181,8 +198,8 @@ pub struct MachineModel {
     pub rate_jobs_per_s: f64,
     /// CPU seconds a byte moved costs each end (0: moving data is free).
     pub seconds_per_byte: f64,
-    /// CPU seconds a job costs its node beyond the kernel (0: nothing).
-    pub seconds_per_job: f64,
+    /// What a job costs each node (master, slave) beyond computing it.
+    pub jobs: [JobCosts; 2],
     /// Logical CPUs of a machine (each node's, or both nodes' when both
     /// run on one).
     pub cores: u32,
@@ -194,7 +211,7 @@ impl MachineModel {
         MachineModel {
             rate_jobs_per_s: rate,
             seconds_per_byte: 0.0,
-            seconds_per_job: 0.0,
+            jobs: [JobCosts::default(); 2],
             cores: u32::MAX,
         }
     }
@@ -254,8 +271,14 @@ pub(crate) fn simulate_measured(
             shared,
         });
     }
-    pair.master.job_overhead = machine.seconds_per_job;
-    pair.slave.job_overhead = machine.seconds_per_job;
+    for (node, costs) in [
+        (&mut pair.master, machine.jobs[0]),
+        (&mut pair.slave, machine.jobs[1]),
+    ] {
+        node.job_overhead = costs.prepare_s;
+        node.job_wait = costs.wait_s;
+        node.job_handoff = costs.handoff_s;
+    }
     pair.master.modelled_iterations = Some(w.iterations);
     pair.slave.modelled_iterations = Some(w.iterations);
     if let Some([m, s]) = measured {
@@ -308,14 +331,13 @@ pub(crate) fn simulate_measured(
         return Err(SimError::Failed(last_line(&pair.master.log_text())));
     };
     // The master's socket, as the link model saw it.
-    let stats = NetStats::default();
-    let relaxed = std::sync::atomic::Ordering::Relaxed;
-    stats.datagrams_sent.store(pair.sent[0], relaxed);
-    stats.bytes_sent.store(pair.bytes_sent[0], relaxed);
-    stats.datagrams_received.store(pair.delivered[0], relaxed);
-    stats
-        .link_dropped
-        .store(pair.link_dropped(Role::Master), relaxed);
+    let stats = crate::report::SocketCounts {
+        datagrams_sent: pair.sent[0],
+        bytes_sent: pair.bytes_sent[0],
+        datagrams_received: pair.delivered[0],
+        link_dropped: pair.link_dropped(Role::Master),
+        ..crate::report::SocketCounts::default()
+    };
     let mut report = Report::build(core, &stats, verification);
     // Computed with one iteration, predicted for the workload's.
     report.expected_value = crate::workload::expected_value(&w);

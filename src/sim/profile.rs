@@ -9,10 +9,12 @@
 //! docs/policies-and-simulator.md):
 //!
 //! ```json
-//! { "version": 1, "measured_by": "0.9.0", "cpu": "AMD EPYC", "logical_cpus": 2,
+//! { "version": 2, "measured_by": "0.10.0", "cpu": "AMD EPYC", "logical_cpus": 2,
 //!   "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3.1e-10,
 //!   "transfers": [ { "bytes": 16777216, "cpu_s": 0.021, "wall_s": 0.015 }, ... ],
-//!   "seconds_per_job": 2.1e-5, "runs": [ { "jobs": 1024, "cpu_s": 0.61, "wall_s": 0.31 }, ... ] }
+//!   "jobs": { "master": { "wait_s": 3e-5, "prepare_s": 1e-4, "handoff_s": 2e-5 },
+//!             "slave": { "wait_s": 9e-5, "prepare_s": 1e-5, "handoff_s": 1e-5 } },
+//!   "runs": [ { "jobs": 1024, "cpu_s": 0.61, "wall_s": 0.31 }, ... ] }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -20,11 +22,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::MachineModel;
+use super::{JobCosts, MachineModel};
 use crate::config::{Config, ConfigFile, WorkloadConfig};
 
 /// The profile format's version.
-pub const PROFILE_VERSION: u32 = 1;
+pub const PROFILE_VERSION: u32 = 2;
 
 /// How long the kernel's rate is measured.
 const RATE_BUDGET: Duration = Duration::from_millis(400);
@@ -60,13 +62,22 @@ pub struct MachineProfile {
     pub seconds_per_byte: f64,
     /// The bootstraps behind `seconds_per_byte`.
     pub transfers: Vec<TransferSample>,
-    /// CPU seconds a job costs its node beyond the kernel: taking it,
-    /// keeping and verifying its result, the memory it touches; from real
-    /// reference runs of two nodes in this process at full throttle (the
-    /// process's CPU time less the kernel's share of it, over the jobs).
-    pub seconds_per_job: f64,
-    /// The runs behind `seconds_per_job`.
+    /// What a job costs each node beyond computing it, from the traces of
+    /// real reference runs of two nodes in this process at full throttle:
+    /// each figure the mean over a run's jobs, the median of the runs.
+    pub jobs: RoleCosts,
+    /// The runs behind `jobs`.
     pub runs: Vec<RunSample>,
+}
+
+/// [`JobCosts`] of each node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleCosts {
+    /// The master's (it makes its jobs' data).
+    pub master: JobCosts,
+    /// The slave's (its jobs arrive with their data).
+    pub slave: JobCosts,
 }
 
 /// One reference run of `calibrate`.
@@ -115,7 +126,7 @@ impl MachineProfile {
         for _ in 0..TRANSFER_ROUNDS {
             let mut round = Vec::new();
             for jobs in TRANSFER_JOBS {
-                let (bytes, cpu_s, wall_s) = crate::bench::bootstrap_cpu(jobs)?;
+                let (bytes, cpu_s, wall_s) = crate::local::bootstrap_cpu(jobs)?;
                 round.push(TransferSample {
                     bytes,
                     cpu_s,
@@ -139,39 +150,58 @@ impl MachineProfile {
             transfers[1].bytes >> 20,
             TRANSFER_ROUNDS
         ));
-        // Real reference runs at full throttle: the CPU they take beyond
-        // the kernel's (jobs x elements x iterations at its rate), a job.
+        // Real reference runs at full throttle: each job's costs beyond
+        // computing it, as its trace shows them (a replay reads them so).
         let mut runs = Vec::new();
-        let mut per_job = Vec::new();
+        let mut measured: Vec<[JobCosts; 2]> = Vec::new();
         for _ in 0..RUNS {
-            let (cpu, wall) = (crate::bench::process_cpu_seconds(), Instant::now());
-            let report = crate::bench::real_run(&config, &[])?;
-            let cpu_s = crate::bench::process_cpu_seconds() - cpu;
+            let (cpu, wall) = (crate::local::process_cpu_seconds(), Instant::now());
+            let run = crate::local::run(&config, &[])?;
+            let cpu_s = crate::local::process_cpu_seconds() - cpu;
+            let report = &run.report;
             let jobs = report.jobs_done.master + report.jobs_done.slave;
-            let kernel = f64::from(jobs) * per_job_updates(&reference) / kernel_updates_per_s;
-            per_job.push(((cpu_s - kernel) / f64::from(jobs.max(1))).max(0.0));
+            let nodes = crate::trace::read(&run.trace).map_err(|e| anyhow::anyhow!(e))?;
+            let replay =
+                super::replay::Replay::from_trace(&nodes).map_err(|e| anyhow::anyhow!(e))?;
+            measured.push(replay.machine().jobs);
             runs.push(RunSample {
                 jobs,
                 cpu_s,
                 wall_s: wall.elapsed().as_secs_f64(),
             });
         }
-        per_job.sort_by(f64::total_cmp);
-        let seconds_per_job = per_job[per_job.len() / 2];
-        say(&format!(
-            "calibrate: a job costs its node {:.1} µs of CPU beyond the kernel ({RUNS} reference \
-             runs of two nodes)",
-            seconds_per_job * 1e6
-        ));
+        let middle = |role: usize, field: fn(&JobCosts) -> f64| {
+            let mut values: Vec<f64> = measured.iter().map(|m| field(&m[role])).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let costs = |role: usize| JobCosts {
+            wait_s: middle(role, |c| c.wait_s),
+            prepare_s: middle(role, |c| c.prepare_s),
+            handoff_s: middle(role, |c| c.handoff_s),
+        };
+        let jobs = RoleCosts {
+            master: costs(0),
+            slave: costs(1),
+        };
+        for (name, c) in [("master", jobs.master), ("slave", jobs.slave)] {
+            say(&format!(
+                "calibrate: a job on the {name}: {:.1} µs waiting for it, {:.1} µs preparing it, \
+                 {:.1} µs handing it back ({RUNS} reference runs of two nodes, from their traces)",
+                c.wait_s * 1e6,
+                c.prepare_s * 1e6,
+                c.handoff_s * 1e6
+            ));
+        }
         let profile = MachineProfile {
             version: PROFILE_VERSION,
             measured_by: env!("CARGO_PKG_VERSION").to_owned(),
-            cpu: crate::bench::cpu_model().unwrap_or_else(|| "unknown".to_owned()),
+            cpu: crate::local::cpu_model().unwrap_or_else(|| "unknown".to_owned()),
             logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             kernel_updates_per_s,
             seconds_per_byte,
             transfers,
-            seconds_per_job,
+            jobs,
             runs,
         };
         // A measurement that went wrong is an error, not a profile that
@@ -190,7 +220,7 @@ impl MachineProfile {
         MachineModel {
             rate_jobs_per_s: rate.unwrap_or(self.kernel_updates_per_s / per_job),
             seconds_per_byte: self.seconds_per_byte,
-            seconds_per_job: self.seconds_per_job,
+            jobs: [self.jobs.master, self.jobs.slave],
             cores: self.logical_cpus,
         }
     }
@@ -237,11 +267,18 @@ impl MachineProfile {
                 self.seconds_per_byte
             ));
         }
-        if !(self.seconds_per_job.is_finite() && (0.0..1.0).contains(&self.seconds_per_job)) {
-            return Err(format!(
-                "seconds_per_job is {}: must be a number from 0 up to 1",
-                self.seconds_per_job
-            ));
+        for (role, c) in [("master", &self.jobs.master), ("slave", &self.jobs.slave)] {
+            for (field, v) in [
+                ("wait_s", c.wait_s),
+                ("prepare_s", c.prepare_s),
+                ("handoff_s", c.handoff_s),
+            ] {
+                if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                    return Err(format!(
+                        "jobs.{role}.{field} is {v}: must be a number from 0 up to 1"
+                    ));
+                }
+            }
         }
         if self.logical_cpus == 0 {
             return Err("logical_cpus is 0: must be 1 or more".to_owned());
@@ -341,7 +378,7 @@ impl MachineProfile {
             kernel_updates_per_s,
             seconds_per_byte,
             transfers: Vec::new(),
-            seconds_per_job: 0.0,
+            jobs: RoleCosts::default(),
             runs: Vec::new(),
         }
     }
@@ -394,7 +431,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("loadbal-profile-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let path = dir.join("sub").join("machine.json");
-        let profile = MachineProfile::fixed(6.4e10, 3e-10, 2);
+        let mut profile = MachineProfile::fixed(6.4e10, 3e-10, 2);
+        profile.jobs.slave.wait_s = 2e-5;
         profile.save(&path).unwrap();
         assert_eq!(MachineProfile::load(&path).unwrap(), profile);
         // The model: the kernel's rate over the config's job, or --rate.
@@ -403,6 +441,9 @@ mod tests {
         assert!((m.rate_jobs_per_s - 6.4e10 / (32768.0 * 1000.0)).abs() < 1e-9);
         assert_eq!((m.seconds_per_byte, m.cores), (3e-10, 2));
         assert_eq!(profile.model(&config, Some(5.0)).rate_jobs_per_s, 5.0);
+        // Each node's job costs, as measured.
+        assert_eq!(m.jobs[1].wait_s, 2e-5);
+        assert_eq!(m.jobs[0], JobCosts::default());
         // Every figure checked, the fix named.
         let bad = MachineProfile {
             kernel_updates_per_s: -1.0,
@@ -418,7 +459,20 @@ mod tests {
                 path.display()
             )
         );
-        std::fs::write(&path, "{\"version\": 1}").unwrap();
+        let mut bad = profile.clone();
+        bad.jobs.master.handoff_s = f64::INFINITY;
+        assert_eq!(
+            bad.check().unwrap_err(),
+            "jobs.master.handoff_s is inf: must be a number from 0 up to 1"
+        );
+        // A profile of the version before: measured again, or named.
+        let mut old = profile.clone();
+        old.version = 1;
+        assert_eq!(
+            old.check().unwrap_err(),
+            "version 1 (this loadbal reads version 2)"
+        );
+        std::fs::write(&path, "{\"version\": 2}").unwrap();
         let err = MachineProfile::load(&path).unwrap_err();
         assert!(err.contains("is not one: missing field"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -45,6 +45,9 @@ pub struct Replay {
     /// Mean seconds from a job computed to its node's core taking it
     /// (master, slave).
     pub mean_handoff_s: [f64; 2],
+    /// Mean seconds a worker waited for its next job while its node had
+    /// one (master, slave).
+    pub mean_wait_s: [f64; 2],
     /// What the replay assumed for lack of a measurement, in words.
     pub assumed: Vec<String>,
 }
@@ -333,6 +336,7 @@ impl Replay {
             median_compute_s,
             mean_prepare_s,
             mean_handoff_s,
+            mean_wait_s,
             assumed,
         })
     }
@@ -365,7 +369,11 @@ impl Replay {
         MachineModel {
             rate_jobs_per_s: 1.0 / self.median_compute_s[0].max(1e-9),
             seconds_per_byte: 0.0,
-            seconds_per_job: self.mean_prepare_s[0],
+            jobs: [0, 1].map(|i| super::JobCosts {
+                wait_s: self.mean_wait_s[i],
+                prepare_s: self.mean_prepare_s[i],
+                handoff_s: self.mean_handoff_s[i],
+            }),
             cores: u32::MAX,
         }
     }
@@ -411,7 +419,10 @@ mod tests {
         MachineModel {
             rate_jobs_per_s: 400.0,
             seconds_per_byte: 0.0,
-            seconds_per_job: 1e-4,
+            jobs: [super::super::JobCosts {
+                prepare_s: 1e-4,
+                ..super::super::JobCosts::default()
+            }; 2],
             cores: u32::MAX,
         }
     }

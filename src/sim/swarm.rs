@@ -705,7 +705,7 @@ fn check(pair: &Pair, s: &Scenario, restarted: bool) -> Outcome {
             m.results_received()
         ));
     }
-    let report = crate::report::Report::build(m, &crate::transport::NetStats::default(), v);
+    let report = crate::report::Report::build(m, &crate::report::SocketCounts::default(), v);
     if report.jobs_done.master + report.jobs_done.slave != report.jobs_total
         || report.jobs_total != jobs
     {

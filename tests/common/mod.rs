@@ -97,9 +97,11 @@ pub fn fixed_profile() -> PathBuf {
 
 fn write_fixed_profile() -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixed-machine.json");
-    let text = r#"{ "version": 1, "measured_by": "test", "cpu": "fixed", "logical_cpus": 2,
+    let text = r#"{ "version": 2, "measured_by": "test", "cpu": "fixed", "logical_cpus": 2,
   "kernel_updates_per_s": 6.4e10, "seconds_per_byte": 3e-10, "transfers": [],
-  "seconds_per_job": 2e-5, "runs": [] }
+  "jobs": { "master": { "wait_s": 1e-5, "prepare_s": 2e-5, "handoff_s": 1e-5 },
+            "slave": { "wait_s": 1e-5, "prepare_s": 0, "handoff_s": 1e-5 } },
+  "runs": [] }
 "#;
     if std::fs::read_to_string(&path).ok().as_deref() != Some(text) {
         let spare = path.with_extension(format!("{}.tmp", std::process::id()));
