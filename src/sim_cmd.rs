@@ -301,6 +301,10 @@ fn replay_mode(args: &SimulateArgs) -> Result<u8, Failure> {
     if let Some(t) = args.threshold {
         config.policy.threshold = Some(t);
     }
+    config
+        .policy
+        .validate()
+        .map_err(|e| usage(anyhow::Error::new(e)))?;
     if let Some(text) = &args.link {
         let link: loadbal::link::LinkConfig = serde_json::from_str(text)
             .map_err(|e| usage(anyhow::anyhow!("--link {text}: not a link ({e})")))?;

@@ -122,7 +122,6 @@ impl std::fmt::Display for Rejected {
 }
 
 impl NetStats {
-    /// The datagrams the reader rejected, by reason (the others are the core's).
     /// The counts as the report shows them.
     pub fn counts(&self) -> crate::report::SocketCounts {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -137,6 +136,7 @@ impl NetStats {
         }
     }
 
+    /// The datagrams the reader rejected, by reason (the others are the core's).
     pub fn rejected_by_reason(&self) -> Rejected {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Rejected {

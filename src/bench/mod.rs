@@ -327,17 +327,7 @@ fn machine() -> Machine {
     }
 }
 
-/// The median of some samples (the mean of the middle two for an even
-/// count); 0 for none.
-pub fn median(samples: &[f64]) -> f64 {
-    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
+pub use crate::sim::median;
 
 /// A value with its unit, for the table.
 fn show(value: f64, unit: &str) -> String {

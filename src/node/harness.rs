@@ -235,18 +235,31 @@ struct ModelledWorker {
     prepare_seconds: f64,
     /// The running job's handoff to the core after it is computed.
     handoff_seconds: f64,
-    /// When the running job ends at the present throttle (None: paused).
+    /// When the running job is computed at the present throttle (None:
+    /// paused); its handoff to the core follows.
+    computed: Option<Instant>,
+    /// When the running job reaches the core (None: paused).
     ends: Option<Instant>,
     /// When the running job started.
     started: Option<Instant>,
 }
 
 impl ModelledWorker {
-    /// When the running job, `left` seconds of computing from `since` at
-    /// `throttle`, reaches the core.
-    fn end(&self, since: Instant, left: f64, throttle: f64) -> Option<Instant> {
-        let computed = self.periods.compute(since, left, throttle).0?;
-        later(computed, self.handoff_seconds)
+    /// The running job has `left` seconds of computing from `since` at
+    /// `throttle`: when it is computed, and when it reaches the core.
+    fn finish(&mut self, since: Instant, left: f64, throttle: f64) {
+        self.computed = self.periods.compute(since, left, throttle).0;
+        self.ends = self
+            .computed
+            .and_then(|computed| later(computed, self.handoff_seconds));
+    }
+
+    /// True while the worker computes at `now`: its job prepared and not
+    /// yet computed (neither waiting for it, preparing it, handing it
+    /// back, nor paused).
+    fn computing(&self, now: Instant) -> bool {
+        self.running.is_some_and(|(_, since)| since <= now)
+            && self.computed.is_some_and(|computed| computed > now)
     }
 }
 
@@ -275,6 +288,7 @@ impl SimNode {
                     full_seconds: 0.0,
                     prepare_seconds: 0.0,
                     handoff_seconds: 0.0,
+                    computed: None,
                     ends: None,
                     started: None,
                 })
@@ -330,7 +344,7 @@ impl SimNode {
                 w.prepare_seconds = prepare;
                 w.handoff_seconds = handoff;
                 w.started = Some(starts);
-                w.ends = w.end(since, seconds, throttle);
+                w.finish(since, seconds, throttle);
             }
         }
     }
@@ -341,6 +355,10 @@ impl SimNode {
         self.core.handle(now, Input::SetThrottle(throttle));
         let new = self.core.throttle();
         for w in &mut self.workers {
+            // A job computed and being handed back goes on as it was.
+            if w.computed.is_some_and(|computed| computed <= now) {
+                continue;
+            }
             if let Some((left, since)) = w.running {
                 // A job still in its preparation starts computing after it.
                 let at = now.max(since);
@@ -348,7 +366,7 @@ impl SimNode {
                 let left = (left - done).max(0.0);
                 w.periods = periods;
                 w.running = Some((left, at));
-                w.ends = w.end(at, left, new);
+                w.finish(at, left, new);
             }
         }
     }
@@ -537,9 +555,14 @@ impl Pair {
 
     /// Replaces the slave with a fresh one (a restarted process), started.
     pub fn restart_slave(&mut self) {
-        let (rate, overhead) = (self.slave.rate, self.slave.job_overhead);
-        self.slave = SimNode::new(Role::Slave, &self.configs[1], self.now, rate);
-        self.slave.job_overhead = overhead;
+        let old = SimNode::new(Role::Slave, &self.configs[1], self.now, self.slave.rate);
+        let old = std::mem::replace(&mut self.slave, old);
+        // The restarted slave is the same machine: its jobs cost the same.
+        self.slave.job_overhead = old.job_overhead;
+        self.slave.job_wait = old.job_wait;
+        self.slave.job_handoff = old.job_handoff;
+        self.slave.measured = old.measured;
+        self.slave.modelled_iterations = old.modelled_iterations;
         let random = self.random();
         let now = self.now;
         self.slave.core.handle(now, Input::Start { random });
@@ -621,6 +644,19 @@ impl Pair {
     /// passed, or nothing is left to happen, or the pair is stuck (see
     /// [`Pair::stuck`]). Returns true if both ended.
     pub fn run(&mut self, limit: Duration) -> bool {
+        self.run_while(limit, |_| true)
+    }
+
+    /// Runs until the master's bootstrap starts, stopping at that very
+    /// instant, or as [`Pair::run`] stops; returns when it started.
+    pub fn run_to_bootstrap(&mut self, limit: Duration) -> Option<Instant> {
+        let started = |p: &Pair| p.master.core.phase_started()[protocol::Phase::Bootstrap as usize];
+        self.run_while(limit, |p| started(p).is_none());
+        started(self)
+    }
+
+    /// [`Pair::run`], stopping also at the first instant `go_on` says no.
+    fn run_while(&mut self, limit: Duration, go_on: impl Fn(&Pair) -> bool) -> bool {
         let deadline = self.now + limit;
         // Steps at one instant: a timer that handling never clears would
         // spin here for ever; stop and say so instead.
@@ -649,6 +685,9 @@ impl Pair {
             let ended = |n: &SimNode| !n.alive || n.core.end().is_some();
             if ended(&self.master) && ended(&self.slave) {
                 return true;
+            }
+            if !go_on(self) {
+                return false;
             }
             let mut next: Option<Instant> = None;
             let mut consider = |t: Option<Instant>| {
@@ -750,6 +789,7 @@ impl Pair {
                 }
                 let w = &mut self.node(role).workers[worker];
                 w.ends = None;
+                w.computed = None;
                 w.running = None;
                 let computing =
                     Duration::try_from_secs_f64(w.full_seconds).unwrap_or(Duration::MAX);
@@ -805,7 +845,8 @@ impl Pair {
         if seconds <= 0.0 {
             return;
         }
-        let computing = |n: &SimNode| n.workers.iter().filter(|w| w.ends.is_some()).count();
+        let now = self.now;
+        let computing = |n: &SimNode| n.workers.iter().filter(|w| w.computing(now)).count();
         let (mine, other) = match role {
             Role::Master => (computing(&self.master), computing(&self.slave)),
             Role::Slave => (computing(&self.slave), computing(&self.master)),
@@ -823,11 +864,11 @@ impl Pair {
         for node in nodes {
             let throttle = node.core.throttle();
             for w in &mut node.workers {
-                if let (Some(_), Some((left, since))) = (w.ends, w.running) {
+                if let (true, Some((left, since))) = (w.computing(now), w.running) {
                     // The CPU taken is compute time the job still needs.
                     let left = left + each;
                     w.running = Some((left, since));
-                    w.ends = w.end(since, left, throttle);
+                    w.finish(since, left, throttle);
                 }
             }
         }

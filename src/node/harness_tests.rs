@@ -840,3 +840,43 @@ fn the_periods_split_anywhere_and_a_tiny_throttle_costs_nothing() {
     let (done, _) = fresh.computed(t0, expected, 1e-9);
     assert!((done - 0.001).abs() < 1e-9, "{done}");
 }
+
+// Issue 23 (review): a job computed and being handed back to its core is
+// not held back by a throttle change meanwhile (its handoff used to start
+// again at the change: 30 ms here, not 25).
+#[test]
+fn a_throttle_change_during_a_handoff_leaves_the_job_as_it_was() {
+    let cfg = config("");
+    let mut pair = Pair::new(&cfg, RATE, 1);
+    // Every job: 5 ms computing, then 20 ms handed back.
+    let measured = std::sync::Arc::new(super::MeasuredJobs {
+        wait_s: vec![0.0; JOBS as usize],
+        prepare_s: vec![0.0; JOBS as usize],
+        compute_s: vec![0.005; JOBS as usize],
+        handoff_s: vec![0.020; JOBS as usize],
+    });
+    pair.master.measured = Some(measured.clone());
+    pair.slave.measured = Some(measured);
+    pair.start();
+    pair.run_to_bootstrap(Duration::from_secs(1)).unwrap();
+    // Until the master's worker has its first job.
+    let mut step = pair.elapsed();
+    let started = loop {
+        if let Some(t) = pair.master.workers[0].started {
+            break t;
+        }
+        step += Duration::from_micros(100);
+        assert!(!pair.run_until(step));
+    };
+    // 10 ms in: computed, 15 ms of its handoff left.
+    assert!(!pair.run_until(started - pair.start_instant() + Duration::from_millis(10)));
+    let now = pair.now;
+    pair.master.set_throttle(now, 0.5);
+    assert!(pair.run(Duration::from_secs(60)));
+    assert_verified(&pair);
+    let first = pair.master.core.timeline().jobs()[0];
+    assert!(
+        (first.end_s - first.start_s - 0.025).abs() < 1e-6,
+        "{first:?}"
+    );
+}

@@ -137,6 +137,21 @@ pub struct Row {
 }
 
 impl Row {
+    /// A simulated run's row.
+    fn predicted(scenario: &Scenario, policy: &str, p: &super::Prediction) -> Self {
+        Row {
+            scenario: scenario.name.clone(),
+            policy: policy.to_owned(),
+            finish_s: Some(p.finish_s),
+            ideal_s: p.ideal_s,
+            efficiency: Some(p.efficiency),
+            jobs_moved: p.jobs_moved,
+            bytes_moved: p.bytes_moved,
+            transfers: p.transfers,
+            error: None,
+        }
+    }
+
     /// A run that gave no result, and why.
     fn failed(scenario: &Scenario, policy: &str, ideal_s: f64, why: String) -> Self {
         Row {
@@ -196,20 +211,7 @@ pub fn simulate_all(
             let changes: Vec<ThrottleChange> = scenario.change.into_iter().collect();
             let ideal_s = super::ideal_seconds(&config, rate, &changes);
             let row = match super::simulate(&config, machine, &changes, 1) {
-                Ok(sim) => {
-                    let p = sim.prediction;
-                    Row {
-                        scenario: scenario.name.clone(),
-                        policy: policy.clone(),
-                        finish_s: Some(p.finish_s),
-                        ideal_s,
-                        efficiency: Some(p.efficiency),
-                        jobs_moved: p.jobs_moved,
-                        bytes_moved: p.bytes_moved,
-                        transfers: p.transfers,
-                        error: None,
-                    }
-                }
+                Ok(sim) => Row::predicted(scenario, policy, &sim.prediction),
                 Err(e) => Row::failed(scenario, policy, ideal_s, e.to_string()),
             };
             progress(&format!(
@@ -253,7 +255,7 @@ pub fn replay_all(
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    let ideal_s = super::ideal_seconds(base, machine.rate_jobs_per_s, &replay.changes);
+    let ideal_s = replay.ideal_s(base, &replay.changes);
     let mut rows = Vec::new();
     for policy in &policies {
         let mut config = base.clone();
@@ -262,20 +264,7 @@ pub fn replay_all(
             config.policy.threshold = None;
         }
         let row = match replay.run(&config, &replay.changes, 1) {
-            Ok(sim) => {
-                let p = sim.prediction;
-                Row {
-                    scenario: scenario.name.clone(),
-                    policy: policy.clone(),
-                    finish_s: Some(p.finish_s),
-                    ideal_s,
-                    efficiency: Some(ideal_s / p.finish_s.max(1e-12)),
-                    jobs_moved: p.jobs_moved,
-                    bytes_moved: p.bytes_moved,
-                    transfers: p.transfers,
-                    error: None,
-                }
-            }
+            Ok(sim) => Row::predicted(&scenario, policy, &sim.prediction),
             Err(e) => Row::failed(&scenario, policy, ideal_s, e.to_string()),
         };
         progress(&format!(

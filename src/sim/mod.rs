@@ -36,7 +36,8 @@ pub const LOOPBACK_MBIT: f64 = 8_000.0;
 /// A throttle change at a point of the run (`--throttle-at S:NODE:VALUE`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ThrottleChange {
-    /// Seconds from the start.
+    /// Seconds from the bootstrap's start (the master's), as a report's
+    /// times.
     pub at_s: f64,
     /// The node.
     pub role: Role,
@@ -228,24 +229,12 @@ pub fn simulate(
     simulate_measured(config, machine, changes, seed, None)
 }
 
-/// Runs the pair until the master's bootstrap starts (or the run ends
-/// first): when it started.
-fn bootstrap_start(pair: &mut Pair) -> Option<std::time::Instant> {
-    let mut step = Duration::from_micros(100);
-    loop {
-        if let Some(t) =
-            pair.master.core.phase_started()[crate::protocol::Phase::Bootstrap as usize]
-        {
-            return Some(t);
-        }
-        if pair.elapsed() >= VIRTUAL_LIMIT || pair.run_until(pair.elapsed() + step) {
-            return None;
-        }
-        if pair.stuck.is_some() {
-            return None;
-        }
-        step = (step * 2).min(Duration::from_secs(1));
-    }
+/// What a replay gives a simulation: each node's jobs' measured costs, and
+/// each node's rate (jobs a second of one worker at full throttle) for the
+/// ideal.
+pub(crate) struct Measured {
+    pub(crate) jobs: [std::sync::Arc<crate::node::harness::MeasuredJobs>; 2],
+    pub(crate) rates: [f64; 2],
 }
 
 /// [`simulate`], each node's jobs costing what `measured` says (a replay).
@@ -254,7 +243,7 @@ pub(crate) fn simulate_measured(
     machine: &MachineModel,
     changes: &[ThrottleChange],
     seed: u64,
-    measured: Option<[std::sync::Arc<crate::node::harness::MeasuredJobs>; 2]>,
+    measured: Option<Measured>,
 ) -> Result<Simulation, SimError> {
     let wall = Instant::now();
     let rate = machine.rate_jobs_per_s;
@@ -281,7 +270,8 @@ pub(crate) fn simulate_measured(
     }
     pair.master.modelled_iterations = Some(w.iterations);
     pair.slave.modelled_iterations = Some(w.iterations);
-    if let Some([m, s]) = measured {
+    let rates = measured.as_ref().map_or([rate, rate], |m| m.rates);
+    if let Some(Measured { jobs: [m, s], .. }) = measured {
         pair.master.measured = Some(m);
         pair.slave.measured = Some(s);
     }
@@ -293,7 +283,7 @@ pub(crate) fn simulate_measured(
     let origin = if changes.is_empty() {
         None
     } else {
-        bootstrap_start(&mut pair)
+        pair.run_to_bootstrap(VIRTUAL_LIMIT)
     };
     if let Some(origin) = origin {
         let origin = origin.saturating_duration_since(pair.start_instant());
@@ -346,7 +336,7 @@ pub(crate) fn simulate_measured(
     // The report's total (its phases, to the microsecond), so the two agree.
     let finish_s = report.elapsed_s.total;
     let jobs_moved = report.jobs_moved.to_slave + report.jobs_moved.to_master;
-    let ideal_s = ideal_seconds(config, rate, &changes);
+    let ideal_s = ideal_seconds_at(config, rates, &changes);
     let prediction = Prediction {
         finish_s,
         ideal_s,
@@ -394,6 +384,18 @@ fn simulated_trace(pair: &Pair, config: &Config) -> String {
     crate::trace::to_json(&nodes)
 }
 
+/// The median of some samples (the mean of the middle two for an even
+/// count); 0 for none.
+pub fn median(samples: &[f64]) -> f64 {
+    let mut v: Vec<f64> = samples.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 fn last_line(log: &str) -> String {
     log.lines().last().unwrap_or("no log").to_owned()
 }
@@ -402,10 +404,17 @@ fn last_line(log: &str) -> String {
 /// worker busy from the first instant and nothing moved, following the
 /// throttle changes.
 pub fn ideal_seconds(config: &Config, rate: f64, changes: &[ThrottleChange]) -> f64 {
+    ideal_seconds_at(config, [rate, rate], changes)
+}
+
+/// [`ideal_seconds`] with each node's workers at a rate of their own
+/// (master, slave), as a replay measures them.
+pub fn ideal_seconds_at(config: &Config, rates: [f64; 2], changes: &[ThrottleChange]) -> f64 {
     let workers = |role: Role| config.node(role).workers.max(1) as f64;
     let mut throttle = [config.master.throttle, config.slave.throttle];
-    let capacity =
-        |t: &[f64; 2]| rate * (workers(Role::Master) * t[0] + workers(Role::Slave) * t[1]);
+    let capacity = |t: &[f64; 2]| {
+        rates[0] * workers(Role::Master) * t[0] + rates[1] * workers(Role::Slave) * t[1]
+    };
     let mut left = f64::from(config.workload.jobs);
     let mut now = 0.0;
     let mut sorted = changes.to_vec();

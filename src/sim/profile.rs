@@ -18,7 +18,7 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +27,6 @@ use crate::config::{Config, ConfigFile, WorkloadConfig};
 
 /// The profile format's version.
 pub const PROFILE_VERSION: u32 = 2;
-
-/// How long the kernel's rate is measured.
-const RATE_BUDGET: Duration = Duration::from_millis(400);
 
 /// Jobs of the two bootstraps whose difference prices a byte moved: half
 /// of each is sent (8 MiB and 64 MiB of reference jobs).
@@ -54,7 +51,10 @@ pub struct MachineProfile {
     /// Logical CPUs.
     pub logical_cpus: u32,
     /// Element updates one worker makes a second at full throttle, on the
-    /// reference job (32768 doubles, 1000 additions each).
+    /// reference job (32768 doubles, 1000 additions each), as the workers
+    /// ran it in real reference runs of two nodes: from their traces, the
+    /// median job's computing time (the throttle's sleeps left out), the
+    /// median of the runs.
     pub kernel_updates_per_s: f64,
     /// CPU seconds a byte moved costs at each end: the slope of this
     /// process's CPU time over the bytes of real loopback bootstraps of two
@@ -80,7 +80,8 @@ pub struct RoleCosts {
     pub slave: JobCosts,
 }
 
-/// One reference run of `calibrate`.
+/// One reference run of `calibrate` (its job costs are in the profile's
+/// `jobs`, medians over the runs; this is what each run took).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSample {
@@ -116,11 +117,6 @@ impl MachineProfile {
             ..ConfigFile::default()
         }
         .validate()?;
-        let kernel_updates_per_s = kernel_rate(&reference, RATE_BUDGET);
-        say(&format!(
-            "calibrate: the kernel, one worker at full throttle: {:.2e} element updates a second",
-            kernel_updates_per_s
-        ));
         let mut transfers = Vec::new();
         let mut slopes = Vec::new();
         for _ in 0..TRANSFER_ROUNDS {
@@ -154,6 +150,7 @@ impl MachineProfile {
         // computing it, as its trace shows them (a replay reads them so).
         let mut runs = Vec::new();
         let mut measured: Vec<[JobCosts; 2]> = Vec::new();
+        let mut rates = Vec::new();
         for _ in 0..RUNS {
             let (cpu, wall) = (crate::local::process_cpu_seconds(), Instant::now());
             let run = crate::local::run(&config, &[])?;
@@ -164,16 +161,24 @@ impl MachineProfile {
             let replay =
                 super::replay::Replay::from_trace(&nodes).map_err(|e| anyhow::anyhow!(e))?;
             measured.push(replay.machine().jobs);
+            // The kernel as the workers ran it: the median job's computing
+            // time (the two nodes' medians' mean), sleeps left out.
+            let [m, s] = replay.median_compute_s;
+            rates.push(per_job_updates(&reference) / ((m + s) / 2.0).max(1e-12));
             runs.push(RunSample {
                 jobs,
                 cpu_s,
                 wall_s: wall.elapsed().as_secs_f64(),
             });
         }
+        let kernel_updates_per_s = super::median(&rates);
+        say(&format!(
+            "calibrate: the kernel, one worker at full throttle: {kernel_updates_per_s:.2e} element \
+             updates a second (the median job's computing time in {RUNS} reference runs of two \
+             nodes)"
+        ));
         let middle = |role: usize, field: fn(&JobCosts) -> f64| {
-            let mut values: Vec<f64> = measured.iter().map(|m| field(&m[role])).collect();
-            values.sort_by(f64::total_cmp);
-            values[values.len() / 2]
+            super::median(&measured.iter().map(|m| field(&m[role])).collect::<Vec<_>>())
         };
         let costs = |role: usize| JobCosts {
             wait_s: middle(role, |c| c.wait_s),
@@ -229,6 +234,23 @@ impl MachineProfile {
     pub fn load(path: &Path) -> Result<MachineProfile, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the machine profile {}: {e}", path.display()))?;
+        let again = |why: String| {
+            format!(
+                "the machine profile {}: {why}; run `loadbal calibrate --out {}` to measure \
+                 this machine again",
+                path.display(),
+                path.display()
+            )
+        };
+        // Another version's fields differ: its version says so first.
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("version").and_then(serde_json::Value::as_u64));
+        if let Some(v) = version.filter(|v| *v != u64::from(PROFILE_VERSION)) {
+            return Err(again(format!(
+                "version {v} (this loadbal reads version {PROFILE_VERSION})"
+            )));
+        }
         let profile: MachineProfile = serde_json::from_str(&text).map_err(|e| {
             format!(
                 "the machine profile {} is not one: {e}; run `loadbal calibrate --out {}` \
@@ -237,14 +259,7 @@ impl MachineProfile {
                 path.display()
             )
         })?;
-        profile.check().map_err(|why| {
-            format!(
-                "the machine profile {}: {why}; run `loadbal calibrate --out {}` to measure \
-                 this machine again",
-                path.display(),
-                path.display()
-            )
-        })?;
+        profile.check().map_err(again)?;
         Ok(profile)
     }
 
@@ -384,39 +399,6 @@ impl MachineProfile {
     }
 }
 
-/// Element updates one worker makes a second on jobs of `w`, timed by this
-/// thread's CPU clock (so other work on the machine does not lower it) for
-/// about `budget` of it.
-fn kernel_rate(w: &WorkloadConfig, budget: Duration) -> f64 {
-    let mut data = vec![w.initial; w.elements_per_job as usize];
-    let pass = w.iterations.clamp(1, 50);
-    let started = thread_cpu_seconds();
-    let mut updates = 0.0;
-    loop {
-        crate::kernel::add_repeated(&mut data, pass, w.addend);
-        updates += data.len() as f64 * f64::from(pass);
-        let spent = thread_cpu_seconds() - started;
-        if spent >= budget.as_secs_f64() {
-            std::hint::black_box(&data);
-            return updates / spent;
-        }
-    }
-}
-
-/// This thread's CPU time, seconds.
-fn thread_cpu_seconds() -> f64 {
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given, which
-    // lives for the call; CLOCK_THREAD_CPUTIME_ID always exists on Linux.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
-        return 0.0;
-    }
-    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-}
-
 /// Element updates of one job of `w`.
 fn per_job_updates(w: &WorkloadConfig) -> f64 {
     f64::from(w.elements_per_job) * f64::from(w.iterations)
@@ -465,12 +447,20 @@ mod tests {
             bad.check().unwrap_err(),
             "jobs.master.handoff_s is inf: must be a number from 0 up to 1"
         );
-        // A profile of the version before: measured again, or named.
-        let mut old = profile.clone();
-        old.version = 1;
+        // A profile of the version before: named as such (the cache's is
+        // measured again).
+        std::fs::write(
+            &path,
+            r#"{ "version": 1, "measured_by": "0.9.0", "seconds_per_job": 2e-5 }"#,
+        )
+        .unwrap();
         assert_eq!(
-            old.check().unwrap_err(),
-            "version 1 (this loadbal reads version 2)"
+            MachineProfile::load(&path).unwrap_err(),
+            format!(
+                "the machine profile {0}: version 1 (this loadbal reads version 2); run \
+                 `loadbal calibrate --out {0}` to measure this machine again",
+                path.display()
+            )
         );
         std::fs::write(&path, "{\"version\": 2}").unwrap();
         let err = MachineProfile::load(&path).unwrap_err();

@@ -1,15 +1,16 @@
 //! A real run again, in virtual time (`loadbal simulate --replay TRACE`):
 //! the trace a run wrote (`--trace`) gives each job's measured cost on the
-//! node that computed it (making its data ready, computing it at full
-//! throttle), the path each node's pacer measured (rate and smallest round
+//! node that computed it (the worker's wait for it through the event loop,
+//! making its data ready, computing it at full throttle, handing its result
+//! back), the path each node's pacer measured (rate and smallest round
 //! trip), each node's throttle over the run and the run's settings. The
 //! simulator runs the run on those instead of a machine profile, with the
 //! same policy or another, other throttle changes or another link: "what
 //! would adaptive have done on the run I just had".
 //!
 //! A job's cost on the node that did not compute it is its cost where it
-//! was computed, scaled by the two nodes' median costs (1 when a node
-//! computed none, as for two nodes on one machine). The measured times
+//! was computed, scaled by the ratio of the two nodes' median computing
+//! times (1 when a node computed none). The measured times
 //! hold what slowed the workers in the real run (the event loops, moving
 //! data), so the replay charges nothing more for moving bytes.
 
@@ -67,8 +68,13 @@ struct Cost {
 }
 
 impl Cost {
-    fn of(job: &crate::trace::RecordedJob, node: &RecordedNode, wait: Option<f64>) -> Cost {
-        let (prepare, compute) = (job.cost.prepare_s.max(0.0), job.cost.compute_s.max(0.0));
+    /// None when a time is not a duration (negative, not a number, or
+    /// past a day: a trace edited by hand, or broken).
+    fn of(job: &crate::trace::RecordedJob, node: &RecordedNode, wait: Option<f64>) -> Option<Cost> {
+        let duration = |v: f64| (v.is_finite() && (0.0..86_400.0).contains(&v)).then_some(v);
+        let prepare = duration(job.cost.prepare_s)?;
+        let compute = duration(job.cost.compute_s)?;
+        duration(job.end_s - job.start_s)?;
         let extra = (job.end_s - job.start_s - prepare - compute).max(0.0);
         // The throttle when the job started: a span longer than half the
         // period's idle part holds a sleep.
@@ -80,12 +86,12 @@ impl Cost {
             .map_or(node.run.throttle, |(_, t)| *t);
         let idle = crate::throttle::PERIOD.as_secs_f64() * (1.0 - throttle.clamp(0.0, 1.0));
         let handoff = (throttle >= 1.0 || extra < idle / 2.0).then_some(extra);
-        Cost {
+        Some(Cost {
             wait,
             prepare,
             compute,
             handoff,
-        }
+        })
     }
 }
 
@@ -129,33 +135,29 @@ fn mean(values: &[f64]) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    values.retain(|v| v.is_finite());
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 {
-        values[mid]
-    } else {
-        (values[mid - 1] + values[mid]) / 2.0
-    })
+fn median(values: Vec<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| super::median(&values))
 }
 
 /// The link of one direction from what its sender's pacer measured: the
 /// rate as a bottleneck, half the smallest round trip as the delay.
+/// A measured figure the link model cannot take is brought within its
+/// range (a rate, say, beyond what a link config allows).
 fn measured_link(node: &RecordedNode) -> Option<LinkConfig> {
     let path = node.path?;
-    (path.rate_bytes_per_s > 0.0 && path.min_rtt_s >= 0.0).then(|| LinkConfig {
-        loss: 0.0,
-        duplicate: 0.0,
-        reorder: 0.0,
-        delay_ms: path.min_rtt_s * 1000.0 / 2.0,
-        jitter_ms: 0.0,
-        bandwidth_mbit: path.rate_bytes_per_s * 8.0 / 1e6,
-        seed: 1,
-    })
+    let usable = |v: f64| v.is_finite() && v >= 0.0;
+    (usable(path.rate_bytes_per_s) && path.rate_bytes_per_s > 0.0 && usable(path.min_rtt_s)).then(
+        || LinkConfig {
+            loss: 0.0,
+            duplicate: 0.0,
+            reorder: 0.0,
+            delay_ms: (path.min_rtt_s * 1000.0 / 2.0).min(60_000.0),
+            jitter_ms: 0.0,
+            bandwidth_mbit: (path.rate_bytes_per_s * 8.0 / 1e6)
+                .clamp(crate::config::limits::MIN_BANDWIDTH_MBIT, 1_000_000.0),
+            seed: 1,
+        },
+    )
 }
 
 impl Replay {
@@ -182,6 +184,30 @@ impl Replay {
                     .to_owned(),
             );
         }
+        // Two traces of one run: each node's says the same of the run.
+        if let (Some(m), Some(s)) = (master, slave) {
+            let run_of = |r: &RunInfo| {
+                (
+                    r.kind.clone(),
+                    r.jobs,
+                    r.elements_per_job,
+                    r.iterations,
+                    r.initial.to_bits(),
+                    r.addend.to_bits(),
+                    r.arrivals
+                        .map(|a| (a.rate_per_s.to_bits(), a.duration_s.to_bits(), a.seed)),
+                    r.policy.clone(),
+                    r.threshold,
+                )
+            };
+            if run_of(&m.run) != run_of(&s.run) {
+                return Err(
+                    "the master's and the slave's traces are of different runs (their workloads \
+                     or policies differ)"
+                        .to_owned(),
+                );
+            }
+        }
         let node_run = |role: Role| find(role).map_or(run, |n| &n.run);
         let vector = run.kind == "vector";
         let mut file = ConfigFile::default();
@@ -194,22 +220,35 @@ impl Replay {
             run.elements_per_job
         } else {
             // A digits or command job is bytes: modelled as doubles of the
-            // mean batch's bytes per job, each one iteration.
+            // mean batch's bytes per job (within the config's limit), each
+            // one iteration; the time is the measured one anyway.
             let (bytes, jobs) = nodes.iter().fold((0u64, 0u64), |a, n| {
                 (a.0 + n.jobs_sent.0, a.1 + n.jobs_sent.1)
             });
             file.workload.iterations = 1;
-            assumed.push(format!(
-                "a {} job is modelled as its mean bytes in a batch ({} from {jobs} jobs sent)",
-                run.kind,
-                bytes.checked_div(jobs).unwrap_or(0)
-            ));
-            u32::try_from(bytes.checked_div(jobs).unwrap_or(8).div_ceil(8))
-                .unwrap_or(u32::MAX)
-                .max(1)
+            let limit = crate::config::limits::MAX_ELEMENTS_PER_JOB;
+            let elements = bytes.checked_div(jobs).map_or(1, |b| b.div_ceil(8).max(1));
+            let elements = u32::try_from(elements).unwrap_or(u32::MAX).min(limit);
+            assumed.push(match bytes.checked_div(jobs) {
+                Some(mean) => format!(
+                    "a {} job moves as its mean bytes in a batch: {mean} ({jobs} jobs sent){}",
+                    run.kind,
+                    if elements == limit {
+                        ", cut to the config's largest job"
+                    } else {
+                        ""
+                    }
+                ),
+                None => format!(
+                    "a {} job moves as 8 bytes: the trace shows no batch of jobs sent",
+                    run.kind
+                ),
+            });
+            elements
         };
         file.policy.transfer = run.policy.clone();
         file.policy.threshold = Some(run.threshold);
+        file.policy.state_interval_ms = run.state_interval_ms;
         file.network.datagram_bytes = Some(run.datagram_bytes);
         file.network.compression = Some(run.compression);
         for role in [Role::Master, Role::Slave] {
@@ -219,8 +258,8 @@ impl Replay {
             } else {
                 &mut file.slave
             };
-            node.throttle = r.throttle.clamp(0.0, 1.0);
-            node.workers = r.workers.max(1);
+            node.throttle = r.throttle;
+            node.workers = r.workers;
         }
         let mut config = file
             .validate()
@@ -234,7 +273,11 @@ impl Replay {
         };
         for role in [Role::Master, Role::Slave] {
             let link = match node_run(role).link {
-                Some(link) => link,
+                Some(link) => {
+                    link.validate(&format!("the {} node's link", role.name()))
+                        .map_err(|e| format!("the trace's run does not make a config: {e}"))?;
+                    link
+                }
                 None => measured_or(role).unwrap_or_else(|| {
                     assumed.push(format!(
                         "no path measured from the {}: loopback assumed",
@@ -255,12 +298,33 @@ impl Replay {
         for (i, role) in [Role::Master, Role::Slave].into_iter().enumerate() {
             let Some(node) = find(role) else { continue };
             let waits = waits(node);
+            let (mut past, mut unusable) = (0u32, 0u32);
             for (job, wait) in node.jobs.iter().zip(waits) {
-                if let Some(slot) = by_node[i].get_mut(job.id as usize)
-                    && (job.kept || slot.is_none())
-                {
-                    *slot = Some(Cost::of(job, node, wait));
+                let Some(slot) = by_node[i].get_mut(job.id as usize) else {
+                    past += 1;
+                    continue;
+                };
+                let Some(cost) = Cost::of(job, node, wait) else {
+                    unusable += 1;
+                    continue;
+                };
+                if job.kept || slot.is_none() {
+                    *slot = Some(cost);
                 }
+            }
+            if past > 0 {
+                assumed.push(format!(
+                    "{past} jobs the {} computed are past the run's {total} (added while it \
+                     went): left out",
+                    role.name()
+                ));
+            }
+            if unusable > 0 {
+                assumed.push(format!(
+                    "{unusable} jobs of the {} have times that are not durations (negative, or \
+                     past a day): left out, the node's typical job in their place",
+                    role.name()
+                ));
             }
         }
         let costs = |i: usize, f: fn(&Cost) -> Option<f64>| -> Vec<f64> {
@@ -283,7 +347,13 @@ impl Replay {
         let mean_wait_s = either(wait, 0.0);
         let measured = [0, 1].map(|i| {
             let other = 1 - i;
-            let scale = median_compute_s[i] / median_compute_s[other].max(1e-12);
+            // A job the other node computed takes it this node's typical
+            // time for that node's (1 where either has none to compare).
+            let scale = if median_compute_s[i] > 0.0 && median_compute_s[other] > 0.0 {
+                median_compute_s[i] / median_compute_s[other]
+            } else {
+                1.0
+            };
             let mut m = MeasuredJobs {
                 wait_s: Vec::with_capacity(total as usize),
                 prepare_s: Vec::with_capacity(total as usize),
@@ -360,7 +430,27 @@ impl Replay {
                 nodes.push(node);
             }
         }
-        Replay::from_trace(&nodes)
+        let mut replay = Replay::from_trace(&nodes)?;
+        if paths.len() > 1 {
+            replay.assumed.push(
+                "each node's trace is on its own clock, from its own bootstrap: the slave's \
+                 throttle moves may come early by the time the bootstrap took to reach it"
+                    .to_owned(),
+            );
+        }
+        Ok(replay)
+    }
+
+    /// Each node's workers' rate, jobs a second at full throttle (master,
+    /// slave): one over its median job.
+    pub fn rates(&self) -> [f64; 2] {
+        self.median_compute_s.map(|s| 1.0 / s.max(1e-9))
+    }
+
+    /// The ideal finishing time of the replayed run under `config` and
+    /// `changes`, each node at its own rate.
+    pub fn ideal_s(&self, config: &Config, changes: &[ThrottleChange]) -> f64 {
+        super::ideal_seconds_at(config, self.rates(), changes)
     }
 
     /// The machine the replay models: its workers at the master's median
@@ -391,7 +481,10 @@ impl Replay {
             &self.machine(),
             changes,
             seed,
-            Some(self.measured.clone()),
+            Some(super::Measured {
+                jobs: self.measured.clone(),
+                rates: self.rates(),
+            }),
         )
     }
 }
@@ -504,6 +597,7 @@ mod tests {
             arrivals: None,
             policy: "sender".to_owned(),
             threshold: 2,
+            state_interval_ms: 50,
             workers: 1,
             throttle,
             datagram_bytes: 65507,
@@ -541,8 +635,9 @@ mod tests {
                 job(2, 0.046, 0.058, 0.010),
             ],
         );
-        // The slave, at 0.5: job 3's span holds a sleep of the throttle.
-        let slave = node(Role::Slave, 0.5, vec![job(3, 0.0, 0.062, 0.010)]);
+        // The slave, at 0.5, twice as slow: job 3's span holds a sleep of
+        // the throttle.
+        let slave = node(Role::Slave, 0.5, vec![job(3, 0.0, 0.072, 0.020)]);
         let replay = Replay::from_trace(&[master, slave]).unwrap();
         let m = &replay.measured[0];
         let close = |a: &[f64], b: &[f64]| {
@@ -557,11 +652,13 @@ mod tests {
         assert!(close(&m.prepare_s, &[0.001; 4]), "{:?}", m.prepare_s);
         assert!(close(&m.handoff_s, &[0.001; 4]), "{:?}", m.handoff_s);
         // Job 3 was the slave's: the master's cost for it is the slave's
-        // scaled by the two medians (equal here).
+        // scaled by the two medians (10 ms against 20), and the other way.
         assert!(close(&m.compute_s, &[0.010; 4]), "{:?}", m.compute_s);
+        let s = &replay.measured[1];
+        assert!(close(&s.compute_s, &[0.020; 4]), "{:?}", s.compute_s);
+        assert_eq!(replay.rates(), [100.0, 50.0]);
         // The slave's job 3 span holds a sleep: its handoff is not known,
         // and the slave has no other, so the master's mean stands in.
-        let s = &replay.measured[1];
         assert!(close(&s.handoff_s, &[0.001; 4]), "{:?}", s.handoff_s);
         // The link each way from the pacer: 10 Mbit/s, 2 ms one way.
         let link = replay.config.master.link.unwrap();
@@ -580,10 +677,66 @@ mod tests {
         let lonely = node(Role::Master, 1.0, Vec::new());
         let err = Replay::from_trace(&[lonely]).unwrap_err();
         assert_eq!(err, "the trace holds no computed job to take costs from");
+        let err = crate::trace::read(r#"{"traceEvents": [{"name": "loadbal_run""#).unwrap_err();
+        assert!(err.starts_with("is not a trace (JSON)"), "{err}");
         // One node alone replays, saying what it assumed.
         let master = node(Role::Master, 1.0, vec![job(0, 0.0, 0.012, 0.010)]);
-        let replay = Replay::from_trace(&[master]).unwrap();
+        let replay = Replay::from_trace(std::slice::from_ref(&master)).unwrap();
         assert_eq!(replay.assumed.len(), 1);
         assert!(replay.assumed[0].starts_with("the trace has no slave"));
+        let slave = node(Role::Slave, 1.0, vec![job(1, 0.0, 0.012, 0.010)]);
+        let replay = Replay::from_trace(std::slice::from_ref(&slave)).unwrap();
+        assert!(replay.assumed[0].starts_with("the trace has no master"));
+        assert_eq!(replay.real_finish_s, None);
+        // Two traces of different runs do not make one.
+        let mut other = slave.clone();
+        other.run.jobs = 5;
+        let err = Replay::from_trace(&[master.clone(), other]).unwrap_err();
+        assert!(err.contains("traces are of different runs"), "{err}");
+        // Jobs past the run, and times that are not durations, are left
+        // out and counted.
+        let mut odd = master.clone();
+        odd.jobs.push(job(9, 0.0, 0.012, 0.010));
+        odd.jobs.push(job(2, 0.0, 0.012, -1.0));
+        let replay = Replay::from_trace(&[odd, slave.clone()]).unwrap();
+        assert_eq!(
+            replay.assumed,
+            [
+                "1 jobs the master computed are past the run's 4 (added while it went): left out",
+                "1 jobs of the master have times that are not durations (negative, or past a \
+                 day): left out, the node's typical job in their place"
+            ]
+        );
+        // A link the run's description gives that no link can be is named.
+        let mut bad = master.clone();
+        bad.run.link = Some(crate::link::LinkConfig {
+            loss: 2.0,
+            ..crate::link::LinkConfig::default()
+        });
+        let err = Replay::from_trace(&[bad, slave]).unwrap_err();
+        assert!(err.contains("the master node's link.loss"), "{err}");
+    }
+
+    #[test]
+    fn a_run_with_arriving_jobs_replays() {
+        let text = r#"{ "workload": { "jobs": 64, "elements_per_job": 4096, "iterations": 1000,
+            "arrivals": { "rate_per_s": 200, "duration_s": 0.2 } } }"#;
+        let file: ConfigFile = parse(text, "test").unwrap();
+        let c = file
+            .validate_on(&Machine {
+                memory_bytes: 0,
+                logical_cpus: 2,
+            })
+            .unwrap();
+        let sim = super::super::simulate(&c, &machine(), &[], 1).unwrap();
+        let total = sim.report.jobs_total;
+        assert!(total > 64, "{total}");
+        let replay = Replay::from_trace(&crate::trace::read(&sim.trace).unwrap()).unwrap();
+        assert_eq!(replay.measured[0].compute_s.len(), total as usize);
+        let again = replay.run(&replay.config, &replay.changes, 1).unwrap();
+        assert!(again.report.verified);
+        assert_eq!(again.report.jobs_total, total);
+        let off = again.prediction.finish_s / sim.prediction.finish_s - 1.0;
+        assert!(off.abs() < 0.02, "{off}");
     }
 }

@@ -217,6 +217,7 @@ impl NodeCore {
             arrivals: p.arrivals,
             policy: self.adaptor.policy.name().to_owned(),
             threshold: p.threshold,
+            state_interval_ms: self.config.policy.state_interval_ms,
             workers: u32::try_from(me.workers).unwrap_or(u32::MAX),
             throttle: self.throttle,
             datagram_bytes: self.config.datagram_bytes,

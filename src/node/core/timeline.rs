@@ -106,6 +106,8 @@ pub struct RunInfo {
     pub policy: String,
     /// Its threshold, in its unit.
     pub threshold: u32,
+    /// How often this node sends its state to the peer, milliseconds.
+    pub state_interval_ms: u64,
     /// This node's workers.
     pub workers: u32,
     /// This node's throttle when the run started.
