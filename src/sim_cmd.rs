@@ -251,15 +251,8 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
     let result = sim::simulate(&config, &machine, &args.throttle_at, args.seed)
         .context("simulate")
         .map_err(runtime)?;
-    if let Some(path) = &args.trace {
-        loadbal::trace::write(path, &result.trace)
-            .with_context(|| format!("cannot write the trace to {}", path.display()))
-            .map_err(runtime)?;
-    }
+    emit(&result, args)?;
     let p = &result.prediction;
-    let json = result.to_json();
-    let _ = loadbal::term::out(&format!("{json}\n"));
-    write_json(args.json.as_deref(), &json)?;
     loadbal::say!(
         "simulated ({} policy): finishes in {:.3} s against an ideal {:.3} s (efficiency {:.3}); \
          {} jobs moved in {} transfers; {:.2} s to simulate",
@@ -272,6 +265,19 @@ pub fn simulate(args: &SimulateArgs) -> Result<u8, Failure> {
         p.wall_s
     );
     Ok(0)
+}
+
+/// Writes a simulated run's trace (`--trace`), prints its report and
+/// writes it (`--json`).
+fn emit(result: &sim::Simulation, args: &SimulateArgs) -> Result<(), Failure> {
+    if let Some(path) = &args.trace {
+        loadbal::trace::write(path, &result.trace)
+            .with_context(|| format!("cannot write the trace to {}", path.display()))
+            .map_err(runtime)?;
+    }
+    let json = result.to_json();
+    let _ = loadbal::term::out(&format!("{json}\n"));
+    write_json(args.json.as_deref(), &json)
 }
 
 /// `loadbal simulate --replay TRACE`.
@@ -335,15 +341,8 @@ fn replay_mode(args: &SimulateArgs) -> Result<u8, Failure> {
         .run(&config, &changes, args.seed)
         .context("replay")
         .map_err(runtime)?;
-    if let Some(path) = &args.trace {
-        loadbal::trace::write(path, &result.trace)
-            .with_context(|| format!("cannot write the trace to {}", path.display()))
-            .map_err(runtime)?;
-    }
+    emit(&result, args)?;
     let p = &result.prediction;
-    let json = result.to_json();
-    let _ = loadbal::term::out(&format!("{json}\n"));
-    write_json(args.json.as_deref(), &json)?;
     let same =
         config.policy == replay.config.policy && args.throttle_at.is_empty() && args.link.is_none();
     let against = match replay.real_finish_s {
